@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages tasq's tests and tools use (Debian/Ubuntu).
+#   wimtools, libwim-dev: wimlib-imagex and libwim, the peer that our WIMs are
+#                         checked against (tests only; tasq never links it)
+#   ntfs-3g, ntfs-3g-dev: mkntfs and libntfs-3g for NTFS volumes
+#   time:                 /usr/bin/time for the benchmark's peak-memory figures
+set -euo pipefail
+pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev time pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

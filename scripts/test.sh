@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo test --workspace --all-targets 2>&1
