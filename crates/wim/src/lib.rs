@@ -1,1 +1,25 @@
-//! The WIM container.
+//! The WIM container: read, write, capture and apply Windows Imaging files,
+//! interchangeable with DISM and wimlib.
+//!
+//! Layout of the crate, one concern per file: [`header`], [`reshdr`],
+//! [`blob_table`], [`security`], [`metadata`] (dentry tree), [`image`] (the
+//! in-memory model), [`integrity`], [`resource`] (chunked resources),
+//! [`reader`] and [`writer`], and the two seams to file systems:
+//! [`capture::CaptureSource`] and [`apply::ApplyTarget`].
+
+pub mod blob_table;
+pub mod error;
+pub mod hash;
+pub mod header;
+pub mod image;
+pub mod metadata;
+pub mod reshdr;
+pub mod security;
+
+pub use error::{Result, WimError};
+pub use hash::Sha1Hash;
+pub use tasq_codecs::CompressionFormat;
+
+pub mod apply;
+pub mod capture;
+pub mod reparse;

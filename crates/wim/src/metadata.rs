@@ -1,0 +1,589 @@
+//! The metadata resource of an image: security data, then the directory
+//! entry tree (root dentry, end marker, then each directory's child list
+//! in pre-order). Reading rebuilds inodes from hard-link group ids and
+//! assigns stream types with the same rules DISM and wimlib use; writing
+//! follows DISM's stream layout so Windows setup reads our images.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::error::{Result, WimError};
+use crate::hash::Sha1Hash;
+use crate::image::*;
+use crate::reshdr::{le16, le32, le64};
+use crate::security::{parse_security_data, serialize_security_data};
+
+const DENTRY_FIXED: usize = 102;
+const STREAM_FIXED: usize = 38;
+const MAX_DEPTH: usize = 16384;
+
+fn align8(x: usize) -> usize {
+    (x + 7) & !7
+}
+
+struct RawDentry {
+    attributes: u32,
+    security_id: u32,
+    subdir_offset: u64,
+    creation_time: u64,
+    last_access_time: u64,
+    last_write_time: u64,
+    main_hash: Sha1Hash,
+    unknown_0x54: u32,
+    reparse_tag: u32,
+    rp_reserved: u16,
+    rp_flags: u16,
+    link_group: u64,
+    name: Vec<u16>,
+    short_name: Vec<u16>,
+    extra: Vec<u8>,
+    /// (name, hash) of the extra stream entries.
+    extra_streams: Vec<(Vec<u16>, Sha1Hash)>,
+}
+
+fn utf16_at(b: &[u8]) -> Vec<u16> {
+    b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+}
+
+/// Reads the dentry at `*off`; `None` at an end-of-directory marker.
+fn read_dentry(buf: &[u8], off: &mut usize, image: u32) -> Result<Option<RawDentry>> {
+    let bad = |reason: String| WimError::InvalidMetadata { image, reason };
+    let start = *off;
+    if start.checked_add(8).is_none_or(|e| e > buf.len()) {
+        return Err(bad(format!("directory entry at offset {start} runs past the end of the metadata")));
+    }
+    let length = align8(le64(&buf[start..]).min(u32::MAX as u64 * 16) as usize);
+    if length <= 8 {
+        *off = start + 8;
+        return Ok(None);
+    }
+    if length < DENTRY_FIXED || start + length > buf.len() {
+        return Err(bad(format!("directory entry at offset {start} has invalid length {length}")));
+    }
+    let d = &buf[start..start + length];
+    let attributes = le32(&d[8..]);
+    let short_nb = le16(&d[98..]) as usize;
+    let name_nb = le16(&d[100..]) as usize;
+    if short_nb % 2 != 0 || name_nb % 2 != 0 {
+        return Err(bad(format!("directory entry at offset {start} has an odd name length")));
+    }
+    let mut need = DENTRY_FIXED;
+    if name_nb > 0 {
+        need += name_nb + 2;
+    }
+    if short_nb > 0 {
+        need += short_nb + 2;
+    }
+    if need > length {
+        return Err(bad(format!("directory entry at offset {start}: names overrun the entry")));
+    }
+    let mut p = DENTRY_FIXED;
+    let name = utf16_at(&d[p..p + name_nb]);
+    if name_nb > 0 {
+        p += name_nb + 2;
+    }
+    let short_name = utf16_at(&d[p..p + short_nb]);
+    if short_nb > 0 {
+        p += short_nb + 2;
+    }
+    let p = align8(p).min(length);
+    let extra = d[p..length].to_vec();
+    let mut main_hash = [0u8; 20];
+    main_hash.copy_from_slice(&d[64..84]);
+    let is_reparse = attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0;
+    let num_extra = le16(&d[96..]) as usize;
+    let mut pos = start + length;
+    let mut extra_streams = Vec::with_capacity(num_extra.min(64));
+    for i in 0..num_extra {
+        if pos + STREAM_FIXED > buf.len() {
+            return Err(bad(format!("stream entry {i} of entry at offset {start} runs past the end")));
+        }
+        let s = &buf[pos..];
+        let slen = align8(le64(s).min(u32::MAX as u64) as usize);
+        if slen < STREAM_FIXED || pos + slen > buf.len() {
+            return Err(bad(format!("stream entry {i} of entry at offset {start} has invalid length {slen}")));
+        }
+        let nb = le16(&s[36..]) as usize;
+        if nb % 2 != 0 || STREAM_FIXED + nb > slen {
+            return Err(bad(format!("stream entry {i} of entry at offset {start} has a bad name length")));
+        }
+        let mut h = [0u8; 20];
+        h.copy_from_slice(&s[16..36]);
+        extra_streams.push((utf16_at(&s[STREAM_FIXED..STREAM_FIXED + nb]), Sha1Hash(h)));
+        pos += slen;
+    }
+    *off = pos;
+    Ok(Some(RawDentry {
+        attributes,
+        security_id: le32(&d[12..]),
+        subdir_offset: le64(&d[16..]),
+        creation_time: le64(&d[40..]),
+        last_access_time: le64(&d[48..]),
+        last_write_time: le64(&d[56..]),
+        main_hash: Sha1Hash(main_hash),
+        unknown_0x54: le32(&d[84..]),
+        reparse_tag: if is_reparse { le32(&d[88..]) } else { 0 },
+        rp_reserved: if is_reparse { le16(&d[92..]) } else { 0 },
+        rp_flags: if is_reparse { le16(&d[94..]) } else { 0 },
+        link_group: if is_reparse { 0 } else { le64(&d[88..]) },
+        name,
+        short_name,
+        extra,
+        extra_streams,
+    }))
+}
+
+/// Assigns stream kinds the way DISM/wimlib readers do.
+fn build_streams(raw: &RawDentry) -> Vec<Stream> {
+    let is_reparse = raw.attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0;
+    let encrypted = raw.attributes & FILE_ATTRIBUTE_ENCRYPTED != 0;
+    let mut all: Vec<(Vec<u16>, Sha1Hash)> = Vec::with_capacity(1 + raw.extra_streams.len());
+    all.push((Vec::new(), raw.main_hash));
+    all.extend(raw.extra_streams.iter().cloned());
+    let mk = |kind, name: Vec<u16>, hash| Stream { kind, name, hash, size: 0, source: StreamSource::None };
+    let mut out = Vec::new();
+    if encrypted {
+        // Only one stream: the raw encrypted data (first non-zero unnamed).
+        let h = all
+            .iter()
+            .find(|(n, h)| n.is_empty() && !h.is_zero())
+            .map(|(_, h)| *h)
+            .unwrap_or(Sha1Hash::ZERO);
+        out.push(mk(StreamKind::EfsRaw, Vec::new(), h));
+        return out;
+    }
+    let mut found_reparse = false;
+    let mut found_data = false;
+    for (i, (name, hash)) in all.iter().enumerate() {
+        if !name.is_empty() {
+            out.push(mk(StreamKind::Data, name.clone(), *hash));
+        } else if i != 0 || !hash.is_zero() {
+            if is_reparse && !found_reparse {
+                found_reparse = true;
+                out.push(mk(StreamKind::ReparsePoint, Vec::new(), *hash));
+            } else if !found_data {
+                found_data = true;
+                out.push(mk(StreamKind::Data, Vec::new(), *hash));
+            }
+        }
+    }
+    if !found_reparse && !found_data {
+        let kind = if is_reparse { StreamKind::ReparsePoint } else { StreamKind::Data };
+        out.push(mk(kind, Vec::new(), Sha1Hash::ZERO));
+    }
+    // An empty unnamed data stream is represented by its absence.
+    out.retain(|s| !(s.is_unnamed_data() && s.hash.is_zero()));
+    out
+}
+
+/// Parses a metadata resource (already decompressed and SHA-1-checked).
+pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
+    let bad = |reason: String| WimError::InvalidMetadata { image, reason };
+    let (security, sd_len) = parse_security_data(buf, image)?;
+    let mut off = sd_len;
+    let root = read_dentry(buf, &mut off, image)?.ok_or_else(|| bad("no root directory entry".into()))?;
+    if root.attributes & FILE_ATTRIBUTE_DIRECTORY == 0 {
+        return Err(bad("the root entry is not a directory".into()));
+    }
+    let mut tree = ImageTree {
+        dentries: Vec::new(),
+        inodes: Vec::new(),
+        security,
+        warnings: Vec::new(),
+    };
+    // Hard-link groups: id -> inode index.
+    let mut groups: HashMap<u64, usize> = HashMap::new();
+    let nsd = tree.security.len() as u32;
+    let add = |tree: &mut ImageTree, raw: &RawDentry, parent: usize, groups: &mut HashMap<u64, usize>| -> usize {
+        let is_dir = raw.attributes & FILE_ATTRIBUTE_DIRECTORY != 0;
+        let inode_idx = match (raw.link_group, is_dir) {
+            (g, false) if g != 0 => *groups.entry(g).or_insert_with(|| {
+                tree.inodes.push(make_inode(raw, nsd));
+                tree.inodes.len() - 1
+            }),
+            _ => {
+                tree.inodes.push(make_inode(raw, nsd));
+                tree.inodes.len() - 1
+            }
+        };
+        tree.dentries.push(Dentry {
+            name: raw.name.clone(),
+            short_name: raw.short_name.clone(),
+            inode: inode_idx,
+            parent,
+            children: Vec::new(),
+        });
+        let id = tree.dentries.len() - 1;
+        if id != parent {
+            tree.dentries[parent].children.push(id);
+        }
+        id
+    };
+    let root_id = add(&mut tree, &root, 0, &mut groups);
+    tree.dentries[root_id].name.clear();
+    tree.dentries[root_id].short_name.clear();
+    let mut visited: HashSet<u64> = HashSet::new();
+    // (dentry id, subdir offset, depth)
+    let mut stack = vec![(root_id, root.subdir_offset, 0usize)];
+    while let Some((dir, sub, depth)) = stack.pop() {
+        if sub == 0 {
+            continue;
+        }
+        if depth >= MAX_DEPTH {
+            return Err(bad("directory tree too deep".into()));
+        }
+        if !visited.insert(sub) {
+            return Err(bad(format!(
+                "directory cycle: the children of {} were already read at offset {sub}",
+                tree.path_of(dir)
+            )));
+        }
+        if sub as usize >= buf.len() || (sub as usize) < sd_len {
+            return Err(bad(format!("child list of {} at invalid offset {sub}", tree.path_of(dir))));
+        }
+        let mut off = sub as usize;
+        let mut names: HashSet<Vec<u16>> = HashSet::new();
+        while let Some(raw) = read_dentry(buf, &mut off, image)? {
+            if raw.name.is_empty() {
+                return Err(bad(format!("an entry in {} has an empty name", tree.path_of(dir))));
+            }
+            if !names.insert(raw.name.clone()) {
+                tree.warnings.push(format!(
+                    "ignored duplicate entry {}\\{}",
+                    tree.path_of(dir).trim_end_matches('\\'),
+                    String::from_utf16_lossy(&raw.name)
+                ));
+                continue;
+            }
+            let id = add(&mut tree, &raw, dir, &mut groups);
+            if raw.subdir_offset != 0 {
+                if raw.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
+                    stack.push((id, raw.subdir_offset, depth + 1));
+                } else {
+                    tree.warnings.push(format!("ignored children of non-directory {}", tree.path_of(id)));
+                }
+            }
+        }
+    }
+    Ok(tree)
+}
+
+fn make_inode(raw: &RawDentry, nsd: u32) -> Inode {
+    Inode {
+        attributes: raw.attributes,
+        security_id: if raw.security_id < nsd { Some(raw.security_id) } else { None },
+        creation_time: raw.creation_time,
+        last_access_time: raw.last_access_time,
+        last_write_time: raw.last_write_time,
+        unknown_0x54: raw.unknown_0x54,
+        reparse_tag: raw.reparse_tag,
+        rp_reserved: raw.rp_reserved,
+        rp_flags: raw.rp_flags,
+        streams: build_streams(raw),
+        extra: raw.extra.clone(),
+    }
+}
+
+/// The stream entries to write for an inode: (main_hash, extra entries).
+fn layout_streams(inode: &Inode) -> (Sha1Hash, Vec<(Vec<u16>, Sha1Hash)>) {
+    let find = |k: StreamKind| {
+        inode
+            .streams
+            .iter()
+            .find(|s| s.kind == k && s.name.is_empty())
+            .map(|s| s.hash)
+            .unwrap_or(Sha1Hash::ZERO)
+    };
+    let mut unnamed = Vec::new();
+    let mut named = Vec::new();
+    if inode.attributes & FILE_ATTRIBUTE_ENCRYPTED != 0 {
+        unnamed.push(find(StreamKind::EfsRaw));
+    } else {
+        if inode.is_reparse_point() {
+            unnamed.push(find(StreamKind::ReparsePoint));
+        }
+        if !inode.is_directory() {
+            unnamed.push(find(StreamKind::Data));
+        }
+        for s in &inode.streams {
+            if s.kind == StreamKind::Data && !s.name.is_empty() {
+                named.push((s.name.clone(), s.hash));
+            }
+        }
+    }
+    if unnamed.len() <= 1 && named.is_empty() {
+        return (unnamed.first().copied().unwrap_or(Sha1Hash::ZERO), Vec::new());
+    }
+    let mut extra: Vec<(Vec<u16>, Sha1Hash)> = unnamed.into_iter().map(|h| (Vec::new(), h)).collect();
+    extra.extend(named);
+    (Sha1Hash::ZERO, extra)
+}
+
+fn dentry_len(d: &Dentry, inode: &Inode) -> usize {
+    let mut len = DENTRY_FIXED;
+    if !d.name.is_empty() {
+        len += d.name.len() * 2 + 2;
+    }
+    if !d.short_name.is_empty() {
+        len += d.short_name.len() * 2 + 2;
+    }
+    len = align8(len);
+    len += align8(inode.extra.len());
+    len
+}
+
+fn stream_entries_len(extra: &[(Vec<u16>, Sha1Hash)]) -> usize {
+    extra
+        .iter()
+        .map(|(n, _)| align8(STREAM_FIXED + if n.is_empty() { 0 } else { n.len() * 2 + 2 }))
+        .sum()
+}
+
+fn put_u16s(out: &mut Vec<u8>, s: &[u16]) {
+    for c in s {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+}
+
+fn write_dentry(out: &mut Vec<u8>, d: &Dentry, inode: &Inode, subdir_offset: u64, link_id: u64) {
+    let start = out.len();
+    let (main_hash, extra) = layout_streams(inode);
+    let len = dentry_len(d, inode);
+    out.extend_from_slice(&(len as u64).to_le_bytes());
+    out.extend_from_slice(&inode.attributes.to_le_bytes());
+    out.extend_from_slice(&inode.security_id.map(|x| x as i32).unwrap_or(-1).to_le_bytes());
+    out.extend_from_slice(&subdir_offset.to_le_bytes());
+    out.extend_from_slice(&[0u8; 16]);
+    out.extend_from_slice(&inode.creation_time.to_le_bytes());
+    out.extend_from_slice(&inode.last_access_time.to_le_bytes());
+    out.extend_from_slice(&inode.last_write_time.to_le_bytes());
+    out.extend_from_slice(&main_hash.0);
+    out.extend_from_slice(&inode.unknown_0x54.to_le_bytes());
+    if inode.is_reparse_point() {
+        out.extend_from_slice(&inode.reparse_tag.to_le_bytes());
+        out.extend_from_slice(&inode.rp_reserved.to_le_bytes());
+        out.extend_from_slice(&inode.rp_flags.to_le_bytes());
+    } else {
+        out.extend_from_slice(&link_id.to_le_bytes());
+    }
+    out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+    out.extend_from_slice(&((d.short_name.len() * 2) as u16).to_le_bytes());
+    out.extend_from_slice(&((d.name.len() * 2) as u16).to_le_bytes());
+    if !d.name.is_empty() {
+        put_u16s(out, &d.name);
+        out.extend_from_slice(&[0, 0]);
+    }
+    if !d.short_name.is_empty() {
+        put_u16s(out, &d.short_name);
+        out.extend_from_slice(&[0, 0]);
+    }
+    out.resize(start + align8(out.len() - start), 0);
+    if !inode.extra.is_empty() {
+        out.extend_from_slice(&inode.extra);
+        out.resize(start + align8(out.len() - start), 0);
+    }
+    debug_assert_eq!(out.len() - start, len);
+    for (name, hash) in &extra {
+        let s = out.len();
+        let slen = align8(STREAM_FIXED + if name.is_empty() { 0 } else { name.len() * 2 + 2 });
+        out.extend_from_slice(&(slen as u64).to_le_bytes());
+        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&hash.0);
+        out.extend_from_slice(&((name.len() * 2) as u16).to_le_bytes());
+        if !name.is_empty() {
+            put_u16s(out, name);
+            out.extend_from_slice(&[0, 0]);
+        }
+        out.resize(s + slen, 0);
+    }
+}
+
+/// Serialises an image into a metadata resource.
+pub fn serialize_metadata(tree: &ImageTree) -> Vec<u8> {
+    let mut out = Vec::new();
+    serialize_security_data(&tree.security, &mut out);
+    let links = tree.link_counts();
+    let link_id = |inode: usize| -> u64 {
+        if links[inode] > 1 && !tree.inodes[inode].is_directory() {
+            inode as u64 + 1
+        } else {
+            0
+        }
+    };
+    let full_len = |d: usize| {
+        let de = &tree.dentries[d];
+        let inode = &tree.inodes[de.inode];
+        dentry_len(de, inode) + stream_entries_len(&layout_streams(inode).1)
+    };
+    // Directory order: pre-order; each directory's child list is placed in
+    // that order after the root entry and its end marker.
+    let order = tree.preorder();
+    let sorted: HashMap<usize, Vec<usize>> = order
+        .iter()
+        .filter(|&&d| tree.inode_of(d).is_directory())
+        .map(|&d| (d, tree.sorted_children(d)))
+        .collect();
+    let mut subdir = vec![0u64; tree.dentries.len()];
+    let mut pos = out.len() + full_len(ImageTree::ROOT) + 8;
+    for &d in &order {
+        if let Some(kids) = sorted.get(&d) {
+            subdir[d] = pos as u64;
+            pos += kids.iter().map(|&k| full_len(k)).sum::<usize>() + 8;
+        }
+    }
+    let root = &tree.dentries[ImageTree::ROOT];
+    write_dentry(&mut out, root, &tree.inodes[root.inode], subdir[ImageTree::ROOT], 0);
+    out.extend_from_slice(&[0u8; 8]);
+    for &d in &order {
+        if let Some(kids) = sorted.get(&d) {
+            debug_assert_eq!(out.len() as u64, subdir[d]);
+            for &k in kids {
+                let de = &tree.dentries[k];
+                write_dentry(&mut out, de, &tree.inodes[de.inode], subdir[k], link_id(de.inode));
+            }
+            out.extend_from_slice(&[0u8; 8]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_stream(name: &str, b: u8, size: u64) -> Stream {
+        Stream {
+            kind: StreamKind::Data,
+            name: utf16(name),
+            hash: Sha1Hash([b; 20]),
+            size,
+            source: StreamSource::None,
+        }
+    }
+
+    pub(crate) fn sample_tree() -> ImageTree {
+        let mut t = ImageTree::new();
+        t.security = vec![vec![1, 0, 4, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]];
+        t.root_inode_mut().security_id = Some(0);
+        let dir = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, creation_time: 5, ..Inode::default() });
+        let file = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_NORMAL,
+            last_write_time: 123456789,
+            streams: vec![data_stream("", 1, 10)],
+            ..Inode::default()
+        });
+        let ads = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_ARCHIVE,
+            streams: vec![data_stream("", 2, 5), data_stream("zone", 3, 7)],
+            ..Inode::default()
+        });
+        let link = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_REPARSE_POINT,
+            reparse_tag: IO_REPARSE_TAG_SYMLINK,
+            rp_flags: WIM_RP_FLAG_NOT_FIXED,
+            streams: vec![Stream { kind: StreamKind::ReparsePoint, name: vec![], hash: Sha1Hash([4; 20]), size: 30, source: StreamSource::None }],
+            ..Inode::default()
+        });
+        let empty = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_NORMAL, ..Inode::default() });
+        let d = t.add_dentry(0, utf16("Windows"), utf16("WINDOWS"), dir);
+        t.add_dentry(d, utf16("notepad.exe"), vec![], file);
+        t.add_dentry(0, utf16("hard-link-to-notepad.exe"), utf16("HARD-L~1.EXE"), file);
+        t.add_dentry(d, utf16("ads.txt"), vec![], ads);
+        t.add_dentry(0, utf16("link"), vec![], link);
+        t.add_dentry(d, utf16("empty"), vec![], empty);
+        let sub = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Inode::default() });
+        t.add_dentry(d, utf16("System32"), vec![], sub);
+        t
+    }
+
+    /// Trees compare equal up to dentry/inode numbering and sizes.
+    fn canonical(t: &ImageTree) -> Vec<String> {
+        let links = t.link_counts();
+        t.preorder()
+            .into_iter()
+            .map(|d| {
+                let de = &t.dentries[d];
+                let i = &t.inodes[de.inode];
+                let streams: Vec<String> = i.streams.iter().map(|s| format!("{:?}:{}:{}", s.kind, s.name_string(), s.hash)).collect();
+                format!(
+                    "{} short={} attr={:x} sd={:?} t={},{},{} rp={:x}/{} links={} streams={:?} extra={:?}",
+                    t.path_of(d),
+                    String::from_utf16_lossy(&de.short_name),
+                    i.attributes,
+                    i.security_id,
+                    i.creation_time,
+                    i.last_access_time,
+                    i.last_write_time,
+                    i.reparse_tag,
+                    i.rp_flags,
+                    links[de.inode],
+                    streams,
+                    i.extra
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = sample_tree();
+        let bytes = serialize_metadata(&t);
+        let back = parse_metadata(&bytes, 1).unwrap();
+        assert_eq!(canonical(&back), canonical(&t));
+        assert_eq!(back.security, t.security);
+        // Once normalised (inode numbering), serialising is a fixed point.
+        let again = serialize_metadata(&back);
+        assert_eq!(again.len(), bytes.len());
+        assert_eq!(serialize_metadata(&parse_metadata(&again, 1).unwrap()), again);
+    }
+
+    #[test]
+    fn truncated_or_garbage_metadata_is_an_error() {
+        let bytes = serialize_metadata(&sample_tree());
+        for cut in [0, 5, 8, 40, 100, bytes.len() / 2, bytes.len() - 1] {
+            assert!(parse_metadata(&bytes[..cut], 1).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn cycle_is_detected() {
+        let mut t = ImageTree::new();
+        let dir = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Inode::default() });
+        t.add_dentry(0, utf16("a"), vec![], dir);
+        let mut bytes = serialize_metadata(&t);
+        // Point the child directory's subdir offset back at the root's child list.
+        let root_list = le64(&bytes[8 + 16..]) as usize;
+        let child_off = root_list;
+        let root_sub = bytes[8 + 16..8 + 24].to_vec();
+        bytes[child_off + 16..child_off + 24].copy_from_slice(&root_sub);
+        let err = parse_metadata(&bytes, 3).unwrap_err().to_string();
+        assert!(err.contains("cycle"), "{err}");
+        assert!(err.contains("image 3"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_names_keep_the_first() {
+        let mut t = ImageTree::new();
+        let a = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_NORMAL, creation_time: 1, ..Inode::default() });
+        let b = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_NORMAL, creation_time: 2, ..Inode::default() });
+        t.add_dentry(0, utf16("x"), vec![], a);
+        t.add_dentry(0, utf16("x"), vec![], b);
+        let back = parse_metadata(&serialize_metadata(&t), 1).unwrap();
+        assert_eq!(back.dentries.len(), 2);
+        assert_eq!(back.warnings.len(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)) {
+            let _ = parse_metadata(&data, 1);
+        }
+
+        #[test]
+        fn mutated_metadata_never_panics(pos in 0usize..1000, val: u8) {
+            let mut bytes = serialize_metadata(&sample_tree());
+            let p = pos % bytes.len();
+            bytes[p] = val;
+            let _ = parse_metadata(&bytes, 1);
+        }
+    }
+}
