@@ -1,1 +1,3 @@
 //! The WIM container.
+pub mod capture_config;
+pub mod xml;
