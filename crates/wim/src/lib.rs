@@ -3,23 +3,27 @@
 //!
 //! Layout of the crate, one concern per file: [`header`], [`reshdr`],
 //! [`blob_table`], [`security`], [`metadata`] (dentry tree), [`image`] (the
-//! in-memory model), [`integrity`], [`resource`] (chunked resources),
-//! [`reader`] and [`writer`], and the two seams to file systems:
-//! [`capture::CaptureSource`] and [`apply::ApplyTarget`].
+//! in-memory model), [`xml`] (image information), [`integrity`],
+//! [`resource`] (chunked resources), [`reader`] and [`writer`], and the two
+//! seams to file systems: [`capture::CaptureSource`] and
+//! [`apply::ApplyTarget`].
 
+pub mod apply;
 pub mod blob_table;
+pub mod capture;
+pub mod capture_config;
 pub mod error;
 pub mod hash;
 pub mod header;
 pub mod image;
 pub mod metadata;
+pub mod pool;
+pub mod reparse;
 pub mod reshdr;
+pub mod resource;
 pub mod security;
+pub mod xml;
 
 pub use error::{Result, WimError};
 pub use hash::Sha1Hash;
 pub use tasq_codecs::CompressionFormat;
-
-pub mod apply;
-pub mod capture;
-pub mod reparse;
