@@ -5,9 +5,10 @@
 //!    with an empty path, first of all);
 //! 2. `create_file` for the first name of every non-directory inode and
 //!    `create_hard_link` for its other names;
-//! 3. `open_stream` for every non-empty data stream, in the order blobs
-//!    lie in the WIM (each stream's bytes written in order, then the writer
-//!    dropped); empty named streams are opened and dropped with no data;
+//! 3. for every data stream with content, in the order blobs lie in the
+//!    WIM: `begin_stream`, `write_stream` with the bytes in order,
+//!    `end_stream`; an empty named stream gets `begin_stream` and
+//!    `end_stream` only; at most one stream is open at a time;
 //! 4. `set_reparse_point` for reparse-point inodes;
 //! 5. `set_metadata` for every entry, children before parents (so that
 //!    directory times survive the creation of their contents);
@@ -17,7 +18,6 @@
 //! empty name, a separator or a NUL in a component.
 
 use std::fmt;
-use std::io::Write;
 use std::path::PathBuf;
 
 use crate::error::Result;
@@ -131,7 +131,13 @@ pub trait ApplyTarget {
     fn create_hard_link(&mut self, existing: &WimPath, entry: &ApplyEntry) -> Result<()>;
 
     /// Opens a data stream of a created file for writing `stream.size` bytes.
-    fn open_stream<'s>(&'s mut self, path: &WimPath, stream: &Stream) -> Result<Box<dyn Write + 's>>;
+    fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()>;
+
+    /// Appends bytes to the stream opened by `begin_stream`.
+    fn write_stream(&mut self, data: &[u8]) -> Result<()>;
+
+    /// Closes the stream opened by `begin_stream`.
+    fn end_stream(&mut self) -> Result<()>;
 
     /// Sets the reparse data (without the 8-byte header) of an entry.
     fn set_reparse_point(&mut self, entry: &ApplyEntry, data: &[u8]) -> Result<()>;
@@ -160,4 +166,218 @@ mod tests {
         assert_eq!(p.to_relative_path(), PathBuf::from("Windows/System32"));
         assert_eq!(WimPath::root().to_string(), "\\");
     }
+}
+
+/// Options of [`apply_image`].
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Decompression threads; 0 = one per core.
+    pub threads: usize,
+}
+
+/// Progress of an apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyProgress {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub entries_done: u64,
+    pub entries_total: u64,
+}
+
+/// Applies image `n` (1-based) of `wim` to `target`.
+///
+/// Everything that can be checked is checked before the target is touched:
+/// the metadata (SHA-1, structure), every name (no `..`, separators, NUL,
+/// names that are not valid UTF-16) and the presence of every blob.
+pub fn apply_image(
+    wim: &crate::reader::Wim,
+    n: u32,
+    target: &mut dyn ApplyTarget,
+    opts: &ApplyOptions,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<()> {
+    use crate::error::WimError;
+    use crate::image::{ImageTree, StreamKind};
+    use std::collections::HashMap;
+
+    let tree = wim.read_image(n)?;
+    // Paths, validated.
+    let mut paths: Vec<WimPath> = vec![WimPath::root(); tree.dentries.len()];
+    let order = tree.preorder();
+    for &d in order.iter().skip(1) {
+        let de = &tree.dentries[d];
+        let name = String::from_utf16(&de.name).map_err(|_| WimError::UnsafeName {
+            image: n,
+            path: tree.path_of(d),
+            reason: "name is not valid UTF-16".into(),
+        })?;
+        let p = paths[de.parent].child(&name).map_err(|reason| WimError::UnsafeName {
+            image: n,
+            path: tree.path_of(d),
+            reason,
+        })?;
+        paths[d] = p;
+    }
+    // Every blob present?
+    let mut total_bytes = 0u64;
+    for (i, inode) in tree.inodes.iter().enumerate() {
+        for s in &inode.streams {
+            if s.hash.is_zero() {
+                continue;
+            }
+            match wim.blob(&s.hash) {
+                Some(b) => total_bytes += b.reshdr.uncompressed_size,
+                None => {
+                    let d = tree.dentries.iter().position(|d| d.inode == i).unwrap_or(0);
+                    return Err(WimError::MissingBlob { hash: s.hash.to_string(), needed_by: tree.path_of(d) });
+                }
+            }
+        }
+    }
+    let sd = |inode: &crate::image::Inode| -> Option<&[u8]> {
+        inode.security_id.and_then(|i| tree.security.get(i as usize)).map(|v| v.as_slice())
+    };
+    let entry = |d: usize| -> ApplyEntry {
+        let de = &tree.dentries[d];
+        let inode = &tree.inodes[de.inode];
+        ApplyEntry { path: &paths[d], inode, short_name: &de.short_name, security_descriptor: sd(inode) }
+    };
+    let mut prog = ApplyProgress { bytes_total: total_bytes, entries_total: tree.dentries.len() as u64, ..Default::default() };
+
+    // 1. directories
+    for &d in &order {
+        if tree.inode_of(d).is_directory() {
+            target.create_directory(&entry(d))?;
+        }
+    }
+    // 2. files and hard links
+    let mut first_name: HashMap<usize, usize> = HashMap::new();
+    for &d in &order {
+        let ino = tree.dentries[d].inode;
+        if tree.inodes[ino].is_directory() {
+            continue;
+        }
+        match first_name.get(&ino) {
+            Some(&first) => target.create_hard_link(&paths[first], &entry(d))?,
+            None => {
+                first_name.insert(ino, d);
+                target.create_file(&entry(d))?;
+            }
+        }
+        prog.entries_done += 1;
+    }
+    // 3. data streams, blobs in file order; each blob read once.
+    let mut refs: HashMap<crate::hash::Sha1Hash, Vec<(usize, usize)>> = HashMap::new(); // hash -> (dentry, stream idx)
+    let dentry_of_inode = |ino: usize| -> usize {
+        if tree.inodes[ino].is_directory() {
+            tree.dentries.iter().position(|d| d.inode == ino).unwrap_or(ImageTree::ROOT)
+        } else {
+            first_name.get(&ino).copied().unwrap_or(ImageTree::ROOT)
+        }
+    };
+    let mut dir_dentry: HashMap<usize, usize> = HashMap::new();
+    for &d in &order {
+        dir_dentry.entry(tree.dentries[d].inode).or_insert(d);
+    }
+    for (ino, inode) in tree.inodes.iter().enumerate() {
+        let Some(&d) = dir_dentry.get(&ino) else { continue };
+        let d = if inode.is_directory() { d } else { dentry_of_inode(ino) };
+        for (si, s) in inode.streams.iter().enumerate() {
+            if s.kind != StreamKind::Data {
+                continue;
+            }
+            if s.hash.is_zero() {
+                if !s.name.is_empty() {
+                    target.begin_stream(&paths[d], s)?;
+                    target.end_stream()?;
+                }
+                continue;
+            }
+            refs.entry(s.hash).or_default().push((d, si));
+        }
+    }
+    let mut blobs: Vec<&crate::blob_table::BlobEntry> = refs.keys().filter_map(|h| wim.blob(h)).collect();
+    blobs.sort_by_key(|b| b.reshdr.offset_in_wim);
+    const BUFFER_LIMIT: u64 = 64 << 20;
+    {
+        // Per blob: single reference -> stream straight into the target;
+        // several -> buffer (up to 64 MiB) and write each; larger blobs with
+        // several references are written to the first and copied by reading
+        // the blob again for the others.
+        let mut cur: Option<usize> = None;
+        let mut buffered: Vec<u8> = Vec::new();
+        let mut second_pass: Vec<usize> = Vec::new();
+        let mut bytes_done = 0u64;
+        let mut reader = crate::extract::BlobReader::new(wim, blobs.clone(), opts.threads);
+        while let Some(ev) = reader.next_event()? {
+            match ev {
+                crate::extract::BlobEvent::Data(bi, data) => {
+                    let b = blobs[bi];
+                    let rs = &refs[&b.hash];
+                    if rs.len() > 1 && b.reshdr.uncompressed_size <= BUFFER_LIMIT {
+                        buffered.extend_from_slice(&data);
+                        continue;
+                    }
+                    if cur != Some(bi) {
+                        let (d, si) = rs[0];
+                        let s = &tree.inodes[tree.dentries[d].inode].streams[si];
+                        target.begin_stream(&paths[d], s)?;
+                        cur = Some(bi);
+                    }
+                    target.write_stream(&data)?;
+                }
+                crate::extract::BlobEvent::Done(bi) => {
+                    let b = blobs[bi];
+                    let rs = &refs[&b.hash];
+                    if cur.take().is_some() {
+                        target.end_stream()?;
+                    }
+                    if rs.len() > 1 && b.reshdr.uncompressed_size <= BUFFER_LIMIT {
+                        for &(d, si) in rs {
+                            let s = &tree.inodes[tree.dentries[d].inode].streams[si];
+                            target.begin_stream(&paths[d], s)?;
+                            target.write_stream(&buffered)?;
+                            target.end_stream()?;
+                        }
+                        buffered.clear();
+                    } else if rs.len() > 1 {
+                        second_pass.push(bi);
+                    }
+                    bytes_done += b.reshdr.uncompressed_size;
+                    progress(ApplyProgress { bytes_done, ..prog });
+                }
+            }
+        }
+        for bi in second_pass {
+            let b = blobs[bi];
+            for &(d, si) in &refs[&b.hash][1..] {
+                let s = &tree.inodes[tree.dentries[d].inode].streams[si];
+                target.begin_stream(&paths[d], s)?;
+                wim.read_blob(b, &mut |c| target.write_stream(c))?;
+                target.end_stream()?;
+            }
+        }
+        prog.bytes_done = total_bytes;
+    }
+    // 4. reparse points
+    for &d in &order {
+        let inode = tree.inode_of(d);
+        if !inode.is_reparse_point() || first_name.get(&tree.dentries[d].inode).is_some_and(|&f| f != d) {
+            continue;
+        }
+        let data = match inode.reparse_stream() {
+            Some(s) if !s.hash.is_zero() => {
+                let b = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob { hash: s.hash.to_string(), needed_by: tree.path_of(d) })?;
+                wim.read_blob_to_vec(b, crate::reparse::REPARSE_POINT_MAX_SIZE as u64)?
+            }
+            _ => Vec::new(),
+        };
+        target.set_reparse_point(&entry(d), &data)?;
+    }
+    // 5. metadata, children before parents
+    for &d in order.iter().rev() {
+        target.set_metadata(&entry(d))?;
+    }
+    progress(ApplyProgress { entries_done: prog.entries_total, ..prog });
+    target.finish()
 }

@@ -1,0 +1,960 @@
+//! Writing WIM files: new ones (into a temporary file beside the
+//! destination, renamed into place only when complete), appends in place
+//! (new data after the old end, the header rewritten last, so an
+//! interrupted append leaves the old WIM intact), and rebuilds.
+//!
+//! File data goes through [`ResourceWriter`], which cuts each blob into
+//! chunks, compresses them on every core through an [`OrderedPool`] and
+//! writes them in order with their chunk tables.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use tasq_codecs::{new_compressor, CompressionFormat};
+
+use crate::blob_table::{serialize_blob_table, BlobEntry};
+use crate::capture::{CaptureFilter, CaptureSource, ScanProgress};
+use crate::error::{IoContext, Result, WimError};
+use crate::hash::{Sha1Hash, Sha1Hasher};
+use crate::header::{Header, HDR_FLAG_WRITE_IN_PROGRESS, HEADER_SIZE};
+use crate::image::{ImageTree, StreamSource};
+use crate::integrity::build_integrity_table;
+use crate::metadata::serialize_metadata;
+use crate::pool::{default_threads, OrderedPool};
+use crate::reader::Wim;
+use crate::reshdr::{ResHdr, RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_METADATA};
+use crate::xml::{filetime_now, ImageInfo, WimInfo};
+
+/// How to write.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    pub compression: CompressionFormat,
+    pub chunk_size: u32,
+    /// Compression level on wimlib's scale (20 fast, 50 default, 100 slow).
+    pub level: u32,
+    /// Compressor threads; 0 = one per core.
+    pub threads: usize,
+    /// Write an integrity table.
+    pub integrity: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { compression: CompressionFormat::Lzx, chunk_size: 32768, level: 50, threads: 0, integrity: false }
+    }
+}
+
+/// Progress of writing, for displays.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteProgress {
+    /// Bytes of file data processed (read and hashed, written or deduplicated).
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub files_done: u64,
+    pub files_total: u64,
+}
+
+/// What the new image's XML entry says.
+#[derive(Debug, Clone, Default)]
+pub struct ImageOptions {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub display_name: Option<String>,
+    pub display_description: Option<String>,
+    pub flags: Option<String>,
+    /// Make this image the bootable one.
+    pub boot: bool,
+}
+
+const OUT_BUF: usize = 1 << 20;
+
+/// Buffered output that knows its position and can patch bytes already
+/// written (chunk tables, the header).
+struct Output {
+    file: File,
+    buf: Vec<u8>,
+    /// File offset of buf[0].
+    base: u64,
+    what: String,
+}
+
+impl Output {
+    fn pos(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        if self.buf.len() + data.len() > OUT_BUF {
+            self.flush()?;
+        }
+        if data.len() >= OUT_BUF {
+            self.file.write_all_at(data, self.base).ctx(|| format!("writing {}", self.what))?;
+            self.base += data.len() as u64;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all_at(&self.buf, self.base).ctx(|| format!("writing {}", self.what))?;
+            self.base += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+    /// Overwrites bytes at an earlier offset.
+    fn patch(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let end = offset + data.len() as u64;
+        if offset >= self.base {
+            let s = (offset - self.base) as usize;
+            self.buf[s..s + data.len()].copy_from_slice(data);
+        } else if end <= self.base {
+            self.file.write_all_at(data, offset).ctx(|| format!("writing {}", self.what))?;
+        } else {
+            self.flush()?;
+            self.file.write_all_at(data, offset).ctx(|| format!("writing {}", self.what))?;
+        }
+        Ok(())
+    }
+}
+
+struct ChunkJob {
+    data: Vec<u8>,
+}
+
+struct ChunkDone {
+    /// Compressed bytes, or the input back when it did not shrink.
+    data: Vec<u8>,
+    raw: bool,
+    usize: u32,
+}
+
+/// One resource being written on the emit side.
+struct OpenResource {
+    id: usize,
+    start: u64,
+    usize: u64,
+    nchunks: u64,
+    entry_size: u64,
+    sizes: Vec<u32>,
+    single_raw: bool,
+    metadata: bool,
+}
+
+/// Writes resources (blobs, metadata) as chunked, compressed data.
+pub struct ResourceWriter {
+    chunk_size: u32,
+    pool: Option<OrderedPool<ChunkJob, ChunkDone>>,
+    /// Per submitted chunk: (resource id, chunk index) in submission order.
+    pending: std::collections::VecDeque<(usize, u64)>,
+    /// Resources begun but not fully emitted: id -> (usize, nchunks, metadata).
+    declared: HashMap<usize, (u64, u64, bool)>,
+    open: Option<OpenResource>,
+    /// Finished reshdrs by resource id.
+    done: HashMap<usize, ResHdr>,
+    next_id: usize,
+    cur: Option<(usize, u64, u64)>, // (id, chunks submitted, bytes submitted)
+    partial: Vec<u8>,
+}
+
+impl ResourceWriter {
+    fn new(format: CompressionFormat, chunk_size: u32, level: u32, threads: usize) -> Self {
+        let pool = if format == CompressionFormat::None {
+            None
+        } else {
+            let threads = if threads == 0 { default_threads() } else { threads };
+            let cs = chunk_size as usize;
+            Some(OrderedPool::new(threads, move || {
+                let mut c = new_compressor(format, cs, level);
+                let mut out = vec![0u8; cs];
+                move |job: ChunkJob| {
+                    let n = job.data.len();
+                    let res = c.as_mut().and_then(|c| {
+                        if out.len() < n {
+                            out.resize(n, 0);
+                        }
+                        c.compress(&job.data, &mut out[..n])
+                    });
+                    match res {
+                        Some(k) if k < n => ChunkDone { data: out[..k].to_vec(), raw: false, usize: n as u32 },
+                        _ => ChunkDone { data: job.data, raw: true, usize: n as u32 },
+                    }
+                }
+            }))
+        };
+        ResourceWriter {
+            chunk_size,
+            pool,
+            pending: Default::default(),
+            declared: HashMap::new(),
+            open: None,
+            done: HashMap::new(),
+            next_id: 0,
+            cur: None,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Starts a resource of `size` bytes; returns its id.
+    fn begin(&mut self, out: &mut Output, size: u64, metadata: bool) -> Result<usize> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let nchunks = size.div_ceil(self.chunk_size as u64).max(1);
+        if self.pool.is_none() {
+            // Uncompressed: written straight through.
+            self.open = Some(OpenResource {
+                id,
+                start: out.pos(),
+                usize: size,
+                nchunks,
+                entry_size: 0,
+                sizes: Vec::new(),
+                single_raw: true,
+                metadata,
+            });
+        } else {
+            self.declared.insert(id, (size, nchunks, metadata));
+        }
+        self.cur = Some((id, 0, 0));
+        Ok(id)
+    }
+
+    /// Adds data to the current resource.
+    fn push(&mut self, out: &mut Output, mut data: &[u8]) -> Result<()> {
+        if self.pool.is_none() {
+            if let Some(c) = &mut self.cur {
+                c.2 += data.len() as u64;
+            }
+            return out.write(data);
+        }
+        let cs = self.chunk_size as usize;
+        while !data.is_empty() {
+            let take = (cs - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.partial.len() == cs {
+                let chunk = std::mem::replace(&mut self.partial, Vec::with_capacity(cs));
+                self.submit(out, chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, out: &mut Output, chunk: Vec<u8>) -> Result<()> {
+        let Some((id, idx, bytes)) = self.cur.as_mut() else {
+            return Err(WimError::InvalidArgument("data pushed outside a resource".into()));
+        };
+        *bytes += chunk.len() as u64;
+        self.pending.push_back((*id, *idx));
+        *idx += 1;
+        let full = {
+            let pool = self.pool.as_mut().ok_or_else(|| WimError::InvalidArgument("no pool".into()))?;
+            pool.submit(ChunkJob { data: chunk });
+            pool.is_full()
+        };
+        if full {
+            self.emit_one(out)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the current resource; checks that exactly the declared size came.
+    fn end(&mut self, out: &mut Output) -> Result<()> {
+        if self.pool.is_some() && !self.partial.is_empty() {
+            let chunk = std::mem::take(&mut self.partial);
+            self.submit(out, chunk)?;
+        }
+        let Some((id, _, bytes)) = self.cur.take() else { return Ok(()) };
+        if self.pool.is_none() {
+            if let Some(r) = self.open.take() {
+                if bytes != r.usize {
+                    return Err(WimError::InvalidArgument(format!("resource got {bytes} bytes, {} declared", r.usize)));
+                }
+                let flags = if r.metadata { RESHDR_FLAG_METADATA } else { 0 };
+                self.done.insert(
+                    id,
+                    ResHdr { size_in_wim: r.usize, flags, offset_in_wim: r.start, uncompressed_size: r.usize },
+                );
+            }
+        } else if let Some(&(size, _, _)) = self.declared.get(&id) {
+            if bytes != size {
+                return Err(WimError::InvalidArgument(format!("resource got {bytes} bytes, {size} declared")));
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_one(&mut self, out: &mut Output) -> Result<()> {
+        let Some(pool) = self.pool.as_mut() else { return Ok(()) };
+        let Some(done) = pool.next() else {
+            return Err(WimError::InvalidArgument("a compressor thread failed".into()));
+        };
+        let Some((id, idx)) = self.pending.pop_front() else {
+            return Err(WimError::InvalidArgument("chunk bookkeeping out of step".into()));
+        };
+        if idx == 0 {
+            let (usize, nchunks, metadata) = self
+                .declared
+                .remove(&id)
+                .ok_or_else(|| WimError::InvalidArgument("undeclared resource".into()))?;
+            let entry_size = if usize > u32::MAX as u64 { 8 } else { 4 };
+            let start = out.pos();
+            if nchunks > 1 {
+                let table = vec![0u8; ((nchunks - 1) * entry_size) as usize];
+                out.write(&table)?;
+            }
+            self.open = Some(OpenResource {
+                id,
+                start,
+                usize,
+                nchunks,
+                entry_size,
+                sizes: Vec::with_capacity(nchunks as usize),
+                single_raw: false,
+                metadata,
+            });
+        }
+        let r = self.open.as_mut().ok_or_else(|| WimError::InvalidArgument("no open resource".into()))?;
+        out.write(&done.data)?;
+        r.sizes.push(done.data.len() as u32);
+        if r.nchunks == 1 {
+            r.single_raw = done.raw;
+        }
+        let _ = done.usize;
+        if r.sizes.len() as u64 == r.nchunks {
+            let r = self.open.take().ok_or_else(|| WimError::InvalidArgument("no open resource".into()))?;
+            let mut flags = if r.metadata { RESHDR_FLAG_METADATA } else { 0 };
+            let table_len = (r.nchunks - 1) * r.entry_size;
+            let stored: u64 = r.sizes.iter().map(|&s| s as u64).sum::<u64>() + table_len;
+            if r.nchunks > 1 {
+                let mut table = Vec::with_capacity(table_len as usize);
+                let mut acc = 0u64;
+                for s in &r.sizes[..r.sizes.len() - 1] {
+                    acc += *s as u64;
+                    if r.entry_size == 4 {
+                        table.extend_from_slice(&(acc as u32).to_le_bytes());
+                    } else {
+                        table.extend_from_slice(&acc.to_le_bytes());
+                    }
+                }
+                out.patch(r.start, &table)?;
+                flags |= RESHDR_FLAG_COMPRESSED;
+            } else if !r.single_raw {
+                flags |= RESHDR_FLAG_COMPRESSED;
+            }
+            self.done.insert(
+                r.id,
+                ResHdr { size_in_wim: stored, flags, offset_in_wim: r.start, uncompressed_size: r.usize },
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits for every chunk in flight and writes it.
+    fn drain(&mut self, out: &mut Output) -> Result<()> {
+        while !self.pending.is_empty() {
+            self.emit_one(out)?;
+        }
+        Ok(())
+    }
+
+    fn take_done(&mut self, id: usize) -> Option<ResHdr> {
+        self.done.remove(&id)
+    }
+}
+
+/// A blob known to the WIM being written.
+#[derive(Debug, Clone)]
+struct BlobRec {
+    hash: Sha1Hash,
+    /// Where it is; None while its resource is still in flight.
+    reshdr: Option<ResHdr>,
+    /// Resource id of a blob being written.
+    pending_id: Option<usize>,
+    size: u64,
+    refcnt: u32,
+}
+
+struct ImageRec {
+    metadata_hash: Sha1Hash,
+    reshdr: Option<ResHdr>,
+    pending_id: Option<usize>,
+}
+
+/// Writes a WIM file.
+pub struct WimWriter {
+    out: Output,
+    dest: PathBuf,
+    temp: Option<PathBuf>,
+    header: Header,
+    opts: WriteOptions,
+    rw: ResourceWriter,
+    blobs: Vec<BlobRec>,
+    by_hash: HashMap<Sha1Hash, usize>,
+    images: Vec<ImageRec>,
+    info: WimInfo,
+    finished: bool,
+    /// For an append: the old file length to cut back to on failure.
+    append_old_len: Option<u64>,
+}
+
+fn random_guid() -> [u8; 16] {
+    let mut g = [0u8; 16];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut g);
+    }
+    if g == [0; 16] {
+        let t = filetime_now();
+        g[..8].copy_from_slice(&t.to_le_bytes());
+        g[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    g
+}
+
+fn temp_path_for(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "wim".into());
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join(format!(".{name}.tasq-tmp-{}", std::process::id()))
+}
+
+impl WimWriter {
+    /// Starts a new WIM that will replace `dest` when [`finish`](Self::finish)
+    /// succeeds; until then `dest` is untouched.
+    pub fn create(dest: impl AsRef<Path>, opts: WriteOptions) -> Result<WimWriter> {
+        let dest = dest.as_ref().to_path_buf();
+        validate_options(&opts)?;
+        let temp = temp_path_for(&dest);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .ctx(|| format!("creating {}", temp.display()))?;
+        let mut header = Header::new(opts.compression, opts.chunk_size, random_guid());
+        header.flags |= HDR_FLAG_WRITE_IN_PROGRESS;
+        let mut out = Output { file, buf: Vec::with_capacity(OUT_BUF), base: 0, what: temp.display().to_string() };
+        out.write(&header.to_bytes())?;
+        let rw = ResourceWriter::new(opts.compression, opts.chunk_size, opts.level, opts.threads);
+        Ok(WimWriter {
+            out,
+            dest,
+            temp: Some(temp),
+            header,
+            opts,
+            rw,
+            blobs: Vec::new(),
+            by_hash: HashMap::new(),
+            images: Vec::new(),
+            info: WimInfo::default(),
+            finished: false,
+            append_old_len: None,
+        })
+    }
+
+    /// Opens an existing WIM to append images in place. New data goes after
+    /// the current end of the file; the header is rewritten only at the
+    /// very end, so until then the file still reads as the old WIM.
+    pub fn append(path: impl AsRef<Path>, mut opts: WriteOptions) -> Result<WimWriter> {
+        let path = path.as_ref().to_path_buf();
+        let wim = Wim::open(&path)?;
+        opts.compression = wim.compression();
+        if opts.compression != CompressionFormat::None {
+            opts.chunk_size = wim.header.chunk_size;
+        }
+        validate_options(&opts)?;
+        let file = OpenOptions::new().read(true).write(true).open(&path).ctx(|| format!("opening {} for writing", path.display()))?;
+        let end = wim.file_size();
+        let mut header = wim.header.clone();
+        header.flags &= !HDR_FLAG_WRITE_IN_PROGRESS;
+        let mut w = WimWriter {
+            out: Output { file, buf: Vec::with_capacity(OUT_BUF), base: end, what: path.display().to_string() },
+            dest: path,
+            temp: None,
+            header,
+            rw: ResourceWriter::new(opts.compression, opts.chunk_size, opts.level, opts.threads),
+            opts,
+            blobs: Vec::new(),
+            by_hash: HashMap::new(),
+            images: Vec::new(),
+            info: wim.info.clone(),
+            finished: false,
+            append_old_len: Some(end),
+        };
+        for b in &wim.blobs {
+            w.by_hash.insert(b.hash, w.blobs.len());
+            w.blobs.push(BlobRec {
+                hash: b.hash,
+                reshdr: Some(b.reshdr),
+                pending_id: None,
+                size: b.reshdr.uncompressed_size,
+                refcnt: b.refcnt,
+            });
+        }
+        for m in &wim.metadata {
+            w.images.push(ImageRec { metadata_hash: m.hash, reshdr: Some(m.reshdr), pending_id: None });
+        }
+        // Keep the info list in step with the images actually present.
+        w.info.images.resize(w.images.len(), ImageInfo::default());
+        Ok(w)
+    }
+
+    pub fn image_count(&self) -> usize {
+        self.images.len()
+    }
+
+    fn check_name(&self, name: &Option<String>) -> Result<()> {
+        if let Some(n) = name {
+            if self.info.images.iter().any(|i| i.name.as_deref() == Some(n.as_str())) {
+                return Err(WimError::InvalidArgument(format!("the WIM already has an image named {n:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one blob from memory, unless a blob with this hash exists.
+    fn add_blob_bytes(&mut self, data: &[u8]) -> Result<Sha1Hash> {
+        let hash = Sha1Hash::of(data);
+        if !self.by_hash.contains_key(&hash) {
+            let id = self.rw.begin(&mut self.out, data.len() as u64, false)?;
+            self.rw.push(&mut self.out, data)?;
+            self.rw.end(&mut self.out)?;
+            self.register_new(hash, data.len() as u64, id);
+        }
+        Ok(hash)
+    }
+
+    fn register_new(&mut self, hash: Sha1Hash, size: u64, id: usize) {
+        self.by_hash.insert(hash, self.blobs.len());
+        self.blobs.push(BlobRec { hash, reshdr: None, pending_id: Some(id), size, refcnt: 0 });
+    }
+
+    /// Captures `source` as a new image.
+    pub fn add_image(
+        &mut self,
+        source: &mut dyn CaptureSource,
+        filter: &dyn CaptureFilter,
+        image: &ImageOptions,
+        progress: &mut dyn FnMut(ProgressEvent),
+    ) -> Result<u32> {
+        self.check_name(&image.name)?;
+        let mut tree = source.scan(filter, &mut |p| progress(ProgressEvent::Scan(p)))?;
+        self.write_tree_streams(&mut tree, source, progress)?;
+        self.add_tree(tree, image, None)
+    }
+
+    /// Adds an image whose streams already carry their hashes and whose
+    /// blobs are all present in this WIM (used by export and rebuild).
+    fn add_tree(&mut self, tree: ImageTree, image: &ImageOptions, template: Option<&ImageInfo>) -> Result<u32> {
+        let links = tree.link_counts();
+        for (i, inode) in tree.inodes.iter().enumerate() {
+            for s in &inode.streams {
+                if s.hash.is_zero() {
+                    continue;
+                }
+                let Some(&b) = self.by_hash.get(&s.hash) else {
+                    return Err(WimError::MissingBlob { hash: s.hash.to_string(), needed_by: "new image".into() });
+                };
+                self.blobs[b].refcnt += links[i];
+            }
+        }
+        let meta = serialize_metadata(&tree);
+        let mhash = Sha1Hash::of(&meta);
+        let id = self.rw.begin(&mut self.out, meta.len() as u64, true)?;
+        self.rw.push(&mut self.out, &meta)?;
+        self.rw.end(&mut self.out)?;
+        self.images.push(ImageRec { metadata_hash: mhash, reshdr: None, pending_id: Some(id) });
+        let stats = tree.stats();
+        let now = filetime_now();
+        let mut info = template.cloned().unwrap_or_default();
+        info.name = image.name.clone().or(info.name);
+        info.description = image.description.clone().or(info.description);
+        info.display_name = image.display_name.clone().or(info.display_name);
+        info.display_description = image.display_description.clone().or(info.display_description);
+        info.flags = image.flags.clone().or(info.flags);
+        info.dir_count = stats.dir_count;
+        info.file_count = stats.file_count;
+        info.total_bytes = stats.total_bytes;
+        info.hard_link_bytes = stats.hard_link_bytes;
+        if template.is_none() {
+            info.creation_time = now;
+        }
+        info.last_modification_time = now;
+        self.info.images.push(info);
+        let n = self.images.len() as u32;
+        if image.boot {
+            self.header.boot_index = n;
+        }
+        Ok(n)
+    }
+
+    fn write_tree_streams(
+        &mut self,
+        tree: &mut ImageTree,
+        source: &dyn CaptureSource,
+        progress: &mut dyn FnMut(ProgressEvent),
+    ) -> Result<()> {
+        // Which sizes occur more than once (counting blobs already in the
+        // WIM): only streams of such sizes can be duplicates, so only they
+        // are hashed before being written (wimlib's "unhashed blobs" idea).
+        let mut size_count: HashMap<u64, u32> = HashMap::new();
+        for b in &self.blobs {
+            *size_count.entry(b.size).or_default() += 1;
+        }
+        let mut total = WriteProgress::default();
+        let mut seen_sources: HashMap<u64, ()> = HashMap::new();
+        for inode in &tree.inodes {
+            for s in &inode.streams {
+                if s.size > 0 {
+                    if let StreamSource::External(id) = s.source {
+                        if seen_sources.insert(id, ()).is_some() {
+                            continue;
+                        }
+                    }
+                    *size_count.entry(s.size).or_default() += 1;
+                    total.bytes_total += s.size;
+                    total.files_total += 1;
+                }
+            }
+        }
+        // Walk inodes in tree order for locality.
+        let order: Vec<usize> = {
+            let mut seen = vec![false; tree.inodes.len()];
+            let mut v = Vec::with_capacity(tree.inodes.len());
+            for d in tree.preorder() {
+                let i = tree.dentries[d].inode;
+                if !seen[i] {
+                    seen[i] = true;
+                    v.push(i);
+                }
+            }
+            v
+        };
+        let cs = self.opts.chunk_size.max(65536) as usize;
+        let mut buf = vec![0u8; cs.max(1 << 20)];
+        let mut done_ids: HashMap<u64, Sha1Hash> = HashMap::new();
+        for i in order {
+            for si in 0..tree.inodes[i].streams.len() {
+                let (size, src) = {
+                    let s = &tree.inodes[i].streams[si];
+                    (s.size, s.source.clone())
+                };
+                if size == 0 {
+                    tree.inodes[i].streams[si].hash = Sha1Hash::ZERO;
+                    continue;
+                }
+                let hash = match src {
+                    StreamSource::None => tree.inodes[i].streams[si].hash,
+                    StreamSource::Inline(data) => {
+                        total.bytes_done += size;
+                        total.files_done += 1;
+                        self.add_blob_bytes(&data)?
+                    }
+                    StreamSource::External(id) => {
+                        if let Some(h) = done_ids.get(&id) {
+                            *h
+                        } else {
+                            let h = self.write_external(source, id, size, size_count.get(&size).copied().unwrap_or(0) > 1, &mut buf)?;
+                            done_ids.insert(id, h);
+                            total.bytes_done += size;
+                            total.files_done += 1;
+                            progress(ProgressEvent::Write(total));
+                            h
+                        }
+                    }
+                };
+                if hash.is_zero() || !self.by_hash.contains_key(&hash) {
+                    return Err(WimError::Capture {
+                        path: tree.path_of(tree.dentries.iter().position(|d| d.inode == i).unwrap_or(0)),
+                        reason: "stream has no data source".into(),
+                    });
+                }
+                let s = &mut tree.inodes[i].streams[si];
+                s.hash = hash;
+                s.source = StreamSource::None;
+            }
+        }
+        progress(ProgressEvent::Write(total));
+        Ok(())
+    }
+
+    fn write_external(&mut self, source: &dyn CaptureSource, id: u64, size: u64, prehash: bool, buf: &mut [u8]) -> Result<Sha1Hash> {
+        if prehash {
+            let mut r = source.open_stream(id)?;
+            let mut h = Sha1Hasher::new();
+            let got = read_all(&mut *r, buf, &mut |c| {
+                h.update(c);
+                Ok(())
+            })?;
+            check_size(got, size, id)?;
+            let hash = h.finish();
+            if self.by_hash.contains_key(&hash) {
+                return Ok(hash);
+            }
+            let written = self.stream_into_resource(source, id, size, buf)?;
+            if written.0 != hash {
+                return Err(WimError::Capture {
+                    path: format!("stream {id}"),
+                    reason: "file changed while it was being captured".into(),
+                });
+            }
+            self.register_new(hash, size, written.1);
+            return Ok(hash);
+        }
+        let (hash, rid) = self.stream_into_resource(source, id, size, buf)?;
+        if self.by_hash.contains_key(&hash) {
+            // Cannot happen for a unique size; keep the first copy and
+            // leave this one as unreferenced space.
+            let _ = rid;
+            return Ok(hash);
+        }
+        self.register_new(hash, size, rid);
+        Ok(hash)
+    }
+
+    fn stream_into_resource(&mut self, source: &dyn CaptureSource, id: u64, size: u64, buf: &mut [u8]) -> Result<(Sha1Hash, usize)> {
+        let mut r = source.open_stream(id)?;
+        let rid = self.rw.begin(&mut self.out, size, false)?;
+        let mut h = Sha1Hasher::new();
+        let out = &mut self.out;
+        let rw = &mut self.rw;
+        let got = read_all(&mut *r, buf, &mut |c| {
+            h.update(c);
+            rw.push(out, c)
+        })?;
+        check_size(got, size, id)?;
+        self.rw.end(&mut self.out)?;
+        Ok((h.finish(), rid))
+    }
+
+    /// Copies image `n` of `src` into this WIM, copying stored blobs as they
+    /// are when compression matches and recompressing otherwise.
+    pub fn add_image_from(&mut self, src: &Wim, n: u32, image: &ImageOptions) -> Result<u32> {
+        let tree = src.read_image(n)?;
+        let template = src.info.images.get(n as usize - 1).cloned();
+        let mut opts = image.clone();
+        if opts.name.is_none() {
+            opts.name = template.as_ref().and_then(|t| t.name.clone());
+        }
+        self.check_name(&opts.name)?;
+        let same_format = src.compression() == self.opts.compression
+            && (self.opts.compression == CompressionFormat::None || src.header.chunk_size == self.opts.chunk_size);
+        for inode in &tree.inodes {
+            for s in &inode.streams {
+                if s.hash.is_zero() || self.by_hash.contains_key(&s.hash) {
+                    continue;
+                }
+                let entry = src.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
+                    hash: s.hash.to_string(),
+                    needed_by: format!("image {n}"),
+                })?;
+                if same_format {
+                    self.rw.drain(&mut self.out)?;
+                    self.collect_done();
+                    let mut raw = vec![0u8; entry.reshdr.size_in_wim as usize];
+                    src.read_raw(entry.reshdr.offset_in_wim, &mut raw, &format!("blob {}", entry.hash))?;
+                    let mut rh = entry.reshdr;
+                    rh.offset_in_wim = self.out.pos();
+                    self.out.write(&raw)?;
+                    self.by_hash.insert(entry.hash, self.blobs.len());
+                    self.blobs.push(BlobRec { hash: entry.hash, reshdr: Some(rh), pending_id: None, size: rh.uncompressed_size, refcnt: 0 });
+                } else {
+                    let rid = self.rw.begin(&mut self.out, entry.reshdr.uncompressed_size, false)?;
+                    let out = &mut self.out;
+                    let rw = &mut self.rw;
+                    src.read_blob(entry, &mut |c| rw.push(out, c))?;
+                    self.rw.end(&mut self.out)?;
+                    self.register_new(entry.hash, entry.reshdr.uncompressed_size, rid);
+                }
+            }
+        }
+        let mut tree = tree;
+        tree.warnings.clear();
+        self.add_tree(tree, &opts, template.as_ref())
+    }
+
+    /// Removes image `n` (1-based) from what will be written.
+    pub fn remove_image(&mut self, n: u32) -> Result<()> {
+        let idx = (n as usize).checked_sub(1).filter(|&i| i < self.images.len())
+            .ok_or_else(|| WimError::ImageNotFound(n.to_string()))?;
+        self.images.remove(idx);
+        if idx < self.info.images.len() {
+            self.info.images.remove(idx);
+        }
+        if self.header.boot_index == n {
+            self.header.boot_index = 0;
+        } else if self.header.boot_index > n {
+            self.header.boot_index -= 1;
+        }
+        Ok(())
+    }
+
+    pub fn set_boot_index(&mut self, n: u32) -> Result<()> {
+        if n as usize > self.images.len() {
+            return Err(WimError::ImageNotFound(n.to_string()));
+        }
+        self.header.boot_index = n;
+        Ok(())
+    }
+
+    fn collect_done(&mut self) {
+        for b in &mut self.blobs {
+            if let Some(id) = b.pending_id {
+                if let Some(rh) = self.rw.take_done(id) {
+                    b.reshdr = Some(rh);
+                    b.pending_id = None;
+                }
+            }
+        }
+        for im in &mut self.images {
+            if let Some(id) = im.pending_id {
+                if let Some(rh) = self.rw.take_done(id) {
+                    im.reshdr = Some(rh);
+                    im.pending_id = None;
+                }
+            }
+        }
+    }
+
+    /// Writes the blob table, XML data, integrity table and header, then
+    /// makes the file durable and (for a new WIM) renames it over the
+    /// destination.
+    pub fn finish(mut self) -> Result<()> {
+        self.rw.drain(&mut self.out)?;
+        self.collect_done();
+        if self.blobs.iter().any(|b| b.reshdr.is_none()) || self.images.iter().any(|i| i.reshdr.is_none()) {
+            return Err(WimError::InvalidArgument("a resource was not completely written".into()));
+        }
+        let mut entries = Vec::with_capacity(self.images.len() + self.blobs.len());
+        for im in &self.images {
+            let mut rh = im.reshdr.unwrap_or_default();
+            rh.flags |= RESHDR_FLAG_METADATA;
+            entries.push(BlobEntry { reshdr: rh, part_number: 1, refcnt: 1, hash: im.metadata_hash });
+        }
+        for b in &self.blobs {
+            if b.refcnt == 0 {
+                continue; // unreferenced (deleted image's data): dropped
+            }
+            entries.push(BlobEntry { reshdr: b.reshdr.unwrap_or_default(), part_number: 1, refcnt: b.refcnt, hash: b.hash });
+        }
+        let table = serialize_blob_table(&entries);
+        let bt_off = self.out.pos();
+        self.out.write(&table)?;
+        self.header.blob_table = ResHdr {
+            size_in_wim: table.len() as u64,
+            flags: RESHDR_FLAG_METADATA,
+            offset_in_wim: bt_off,
+            uncompressed_size: table.len() as u64,
+        };
+        let xml_off = self.out.pos();
+        self.info.total_bytes = Some(xml_off);
+        let xml = self.info.to_bytes();
+        self.out.write(&xml)?;
+        self.header.xml_data = ResHdr {
+            size_in_wim: xml.len() as u64,
+            flags: RESHDR_FLAG_METADATA,
+            offset_in_wim: xml_off,
+            uncompressed_size: xml.len() as u64,
+        };
+        self.out.flush()?;
+        if self.opts.integrity {
+            let t = build_integrity_table(&self.out.file, bt_off + table.len() as u64)?;
+            let off = self.out.pos();
+            self.out.write(&t)?;
+            self.out.flush()?;
+            self.header.integrity = ResHdr { size_in_wim: t.len() as u64, flags: 0, offset_in_wim: off, uncompressed_size: t.len() as u64 };
+        } else {
+            self.header.integrity = ResHdr::default();
+        }
+        let end = self.out.pos();
+        self.header.image_count = self.images.len() as u32;
+        if self.header.boot_index as usize > self.images.len() {
+            self.header.boot_index = 0;
+        }
+        self.header.boot_metadata = if self.header.boot_index > 0 {
+            entries[self.header.boot_index as usize - 1].reshdr
+        } else {
+            ResHdr::default()
+        };
+        self.header.flags &= !HDR_FLAG_WRITE_IN_PROGRESS;
+        // Data first, durably; then the header that makes it live.
+        self.out.file.set_len(end).ctx(|| format!("writing {}", self.out.what))?;
+        self.out.file.sync_data().ctx(|| format!("syncing {}", self.out.what))?;
+        self.out.file.write_all_at(&self.header.to_bytes(), 0).ctx(|| format!("writing header of {}", self.out.what))?;
+        self.out.file.sync_all().ctx(|| format!("syncing {}", self.out.what))?;
+        if let Some(temp) = self.temp.take() {
+            std::fs::rename(&temp, &self.dest).ctx(|| format!("renaming {} to {}", temp.display(), self.dest.display()))?;
+            if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+        }
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for WimWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(temp) = self.temp.take() {
+                let _ = std::fs::remove_file(temp);
+            }
+            // An unfinished append leaves data after the old end; the header
+            // still describes the old WIM, so cut the file back.
+            if let Some(len) = self.append_old_len {
+                let _ = self.out.file.set_len(len);
+            }
+        }
+    }
+}
+
+/// Events for progress displays.
+#[derive(Debug, Clone, Copy)]
+pub enum ProgressEvent {
+    Scan(ScanProgress),
+    Write(WriteProgress),
+}
+
+fn read_all(r: &mut dyn Read, buf: &mut [u8], sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WimError::io("reading captured data", e)),
+        };
+        total += n as u64;
+        sink(&buf[..n])?;
+    }
+}
+
+fn check_size(got: u64, want: u64, id: u64) -> Result<()> {
+    if got != want {
+        return Err(WimError::Capture {
+            path: format!("stream {id}"),
+            reason: format!("read {got} bytes but the file had {want} bytes when scanned (changed during capture?)"),
+        });
+    }
+    Ok(())
+}
+
+fn validate_options(o: &WriteOptions) -> Result<()> {
+    let cs = o.chunk_size;
+    let ok = match o.compression {
+        CompressionFormat::None => true,
+        CompressionFormat::Xpress => cs.is_power_of_two() && (4096..=65536).contains(&cs),
+        CompressionFormat::Lzx => cs.is_power_of_two() && (32768..=2_097_152).contains(&cs),
+        CompressionFormat::Lzms => return Err(WimError::Unsupported("writing LZMS is not supported yet".into())),
+    };
+    if !ok {
+        return Err(WimError::InvalidArgument(format!("chunk size {cs} is not valid for {}", o.compression)));
+    }
+    let _ = HEADER_SIZE;
+    Ok(())
+}
