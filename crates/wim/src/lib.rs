@@ -18,6 +18,7 @@ pub mod hash;
 pub mod header;
 pub mod image;
 pub mod integrity;
+pub mod memfs;
 pub mod metadata;
 pub mod pool;
 pub mod reader;

@@ -1,0 +1,154 @@
+//! Capture an in-memory tree into a WIM file, read it back and apply it:
+//! the result must equal the source, for every compression type.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tasq_wim::apply::{apply_image, ApplyOptions};
+use tasq_wim::capture::NoFilter;
+use tasq_wim::image::*;
+use tasq_wim::memfs::{MemFs, MemNode};
+use tasq_wim::reader::Wim;
+use tasq_wim::writer::{ImageOptions, WimWriter, WriteOptions};
+use tasq_wim::CompressionFormat;
+
+pub fn sample_fs(seed: u8) -> MemFs {
+    let mut fs = MemFs::new();
+    fs.nodes.get_mut("").unwrap().security_descriptor = Some(vec![1, 0, 4, 0x80, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    fs.add_dir("Windows");
+    fs.add_dir("Windows\\System32");
+    fs.add_dir("empty dir");
+    let big: Vec<u8> = (0..200_000u32).map(|i| ((i * 31 + seed as u32) % 251) as u8).collect();
+    fs.add_file("Windows\\System32\\big.dll", &big);
+    fs.add_file("Windows\\System32\\copy-of-big.dll", &big);
+    fs.add_file("Windows\\notepad.exe", b"MZ hello world");
+    fs.add_file("empty.txt", b"");
+    fs.add_file("Windows\\win.ini", &[seed; 32768]);
+    let mut ads = MemNode { attributes: FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_HIDDEN, data: Some(b"main".to_vec()), ..Default::default() };
+    ads.ads.insert("Zone.Identifier".into(), b"[ZoneTransfer]\r\nZoneId=3".to_vec());
+    ads.ads.insert("empty".into(), Vec::new());
+    ads.times = (132_000_000_000_000_000, 132_000_000_000_000_001, 132_000_000_000_000_002);
+    ads.short_name = "ADSFIL~1.TXT".into();
+    ads.security_descriptor = Some(vec![1, 0, 4, 0x80, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    fs.nodes.insert("ads file.txt".into(), ads);
+    let link = MemNode { attributes: FILE_ATTRIBUTE_ARCHIVE, data: Some(b"linked content".to_vec()), link_id: 7, ..Default::default() };
+    fs.nodes.insert("a-link".into(), link.clone());
+    fs.nodes.insert("Windows\\b-link".into(), link);
+    let rp = tasq_wim::reparse::symlink_reparse_from_unix("/Windows/notepad.exe").unwrap();
+    fs.nodes.insert("symlink".into(), MemNode { attributes: 0, reparse: Some((IO_REPARSE_TAG_SYMLINK, rp)), ..Default::default() });
+    fs.add_file("unicode \u{00e9}\u{4e2d}\u{1f600}.txt", "h\u{00e9}llo".as_bytes());
+    fs
+}
+
+/// The parts of a tree that must survive a round trip.
+pub fn canonical(fs: &MemFs) -> BTreeMap<String, (u32, (u64, u64, u64), Option<Vec<u8>>, String, Option<Vec<u8>>, BTreeMap<String, Vec<u8>>, Option<(u32, Vec<u8>)>)> {
+    fs.nodes
+        .iter()
+        .map(|(k, n)| {
+            let data = if n.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 { None } else { Some(n.data.clone().unwrap_or_default()) };
+            (k.clone(), (n.attributes & !FILE_ATTRIBUTE_REPARSE_POINT, n.times, n.security_descriptor.clone(), n.short_name.clone(), data, n.ads.clone(), n.reparse.clone()))
+        })
+        .collect()
+}
+
+/// Asserts equality, printing only the first differing entry (short).
+pub fn assert_same(a: &MemFs, b: &MemFs, ctx: &str) {
+    let (ca, cb) = (canonical(a), canonical(b));
+    let keys: std::collections::BTreeSet<_> = ca.keys().chain(cb.keys()).collect();
+    for k in keys {
+        let (x, y) = (ca.get(k), cb.get(k));
+        if x != y {
+            let short = |v: Option<&_>| { let s = format!("{v:?}"); s.chars().take(400).collect::<String>() };
+            panic!("{ctx}: entry {k:?} differs:\n got  {}\n want {}", short(x), short(y));
+        }
+    }
+}
+
+fn capture(fs: &mut MemFs, path: &Path, compression: CompressionFormat, integrity: bool) {
+    let opts = WriteOptions { compression, integrity, threads: 2, ..WriteOptions::default() };
+    let mut w = WimWriter::create(path, opts).unwrap();
+    w.add_image(fs, &NoFilter, &ImageOptions { name: Some("first".into()), description: Some("desc".into()), ..Default::default() }, &mut |_| {})
+        .unwrap();
+    w.finish().unwrap();
+}
+
+fn apply(wim: &Wim, n: u32) -> MemFs {
+    let mut out = MemFs::new();
+    apply_image(wim, n, &mut out, &ApplyOptions { threads: 2 }, &mut |_| {}).unwrap();
+    out
+}
+
+#[test]
+fn round_trip_every_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, c) in [CompressionFormat::None, CompressionFormat::Xpress, CompressionFormat::Lzx].into_iter().enumerate() {
+        let mut fs = sample_fs(i as u8);
+        let path = dir.path().join(format!("t{i}.wim"));
+        capture(&mut fs, &path, c, i == 2);
+        let wim = Wim::open(&path).unwrap();
+        assert_eq!(wim.image_count(), 1);
+        assert_eq!(wim.compression(), c);
+        let info = &wim.info.images[0];
+        assert_eq!(info.name.as_deref(), Some("first"));
+        assert_eq!(info.dir_count, 4);
+        // files: big, copy, notepad, empty, win.ini, ads, 2 links, symlink, unicode
+        assert_eq!(info.file_count, 10);
+        let out = apply(&wim, 1);
+        assert_same(&out, &fs, &format!("compression {c}"));
+        assert_eq!(out.applied_links.len(), 1);
+        let rep = tasq_wim::verify::verify(&wim, 2, &mut |_, _| {}).unwrap();
+        assert_eq!(rep.images, 1);
+        // Deduplication: big.dll and its copy are stored once.
+        let big_blobs = wim.blobs.iter().filter(|b| b.reshdr.uncompressed_size == 200_000).count();
+        assert_eq!(big_blobs, 1);
+    }
+}
+
+#[test]
+fn append_shares_blobs_and_delete_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("multi.wim");
+    let mut fs1 = sample_fs(1);
+    capture(&mut fs1, &path, CompressionFormat::Xpress, false);
+    let size1 = std::fs::metadata(&path).unwrap().len();
+    let mut fs2 = sample_fs(1);
+    fs2.add_file("only-in-second", b"second");
+    let mut w = WimWriter::append(&path, WriteOptions::default()).unwrap();
+    w.add_image(&mut fs2, &NoFilter, &ImageOptions { name: Some("second".into()), boot: true, ..Default::default() }, &mut |_| {}).unwrap();
+    // Same name twice is refused.
+    let dup = w.add_image(&mut fs2, &NoFilter, &ImageOptions { name: Some("first".into()), ..Default::default() }, &mut |_| {});
+    assert!(dup.is_err());
+    w.finish().unwrap();
+    let size2 = std::fs::metadata(&path).unwrap().len();
+    // Second image shares all blobs but one small file: the WIM grows little.
+    assert!(size2 < size1 + 16384, "{size1} -> {size2}");
+    let wim = Wim::open(&path).unwrap();
+    assert_eq!(wim.image_count(), 2);
+    assert_eq!(wim.header.boot_index, 2);
+    assert_eq!(wim.resolve_image("second").unwrap(), 2);
+    assert_same(&apply(&wim, 1), &fs1, "image 1");
+    assert_same(&apply(&wim, 2), &fs2, "image 2");
+    tasq_wim::verify::verify(&wim, 1, &mut |_, _| {}).unwrap();
+}
+
+#[test]
+fn failed_capture_leaves_destination_untouched() {
+    struct Failing(MemFs);
+    impl tasq_wim::capture::CaptureSource for Failing {
+        fn describe(&self) -> String { "failing".into() }
+        fn scan(&mut self, f: &dyn tasq_wim::capture::CaptureFilter, p: &mut dyn FnMut(tasq_wim::capture::ScanProgress)) -> tasq_wim::Result<ImageTree> { self.0.scan(f, p) }
+        fn open_stream(&self, id: u64) -> tasq_wim::Result<Box<dyn std::io::Read + Send + '_>> {
+            if id == 2 { Err(tasq_wim::WimError::Capture { path: "x".into(), reason: "disk on fire".into() }) } else { self.0.open_stream(id) }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keep.wim");
+    std::fs::write(&path, b"precious old content").unwrap();
+    let mut w = WimWriter::create(&path, WriteOptions::default()).unwrap();
+    let mut src = Failing(sample_fs(0));
+    assert!(w.add_image(&mut src, &NoFilter, &ImageOptions::default(), &mut |_| {}).is_err());
+    drop(w);
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious old content");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "temporary file left behind");
+}
