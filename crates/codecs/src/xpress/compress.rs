@@ -1,0 +1,379 @@
+//! XPRESS chunk compressor.
+//!
+//! Parsing strategies, chosen by level on wimlib's scale:
+//! - below 30: greedy (take the longest match at each position);
+//! - 30 to 59 (default 50): lazy (before taking a match, look for a longer
+//!   one at the next position);
+//! - 60 and up: near-optimal (minimum-cost path over all matches found,
+//!   iterated with the Huffman code of the previous pass as cost model).
+//!
+//! The chosen items are Huffman-coded with one code built from their
+//! frequencies. The exact compressed size is known before anything is
+//! written, so an incompressible chunk costs no output work.
+
+use super::huffman::make_code;
+use super::matchfinder::HcMatchFinder;
+use super::{
+    END_OF_DATA, HEADER_SIZE, MAX_CHUNK_SIZE, MAX_CODEWORD_LEN, MAX_OFFSET, MIN_MATCH_LEN,
+    NUM_CHARS, NUM_SYMBOLS,
+};
+use crate::Compressor;
+
+/// Smallest output possible: header plus two coding units.
+const MIN_OUTPUT: usize = HEADER_SIZE + 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strategy {
+    Greedy,
+    Lazy,
+}
+
+/// XPRESS chunk compressor. Create one per thread and reuse it: its match
+/// finder tables and item buffer are kept between calls.
+pub struct XpressCompressor {
+    strategy: Strategy,
+    max_search_depth: u32,
+    nice_match_len: usize,
+    mf: HcMatchFinder,
+    /// The parse: a literal byte (< 256) or `offset << 16 | (len - 3)`.
+    items: Vec<u32>,
+    /// Interleaved bytes the parse needs (extra match length bytes).
+    extra_bytes: usize,
+    freqs: [u32; NUM_SYMBOLS],
+    lens: [u8; NUM_SYMBOLS],
+    codewords: [u16; NUM_SYMBOLS],
+}
+
+impl XpressCompressor {
+    /// A compressor for chunks of up to `max_chunk_size` bytes (at most
+    /// 65536; larger chunks are never compressed) at `level` (wimlib's
+    /// scale: 0 means the default, 50).
+    pub fn new(max_chunk_size: usize, level: u32) -> Self {
+        let level = if level == 0 { 50 } else { level };
+        let (strategy, depth, nice) = if level < 30 {
+            (Strategy::Greedy, level * 30 / 16, level * 60 / 16)
+        } else {
+            (Strategy::Lazy, (level * 30 / 32).max(2), level * 60 / 32)
+        };
+        let max_chunk_size = max_chunk_size.min(MAX_CHUNK_SIZE);
+        Self {
+            strategy,
+            max_search_depth: depth.max(1),
+            nice_match_len: (nice as usize).max(MIN_MATCH_LEN),
+            mf: HcMatchFinder::new(max_chunk_size),
+            items: Vec::with_capacity(max_chunk_size + 1),
+            extra_bytes: 0,
+            freqs: [0; NUM_SYMBOLS],
+            lens: [0; NUM_SYMBOLS],
+            codewords: [0; NUM_SYMBOLS],
+        }
+    }
+
+    #[inline(always)]
+    fn literal(&mut self, b: u8) {
+        self.freqs[b as usize] += 1;
+        self.items.push(b as u32);
+    }
+
+    #[inline(always)]
+    fn do_match(&mut self, len: usize, offset: usize) {
+        debug_assert!(len >= MIN_MATCH_LEN && (1..=MAX_OFFSET).contains(&offset));
+        let adj = len - MIN_MATCH_LEN;
+        self.freqs[match_symbol(adj, offset)] += 1;
+        if adj >= 0xF {
+            self.extra_bytes += if adj - 0xF >= 0xFF { 3 } else { 1 };
+        }
+        self.items.push(((offset as u32) << 16) | adj as u32);
+    }
+
+    fn parse_greedy(&mut self, input: &[u8]) {
+        let n = input.len();
+        let too_far = len3_too_far(n);
+        let mut i = 0;
+        while i + 4 <= n {
+            let max_len = n - i;
+            let nice = self.nice_match_len.min(max_len);
+            let (len, off) =
+                self.mf
+                    .longest_match(input, i, 2, max_len, nice, self.max_search_depth);
+            if len >= MIN_MATCH_LEN && !(len == MIN_MATCH_LEN && off >= too_far) {
+                self.do_match(len, off);
+                self.mf.skip(input, i + 1, len - 1);
+                i += len;
+            } else {
+                self.literal(input[i]);
+                i += 1;
+            }
+        }
+        for &b in &input[i..] {
+            self.literal(b);
+        }
+    }
+
+    fn parse_lazy(&mut self, input: &[u8]) {
+        let n = input.len();
+        let too_far = len3_too_far(n);
+        let depth = self.max_search_depth;
+        let mut i = 0;
+        'outer: while i + 4 <= n {
+            let max_len = n - i;
+            let (mut cur_len, mut cur_off) = self.mf.longest_match(
+                input,
+                i,
+                2,
+                max_len,
+                self.nice_match_len.min(max_len),
+                depth,
+            );
+            i += 1;
+            if cur_len < MIN_MATCH_LEN || (cur_len == MIN_MATCH_LEN && cur_off >= too_far) {
+                self.literal(input[i - 1]);
+                continue;
+            }
+            // `i` is one past the start of the current match.
+            loop {
+                if cur_len >= self.nice_match_len || i + 4 > n {
+                    self.do_match(cur_len, cur_off);
+                    self.mf.skip(input, i, cur_len - 1);
+                    i += cur_len - 1;
+                    continue 'outer;
+                }
+                let max_len = n - i;
+                let (next_len, next_off) = self.mf.longest_match(
+                    input,
+                    i,
+                    cur_len,
+                    max_len,
+                    self.nice_match_len.min(max_len),
+                    depth / 2,
+                );
+                i += 1;
+                if next_len > cur_len {
+                    self.literal(input[i - 2]);
+                    cur_len = next_len;
+                    cur_off = next_off;
+                } else {
+                    self.do_match(cur_len, cur_off);
+                    self.mf.skip(input, i, cur_len - 2);
+                    i += cur_len - 2;
+                    continue 'outer;
+                }
+            }
+        }
+        for &b in &input[i.min(n)..] {
+            self.literal(b);
+        }
+    }
+
+    /// Exact size of the chunk the current items and code produce.
+    fn coded_size(&self) -> usize {
+        let mut bits: u64 = 0;
+        for sym in 0..NUM_SYMBOLS {
+            let f = self.freqs[sym] as u64;
+            let mut per = self.lens[sym] as u64;
+            if sym >= NUM_CHARS {
+                per += ((sym >> 4) & 0xF) as u64;
+            }
+            bits += f * per;
+        }
+        // Coding units: the writer holds two reserved and reserves one more
+        // each time more than 16 bits are pending, so ceil(bits / 16) + 1
+        // units in all (the last one all zeros), bits >= 1 here.
+        HEADER_SIZE + 2 * (bits.div_ceil(16) as usize + 1) + self.extra_bytes
+    }
+
+    fn write(&self, out: &mut [u8]) -> usize {
+        for (i, pair) in self.lens.chunks_exact(2).enumerate() {
+            out[i] = pair[0] | (pair[1] << 4);
+        }
+        let mut w = BitWriter::new(&mut out[HEADER_SIZE..]);
+        let (cw, lens) = (&self.codewords, &self.lens);
+        for &item in &self.items {
+            if item < NUM_CHARS as u32 {
+                w.write_bits(cw[item as usize] as u32, lens[item as usize] as u32);
+            } else {
+                let adj = (item & 0xFFFF) as usize;
+                let offset = (item >> 16) as usize;
+                let sym = match_symbol(adj, offset);
+                w.write_bits(cw[sym] as u32, lens[sym] as u32);
+                if adj >= 0xF {
+                    if adj - 0xF < 0xFF {
+                        w.write_byte((adj - 0xF) as u8);
+                    } else {
+                        w.write_byte(0xFF);
+                        w.write_u16(adj as u16);
+                    }
+                }
+                let log2 = offset_log2(offset);
+                w.write_bits((offset as u32) ^ (1 << log2), log2);
+            }
+        }
+        w.write_bits(cw[END_OF_DATA] as u32, lens[END_OF_DATA] as u32);
+        HEADER_SIZE + w.finish()
+    }
+}
+
+#[inline(always)]
+fn offset_log2(offset: usize) -> u32 {
+    usize::BITS - 1 - offset.leading_zeros()
+}
+
+#[inline(always)]
+fn match_symbol(adj_len: usize, offset: usize) -> usize {
+    NUM_CHARS + ((offset_log2(offset) as usize) << 4 | adj_len.min(0xF))
+}
+
+/// Length 3 matches this far away or farther are not worth it (wimlib's
+/// heuristic).
+fn len3_too_far(n: usize) -> usize {
+    if n <= 8192 {
+        2048
+    } else {
+        4096
+    }
+}
+
+impl Compressor for XpressCompressor {
+    fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
+        let n = input.len();
+        // The smallest possible chunk is MIN_OUTPUT bytes.
+        if n <= MIN_OUTPUT || n > MAX_CHUNK_SIZE || output.len() < n {
+            return None;
+        }
+        self.items.clear();
+        self.extra_bytes = 0;
+        self.freqs = [0; NUM_SYMBOLS];
+        self.mf.reset(n);
+        match self.strategy {
+            Strategy::Greedy => self.parse_greedy(input),
+            Strategy::Lazy => self.parse_lazy(input),
+        }
+        self.freqs[END_OF_DATA] += 1;
+        make_code(&self.freqs, &mut self.lens, &mut self.codewords);
+        debug_assert!(self.lens.iter().all(|&l| l as usize <= MAX_CODEWORD_LEN));
+        let size = self.coded_size();
+        if size >= n {
+            return None;
+        }
+        let written = self.write(&mut output[..size]);
+        debug_assert_eq!(written, size);
+        Some(written)
+    }
+}
+
+/// Writes the coded data: 16-bit little-endian coding units, MSB first, with
+/// raw bytes interleaved. Two unit slots are always reserved ahead of the
+/// next raw byte, mirroring how the decoder fetches units. The buffer must
+/// be large enough (the caller sizes it exactly).
+struct BitWriter<'a> {
+    out: &'a mut [u8],
+    bitbuf: u32,
+    /// Pending bits in `bitbuf` (0..=16 between calls).
+    bitcount: u32,
+    next_bits: usize,
+    next_bits2: usize,
+    next_byte: usize,
+}
+
+impl<'a> BitWriter<'a> {
+    fn new(out: &'a mut [u8]) -> Self {
+        Self {
+            out,
+            bitbuf: 0,
+            bitcount: 0,
+            next_bits: 0,
+            next_bits2: 2,
+            next_byte: 4,
+        }
+    }
+
+    /// Appends the low `n` (<= 16) bits of `bits` (no higher bits set).
+    #[inline(always)]
+    fn write_bits(&mut self, bits: u32, n: u32) {
+        self.bitbuf = (self.bitbuf << n) | bits;
+        self.bitcount += n;
+        if self.bitcount > 16 {
+            self.bitcount -= 16;
+            let unit = (self.bitbuf >> self.bitcount) as u16;
+            self.out[self.next_bits..self.next_bits + 2].copy_from_slice(&unit.to_le_bytes());
+            self.next_bits = self.next_bits2;
+            self.next_bits2 = self.next_byte;
+            self.next_byte += 2;
+        }
+    }
+
+    #[inline(always)]
+    fn write_byte(&mut self, b: u8) {
+        self.out[self.next_byte] = b;
+        self.next_byte += 1;
+    }
+
+    #[inline(always)]
+    fn write_u16(&mut self, v: u16) {
+        self.out[self.next_byte..self.next_byte + 2].copy_from_slice(&v.to_le_bytes());
+        self.next_byte += 2;
+    }
+
+    /// Writes the last (partial) unit and the zero unit reserved after it;
+    /// returns the number of bytes used.
+    fn finish(self) -> usize {
+        let last = (self.bitbuf << (16 - self.bitcount)) as u16;
+        self.out[self.next_bits..self.next_bits + 2].copy_from_slice(&last.to_le_bytes());
+        self.out[self.next_bits2..self.next_bits2 + 2].copy_from_slice(&[0, 0]);
+        self.next_byte
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xpress::XpressDecompressor;
+    use crate::Decompressor;
+
+    fn round_trip(data: &[u8], level: u32) -> Option<usize> {
+        let mut c = XpressCompressor::new(65536, level);
+        let mut out = vec![0u8; data.len()];
+        let n = c.compress(data, &mut out)?;
+        assert!(n < data.len());
+        let mut d = XpressDecompressor::new(65536);
+        let mut back = vec![0u8; data.len()];
+        d.decompress(&out[..n], &mut back).unwrap();
+        assert!(back == data, "round trip mismatch at level {level}");
+        Some(n)
+    }
+
+    #[test]
+    fn round_trips_simple_inputs() {
+        let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog; "
+            .iter()
+            .cycle()
+            .take(5000)
+            .copied()
+            .collect();
+        let zeros = vec![0u8; 65536];
+        let ramp: Vec<u8> = (0..40000u32).map(|i| (i * 7 / 13) as u8).collect();
+        for level in [1, 10, 29, 30, 50, 80, 100] {
+            assert!(round_trip(&text, level).is_some());
+            assert!(round_trip(&zeros, level).is_some());
+            assert!(round_trip(&ramp, level).is_some());
+        }
+    }
+
+    #[test]
+    fn tiny_and_incompressible_inputs_are_refused() {
+        let mut c = XpressCompressor::new(32768, 50);
+        let mut out = vec![0u8; 300];
+        assert_eq!(c.compress(&[], &mut out), None);
+        assert_eq!(c.compress(&[0; 100], &mut out[..100]), None);
+        let mut x = 0x1234_5678u32;
+        let noise: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        assert_eq!(c.compress(&noise, &mut out), None);
+    }
+}
