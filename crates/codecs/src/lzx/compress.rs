@@ -10,6 +10,7 @@
 use super::e8;
 use super::huffenc::HuffmanBuilder;
 use super::matchfind::{match_len, HashChains};
+use super::optimal::{OptParams, Optimal};
 use super::tables::*;
 
 /// `litrun` literals, then a match of `len` bytes (none when `len == 0`,
@@ -127,6 +128,9 @@ impl Freqs {
     }
 }
 
+/// Levels up to this one use lazy parsing; above, near-optimal parsing.
+const MAX_LAZY_LEVEL: u32 = 34;
+
 /// Parser settings derived from the level.
 #[derive(Clone, Copy)]
 struct Params {
@@ -145,6 +149,8 @@ pub struct LzxCompressor {
     buf: Vec<u8>,
     seqs: Vec<Seq>,
     hc: HashChains,
+    opt: Option<Box<Optimal>>,
+    opt_params: OptParams,
     huff: HuffmanBuilder,
     freqs: Freqs,
     codes: Codes,
@@ -174,6 +180,12 @@ impl LzxCompressor {
             buf: Vec::new(),
             seqs: Vec::new(),
             hc: HashChains::new(),
+            opt: (level > MAX_LAZY_LEVEL).then(|| Box::new(Optimal::new())),
+            opt_params: OptParams {
+                depth: (level * 24 / 50).max(4),
+                nice: ((level * 48 / 50) as usize).clamp(8, MAX_MATCH),
+                passes: 1 + u32::from(level >= 40) + u32::from(level >= 70) + u32::from(level >= 100),
+            },
             huff: HuffmanBuilder::new(),
             freqs: Freqs::new(),
             codes: Codes::new(),
@@ -194,7 +206,12 @@ impl LzxCompressor {
         self.buf.clear();
         self.buf.extend_from_slice(input);
         e8::preprocess(&mut self.buf);
-        self.parse_lazy();
+        if let Some(opt) = self.opt.as_mut() {
+            let max_off = (1usize << self.order) - 3;
+            opt.parse(&self.buf, max_off, self.num_main_syms, &self.opt_params, &mut self.huff, &mut self.seqs);
+        } else {
+            self.parse_lazy();
+        }
         self.bw.out.clear();
         self.bw.buf = 0;
         self.bw.cnt = 0;

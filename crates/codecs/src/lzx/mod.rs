@@ -19,6 +19,7 @@ mod e8;
 mod huffdec;
 mod huffenc;
 mod matchfind;
+mod optimal;
 mod tables;
 
 pub use compress::LzxCompressor;
