@@ -1,41 +1,40 @@
-//! Lzx codec (placeholder: being written).
+//! LZX, the default compression format of WIM files (WIM variant).
+//!
+//! LZX is LZ77 (matches of 2..=257 bytes, three repeat offsets) followed by
+//! Huffman coding with a main alphabet of literals and match headers, a
+//! length alphabet and, in "aligned" blocks, an alphabet for the low three
+//! bits of long offsets. WIM files use it per chunk (32 KiB by default): the
+//! window is the chunk, nothing carries over between chunks, and the x86
+//! E8 call translation is always applied with the fixed size 12000000.
+//!
+//! - [`decompress`]: table-driven decoder, hardened against hostile input.
+//! - [`compress`]: block writer (Huffman code construction, verbatim and
+//!   aligned blocks) and the parsers: lazy hash-chain parsing for quick
+//!   levels, near-optimal (minimum-cost path) parsing with a binary-tree
+//!   match finder for the default and higher levels.
 
-use crate::{CompressionFormat, Compressor, DecompressError, Decompressor};
+mod compress;
+mod decompress;
+mod e8;
+mod huffdec;
+mod huffenc;
+mod matchfind;
+mod optimal;
+mod tables;
 
-/// Lzx chunk compressor.
-pub struct LzxCompressor {
-    _max_chunk_size: usize,
-    _level: u32,
-}
+pub use compress::LzxCompressor;
+pub use decompress::LzxDecompressor;
 
-impl LzxCompressor {
-    pub fn new(max_chunk_size: usize, level: u32) -> Self {
-        Self { _max_chunk_size: max_chunk_size, _level: level }
+use crate::{Compressor, DecompressError, Decompressor};
+
+impl Decompressor for LzxDecompressor {
+    fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), DecompressError> {
+        self.decompress_chunk(input, output)
     }
 }
 
 impl Compressor for LzxCompressor {
-    fn compress(&mut self, _input: &[u8], _output: &mut [u8]) -> Option<usize> {
-        None
-    }
-}
-
-/// Lzx chunk decompressor.
-pub struct LzxDecompressor {
-    max_chunk_size: usize,
-}
-
-impl LzxDecompressor {
-    pub fn new(max_chunk_size: usize) -> Self {
-        Self { max_chunk_size }
-    }
-}
-
-impl Decompressor for LzxDecompressor {
-    fn decompress(&mut self, _input: &[u8], output: &mut [u8]) -> Result<(), DecompressError> {
-        if output.len() > self.max_chunk_size {
-            return Err(DecompressError::ChunkTooLarge { format: CompressionFormat::Lzx, size: output.len(), max: self.max_chunk_size });
-        }
-        Err(DecompressError::Corrupt { format: CompressionFormat::Lzx, reason: "not implemented yet" })
+    fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
+        self.compress_chunk(input, output)
     }
 }

@@ -1,0 +1,541 @@
+//! LZX (WIM variant) compression of one chunk.
+//!
+//! The chunk is E8-preprocessed into a work buffer, parsed into a list of
+//! [`Seq`] items (literal runs followed by a match), then written as one or
+//! more blocks. For each block the Huffman codes are built from the item
+//! statistics, and the block is written as "aligned" when coding the low
+//! three bits of long offsets with their own code is cheaper than sending
+//! them verbatim.
+
+use super::e8;
+use super::huffenc::HuffmanBuilder;
+use super::matchfind::{match_len, HashChains};
+use super::optimal::{OptParams, Optimal};
+use super::tables::*;
+
+/// `litrun` literals, then a match of `len` bytes (none when `len == 0`,
+/// which only the last item of a block has). `off` is a repeat-offset index
+/// (0..=2) or an explicit offset in formatted form (real offset + 2).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Seq {
+    pub litrun: u32,
+    pub len: u32,
+    pub off: u32,
+}
+
+/// Main-alphabet symbol of a match.
+#[inline(always)]
+pub(crate) fn main_sym(len: u32, off: u32) -> usize {
+    let slot = if off < NUM_REPS as u32 {
+        off as usize
+    } else {
+        slot_of(off)
+    };
+    NUM_CHARS + slot * NUM_LEN_HEADERS + ((len as usize - MIN_MATCH).min(NUM_PRIMARY_LENS))
+}
+
+/// Writes 16-bit little-endian words, most significant bit first.
+struct BitWriter {
+    out: Vec<u8>,
+    buf: u64,
+    cnt: u32,
+}
+
+impl BitWriter {
+    #[inline(always)]
+    fn put(&mut self, bits: u32, n: u32) {
+        debug_assert!(n <= 32 && (n == 32 || bits >> n == 0));
+        self.buf = (self.buf << n) | u64::from(bits);
+        self.cnt += n;
+        while self.cnt >= 16 {
+            self.cnt -= 16;
+            let w = (self.buf >> self.cnt) as u16;
+            self.out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.cnt > 0 {
+            self.put(0, 16 - self.cnt);
+        }
+    }
+}
+
+/// The Huffman codes of one block.
+struct Codes {
+    main_lens: [u8; MAX_MAIN_SYMS],
+    main_codes: [u16; MAX_MAIN_SYMS],
+    len_lens: [u8; LEN_SYMS],
+    len_codes: [u16; LEN_SYMS],
+    al_lens: [u8; ALIGNED_SYMS],
+    al_codes: [u16; ALIGNED_SYMS],
+}
+
+impl Codes {
+    fn new() -> Self {
+        Self {
+            main_lens: [0; MAX_MAIN_SYMS],
+            main_codes: [0; MAX_MAIN_SYMS],
+            len_lens: [0; LEN_SYMS],
+            len_codes: [0; LEN_SYMS],
+            al_lens: [0; ALIGNED_SYMS],
+            al_codes: [0; ALIGNED_SYMS],
+        }
+    }
+}
+
+/// Symbol frequencies of one block.
+pub(crate) struct Freqs {
+    pub main: [u32; MAX_MAIN_SYMS],
+    pub len: [u32; LEN_SYMS],
+    pub al: [u32; ALIGNED_SYMS],
+}
+
+impl Freqs {
+    pub fn new() -> Self {
+        Self {
+            main: [0; MAX_MAIN_SYMS],
+            len: [0; LEN_SYMS],
+            al: [0; ALIGNED_SYMS],
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.main.fill(0);
+        self.len.fill(0);
+        self.al.fill(0);
+    }
+
+    /// Counts the symbols of `seqs` over the block bytes `data`.
+    pub fn count(&mut self, data: &[u8], seqs: &[Seq]) {
+        let mut p = 0usize;
+        for s in seqs {
+            for &b in &data[p..p + s.litrun as usize] {
+                self.main[b as usize] += 1;
+            }
+            p += s.litrun as usize;
+            if s.len != 0 {
+                self.main[main_sym(s.len, s.off)] += 1;
+                if s.len as usize >= MIN_MATCH + NUM_PRIMARY_LENS {
+                    self.len[s.len as usize - MIN_MATCH - NUM_PRIMARY_LENS] += 1;
+                }
+                if s.off >= NUM_REPS as u32 && slot_of(s.off) >= MIN_ALIGNED_SLOT {
+                    self.al[(s.off & 7) as usize] += 1;
+                }
+                p += s.len as usize;
+            }
+        }
+    }
+}
+
+/// Levels up to this one use lazy parsing; above, near-optimal parsing.
+const MAX_LAZY_LEVEL: u32 = 34;
+
+/// Parser settings derived from the level.
+#[derive(Clone, Copy)]
+struct Params {
+    depth: u32,
+    nice: usize,
+}
+
+/// A reusable LZX chunk compressor.
+pub struct LzxCompressor {
+    /// Largest chunk accepted; 0 when LZX cannot describe the window (then
+    /// every chunk is left uncompressed).
+    max_chunk_size: usize,
+    order: u32,
+    num_main_syms: usize,
+    params: Params,
+    buf: Vec<u8>,
+    seqs: Vec<Seq>,
+    hc: HashChains,
+    opt: Option<Box<Optimal>>,
+    opt_params: OptParams,
+    huff: HuffmanBuilder,
+    freqs: Freqs,
+    codes: Codes,
+    prev_main_lens: [u8; MAX_MAIN_SYMS],
+    prev_len_lens: [u8; LEN_SYMS],
+    bw: BitWriter,
+}
+
+impl LzxCompressor {
+    /// A compressor for chunks of up to `max_chunk_size` bytes (the LZX
+    /// window is that size rounded up to a power of two, at least 32 KiB, up
+    /// to 2 MiB). `level` follows wimlib: 20 quick, 50 default, 100 slow.
+    pub fn new(max_chunk_size: usize, level: u32) -> Self {
+        let (max, order) = match window_order(max_chunk_size) {
+            Some(o) => (max_chunk_size, o),
+            None => (0, MIN_WINDOW_ORDER),
+        };
+        let level = level.clamp(1, 1000);
+        Self {
+            max_chunk_size: max,
+            order,
+            num_main_syms: NUM_CHARS + num_offset_slots(order) * NUM_LEN_HEADERS,
+            params: Params {
+                depth: (level * 3 / 2).max(4),
+                nice: ((level * 2) as usize).clamp(16, MAX_MATCH),
+            },
+            buf: Vec::new(),
+            seqs: Vec::new(),
+            hc: HashChains::new(),
+            opt: (level > MAX_LAZY_LEVEL).then(|| Box::new(Optimal::new())),
+            opt_params: OptParams {
+                depth: (level * 24 / 50).max(4),
+                nice: ((level * 48 / 50) as usize).clamp(8, MAX_MATCH),
+                passes: 1 + u32::from(level >= 40) + u32::from(level >= 70) + u32::from(level >= 100),
+            },
+            huff: HuffmanBuilder::new(),
+            freqs: Freqs::new(),
+            codes: Codes::new(),
+            prev_main_lens: [0; MAX_MAIN_SYMS],
+            prev_len_lens: [0; LEN_SYMS],
+            bw: BitWriter {
+                out: Vec::new(),
+                buf: 0,
+                cnt: 0,
+            },
+        }
+    }
+
+    pub fn compress_chunk(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
+        if input.is_empty() || input.len() > self.max_chunk_size {
+            return None;
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(input);
+        e8::preprocess(&mut self.buf);
+        if let Some(opt) = self.opt.as_mut() {
+            let max_off = (1usize << self.order) - 3;
+            opt.parse(&self.buf, max_off, self.num_main_syms, &self.opt_params, &mut self.huff, &mut self.seqs);
+        } else {
+            self.parse_lazy();
+        }
+        self.bw.out.clear();
+        self.bw.buf = 0;
+        self.bw.cnt = 0;
+        self.prev_main_lens = [0; MAX_MAIN_SYMS];
+        self.prev_len_lens = [0; LEN_SYMS];
+        let seqs = std::mem::take(&mut self.seqs);
+        let buf = std::mem::take(&mut self.buf);
+        self.write_block(&buf, &seqs);
+        self.seqs = seqs;
+        self.buf = buf;
+        self.bw.flush();
+        let n = self.bw.out.len();
+        if n < input.len() && n <= output.len() {
+            output[..n].copy_from_slice(&self.bw.out);
+            Some(n)
+        } else {
+            None
+        }
+    }
+
+    /// Lazy parsing with hash chains: take the best match at each position
+    /// unless the next position has a better one.
+    fn parse_lazy(&mut self) {
+        let d = &self.buf[..];
+        let n = d.len();
+        let max_off = (1usize << self.order) - 3;
+        let Params { depth, nice } = self.params;
+        self.hc.reset(n);
+        self.seqs.clear();
+        let mut reps = [1u32; NUM_REPS];
+        let mut lit_start = 0usize;
+        let mut i = 0usize;
+        let mut cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
+        while i < n {
+            if cur.len == 0 {
+                i += 1;
+                if i < n {
+                    cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
+                }
+                continue;
+            }
+            if (cur.len as usize) < nice && i + 1 < n {
+                let next = best_at(&mut self.hc, d, i + 1, &reps, max_off, depth, nice);
+                if next.gain > cur.gain {
+                    i += 1;
+                    cur = next;
+                    continue;
+                }
+                // Take `cur`; position i+1 is already in the chains.
+                for p in i + 2..i + cur.len as usize {
+                    self.hc.insert(d, p);
+                }
+            } else {
+                for p in i + 1..i + cur.len as usize {
+                    self.hc.insert(d, p);
+                }
+            }
+            self.seqs.push(Seq {
+                litrun: (i - lit_start) as u32,
+                len: cur.len,
+                off: cur.code,
+            });
+            update_reps(&mut reps, cur.code, cur.real_off);
+            i += cur.len as usize;
+            lit_start = i;
+            if i < n {
+                cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
+            }
+        }
+        self.seqs.push(Seq {
+            litrun: (n - lit_start) as u32,
+            len: 0,
+            off: 0,
+        });
+    }
+
+    /// Builds the codes for one block and writes it.
+    fn write_block(&mut self, data: &[u8], seqs: &[Seq]) {
+        self.freqs.clear();
+        self.freqs.count(data, seqs);
+        let nm = self.num_main_syms;
+        let c = &mut self.codes;
+        self.huff.build(
+            &self.freqs.main[..nm],
+            MAX_CODEWORD_LEN,
+            &mut c.main_lens[..nm],
+            &mut c.main_codes[..nm],
+        );
+        self.huff.build(
+            &self.freqs.len,
+            MAX_CODEWORD_LEN,
+            &mut c.len_lens,
+            &mut c.len_codes,
+        );
+        self.huff.build(
+            &self.freqs.al,
+            MAX_ALIGNED_LEN,
+            &mut c.al_lens,
+            &mut c.al_codes,
+        );
+        // Verbatim sends every extra offset bit as is; aligned codes the low
+        // three bits of slots >= 8 and pays 24 bits for its code lengths.
+        let mut aligned_gain: i64 = -24;
+        for (sym, &f) in self.freqs.al.iter().enumerate() {
+            aligned_gain += i64::from(f) * (3 - i64::from(c.al_lens[sym]));
+        }
+        let aligned = aligned_gain > 0;
+
+        let bw = &mut self.bw;
+        bw.put(
+            if aligned {
+                BLOCK_ALIGNED
+            } else {
+                BLOCK_VERBATIM
+            },
+            3,
+        );
+        let size = data.len();
+        if size == DEFAULT_BLOCK_SIZE {
+            bw.put(1, 1);
+        } else {
+            bw.put(0, 1);
+            if self.order >= 16 {
+                bw.put((size >> 8) as u32, 16);
+                bw.put((size & 0xFF) as u32, 8);
+            } else {
+                bw.put(size as u32, 16);
+            }
+        }
+        if aligned {
+            for &l in &c.al_lens {
+                bw.put(u32::from(l), 3);
+            }
+        }
+        write_lens(
+            bw,
+            &mut self.huff,
+            &self.prev_main_lens[..NUM_CHARS],
+            &c.main_lens[..NUM_CHARS],
+        );
+        write_lens(
+            bw,
+            &mut self.huff,
+            &self.prev_main_lens[NUM_CHARS..nm],
+            &c.main_lens[NUM_CHARS..nm],
+        );
+        write_lens(bw, &mut self.huff, &self.prev_len_lens, &c.len_lens);
+        self.prev_main_lens = c.main_lens;
+        self.prev_len_lens = c.len_lens;
+
+        let mut p = 0usize;
+        for s in seqs {
+            for &b in &data[p..p + s.litrun as usize] {
+                bw.put(
+                    u32::from(c.main_codes[b as usize]),
+                    u32::from(c.main_lens[b as usize]),
+                );
+            }
+            p += s.litrun as usize;
+            if s.len == 0 {
+                continue;
+            }
+            p += s.len as usize;
+            let ms = main_sym(s.len, s.off);
+            bw.put(u32::from(c.main_codes[ms]), u32::from(c.main_lens[ms]));
+            if s.len as usize >= MIN_MATCH + NUM_PRIMARY_LENS {
+                let ls = s.len as usize - MIN_MATCH - NUM_PRIMARY_LENS;
+                bw.put(u32::from(c.len_codes[ls]), u32::from(c.len_lens[ls]));
+            }
+            if s.off >= NUM_REPS as u32 {
+                let slot = slot_of(s.off);
+                let extra = u32::from(EXTRA_BITS[slot]);
+                let bits = s.off - SLOT_BASE[slot];
+                if aligned && slot >= MIN_ALIGNED_SLOT {
+                    bw.put(bits >> 3, extra - 3);
+                    let a = (bits & 7) as usize;
+                    bw.put(u32::from(c.al_codes[a]), u32::from(c.al_lens[a]));
+                } else {
+                    bw.put(bits, extra);
+                }
+            }
+        }
+    }
+}
+
+/// Updates the repeat-offset queue as the decoder will.
+#[inline(always)]
+pub(crate) fn update_reps(reps: &mut [u32; NUM_REPS], code: u32, real_off: u32) {
+    if code < NUM_REPS as u32 {
+        reps.swap(0, code as usize);
+    } else {
+        reps[2] = reps[1];
+        reps[1] = reps[0];
+        reps[0] = real_off;
+    }
+}
+
+/// A candidate match for the lazy parser.
+#[derive(Clone, Copy)]
+struct Cand {
+    len: u32,
+    /// Repeat index or formatted offset.
+    code: u32,
+    real_off: u32,
+    /// Rough bits saved against coding the bytes as literals.
+    gain: i32,
+}
+
+const NO_CAND: Cand = Cand {
+    len: 0,
+    code: 0,
+    real_off: 0,
+    gain: 0,
+};
+
+/// Best match at `i` among the repeat offsets and the hash chains.
+#[inline(always)]
+fn best_at(
+    hc: &mut HashChains,
+    d: &[u8],
+    i: usize,
+    reps: &[u32; NUM_REPS],
+    max_off: usize,
+    depth: u32,
+    nice: usize,
+) -> Cand {
+    let max_len = (d.len() - i).min(MAX_MATCH);
+    let mut best = NO_CAND;
+    if max_len >= MIN_MATCH {
+        for (k, &r) in reps.iter().enumerate() {
+            let r = r as usize;
+            if r <= i {
+                let l = match_len(d, i - r, i, max_len);
+                if l >= MIN_MATCH {
+                    let gain = 8 * l as i32 - 8 - k as i32;
+                    if gain > best.gain {
+                        best = Cand {
+                            len: l as u32,
+                            code: k as u32,
+                            real_off: r as u32,
+                            gain,
+                        };
+                    }
+                }
+            }
+        }
+    }
+    let (l, off) = hc.find_and_insert(d, i, max_off, depth, nice, max_len);
+    if l >= 3 && l > best.len as usize {
+        let f = off as u32 + 2;
+        let gain = 8 * l as i32 - 9 - i32::from(EXTRA_BITS[slot_of(f)]);
+        if gain > best.gain {
+            // An explicit offset equal to a repeat offset is sent as that
+            // repeat (cheaper, and the queue update is the same).
+            let code = reps
+                .iter()
+                .position(|&r| r == off as u32)
+                .map_or(f, |k| k as u32);
+            best = Cand {
+                len: l as u32,
+                code,
+                real_off: off as u32,
+                gain,
+            };
+        }
+    }
+    best
+}
+
+/// Writes a pretree and the delta-coded lengths `new` (previous: `old`).
+fn write_lens(bw: &mut BitWriter, huff: &mut HuffmanBuilder, old: &[u8], new: &[u8]) {
+    // Items: presym | extra << 5 | (run presym for 19) << 10.
+    let mut items: Vec<u32> = Vec::with_capacity(new.len());
+    let mut freq = [0u32; PRE_SYMS];
+    let delta = |o: u8, n: u8| -> u32 { (u32::from(o) + 17 - u32::from(n)) % 17 };
+    let mut i = 0;
+    while i < new.len() {
+        let v = new[i];
+        let mut run = 1;
+        while i + run < new.len() && new[i + run] == v {
+            run += 1;
+        }
+        if v == 0 && run >= 20 {
+            let r = run.min(51);
+            items.push(18 | ((r - 20) as u32) << 5);
+            freq[18] += 1;
+            i += r;
+        } else if v == 0 && run >= 4 {
+            let r = run.min(19);
+            items.push(17 | ((r - 4) as u32) << 5);
+            freq[17] += 1;
+            i += r;
+        } else if run >= 4 {
+            let r = run.min(5);
+            let s = delta(old[i], v);
+            items.push(19 | ((r - 4) as u32) << 5 | s << 10);
+            freq[19] += 1;
+            freq[s as usize] += 1;
+            i += r;
+        } else {
+            let s = delta(old[i], v);
+            items.push(s);
+            freq[s as usize] += 1;
+            i += 1;
+        }
+    }
+    let mut lens = [0u8; PRE_SYMS];
+    let mut codes = [0u16; PRE_SYMS];
+    huff.build(&freq, MAX_PRE_LEN, &mut lens, &mut codes);
+    for &l in &lens {
+        bw.put(u32::from(l), 4);
+    }
+    for it in items {
+        let s = (it & 31) as usize;
+        bw.put(u32::from(codes[s]), u32::from(lens[s]));
+        match s {
+            17 => bw.put((it >> 5) & 15, 4),
+            18 => bw.put((it >> 5) & 31, 5),
+            19 => {
+                bw.put((it >> 5) & 1, 1);
+                let s2 = (it >> 10) as usize;
+                bw.put(u32::from(codes[s2]), u32::from(lens[s2]));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! LZX (WIM variant) decompression of one chunk.
+//!
+//! The chunk is a sequence of blocks (verbatim, aligned or uncompressed)
+//! whose sizes add up to the chunk size. Codeword lengths are delta-coded
+//! against the previous block of the same chunk and start at zero for every
+//! chunk; the repeat-offset queue starts at {1, 1, 1}. Matches never reach
+//! before the chunk start nor past the end of their block. After decoding,
+//! the E8 call translation is undone.
+//!
+//! Hostile input: every read is bounds-checked, the bit reader feeds zero
+//! bits past the end of the input but we report corruption as soon as a
+//! block has *consumed* any of them, and every loop advances the output or a
+//! bounded length array, so decoding always terminates.
+
+use super::e8;
+use super::huffdec::DecodeTable;
+use super::tables::*;
+use crate::{CompressionFormat, DecompressError};
+
+fn corrupt(reason: &'static str) -> DecompressError {
+    DecompressError::Corrupt {
+        format: CompressionFormat::Lzx,
+        reason,
+    }
+}
+
+/// Reads 16-bit little-endian words, most significant bit first.
+struct BitReader<'a> {
+    data: &'a [u8],
+    /// Next byte to load into `buf`.
+    pos: usize,
+    /// Bits not yet consumed, left-aligned.
+    buf: u64,
+    bits: u32,
+    /// Zero bits appended past the end of `data` so far.
+    virt: u32,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8], pos: usize) -> Self {
+        Self {
+            data,
+            pos,
+            buf: 0,
+            bits: 0,
+            virt: 0,
+        }
+    }
+
+    /// Makes sure at least 49 bits are buffered.
+    #[inline(always)]
+    fn refill(&mut self) {
+        while self.bits <= 48 {
+            let w = match self.data.get(self.pos..self.pos + 2) {
+                Some(b) => {
+                    self.pos += 2;
+                    u16::from_le_bytes([b[0], b[1]])
+                }
+                None => {
+                    self.virt += 16;
+                    0
+                }
+            };
+            self.buf |= u64::from(w) << (48 - self.bits);
+            self.bits += 16;
+        }
+    }
+
+    #[inline(always)]
+    fn peek16(&self) -> u32 {
+        (self.buf >> 48) as u32
+    }
+
+    /// Consumes `n <= 32` bits (buffered beforehand by `refill`).
+    #[inline(always)]
+    fn consume(&mut self, n: u32) {
+        debug_assert!(n <= self.bits);
+        self.buf <<= n;
+        self.bits -= n;
+    }
+
+    /// Reads `n <= 32` bits, refilling first.
+    #[inline(always)]
+    fn read(&mut self, n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        self.refill();
+        let v = (self.buf >> (64 - n)) as u32;
+        self.consume(n);
+        v
+    }
+
+    /// True when bits past the end of the input have been consumed.
+    fn overrun(&self) -> bool {
+        self.bits < self.virt
+    }
+
+    /// Bits consumed since byte `start` of the input.
+    fn consumed_bits(&self) -> usize {
+        self.pos * 8 + self.virt as usize - self.bits as usize
+    }
+
+    #[inline(always)]
+    fn decode(&mut self, t: &DecodeTable) -> Result<u32, DecompressError> {
+        let (sym, n) = t
+            .decode(self.peek16())
+            .ok_or(corrupt("symbol from an empty code"))?;
+        self.consume(n);
+        Ok(sym)
+    }
+}
+
+/// A reusable LZX chunk decompressor.
+pub struct LzxDecompressor {
+    /// Largest chunk accepted; 0 when the chunk size given at creation is
+    /// beyond what LZX can describe (then every chunk is refused).
+    max_chunk_size: usize,
+    num_main_syms: usize,
+    main_lens: [u8; MAX_MAIN_SYMS],
+    len_lens: [u8; LEN_SYMS],
+    pre_lens: [u8; PRE_SYMS],
+    aligned_lens: [u8; ALIGNED_SYMS],
+    main: DecodeTable,
+    len: DecodeTable,
+    pre: DecodeTable,
+    aligned: DecodeTable,
+}
+
+impl LzxDecompressor {
+    /// A decompressor for chunks of up to `max_chunk_size` bytes; the window
+    /// (and with it the main alphabet) is the chunk size rounded up to a power
+    /// of two, at least 32 KiB, as in WIM files. Up to 2 MiB is supported.
+    pub fn new(max_chunk_size: usize) -> Self {
+        let (max, order) = match window_order(max_chunk_size) {
+            Some(o) => (max_chunk_size, o),
+            None => (0, MIN_WINDOW_ORDER),
+        };
+        Self {
+            max_chunk_size: max,
+            num_main_syms: NUM_CHARS + num_offset_slots(order) * NUM_LEN_HEADERS,
+            main_lens: [0; MAX_MAIN_SYMS],
+            len_lens: [0; LEN_SYMS],
+            pre_lens: [0; PRE_SYMS],
+            aligned_lens: [0; ALIGNED_SYMS],
+            main: DecodeTable::new(10),
+            len: DecodeTable::new(8),
+            pre: DecodeTable::new(6),
+            aligned: DecodeTable::new(7),
+        }
+    }
+
+    fn window_order(&self) -> u32 {
+        window_order(self.max_chunk_size).unwrap_or(MIN_WINDOW_ORDER)
+    }
+
+    /// Decodes one chunk into `out` (exact size).
+    pub fn decompress_chunk(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), DecompressError> {
+        if out.len() > self.max_chunk_size {
+            return Err(DecompressError::ChunkTooLarge {
+                format: CompressionFormat::Lzx,
+                size: out.len(),
+                max: if self.max_chunk_size == 0 {
+                    1 << MAX_WINDOW_ORDER
+                } else {
+                    self.max_chunk_size
+                },
+            });
+        }
+        let big_window = self.window_order() >= 16;
+        self.main_lens = [0; MAX_MAIN_SYMS];
+        self.len_lens = [0; LEN_SYMS];
+        let mut reps = [1u32; NUM_REPS];
+        let mut r = BitReader::new(input, 0);
+        let mut pos = 0usize;
+        while pos < out.len() {
+            r.refill();
+            let btype = r.read(3);
+            let size = if r.read(1) == 1 {
+                DEFAULT_BLOCK_SIZE
+            } else {
+                let mut s = r.read(16) as usize;
+                if big_window {
+                    s = (s << 8) | r.read(8) as usize;
+                }
+                s
+            };
+            if size == 0 || size > out.len() - pos {
+                return Err(corrupt("block size out of range"));
+            }
+            match btype {
+                BLOCK_VERBATIM | BLOCK_ALIGNED => {
+                    let aligned = btype == BLOCK_ALIGNED;
+                    if aligned {
+                        for i in 0..ALIGNED_SYMS {
+                            self.aligned_lens[i] = r.read(3) as u8;
+                        }
+                        self.aligned
+                            .build(&self.aligned_lens)
+                            .map_err(|_| corrupt("bad aligned offset code"))?;
+                    }
+                    let n = self.num_main_syms;
+                    read_lens(
+                        &mut r,
+                        &mut self.pre,
+                        &mut self.pre_lens,
+                        &mut self.main_lens[..NUM_CHARS],
+                    )?;
+                    read_lens(
+                        &mut r,
+                        &mut self.pre,
+                        &mut self.pre_lens,
+                        &mut self.main_lens[NUM_CHARS..n],
+                    )?;
+                    read_lens(
+                        &mut r,
+                        &mut self.pre,
+                        &mut self.pre_lens,
+                        &mut self.len_lens,
+                    )?;
+                    self.main
+                        .build(&self.main_lens[..n])
+                        .map_err(|_| corrupt("bad main code"))?;
+                    self.len
+                        .build(&self.len_lens)
+                        .map_err(|_| corrupt("bad length code"))?;
+                    if r.overrun() {
+                        return Err(corrupt("truncated block header"));
+                    }
+                    let end = pos + size;
+                    self.decode_block(&mut r, out, pos, end, aligned, &mut reps)?;
+                    if r.overrun() {
+                        return Err(corrupt("truncated block"));
+                    }
+                    pos = end;
+                }
+                BLOCK_UNCOMPRESSED => {
+                    // Skip to the next 16-bit boundary; when already on one,
+                    // a whole 16-bit word of padding follows.
+                    let consumed = r.consumed_bits();
+                    let start = (consumed / 16 + 1) * 2;
+                    let hdr = input
+                        .get(start..start + 12)
+                        .ok_or(corrupt("truncated uncompressed block"))?;
+                    for (i, rep) in reps.iter_mut().enumerate() {
+                        let v = u32::from_le_bytes([
+                            hdr[4 * i],
+                            hdr[4 * i + 1],
+                            hdr[4 * i + 2],
+                            hdr[4 * i + 3],
+                        ]);
+                        if v == 0 {
+                            return Err(corrupt("zero repeat offset"));
+                        }
+                        *rep = v;
+                    }
+                    let data = input
+                        .get(start + 12..start + 12 + size)
+                        .ok_or(corrupt("truncated uncompressed block"))?;
+                    out[pos..pos + size].copy_from_slice(data);
+                    pos += size;
+                    // An odd-sized block is padded to 16 bits (a missing
+                    // pad byte at the very end is tolerated, as wimlib does).
+                    let next = start + 12 + size + (size & 1);
+                    r = BitReader::new(input, next.min(input.len()));
+                }
+                _ => return Err(corrupt("invalid block type")),
+            }
+        }
+        e8::postprocess(out);
+        Ok(())
+    }
+
+    /// Decodes the items of one compressed block into `out[pos..end]`.
+    #[inline(never)]
+    fn decode_block(
+        &self,
+        r: &mut BitReader,
+        out: &mut [u8],
+        mut pos: usize,
+        end: usize,
+        aligned: bool,
+        reps: &mut [u32; NUM_REPS],
+    ) -> Result<(), DecompressError> {
+        let min_aligned_slot = if aligned {
+            MIN_ALIGNED_SLOT
+        } else {
+            usize::MAX
+        };
+        while pos < end {
+            r.refill();
+            let sym = r.decode(&self.main)? as usize;
+            if sym < NUM_CHARS {
+                out[pos] = sym as u8;
+                pos += 1;
+                continue;
+            }
+            let hdr = sym - NUM_CHARS;
+            let slot = hdr / NUM_LEN_HEADERS;
+            let mut len = hdr % NUM_LEN_HEADERS;
+            if len == NUM_PRIMARY_LENS {
+                len += r.decode(&self.len)? as usize;
+            }
+            len += MIN_MATCH;
+            let offset;
+            if slot < NUM_REPS {
+                offset = reps[slot];
+                reps[slot] = reps[0];
+            } else {
+                // The main alphabet size bounds `slot` below num_offset_slots.
+                let extra = u32::from(EXTRA_BITS[slot]);
+                r.refill();
+                let bits = if slot >= min_aligned_slot {
+                    let hi = r.read(extra - 3);
+                    (hi << 3) | r.decode(&self.aligned)?
+                } else {
+                    r.read(extra)
+                };
+                offset = SLOT_BASE[slot] + bits - 2;
+                reps[2] = reps[1];
+                reps[1] = reps[0];
+            }
+            reps[0] = offset;
+            let offset = offset as usize;
+            if offset > pos || offset == 0 {
+                return Err(corrupt("match offset before chunk start"));
+            }
+            if len > end - pos {
+                return Err(corrupt("match past block end"));
+            }
+            copy_match(out, pos, offset, len);
+            pos += len;
+        }
+        Ok(())
+    }
+}
+
+/// Copies `len` bytes from `pos - offset` to `pos` (regions may overlap;
+/// the caller checked `offset <= pos` and `pos + len <= out.len()`).
+#[inline(always)]
+fn copy_match(out: &mut [u8], pos: usize, offset: usize, len: usize) {
+    let src = pos - offset;
+    if offset >= len {
+        out.copy_within(src..src + len, pos);
+    } else if offset == 1 {
+        let b = out[src];
+        out[pos..pos + len].fill(b);
+    } else {
+        for i in 0..len {
+            out[pos + i] = out[src + i];
+        }
+    }
+}
+
+/// Reads a pretree, then delta-decodes `lens` (previous values in place).
+fn read_lens(
+    r: &mut BitReader,
+    pre: &mut DecodeTable,
+    pre_lens: &mut [u8; PRE_SYMS],
+    lens: &mut [u8],
+) -> Result<(), DecompressError> {
+    for l in pre_lens.iter_mut() {
+        *l = r.read(4) as u8;
+    }
+    pre.build(pre_lens).map_err(|_| corrupt("bad pretree"))?;
+    let delta = |old: u8, sym: u32| -> u8 { ((u32::from(old) + 17 - sym) % 17) as u8 };
+    let mut i = 0;
+    while i < lens.len() {
+        r.refill();
+        let sym = r.decode(pre)?;
+        match sym {
+            0..=16 => {
+                lens[i] = delta(lens[i], sym);
+                i += 1;
+            }
+            17 | 18 => {
+                let run = if sym == 17 {
+                    4 + r.read(4)
+                } else {
+                    20 + r.read(5)
+                } as usize;
+                // A run may overshoot the array in a corrupt stream; wimlib
+                // tolerates that silently, so we clamp rather than fail.
+                let stop = (i + run).min(lens.len());
+                lens[i..stop].fill(0);
+                i = stop;
+            }
+            _ => {
+                let run = 4 + r.read(1) as usize;
+                let s = r.decode(pre)?;
+                if s > 16 {
+                    return Err(corrupt("bad pretree run symbol"));
+                }
+                let v = delta(lens[i], s);
+                let stop = (i + run).min(lens.len());
+                lens[i..stop].fill(v);
+                i = stop;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(input: &[u8], n: usize) -> Result<Vec<u8>, DecompressError> {
+        let mut d = LzxDecompressor::new(32768);
+        let mut out = vec![0u8; n];
+        d.decompress_chunk(input, &mut out).map(|_| out)
+    }
+
+    #[test]
+    fn uncompressed_block_is_read_verbatim() {
+        // Header bits: type 3 (011), flag 0, size 5 (16 bits) = 20 bits,
+        // then padding to 32 bits, 12 bytes of reps, 5 bytes, pad byte.
+        let bits: u32 = (0b011 << 17) | 5;
+        let w = bits << 12; // 20 bits left-aligned in 32
+        let mut v = Vec::new();
+        v.extend_from_slice(&((w >> 16) as u16).to_le_bytes());
+        v.extend_from_slice(&((w & 0xFFFF) as u16).to_le_bytes());
+        for _ in 0..3 {
+            v.extend_from_slice(&1u32.to_le_bytes());
+        }
+        v.extend_from_slice(b"hello\0");
+        assert_eq!(dec(&v, 5).unwrap(), b"hello");
+        // Zero repeat offsets are invalid.
+        let mut bad = v.clone();
+        bad[4] = 0;
+        assert!(dec(&bad, 5).is_err());
+        // Truncated.
+        assert!(dec(&v[..10], 5).is_err());
+    }
+
+    #[test]
+    fn empty_input_is_corrupt_and_oversized_chunk_refused() {
+        assert!(dec(&[], 1).is_err());
+        assert!(matches!(
+            dec(&[], 40000),
+            Err(DecompressError::ChunkTooLarge { .. })
+        ));
+        assert_eq!(dec(&[], 0).unwrap(), b"");
+    }
+}

@@ -1,0 +1,302 @@
+//! Match finders over one chunk.
+//!
+//! - [`HashChains`]: the classic head/prev chains on 3-byte hashes, used by
+//!   the lazy parser of the quick levels.
+//! - [`BinaryTrees`]: a binary search tree of suffixes per hash bucket
+//!   (each node's left/right children hold earlier positions whose suffix
+//!   compares smaller/greater), re-rooted at every position. One descent
+//!   yields the nearest match of every length and keeps the tree sorted, so
+//!   the near-optimal parser gets all useful matches at logarithmic cost.
+//!   A small table of 2-byte hashes adds length-2 matches.
+//!
+//! Positions are `u32`; a chunk is at most 2 MiB.
+
+/// Length of the common prefix of `d[a..]` and `d[b..]`, at most `max`
+/// (the caller guarantees `b + max <= d.len()` and `a < b`).
+#[inline(always)]
+pub fn match_len(d: &[u8], a: usize, b: usize, max: usize) -> usize {
+    let mut n = 0;
+    while n + 8 <= max {
+        let x = load8(d, a + n) ^ load8(d, b + n);
+        if x != 0 {
+            return n + (x.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    while n < max && d[a + n] == d[b + n] {
+        n += 1;
+    }
+    n
+}
+
+#[inline(always)]
+fn load8(d: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&d[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn hash3(d: &[u8], i: usize, bits: u32) -> usize {
+    let v = u32::from(d[i]) | u32::from(d[i + 1]) << 8 | u32::from(d[i + 2]) << 16;
+    (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+}
+
+#[inline(always)]
+fn hash2(d: &[u8], i: usize, bits: u32) -> usize {
+    let v = u32::from(d[i]) | u32::from(d[i + 1]) << 8;
+    (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+}
+
+const NONE: u32 = u32::MAX;
+const HC_BITS: u32 = 15;
+
+/// Hash chains for the lazy parser.
+pub struct HashChains {
+    head: Vec<u32>,
+    prev: Vec<u32>,
+}
+
+impl HashChains {
+    pub fn new() -> Self {
+        Self {
+            head: vec![NONE; 1 << HC_BITS],
+            prev: Vec::new(),
+        }
+    }
+
+    pub fn reset(&mut self, n: usize) {
+        self.head.fill(NONE);
+        self.prev.clear();
+        self.prev.resize(n, NONE);
+    }
+
+    /// Adds position `i` (needs 3 bytes) to its chain.
+    #[inline(always)]
+    pub fn insert(&mut self, d: &[u8], i: usize) {
+        if i + 3 <= d.len() {
+            let h = hash3(d, i, HC_BITS);
+            self.prev[i] = self.head[h];
+            self.head[h] = i as u32;
+        }
+    }
+
+    /// Longest match (length >= 3) at `i` with offset <= `max_off`, looking at
+    /// up to `depth` candidates; stops early at `nice`. Inserts `i`.
+    #[inline]
+    pub fn find_and_insert(
+        &mut self,
+        d: &[u8],
+        i: usize,
+        max_off: usize,
+        depth: u32,
+        nice: usize,
+        max_len: usize,
+    ) -> (usize, usize) {
+        if i + 3 > d.len() {
+            return (0, 0);
+        }
+        let h = hash3(d, i, HC_BITS);
+        let mut cand = self.head[h];
+        self.prev[i] = cand;
+        self.head[h] = i as u32;
+        let (mut best_len, mut best_off) = (2usize, 0usize);
+        let nice = nice.min(max_len);
+        let mut left = depth;
+        while cand != NONE && left > 0 {
+            let c = cand as usize;
+            let off = i - c;
+            if off > max_off {
+                break;
+            }
+            left -= 1;
+            // best_len < max_len here, so both indices are in bounds.
+            if d[c + best_len] == d[i + best_len] {
+                let l = match_len(d, c, i, max_len);
+                if l > best_len {
+                    best_len = l;
+                    best_off = off;
+                    if l >= nice {
+                        break;
+                    }
+                }
+            }
+            cand = self.prev[c];
+        }
+        if best_off == 0 {
+            (0, 0)
+        } else {
+            (best_len, best_off)
+        }
+    }
+}
+
+const BT_BITS: u32 = 15;
+const H2_BITS: u32 = 12;
+
+/// A match found by [`BinaryTrees`]: `len` bytes at distance `off`.
+#[derive(Clone, Copy, Debug)]
+pub struct Match {
+    pub len: u16,
+    pub off: u32,
+}
+
+/// Binary-tree match finder (see the module comment).
+pub struct BinaryTrees {
+    head3: Vec<u32>,
+    head2: Vec<u32>,
+    /// `child[2p]`: root of the subtree of suffixes smaller than suffix `p`,
+    /// `child[2p + 1]`: larger.
+    child: Vec<u32>,
+}
+
+impl BinaryTrees {
+    pub fn new() -> Self {
+        Self {
+            head3: vec![NONE; 1 << BT_BITS],
+            head2: vec![NONE; 1 << H2_BITS],
+            child: Vec::new(),
+        }
+    }
+
+    pub fn reset(&mut self, n: usize) {
+        self.head3.fill(NONE);
+        self.head2.fill(NONE);
+        // Every child slot of position p is written when p is inserted,
+        // before anything reads it, so no clearing is needed.
+        if self.child.len() < 2 * n {
+            self.child.resize(2 * n, NONE);
+        }
+    }
+
+    /// Inserts position `i` and appends to `out` its matches with offset at
+    /// most `max_off`, by strictly increasing length (each the nearest of
+    /// its length), looking at up to `depth` tree nodes; stops at `nice`.
+    #[inline]
+    pub fn find_and_insert(
+        &mut self,
+        d: &[u8],
+        i: usize,
+        max_off: usize,
+        depth: u32,
+        nice: usize,
+        out: &mut Vec<Match>,
+    ) {
+        let n = d.len();
+        if i + 3 > n {
+            return;
+        }
+        let max_len = (n - i).min(super::tables::MAX_MATCH);
+        let nice = nice.min(max_len);
+        let h2 = hash2(d, i, H2_BITS);
+        let c2 = self.head2[h2];
+        self.head2[h2] = i as u32;
+        if c2 != NONE {
+            let c = c2 as usize;
+            if i - c <= max_off && d[c] == d[i] && d[c + 1] == d[i + 1] && d[c + 2] != d[i + 2] {
+                // A length-3+ match at c2 is found again through the tree.
+                out.push(Match { len: 2, off: (i - c) as u32 });
+            }
+        }
+        let h = hash3(d, i, BT_BITS);
+        let mut cand = self.head3[h];
+        self.head3[h] = i as u32;
+        let mut lt_slot = 2 * i;
+        let mut gt_slot = 2 * i + 1;
+        let (mut lt_len, mut gt_len) = (0usize, 0usize);
+        let mut best = 2usize;
+        let mut left = depth;
+        loop {
+            if cand == NONE || i - cand as usize > max_off || left == 0 {
+                self.child[lt_slot] = NONE;
+                self.child[gt_slot] = NONE;
+                return;
+            }
+            left -= 1;
+            let c = cand as usize;
+            let mut len = lt_len.min(gt_len);
+            len += match_len(d, c + len, i + len, max_len - len);
+            if len > best {
+                best = len;
+                out.push(Match {
+                    len: len as u16,
+                    off: (i - c) as u32,
+                });
+            }
+            if len >= nice {
+                // Equal as far as we may look: c takes i's place.
+                self.child[lt_slot] = self.child[2 * c];
+                self.child[gt_slot] = self.child[2 * c + 1];
+                return;
+            }
+            if d[c + len] < d[i + len] {
+                self.child[lt_slot] = cand;
+                lt_slot = 2 * c + 1;
+                cand = self.child[lt_slot];
+                lt_len = len;
+            } else {
+                self.child[gt_slot] = cand;
+                gt_slot = 2 * c;
+                cand = self.child[gt_slot];
+                gt_len = len;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute force: the longest match at i within max_off.
+    fn longest(d: &[u8], i: usize, max_off: usize) -> usize {
+        let max = (d.len() - i).min(257);
+        (i.saturating_sub(max_off)..i).map(|c| match_len(d, c, i, max)).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn binary_trees_find_the_longest_match_with_unbounded_depth() {
+        let mut seed = 12345u32;
+        let d: Vec<u8> = (0..6000)
+            .map(|_| {
+                seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
+                b"abcab"[(seed >> 16) as usize % 5]
+            })
+            .collect();
+        let mut bt = BinaryTrees::new();
+        bt.reset(d.len());
+        let mut out = Vec::new();
+        for i in 0..d.len() {
+            out.clear();
+            bt.find_and_insert(&d, i, 32765, u32::MAX, 257, &mut out);
+            let best = out.last().map_or(0, |m| m.len as usize);
+            let want = longest(&d, i, 32765);
+            if i + 3 <= d.len() && want >= 3 {
+                assert_eq!(best, want, "at {i}");
+            }
+            for w in out.windows(2) {
+                assert!(w[0].len < w[1].len);
+            }
+            for m in &out {
+                let o = m.off as usize;
+                assert!(match_len(&d, i - o, i, m.len as usize) == m.len as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn hash_chains_find_the_longest_match_with_unbounded_depth() {
+        let d: Vec<u8> = (0..5000u32).map(|i| (i * i % 7 + i % 3) as u8).collect();
+        let mut hc = HashChains::new();
+        hc.reset(d.len());
+        for i in 0..d.len() {
+            let max_len = (d.len() - i).min(257);
+            let (l, o) = hc.find_and_insert(&d, i, 32765, u32::MAX, 257, max_len);
+            let want = longest(&d, i, 32765);
+            if i + 3 <= d.len() && want >= 3 {
+                assert_eq!(l, want, "at {i}");
+                assert_eq!(match_len(&d, i - o, i, l), l);
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Near-optimal parsing: a minimum-cost path over the graph whose edges are
+//! the literal and the matches available at each position.
+//!
+//! All matches of the chunk are found once (binary trees) and cached. A
+//! forward pass then computes, for each position, the cheapest way found to
+//! reach it under a cost model of the symbols. The repeat-offset queue is
+//! part of the state: each position keeps the queue of its best path, which
+//! makes the search a (very good) approximation rather than an exact
+//! optimum. The parse is repeated with costs re-derived from the Huffman
+//! code lengths the previous parse would get, so costs and parse converge.
+
+use super::compress::{update_reps, Freqs, Seq};
+use super::huffenc::HuffmanBuilder;
+use super::matchfind::{match_len, BinaryTrees, Match};
+use super::tables::*;
+
+/// Costs are in 1/16 bit.
+const BIT: u32 = 16;
+const INF: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Node {
+    cost: u32,
+    /// Item arriving here: match length (1 = literal) and offset code.
+    len: u16,
+    off: u32,
+    reps: [u32; NUM_REPS],
+}
+
+const EMPTY_NODE: Node = Node {
+    cost: INF,
+    len: 0,
+    off: 0,
+    reps: [1; NUM_REPS],
+};
+
+/// Symbol costs for one pass.
+struct Costs {
+    main: [u32; MAX_MAIN_SYMS],
+    len: [u32; LEN_SYMS],
+    aligned: [u32; ALIGNED_SYMS],
+    /// Whether offsets of slots >= 8 are costed as in an aligned block.
+    use_aligned: bool,
+}
+
+impl Costs {
+    /// Cost of the offset bits following the main symbol of an explicit
+    /// match with formatted offset `f` in slot `slot`.
+    #[inline(always)]
+    fn offset(&self, f: u32, slot: usize) -> u32 {
+        let extra = u32::from(EXTRA_BITS[slot]);
+        if self.use_aligned && slot >= MIN_ALIGNED_SLOT {
+            (extra - 3) * BIT + self.aligned[(f & 7) as usize]
+        } else {
+            extra * BIT
+        }
+    }
+
+    /// Cost of the main symbol (and length symbol) of a match.
+    #[inline(always)]
+    fn header(&self, slot: usize, len: usize) -> u32 {
+        let lh = (len - MIN_MATCH).min(NUM_PRIMARY_LENS);
+        let mut c = self.main[NUM_CHARS + slot * NUM_LEN_HEADERS + lh];
+        if lh == NUM_PRIMARY_LENS {
+            c += self.len[len - MIN_MATCH - NUM_PRIMARY_LENS];
+        }
+        c
+    }
+}
+
+/// Parser settings.
+pub struct OptParams {
+    /// Tree nodes visited per position.
+    pub depth: u32,
+    /// Match length taken at once without considering shorter ones.
+    pub nice: usize,
+    /// Parses with refined costs.
+    pub passes: u32,
+}
+
+pub struct Optimal {
+    bt: BinaryTrees,
+    /// Matches of every position, `starts[i]..starts[i + 1]`.
+    matches: Vec<Match>,
+    starts: Vec<u32>,
+    scratch: Vec<Match>,
+    nodes: Vec<Node>,
+    costs: Box<Costs>,
+    freqs: Box<Freqs>,
+    lens: [u8; MAX_MAIN_SYMS],
+    codes: [u16; MAX_MAIN_SYMS],
+    path: Vec<(u16, u32)>,
+}
+
+impl Optimal {
+    pub fn new() -> Self {
+        Self {
+            bt: BinaryTrees::new(),
+            matches: Vec::new(),
+            starts: Vec::new(),
+            scratch: Vec::new(),
+            nodes: Vec::new(),
+            costs: Box::new(Costs {
+                main: [0; MAX_MAIN_SYMS],
+                len: [0; LEN_SYMS],
+                aligned: [0; ALIGNED_SYMS],
+                use_aligned: false,
+            }),
+            freqs: Box::new(Freqs::new()),
+            lens: [0; MAX_MAIN_SYMS],
+            codes: [0; MAX_MAIN_SYMS],
+            path: Vec::new(),
+        }
+    }
+
+    /// Parses `d` (the whole chunk, one block) into `seqs`.
+    pub fn parse(
+        &mut self,
+        d: &[u8],
+        max_off: usize,
+        num_main_syms: usize,
+        p: &OptParams,
+        huff: &mut HuffmanBuilder,
+        seqs: &mut Vec<Seq>,
+    ) {
+        self.find_all_matches(d, max_off, p);
+        self.initial_costs(d, num_main_syms);
+        for pass in 0..p.passes.max(1) {
+            self.min_cost_path(d, p.nice, seqs);
+            if pass + 1 < p.passes {
+                self.update_costs(d, seqs, num_main_syms, huff);
+            }
+        }
+    }
+
+    fn find_all_matches(&mut self, d: &[u8], max_off: usize, p: &OptParams) {
+        let n = d.len();
+        self.bt.reset(n);
+        self.matches.clear();
+        self.starts.clear();
+        self.starts.reserve(n + 1);
+        let mut i = 0;
+        while i < n {
+            self.starts.push(self.matches.len() as u32);
+            let before = self.matches.len();
+            self.bt.find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.matches);
+            let longest = self.matches[before..].last().map_or(0, |m| m.len as usize);
+            let end = i + longest;
+            i += 1;
+            if longest >= p.nice {
+                // The parser takes such a match whole, so the positions it
+                // covers only need to enter the trees.
+                while i < end {
+                    self.starts.push(self.matches.len() as u32);
+                    self.scratch.clear();
+                    self.bt.find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.scratch);
+                    i += 1;
+                }
+            }
+        }
+        self.starts.push(self.matches.len() as u32);
+    }
+
+    /// A first guess before any statistics of the parse exist: literals by
+    /// their frequency in the chunk, matches at a flat price.
+    fn initial_costs(&mut self, d: &[u8], nm: usize) {
+        let mut hist = [0u32; 256];
+        for &b in d {
+            hist[b as usize] += 1;
+        }
+        let n = d.len() as f32;
+        let c = &mut self.costs;
+        for (b, &h) in hist.iter().enumerate() {
+            c.main[b] = if h == 0 {
+                12 * BIT
+            } else {
+                let bits = (n / h as f32).log2() + 1.0;
+                ((bits * BIT as f32) as u32).clamp(BIT, 15 * BIT)
+            };
+        }
+        for sym in NUM_CHARS..nm {
+            let slot = (sym - NUM_CHARS) / NUM_LEN_HEADERS;
+            let lh = (sym - NUM_CHARS) % NUM_LEN_HEADERS;
+            let base = match slot {
+                0 => 7 * BIT,
+                1 | 2 => 9 * BIT,
+                _ => 9 * BIT + (slot as u32 * BIT) / 8,
+            };
+            c.main[sym] = base + if lh == NUM_PRIMARY_LENS { BIT } else { 0 };
+        }
+        for (s, v) in c.len.iter_mut().enumerate() {
+            *v = ((4 + s / 12) as u32).min(12) * BIT;
+        }
+        c.aligned = [3 * BIT; ALIGNED_SYMS];
+        c.use_aligned = false;
+    }
+
+    /// Costs from the code lengths the last parse would be given.
+    fn update_costs(&mut self, d: &[u8], seqs: &[Seq], nm: usize, huff: &mut HuffmanBuilder) {
+        let f = &mut self.freqs;
+        f.clear();
+        f.count(d, seqs);
+        let c = &mut self.costs;
+        huff.build(&f.main[..nm], MAX_CODEWORD_LEN, &mut self.lens[..nm], &mut self.codes[..nm]);
+        for s in 0..nm {
+            c.main[s] = if self.lens[s] == 0 { 15 * BIT } else { u32::from(self.lens[s]) * BIT };
+        }
+        huff.build(&f.len, MAX_CODEWORD_LEN, &mut self.lens[..LEN_SYMS], &mut self.codes[..LEN_SYMS]);
+        for s in 0..LEN_SYMS {
+            c.len[s] = if self.lens[s] == 0 { 12 * BIT } else { u32::from(self.lens[s]) * BIT };
+        }
+        huff.build(&f.al, MAX_ALIGNED_LEN, &mut self.lens[..ALIGNED_SYMS], &mut self.codes[..ALIGNED_SYMS]);
+        let mut gain: i64 = -24;
+        for s in 0..ALIGNED_SYMS {
+            gain += i64::from(f.al[s]) * (3 - i64::from(self.lens[s]));
+            c.aligned[s] = if self.lens[s] == 0 { 7 * BIT } else { u32::from(self.lens[s]) * BIT };
+        }
+        c.use_aligned = gain > 0;
+    }
+
+    /// One forward minimum-cost pass; writes the chosen items to `seqs`.
+    fn min_cost_path(&mut self, d: &[u8], nice: usize, seqs: &mut Vec<Seq>) {
+        let n = d.len();
+        self.nodes.clear();
+        self.nodes.resize(n + 1, EMPTY_NODE);
+        self.nodes[0].cost = 0;
+        let c = &*self.costs;
+        let nodes = &mut self.nodes[..];
+        for i in 0..n {
+            let Node { cost, reps, .. } = nodes[i];
+            // Literal.
+            let lc = cost + c.main[d[i] as usize];
+            if lc < nodes[i + 1].cost {
+                nodes[i + 1] = Node {
+                    cost: lc,
+                    len: 1,
+                    off: 0,
+                    reps,
+                };
+            }
+            let max_len = (n - i).min(MAX_MATCH);
+            if max_len < MIN_MATCH {
+                continue;
+            }
+            // Repeat offsets.
+            for k in 0..NUM_REPS {
+                let r = reps[k] as usize;
+                if r > i || (k > 0 && reps[..k].contains(&reps[k])) {
+                    continue;
+                }
+                let l = match_len(d, i - r, i, max_len);
+                if l < MIN_MATCH {
+                    continue;
+                }
+                let mut new_reps = reps;
+                new_reps.swap(0, k);
+                let lo = if l >= nice { l } else { MIN_MATCH };
+                for len in lo..=l {
+                    let mc = cost + c.header(k, len);
+                    if mc < nodes[i + len].cost {
+                        nodes[i + len] = Node {
+                            cost: mc,
+                            len: len as u16,
+                            off: k as u32,
+                            reps: new_reps,
+                        };
+                    }
+                }
+            }
+            // Explicit offsets.
+            let ms = &self.matches[self.starts[i] as usize..self.starts[i + 1] as usize];
+            let mut prev = MIN_MATCH - 1;
+            if let Some(last) = ms.last() {
+                if last.len as usize >= nice {
+                    prev = last.len as usize - 1;
+                }
+            }
+            for m in ms {
+                let ml = m.len as usize;
+                if ml <= prev {
+                    continue;
+                }
+                if reps.contains(&m.off) {
+                    // The repeat-offset edges above cover it, cheaper.
+                    prev = ml;
+                    continue;
+                }
+                let f = m.off + 2;
+                let slot = slot_of(f);
+                let oc = cost + c.offset(f, slot);
+                let new_reps = [m.off, reps[0], reps[1]];
+                for len in prev + 1..=ml {
+                    let mc = oc + c.header(slot, len);
+                    if mc < nodes[i + len].cost {
+                        nodes[i + len] = Node {
+                            cost: mc,
+                            len: len as u16,
+                            off: f,
+                            reps: new_reps,
+                        };
+                    }
+                }
+                prev = ml;
+            }
+        }
+        // Walk back from the end, then emit forwards.
+        self.path.clear();
+        let mut j = n;
+        while j > 0 {
+            let nd = &self.nodes[j];
+            self.path.push((nd.len, nd.off));
+            j -= nd.len as usize;
+        }
+        seqs.clear();
+        let mut lit = 0u32;
+        let mut reps = [1u32; NUM_REPS];
+        for &(len, off) in self.path.iter().rev() {
+            if len == 1 {
+                lit += 1;
+            } else {
+                seqs.push(Seq {
+                    litrun: lit,
+                    len: u32::from(len),
+                    off,
+                });
+                update_reps(&mut reps, off, off.wrapping_sub(2));
+                lit = 0;
+            }
+        }
+        seqs.push(Seq {
+            litrun: lit,
+            len: 0,
+            off: 0,
+        });
+    }
+}
