@@ -197,9 +197,11 @@ proptest! {
             let i = at.index(bytes.len());
             bytes[i] = byte;
         }
-        let _ = WimInfo::parse(&bytes);
-        let truncated = &bytes[..bytes.len() / 2];
-        let _ = WimInfo::parse(truncated);
+        for input in [&bytes[..], &bytes[..bytes.len() / 2]] {
+            if let Ok(info) = WimInfo::parse(input) {
+                prop_assert_eq!(WimInfo::parse(&info.to_bytes()).unwrap(), info);
+            }
+        }
     }
 }
 
@@ -236,4 +238,133 @@ fn serialises_to_json() {
     assert_eq!(v["images"][0]["name"], "a\"b");
     assert_eq!(v["images"][0]["dir_count"], 3);
     assert_eq!(v["total_bytes"], 9);
+}
+
+/// Known element names mixed with unknown ones, so that random documents
+/// hit duplicates, misplaced and malformed known elements.
+fn messy_name() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "NAME", "DESCRIPTION", "FLAGS", "DISPLAYNAME", "DIRCOUNT", "FILECOUNT", "TOTALBYTES",
+        "HARDLINKBYTES", "CREATIONTIME", "LASTMODIFICATIONTIME", "HIGHPART", "LOWPART", "WIMBOOT",
+        "WINDOWS", "ARCH", "PRODUCTNAME", "LANGUAGES", "LANGUAGE", "DEFAULT", "FALLBACK", "VERSION",
+        "MAJOR", "BUILD", "BRANCH", "SYSTEMROOT", "ESD", "ENCRYPTED", "XTRA",
+    ])
+    .prop_map(str::to_owned)
+}
+
+fn messy_text() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(String::new())),
+        Just(Some("  ".to_owned())),
+        "[0-9]{1,3}".prop_map(Some),
+        "0x[0-9A-F]{1,8}".prop_map(Some),
+        strange_string().prop_map(Some),
+    ]
+}
+
+fn messy_attrs() -> impl Strategy<Value = Vec<(String, String)>> {
+    prop::collection::vec(("[A-Z]{1,2}", strange_string()), 0..2).prop_map(|mut v| {
+        v.sort();
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
+    })
+}
+
+fn messy_node() -> impl Strategy<Value = XmlNode> {
+    let leaf = (messy_name(), messy_attrs(), messy_text()).prop_map(|(name, attributes, text)| XmlNode {
+        name,
+        attributes,
+        children: vec![],
+        text,
+    });
+    leaf.prop_recursive(4, 40, 6, |inner| {
+        (messy_name(), messy_attrs(), messy_text(), prop::collection::vec(inner, 0..6)).prop_map(
+            |(name, attributes, text, children)| XmlNode { name, attributes, children, text },
+        )
+    })
+}
+
+/// Children names that make sense under each parent, so that random trees
+/// reach the deeper known elements (WINDOWS/LANGUAGES/DEFAULT, ...) often.
+fn names_under(parent: &str) -> &'static [&'static str] {
+    match parent {
+        "IMAGE" => &["NAME", "DESCRIPTION", "FLAGS", "DIRCOUNT", "TOTALBYTES", "CREATIONTIME", "WIMBOOT", "WINDOWS", "XTRA"],
+        "WINDOWS" => &["ARCH", "PRODUCTNAME", "LANGUAGES", "VERSION", "SYSTEMROOT", "XTRA"],
+        "LANGUAGES" => &["LANGUAGE", "DEFAULT", "FALLBACK"],
+        "VERSION" => &["MAJOR", "BUILD", "BRANCH", "XTRA"],
+        "CREATIONTIME" => &["HIGHPART", "LOWPART"],
+        "WIM" => &["TOTALBYTES", "ESD", "XTRA"],
+        _ => &["XTRA", "NAME", "ENCRYPTED"],
+    }
+}
+
+/// Renames a generated tree top-down with `names_under`, using each node's
+/// generated name only as a random selector.
+fn steer(node: &mut XmlNode, parent: &str) {
+    let choices = names_under(parent);
+    let sel: usize = node.name.bytes().map(usize::from).sum();
+    node.name = choices[sel % choices.len()].to_owned();
+    let name = node.name.clone();
+    for c in &mut node.children {
+        steer(c, &name);
+    }
+}
+
+/// Test-side serialiser, independent of the crate's writer.
+fn serialise(node: &XmlNode, out: &mut String) {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('"', "&quot;");
+    out.push('<');
+    out.push_str(&node.name);
+    for (k, v) in &node.attributes {
+        out.push_str(&format!(" {k}=\"{}\"", esc(v)));
+    }
+    out.push('>');
+    if let Some(t) = &node.text {
+        out.push_str(&esc(t));
+    }
+    for c in &node.children {
+        serialise(c, out);
+    }
+    out.push_str(&format!("</{}>", node.name));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Whatever a messy document parses to, writing it and parsing again
+    /// gives the same value (the fuzz target checks the same property).
+    #[test]
+    fn messy_documents_are_stable_after_one_parse(
+        images in prop::collection::vec(prop::collection::vec(messy_node(), 0..8), 0..3),
+        top in prop::collection::vec(messy_node(), 0..4),
+        steered in any::<bool>(),
+    ) {
+        let mut doc = String::from("<WIM>");
+        for (i, children) in images.iter().enumerate() {
+            let mut image = XmlNode {
+                name: "IMAGE".into(),
+                attributes: vec![("INDEX".into(), (i + 1).to_string())],
+                children: children.clone(),
+                text: None,
+            };
+            if steered {
+                for c in &mut image.children {
+                    steer(c, "IMAGE");
+                }
+            }
+            serialise(&image, &mut doc);
+        }
+        for n in top.iter().filter(|n| n.name != "IMAGE") {
+            let mut n = n.clone();
+            if steered {
+                steer(&mut n, "WIM");
+            }
+            serialise(&n, &mut doc);
+        }
+        doc.push_str("</WIM>");
+        let info = WimInfo::parse(doc.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e}\n{doc}")))?;
+        let again = WimInfo::parse(&info.to_bytes()).unwrap();
+        prop_assert_eq!(again, info, "document: {}", doc);
+    }
 }
