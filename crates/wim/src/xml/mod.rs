@@ -150,6 +150,12 @@ impl XmlNode {
         self.children.iter().find(|c| c.name == name)
     }
 
+    /// An element that only groups others: no attributes and no text, so
+    /// mapping it to a struct loses nothing.
+    fn is_plain_container(&self) -> bool {
+        self.attributes.is_empty() && self.text.is_none()
+    }
+
     /// The text of an element that is a plain value: no attributes and no
     /// children. An empty element is the empty string.
     fn simple_text(&self) -> Option<&str> {
@@ -385,7 +391,7 @@ fn image_from(node: XmlNode) -> ImageInfo {
     let mut img = ImageInfo::default();
     // The counts are not optional in the struct, so remember which we have
     // seen to send a duplicate to `extra` instead of overwriting.
-    let mut seen = [false; 7];
+    let mut seen = [false; 6];
     for child in node.children {
         let leftover = match child.name.as_str() {
             "NAME" => take(&mut img.name, child, text),
@@ -393,7 +399,7 @@ fn image_from(node: XmlNode) -> ImageInfo {
             "DISPLAYNAME" => take(&mut img.display_name, child, text),
             "DISPLAYDESCRIPTION" => take(&mut img.display_description, child, text),
             "FLAGS" => take(&mut img.flags, child, text),
-            "WINDOWS" if img.windows.is_none() => {
+            "WINDOWS" if img.windows.is_none() && child.is_plain_container() => {
                 img.windows = Some(windows_from(child));
                 None
             }
@@ -420,9 +426,10 @@ fn image_from(node: XmlNode) -> ImageInfo {
                         None
                     }
                     Some(_) => Some(child),
-                    None if name == "WIMBOOT" && !seen[6] => {
-                        seen[6] = true;
-                        img.wimboot = child
+                    // Every WIMBOOT element is consumed: a flag has no
+                    // value to preserve beyond "set by any of them".
+                    None if name == "WIMBOOT" => {
+                        img.wimboot |= child
                             .simple_text()
                             .and_then(parse_dec)
                             .is_some_and(|v| v != 0);
@@ -439,7 +446,6 @@ fn image_from(node: XmlNode) -> ImageInfo {
 
 fn windows_from(node: XmlNode) -> WindowsInfo {
     let mut w = WindowsInfo::default();
-    let mut languages_seen = false;
     for child in node.children {
         let leftover = match child.name.as_str() {
             "ARCH" => take(&mut w.arch, child, |s| {
@@ -452,8 +458,9 @@ fn windows_from(node: XmlNode) -> WindowsInfo {
             "PRODUCTTYPE" => take(&mut w.product_type, child, text),
             "PRODUCTSUITE" => take(&mut w.product_suite, child, text),
             "SYSTEMROOT" => take(&mut w.system_root, child, text),
-            "LANGUAGES" if !languages_seen && child.attributes.is_empty() => {
-                languages_seen = true;
+            // Several LANGUAGES elements are merged into one: they would be
+            // written back as one anyway.
+            "LANGUAGES" if child.is_plain_container() => {
                 for lang in child.children {
                     let leftover = match lang.name.as_str() {
                         "LANGUAGE" => match lang.simple_text() {
@@ -470,7 +477,7 @@ fn windows_from(node: XmlNode) -> WindowsInfo {
                 }
                 None
             }
-            "VERSION" if w.version.is_none() && child.attributes.is_empty() => {
+            "VERSION" if w.version.is_none() && child.is_plain_container() => {
                 w.version = Some(version_from(child));
                 None
             }

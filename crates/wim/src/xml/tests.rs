@@ -275,3 +275,41 @@ fn filetime_now_is_plausible() {
     let t2 = filetime_now();
     assert!(t2 >= t);
 }
+
+/// Documents with repeated known elements: whatever the first parse makes
+/// of them must survive write + parse unchanged.
+#[test]
+fn duplicates_are_stable_across_a_rewrite() {
+    let docs = [
+        // Two top-level TOTALBYTES: the second is preserved, the first wins.
+        "<WIM><TOTALBYTES>1</TOTALBYTES><TOTALBYTES>2</TOTALBYTES></WIM>",
+        // A false WIMBOOT then a true one.
+        "<WIM><IMAGE INDEX=\"1\"><WIMBOOT>0</WIMBOOT><WIMBOOT>1</WIMBOOT></IMAGE></WIM>",
+        // Two DEFAULT languages, and LANGUAGES split in two.
+        "<WIM><IMAGE INDEX=\"1\"><WINDOWS><LANGUAGES><DEFAULT>a</DEFAULT><DEFAULT>b</DEFAULT></LANGUAGES><LANGUAGES><LANGUAGE>c</LANGUAGE></LANGUAGES></WINDOWS></IMAGE></WIM>",
+        "<WIM><IMAGE INDEX=\"1\"><WINDOWS><LANGUAGES></LANGUAGES><LANGUAGES><LANGUAGE>c</LANGUAGE></LANGUAGES></WINDOWS></IMAGE></WIM>",
+        // A bad count then a good one, a bad ARCH then a good one.
+        "<WIM><IMAGE INDEX=\"1\"><DIRCOUNT>x</DIRCOUNT><DIRCOUNT>5</DIRCOUNT><WINDOWS><ARCH>x</ARCH><ARCH>9</ARCH></WINDOWS></IMAGE></WIM>",
+        // Containers with attributes or text are preserved, not mapped.
+        "<WIM><IMAGE INDEX=\"1\"><WINDOWS a=\"1\"><ARCH>9</ARCH></WINDOWS><WINDOWS><ARCH>5</ARCH></WINDOWS></IMAGE></WIM>",
+        "<WIM><IMAGE INDEX=\"1\"><WINDOWS>text<ARCH>9</ARCH></WINDOWS></IMAGE></WIM>",
+        "<WIM><IMAGE INDEX=\"1\"><WINDOWS><VERSION v=\"\"><MAJOR>1</MAJOR></VERSION><VERSION><MAJOR>2</MAJOR></VERSION></WINDOWS></IMAGE></WIM>",
+        // A NAME with attributes, then a plain one.
+        "<WIM><IMAGE INDEX=\"1\"><NAME lang=\"x\">a</NAME><NAME>b</NAME></IMAGE></WIM>",
+    ];
+    for doc in docs {
+        let info = WimInfo::parse(doc.as_bytes()).unwrap();
+        let again = WimInfo::parse(&info.to_bytes()).unwrap();
+        assert_eq!(again, info, "{doc}\n{}", info.to_xml_string());
+    }
+    let info = WimInfo::parse(docs[0].as_bytes()).unwrap();
+    assert_eq!(info.total_bytes, Some(1));
+    assert!(WimInfo::parse(docs[1].as_bytes()).unwrap().images[0].wimboot);
+    let w = WimInfo::parse(docs[2].as_bytes()).unwrap().images[0].windows.clone().unwrap();
+    assert_eq!((w.default_language.as_deref(), w.languages.as_slice()), (Some("a"), &["c".to_owned()][..]));
+    let img = &WimInfo::parse(docs[5].as_bytes()).unwrap().images[0];
+    assert_eq!(img.windows.as_ref().unwrap().arch, Some(5));
+    assert_eq!(img.extra[0].attributes, vec![("a".into(), "1".into())]);
+    let img = &WimInfo::parse(docs[8].as_bytes()).unwrap().images[0];
+    assert_eq!(img.name.as_deref(), Some("b"));
+}

@@ -16,11 +16,14 @@ pub fn write_document(info: &WimInfo) -> String {
     for (i, image) in info.images.iter().enumerate() {
         write_image(&mut w, i + 1, image);
     }
-    for node in &info.extra {
-        write_node(&mut w, node);
-    }
+    // TOTALBYTES goes before the preserved elements so that, should those
+    // hold another TOTALBYTES, ours is still the first and reads back as the
+    // value.
     if let Some(total) = info.total_bytes {
         num(&mut w, "TOTALBYTES", total);
+    }
+    for node in &info.extra {
+        write_node(&mut w, node);
     }
     w.push_str("</WIM>");
     w
@@ -67,10 +70,10 @@ fn write_windows(w: &mut String, win: &WindowsInfo) {
         for lang in &win.languages {
             element_text(w, "LANGUAGE", lang);
         }
+        opt_text(w, "DEFAULT", &win.default_language);
         for node in &win.languages_extra {
             write_node(w, node);
         }
-        opt_text(w, "DEFAULT", &win.default_language);
         w.push_str("</LANGUAGES>");
     }
     if let Some(v) = &win.version {
