@@ -3,9 +3,9 @@
 #   wimtools, libwim-dev: wimlib-imagex and libwim, the peer that our WIMs are
 #                         checked against (tests only; tasq never links it)
 #   ntfs-3g, ntfs-3g-dev: mkntfs and libntfs-3g for NTFS volumes
-#   time:                 /usr/bin/time for the benchmark's peak-memory figures
+#   time, bc:             /usr/bin/time and arithmetic for the benchmark script
 set -euo pipefail
-pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev time pkg-config)
+pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev time bc pkg-config)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

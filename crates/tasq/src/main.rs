@@ -1,3 +1,48 @@
+//! `tasq`: the command line. Thin: it parses arguments, wires the library
+//! crates together and prints one clear line per failure.
+
+mod wim_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tasq", version, about = "Build-and-capture task sequences and WIM imaging")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture, apply and inspect WIM images (wimlib-imagex style).
+    Wim {
+        #[command(subcommand)]
+        cmd: wim_cmd::WimCommand,
+    },
+}
+
 fn main() {
-    println!("tasq");
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Command::Wim { cmd } => wim_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("tasq: error: {}", one_line(&e));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The error chain on one line: "context: cause: cause".
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if parts.last().is_none_or(|p| !p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
 }

@@ -196,31 +196,87 @@ pub fn apply_image(
     opts: &ApplyOptions,
     progress: &mut dyn FnMut(ApplyProgress),
 ) -> Result<()> {
+    apply_paths(wim, n, &[], target, opts, progress)
+}
+
+/// Extracts the given paths of image `n` (files or directories, `\` or `/`
+/// separated) into the target: each lands at the target's top level under
+/// its own name, directories with their contents. An empty list means the
+/// whole image, applied onto the target's root.
+pub fn apply_paths(
+    wim: &crate::reader::Wim,
+    n: u32,
+    select: &[String],
+    target: &mut dyn ApplyTarget,
+    opts: &ApplyOptions,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<()> {
     use crate::error::WimError;
     use crate::image::{ImageTree, StreamKind};
     use std::collections::HashMap;
 
     let tree = wim.read_image(n)?;
-    // Paths, validated.
+    // Which entries, and their paths in the target (validated).
+    let whole = select.is_empty();
+    let mut roots = Vec::new();
+    for p in select {
+        let d = tree
+            .find(p)
+            .ok_or_else(|| WimError::InvalidArgument(format!("no path {p:?} in image {n}")))?;
+        roots.push(d);
+    }
+    let mut included = vec![whole; tree.dentries.len()];
     let mut paths: Vec<WimPath> = vec![WimPath::root(); tree.dentries.len()];
-    let order = tree.preorder();
-    for &d in order.iter().skip(1) {
-        let de = &tree.dentries[d];
-        let name = String::from_utf16(&de.name).map_err(|_| WimError::UnsafeName {
+    let full_order = tree.preorder();
+    let name_of = |d: usize| -> Result<String> {
+        String::from_utf16(&tree.dentries[d].name).map_err(|_| WimError::UnsafeName {
             image: n,
             path: tree.path_of(d),
             reason: "name is not valid UTF-16".into(),
-        })?;
-        let p = paths[de.parent].child(&name).map_err(|reason| WimError::UnsafeName {
+        })
+    };
+    for &r in &roots {
+        included[r] = true;
+        if r != ImageTree::ROOT {
+            paths[r] = WimPath::root().child(&name_of(r)?).map_err(|reason| WimError::UnsafeName {
+                image: n,
+                path: tree.path_of(r),
+                reason,
+            })?;
+        }
+    }
+    for &d in full_order.iter().skip(1) {
+        let de = &tree.dentries[d];
+        if roots.contains(&d) {
+            continue;
+        }
+        if !included[de.parent] {
+            continue;
+        }
+        included[d] = true;
+        let name = name_of(d)?;
+        paths[d] = paths[de.parent].child(&name).map_err(|reason| WimError::UnsafeName {
             image: n,
             path: tree.path_of(d),
             reason,
         })?;
-        paths[d] = p;
     }
+    // The target's own root is only given the image root's metadata when
+    // the whole image is applied.
+    let order: Vec<usize> = full_order
+        .into_iter()
+        .filter(|&d| included[d] && (whole || d != ImageTree::ROOT || roots.contains(&ImageTree::ROOT)))
+        .collect();
     // Every blob present?
     let mut total_bytes = 0u64;
+    let mut inode_included = vec![false; tree.inodes.len()];
+    for &d in &order {
+        inode_included[tree.dentries[d].inode] = true;
+    }
     for (i, inode) in tree.inodes.iter().enumerate() {
+        if !inode_included[i] {
+            continue;
+        }
         for s in &inode.streams {
             if s.hash.is_zero() {
                 continue;
@@ -281,6 +337,9 @@ pub fn apply_image(
     }
     for (ino, inode) in tree.inodes.iter().enumerate() {
         let Some(&d) = dir_dentry.get(&ino) else { continue };
+        if !inode_included[ino] {
+            continue;
+        }
         let d = if inode.is_directory() { d } else { dentry_of_inode(ino) };
         for (si, s) in inode.streams.iter().enumerate() {
             if s.kind != StreamKind::Data {

@@ -56,3 +56,9 @@ pub trait CaptureSource {
     /// corruption).
     fn open_stream(&self, id: u64) -> Result<Box<dyn Read + Send + '_>>;
 }
+
+impl CaptureFilter for crate::capture_config::CaptureConfig {
+    fn is_excluded(&self, path: &str) -> bool {
+        self.is_excluded_entry(path)
+    }
+}

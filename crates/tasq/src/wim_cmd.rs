@@ -1,0 +1,475 @@
+//! `tasq wim ...`: capture, append, apply, info, dir, extract, verify,
+//! export, delete — shaped after wimlib-imagex so its users feel at home.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tasq_volume::hostdir::{HostDirSource, HostDirTarget};
+use tasq_wim::apply::{apply_paths, ApplyOptions};
+use tasq_wim::capture_config::CaptureConfig;
+use tasq_wim::reader::Wim;
+use tasq_wim::writer::{ImageOptions, ProgressEvent, WimWriter, WriteOptions};
+use tasq_wim::CompressionFormat;
+
+#[derive(Subcommand)]
+pub enum WimCommand {
+    /// Capture a directory tree into a new WIM file (replacing any file there).
+    Capture(CaptureArgs),
+    /// Capture a directory tree as a new image of an existing WIM file.
+    Append(CaptureArgs),
+    /// Apply an image to a directory.
+    Apply {
+        wimfile: PathBuf,
+        /// IMAGE (1-based index or name) and TARGET, or just TARGET for a one-image WIM.
+        #[arg(num_args = 1..=2, required = true)]
+        rest: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Show the WIM's header and images.
+    Info {
+        wimfile: PathBuf,
+        image: Option<String>,
+        /// Print the XML data.
+        #[arg(long, conflicts_with = "json")]
+        xml: bool,
+        /// Print a JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the paths of an image.
+    Dir {
+        wimfile: PathBuf,
+        image: String,
+    },
+    /// Extract files or directories of an image.
+    Extract {
+        wimfile: PathBuf,
+        image: String,
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[arg(long = "dest", alias = "dest-dir", default_value = ".")]
+        dest: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Check the integrity table, the metadata and every blob's SHA-1.
+    Verify {
+        wimfile: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Copy an image (or `all`) into another WIM, new or existing.
+    Export {
+        src: PathBuf,
+        image: String,
+        dest: PathBuf,
+        /// New image name (single image only).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        compress: Option<String>,
+        #[arg(long)]
+        boot: bool,
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Delete an image (the WIM is rebuilt without it, atomically).
+    Delete {
+        wimfile: PathBuf,
+        image: String,
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct CaptureArgs {
+    source: PathBuf,
+    wimfile: PathBuf,
+    /// Image name (also `--name`); defaults to the source's base name.
+    image_name: Option<String>,
+    /// Image description (also `--description`).
+    image_description: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// none, xpress (fast) or lzx (maximum), optionally with :LEVEL (20 fast .. 100 slow).
+    #[arg(long, default_value = "lzx")]
+    compress: String,
+    #[arg(long)]
+    chunk_size: Option<u32>,
+    /// Mark the new image bootable.
+    #[arg(long)]
+    boot: bool,
+    /// Write an integrity table.
+    #[arg(long)]
+    check: bool,
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// WimScript.ini-style exclusion list (default: the Windows exclusions).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Image flags (EDITIONID), as wimlib's --flags.
+    #[arg(long)]
+    flags: Option<String>,
+}
+
+pub fn run(cmd: WimCommand) -> Result<i32> {
+    match cmd {
+        WimCommand::Capture(a) => capture(a, false),
+        WimCommand::Append(a) => capture(a, true),
+        WimCommand::Apply { wimfile, rest, threads } => apply(&wimfile, &rest, threads),
+        WimCommand::Info { wimfile, image, xml, json } => info(&wimfile, image.as_deref(), xml, json),
+        WimCommand::Dir { wimfile, image } => dir(&wimfile, &image),
+        WimCommand::Extract { wimfile, image, paths, dest, threads } => extract(&wimfile, &image, &paths, &dest, threads),
+        WimCommand::Verify { wimfile, threads } => verify(&wimfile, threads),
+        WimCommand::Export { src, image, dest, name, compress, boot, check, threads } => {
+            export(&src, &image, &dest, name, compress.as_deref(), boot, check, threads)
+        }
+        WimCommand::Delete { wimfile, image, check } => delete(&wimfile, &image, check),
+    }
+}
+
+/// Parses `TYPE[:LEVEL]` as wimlib does (with its aliases).
+pub fn parse_compression(s: &str) -> Result<(CompressionFormat, u32)> {
+    let (t, level) = match s.split_once(':') {
+        Some((t, l)) => (t, l.parse::<u32>().with_context(|| format!("--compress {s:?}: level {l:?} is not a number"))?),
+        None => (s, 50),
+    };
+    if level == 0 {
+        bail!("--compress {s:?}: level must be at least 1");
+    }
+    let f = match t.to_ascii_lowercase().as_str() {
+        "none" => CompressionFormat::None,
+        "xpress" | "fast" => CompressionFormat::Xpress,
+        "lzx" | "maximum" => CompressionFormat::Lzx,
+        "lzms" | "recovery" => bail!("--compress {t}: LZMS is not supported yet (use xpress or lzx)"),
+        _ => bail!("--compress {t:?}: unknown compression type (none, xpress, lzx)"),
+    };
+    Ok((f, level))
+}
+
+fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {pos_files}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("pos_files", |_s: &indicatif::ProgressState, _w: &mut dyn std::fmt::Write| {})
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn load_config(path: Option<&Path>) -> Result<CaptureConfig> {
+    match path {
+        None => Ok(CaptureConfig::windows_default()),
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading capture configuration {}", p.display()))?;
+            Ok(CaptureConfig::parse(&bytes, &p.display().to_string())?)
+        }
+    }
+}
+
+fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
+    let (format, level) = parse_compression(&a.compress)?;
+    let chunk_size = a.chunk_size.unwrap_or(32768);
+    let config = load_config(a.config.as_deref())?;
+    let name = a.name.or(a.image_name).or_else(|| {
+        a.source
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    });
+    let description = a.description.or(a.image_description);
+    let opts = WriteOptions { compression: format, chunk_size, level, threads: a.threads, integrity: a.check };
+    let mut source = HostDirSource::new(&a.source).with_context(|| format!("capture source {}", a.source.display()))?;
+    let mut w = if append {
+        WimWriter::append(&a.wimfile, opts)?
+    } else {
+        WimWriter::create(&a.wimfile, opts)?
+    };
+    let pb = progress_bar(0, "Capturing");
+    let image = ImageOptions { name, description, flags: a.flags, boot: a.boot, ..Default::default() };
+    let n = w
+        .add_image(&mut source, &config, &image, &mut |ev| match ev {
+            ProgressEvent::Scan(s) => pb.set_message(format!("Scanning ({} files, {} dirs)", s.files, s.dirs)),
+            ProgressEvent::Write(p) => {
+                pb.set_length(p.bytes_total);
+                pb.set_position(p.bytes_done);
+                pb.set_message(format!("Archiving {}/{} files", p.files_done, p.files_total));
+            }
+        })
+        .with_context(|| format!("capturing {}", a.source.display()))?;
+    w.finish().with_context(|| format!("writing {}", a.wimfile.display()))?;
+    pb.finish_and_clear();
+    for warn in source.warnings() {
+        eprintln!("tasq: warning: {warn}");
+    }
+    eprintln!("{} image {n} of {}", if append { "Appended" } else { "Captured" }, a.wimfile.display());
+    Ok(0)
+}
+
+fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
+    let wim = Wim::open(wimfile)?;
+    let (image, target) = match rest {
+        [t] => {
+            if wim.image_count() != 1 {
+                bail!("{} has {} images: say which one to apply (index or name)", wimfile.display(), wim.image_count());
+            }
+            (1, t.as_str())
+        }
+        [i, t] => (wim.resolve_image(i)?, t.as_str()),
+        _ => bail!("usage: tasq wim apply WIMFILE [IMAGE] TARGET"),
+    };
+    let mut tgt = HostDirTarget::new(target).with_context(|| format!("apply target {target}"))?;
+    let pb = progress_bar(0, "Applying");
+    apply_paths(&wim, image, &[], &mut tgt, &ApplyOptions { threads }, &mut |p| {
+        pb.set_length(p.bytes_total);
+        pb.set_position(p.bytes_done);
+    })
+    .with_context(|| format!("applying image {image} of {} to {target}", wimfile.display()))?;
+    pb.finish_and_clear();
+    for warn in tgt.warnings() {
+        eprintln!("tasq: warning: {warn}");
+    }
+    Ok(0)
+}
+
+fn extract(wimfile: &Path, image: &str, paths: &[String], dest: &Path, threads: usize) -> Result<i32> {
+    let wim = Wim::open(wimfile)?;
+    let n = wim.resolve_image(image)?;
+    let mut tgt = HostDirTarget::new(dest).with_context(|| format!("destination {}", dest.display()))?;
+    apply_paths(&wim, n, paths, &mut tgt, &ApplyOptions { threads }, &mut |_| {})
+        .with_context(|| format!("extracting from image {n} of {}", wimfile.display()))?;
+    Ok(0)
+}
+
+fn filetime_str(ft: u64) -> String {
+    if ft == 0 {
+        return "-".into();
+    }
+    let secs = (ft / 10_000_000) as i64 - 11_644_473_600;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i32> {
+    let wim = Wim::open(wimfile)?;
+    if xml {
+        println!("{}", wim.info.to_xml_string());
+        return Ok(0);
+    }
+    let selected: Vec<u32> = match image {
+        Some(i) => vec![wim.resolve_image(i)?],
+        None => (1..=wim.image_count()).collect(),
+    };
+    let h = &wim.header;
+    if json {
+        let images: Vec<serde_json::Value> = selected
+            .iter()
+            .map(|&n| {
+                let mut v = serde_json::to_value(wim.info.images.get(n as usize - 1).cloned().unwrap_or_default())
+                    .unwrap_or(serde_json::Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("index".into(), n.into());
+                }
+                v
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "path": wimfile.display().to_string(),
+            "guid": h.guid.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "version": h.version,
+            "image_count": wim.image_count(),
+            "compression": wim.compression().to_string(),
+            "chunk_size": h.chunk_size,
+            "part_number": h.part_number,
+            "total_parts": h.total_parts,
+            "boot_index": h.boot_index,
+            "size": wim.file_size(),
+            "integrity": !h.integrity.is_empty(),
+            "images": images,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    println!("WIM Information:");
+    println!("----------------");
+    println!("Path:           {}", wimfile.display());
+    println!("GUID:           0x{}", h.guid.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    println!("Version:        {}", h.version);
+    println!("Image Count:    {}", wim.image_count());
+    println!("Compression:    {}", match wim.compression() { CompressionFormat::None => "None".to_string(), c => c.to_string() });
+    println!("Chunk Size:     {} bytes", h.chunk_size);
+    println!("Part Number:    {}/{}", h.part_number, h.total_parts);
+    println!("Boot Index:     {}", h.boot_index);
+    println!("Size:           {} bytes", wim.file_size());
+    println!("Integrity:      {}", if h.integrity.is_empty() { "no" } else { "yes" });
+    println!();
+    println!("Available Images:");
+    println!("-----------------");
+    for n in selected {
+        let Some(im) = wim.info.images.get(n as usize - 1) else { continue };
+        println!("Index:                  {n}");
+        println!("Name:                   {}", im.name.as_deref().unwrap_or(""));
+        println!("Description:            {}", im.description.as_deref().unwrap_or(""));
+        if let Some(d) = &im.display_name {
+            println!("Display Name:           {d}");
+        }
+        if let Some(f) = &im.flags {
+            println!("Flags:                  {f}");
+        }
+        println!("Directory Count:        {}", im.dir_count);
+        println!("File Count:             {}", im.file_count);
+        println!("Total Bytes:            {}", im.total_bytes);
+        println!("Hard Link Bytes:        {}", im.hard_link_bytes);
+        println!("Creation Time:          {}", filetime_str(im.creation_time));
+        println!("Last Modification Time: {}", filetime_str(im.last_modification_time));
+        if let Some(w) = &im.windows {
+            if let Some(a) = w.arch {
+                println!("Architecture:           {}", match a { 0 => "x86", 5 => "ARM", 6 => "ia64", 9 => "x86_64", 12 => "ARM64", _ => "unknown" });
+            }
+            if let Some(p) = &w.product_name {
+                println!("Product Name:           {p}");
+            }
+            if let Some(e) = &w.edition_id {
+                println!("Edition ID:             {e}");
+            }
+            if let Some(v) = &w.version {
+                println!(
+                    "Major Version:          {}\nMinor Version:          {}\nBuild:                  {}",
+                    v.major.unwrap_or(0),
+                    v.minor.unwrap_or(0),
+                    v.build.unwrap_or(0)
+                );
+            }
+        }
+        println!();
+    }
+    Ok(0)
+}
+
+fn dir(wimfile: &Path, image: &str) -> Result<i32> {
+    let wim = Wim::open(wimfile)?;
+    let n = wim.resolve_image(image)?;
+    let tree = wim.read_image(n)?;
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for d in tree.preorder() {
+        let p = tree.path_of(d).replace('\\', "/");
+        if writeln!(out, "{p}").is_err() {
+            break; // closed pipe (head, less): not an error
+        }
+    }
+    let _ = out.flush();
+    Ok(0)
+}
+
+fn verify(wimfile: &Path, threads: usize) -> Result<i32> {
+    let wim = Wim::open(wimfile)?;
+    let pb = progress_bar(0, "Verifying");
+    let rep = tasq_wim::verify::verify(&wim, threads, &mut |d, t| {
+        pb.set_length(t);
+        pb.set_position(d);
+    })
+    .with_context(|| format!("verifying {}", wimfile.display()))?;
+    pb.finish_and_clear();
+    println!(
+        "{} verified: {} image(s), {} blobs, {} bytes{}",
+        wimfile.display(),
+        rep.images,
+        rep.blobs,
+        rep.bytes,
+        if rep.integrity_chunks > 0 { format!(", integrity table ({} pieces) OK", rep.integrity_chunks) } else { String::new() }
+    );
+    Ok(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export(src: &Path, image: &str, dest: &Path, name: Option<String>, compress: Option<&str>, boot: bool, check: bool, threads: usize) -> Result<i32> {
+    let wim = Wim::open(src)?;
+    let images: Vec<u32> = if image.eq_ignore_ascii_case("all") || image == "*" {
+        (1..=wim.image_count()).collect()
+    } else {
+        vec![wim.resolve_image(image)?]
+    };
+    if name.is_some() && images.len() != 1 {
+        bail!("--name can only be given when exporting one image");
+    }
+    let (format, level) = match compress {
+        Some(c) => parse_compression(c)?,
+        None => (wim.compression(), 50),
+    };
+    let chunk = if format == wim.compression() && wim.header.chunk_size != 0 { wim.header.chunk_size } else { 32768 };
+    let opts = WriteOptions { compression: format, chunk_size: chunk, level, threads, integrity: check };
+    let mut w = if dest.exists() {
+        if compress.is_some() {
+            let existing = Wim::open(dest)?;
+            if existing.compression() != format {
+                bail!("{} is {}; an export into it cannot use --compress {}", dest.display(), existing.compression(), format);
+            }
+        }
+        WimWriter::append(dest, opts)?
+    } else {
+        WimWriter::create(dest, opts)?
+    };
+    for n in &images {
+        let opts = ImageOptions { name: name.clone(), boot: boot && images.len() == 1, ..Default::default() };
+        let k = w.add_image_from(&wim, *n, &opts).with_context(|| format!("exporting image {n}"))?;
+        if boot && images.len() > 1 && wim.header.boot_index == *n {
+            w.set_boot_index(k)?;
+        }
+    }
+    w.finish().with_context(|| format!("writing {}", dest.display()))?;
+    Ok(0)
+}
+
+fn delete(wimfile: &Path, image: &str, check: bool) -> Result<i32> {
+    let wim = Wim::open(wimfile)?;
+    let del = wim.resolve_image(image)?;
+    let opts = WriteOptions {
+        compression: wim.compression(),
+        chunk_size: if wim.header.chunk_size == 0 { 32768 } else { wim.header.chunk_size },
+        integrity: check || !wim.header.integrity.is_empty(),
+        ..Default::default()
+    };
+    let mut w = WimWriter::create(wimfile, opts)?;
+    let mut boot = 0;
+    for n in 1..=wim.image_count() {
+        if n == del {
+            continue;
+        }
+        let k = w.add_image_from(&wim, n, &ImageOptions::default()).with_context(|| format!("copying image {n}"))?;
+        if wim.header.boot_index == n {
+            boot = k;
+        }
+    }
+    w.set_boot_index(boot)?;
+    w.finish().with_context(|| format!("rewriting {}", wimfile.display()))?;
+    eprintln!("Deleted image {del} from {}", wimfile.display());
+    Ok(0)
+}
