@@ -1,6 +1,7 @@
 //! `tasq`: the command line. Thin: it parses arguments, wires the library
 //! crates together and prints one clear line per failure.
 
+mod demo;
 mod wim_cmd;
 
 use clap::{Parser, Subcommand};
@@ -19,12 +20,18 @@ enum Command {
         #[command(subcommand)]
         cmd: wim_cmd::WimCommand,
     },
+    /// Run the built-in example end to end (everything under --out).
+    Demo {
+        #[arg(long, default_value_os_t = demo::default_out())]
+        out: std::path::PathBuf,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Command::Wim { cmd } => wim_cmd::run(cmd),
+        Command::Demo { out } => demo::run(&out),
     };
     match result {
         Ok(code) => std::process::exit(code),
