@@ -268,3 +268,103 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, Seen> {
     }
     out
 }
+
+/// Builds image trees by hand for the apply tests.
+pub mod build {
+    use std::sync::Arc;
+
+    use tasq_wim::image::*;
+    use tasq_wim::Sha1Hash;
+
+    pub fn stream(kind: StreamKind, name: &str, bytes: &[u8]) -> Stream {
+        Stream {
+            kind,
+            name: utf16(name),
+            hash: Sha1Hash::of(bytes),
+            size: bytes.len() as u64,
+            source: StreamSource::Inline(Arc::new(bytes.to_vec())),
+        }
+    }
+
+    /// Inline content of a hand-built stream.
+    pub fn content(s: &Stream) -> Vec<u8> {
+        match &s.source {
+            StreamSource::Inline(d) => d.as_ref().clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// FILETIME from UNIX seconds and 100 ns ticks.
+    pub fn ft(secs: i64, ticks: u64) -> u64 {
+        ((secs + 11_644_473_600) as u64) * 10_000_000 + ticks
+    }
+
+    pub fn times(mut i: Inode, write: u64, access: u64) -> Inode {
+        i.creation_time = write.saturating_sub(10_000_000);
+        i.last_write_time = write;
+        i.last_access_time = access;
+        i
+    }
+
+    pub fn dir() -> Inode {
+        Inode {
+            attributes: FILE_ATTRIBUTE_DIRECTORY,
+            ..Inode::default()
+        }
+    }
+
+    pub fn file(attributes: u32, data: &[u8]) -> Inode {
+        let mut i = Inode {
+            attributes,
+            ..Inode::default()
+        };
+        if !data.is_empty() {
+            i.streams.push(stream(StreamKind::Data, "", data));
+        }
+        i
+    }
+
+    pub fn symlink(target: &str, is_dir: bool) -> Inode {
+        let data = tasq_wim::reparse::symlink_reparse_from_unix(target).unwrap();
+        reparse(IO_REPARSE_TAG_SYMLINK, &data, is_dir)
+    }
+
+    pub fn reparse(tag: u32, data: &[u8], is_dir: bool) -> Inode {
+        Inode {
+            attributes: FILE_ATTRIBUTE_REPARSE_POINT | if is_dir { FILE_ATTRIBUTE_DIRECTORY } else { 0 },
+            reparse_tag: tag,
+            streams: vec![stream(StreamKind::ReparsePoint, "", data)],
+            ..Inode::default()
+        }
+    }
+
+    /// Junction reparse data (without the 8-byte header) for an NT path.
+    pub fn junction_data(nt_target: &str, print: &str) -> Vec<u8> {
+        let s: Vec<u8> = nt_target.encode_utf16().flat_map(|c| c.to_le_bytes()).collect();
+        let p: Vec<u8> = print.encode_utf16().flat_map(|c| c.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(s.len() as u16 + 2).to_le_bytes());
+        out.extend_from_slice(&(p.len() as u16).to_le_bytes());
+        out.extend_from_slice(&s);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&p);
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    /// Adds `inode` under the dentry at `parent_path` as `name`; returns the inode index.
+    pub fn add(tree: &mut ImageTree, parent_path: &str, name: &str, inode: Inode) -> usize {
+        let parent = tree.find(parent_path).unwrap();
+        let i = tree.add_inode(inode);
+        tree.add_dentry(parent, utf16(name), Vec::new(), i);
+        i
+    }
+
+    /// Adds another name for inode `i`.
+    pub fn link(tree: &mut ImageTree, parent_path: &str, name: &str, i: usize) {
+        let parent = tree.find(parent_path).unwrap();
+        tree.add_dentry(parent, utf16(name), Vec::new(), i);
+    }
+}
