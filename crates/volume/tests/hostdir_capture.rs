@@ -93,13 +93,21 @@ fn captures_every_kind_of_entry() {
     // Root: the capture root itself, with its times.
     let r = tree.inode_of(ImageTree::ROOT);
     assert_eq!(r.attributes, FILE_ATTRIBUTE_DIRECTORY);
-    assert_eq!(r.last_write_time, unix_to_filetime(1_300_000_000, 999_999_999));
+    assert_eq!(
+        r.last_write_time,
+        unix_to_filetime(1_300_000_000, 999_999_999)
+    );
     assert_eq!(r.creation_time, r.last_write_time);
     assert!(r.streams.is_empty());
     assert!(tree.dentries[ImageTree::ROOT].name.is_empty());
 
     // The exact set of names (the FIFO is left out).
-    let mut names: Vec<String> = tree.preorder().iter().skip(1).map(|&d| tree.path_of(d)).collect();
+    let mut names: Vec<String> = tree
+        .preorder()
+        .iter()
+        .skip(1)
+        .map(|&d| tree.path_of(d))
+        .collect();
     names.sort();
     let mut want = vec![
         "\\a.txt",
@@ -125,11 +133,18 @@ fn captures_every_kind_of_entry() {
 
     for (rel, (c, a, w)) in &before {
         let i = inode(&tree, rel);
-        assert_eq!((i.creation_time, i.last_access_time, i.last_write_time), (*c, *a, *w), "{rel}");
+        assert_eq!(
+            (i.creation_time, i.last_access_time, i.last_write_time),
+            (*c, *a, *w),
+            "{rel}"
+        );
     }
     // The pre-1970 times, to the 100 ns.
     let u = inode(&tree, UNICODE_NAME);
-    assert_eq!(u.last_write_time, unix_to_filetime(OLD_MTIME.0, OLD_MTIME.1));
+    assert_eq!(
+        u.last_write_time,
+        unix_to_filetime(OLD_MTIME.0, OLD_MTIME.1)
+    );
     assert_eq!(u.last_write_time, 110_263_680_001_234_567);
     assert_eq!(u.last_access_time, 114_867_072_005_000_000);
 
@@ -140,7 +155,9 @@ fn captures_every_kind_of_entry() {
         assert!(i.streams.is_empty(), "{d}");
         assert_eq!(i.reparse_tag, 0);
     }
-    assert!(tree.dentries[tree.find("emptydir").unwrap()].children.is_empty());
+    assert!(tree.dentries[tree.find("emptydir").unwrap()]
+        .children
+        .is_empty());
 
     // Regular files: one unnamed stream with the size, read back intact.
     for (rel, content) in [
@@ -187,7 +204,8 @@ fn captures_every_kind_of_entry() {
         ("dir_link", "dir1", true),
     ] {
         let i = inode(&tree, rel);
-        let want_attr = FILE_ATTRIBUTE_REPARSE_POINT | if is_dir { FILE_ATTRIBUTE_DIRECTORY } else { 0 };
+        let want_attr =
+            FILE_ATTRIBUTE_REPARSE_POINT | if is_dir { FILE_ATTRIBUTE_DIRECTORY } else { 0 };
         assert_eq!(i.attributes, want_attr, "{rel}");
         assert_eq!(i.reparse_tag, IO_REPARSE_TAG_SYMLINK, "{rel}");
         assert_eq!(i.rp_flags, WIM_RP_FLAG_NOT_FIXED, "{rel}");
@@ -204,20 +222,32 @@ fn captures_every_kind_of_entry() {
     // Warnings: the FIFO, named, in both places.
     assert_eq!(src.warnings().len(), 1, "{:?}", src.warnings());
     let w = &src.warnings()[0];
-    assert!(w.contains("FIFO") && w.contains(&root.join("fifo").display().to_string()), "{w}");
+    assert!(
+        w.contains("FIFO") && w.contains(&root.join("fifo").display().to_string()),
+        "{w}"
+    );
     assert_eq!(tree.warnings, src.warnings());
 
     // Progress: monotone, ending with the full counts.
     let last = progress.last().unwrap();
     assert_eq!(last.dirs, 4); // root, dir1, dir2, emptydir
     assert_eq!(last.files, 10); // 9 non-directory inodes + the second hard link
-    assert_eq!(last.bytes, 6 + 100 * 1024 + 3000 + (1 << 20) + "grüße".len() as u64 + tree
-        .inodes
-        .iter()
-        .filter(|i| i.is_reparse_point())
-        .map(|i| i.streams[0].size)
-        .sum::<u64>());
-    assert!(progress.windows(2).all(|w| w[0].files <= w[1].files && w[0].dirs <= w[1].dirs));
+    assert_eq!(
+        last.bytes,
+        6 + 100 * 1024
+            + 3000
+            + (1 << 20)
+            + "grüße".len() as u64
+            + tree
+                .inodes
+                .iter()
+                .filter(|i| i.is_reparse_point())
+                .map(|i| i.streams[0].size)
+                .sum::<u64>()
+    );
+    assert!(progress
+        .windows(2)
+        .all(|w| w[0].files <= w[1].files && w[0].dirs <= w[1].dirs));
     // The directory symlink counts as a directory in the XML counts.
     assert_eq!(tree.stats().file_count, 9);
     assert_eq!(tree.stats().dir_count, 4 + 1);
@@ -231,9 +261,19 @@ fn changed_file_during_capture_is_an_error_naming_it() {
     let (tree, _) = scan(&mut src);
     let s = inode(&tree, "f").streams[0].clone();
     fs::write(tmp.path().join("f"), b"01234").unwrap();
-    let StreamSource::External(id) = s.source else { panic!() };
-    let err = src.open_stream(id).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
-    assert!(err.to_string().contains(&tmp.path().join("f").display().to_string()), "{err}");
+    let StreamSource::External(id) = s.source else {
+        panic!()
+    };
+    let err = src
+        .open_stream(id)
+        .unwrap()
+        .read_to_end(&mut Vec::new())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&tmp.path().join("f").display().to_string()),
+        "{err}"
+    );
 }
 
 struct Recorder {
@@ -267,7 +307,10 @@ fn exclusions_use_wim_paths_and_prune_directories() {
     assert!(asked.contains(&"\\dir1".to_string()));
     assert!(asked.contains(&format!("\\{UNICODE_NAME}")));
     // The excluded directory was not descended into.
-    assert!(!asked.iter().any(|p| p.starts_with("\\dir1\\")), "{asked:?}");
+    assert!(
+        !asked.iter().any(|p| p.starts_with("\\dir1\\")),
+        "{asked:?}"
+    );
     // Every non-excluded name was asked about exactly once.
     let kept = tree.dentries.len() - 1;
     assert_eq!(asked.len(), kept + 3);
@@ -296,7 +339,10 @@ fn non_utf8_name_is_an_error_naming_the_path() {
     let mut src = HostDirSource::new(tmp.path()).unwrap();
     let err = src.scan(&NoFilter, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("not valid UTF-8"), "{err}");
-    assert!(err.contains(&tmp.path().join("d").display().to_string()), "{err}");
+    assert!(
+        err.contains(&tmp.path().join("d").display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -305,7 +351,10 @@ fn non_utf8_symlink_target_is_an_error() {
     std::os::unix::fs::symlink(OsStr::from_bytes(b"t\xfe"), tmp.path().join("l")).unwrap();
     let mut src = HostDirSource::new(tmp.path()).unwrap();
     let err = src.scan(&NoFilter, &mut |_| {}).unwrap_err().to_string();
-    assert!(err.contains("not valid UTF-8") && err.contains("/l"), "{err}");
+    assert!(
+        err.contains("not valid UTF-8") && err.contains("/l"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -322,7 +371,9 @@ fn root_given_as_symlink_is_followed_and_other_roots_refused() {
 
     fs::write(tmp.path().join("file"), b"").unwrap();
     for bad in ["file", "missing"] {
-        let err = HostDirSource::new(tmp.path().join(bad)).unwrap_err().to_string();
+        let err = HostDirSource::new(tmp.path().join(bad))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(bad), "{err}");
     }
     // A root that stops being a directory between new() and scan().

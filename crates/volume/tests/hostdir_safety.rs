@@ -30,7 +30,11 @@ fn setup() -> Setup {
     fs::create_dir(&root).unwrap();
     fs::create_dir(&outside).unwrap();
     fs::write(outside.join("victim"), b"VICTIM").unwrap();
-    set_times(&outside.join("victim"), (1_000_000_000, 0), (1_000_000_000, 0));
+    set_times(
+        &outside.join("victim"),
+        (1_000_000_000, 0),
+        (1_000_000_000, 0),
+    );
     set_times(&outside, (1_000_000_000, 0), (1_000_000_000, 0));
     Setup {
         _tmp: tmp,
@@ -41,8 +45,15 @@ fn setup() -> Setup {
 
 /// The outside directory must hold exactly the victim, unchanged.
 fn assert_outside_untouched(outside: &Path) {
-    let names: Vec<_> = fs::read_dir(outside).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec!["victim"], "something was created outside the root");
+    let names: Vec<_> = fs::read_dir(outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["victim"],
+        "something was created outside the root"
+    );
     let m = fs::symlink_metadata(outside.join("victim")).unwrap();
     assert_eq!(fs::read(outside.join("victim")).unwrap(), b"VICTIM");
     assert_eq!(m.mtime(), 1_000_000_000, "victim mtime changed");
@@ -57,9 +68,19 @@ fn small_tree() -> ImageTree {
     add(&mut t, "d", "f", file(FILE_ATTRIBUTE_NORMAL, b"new data"));
     let h = add(&mut t, "", "h1", file(FILE_ATTRIBUTE_NORMAL, b"linked"));
     link(&mut t, "", "h2", h);
-    add(&mut t, "", "victim", file(FILE_ATTRIBUTE_NORMAL, b"replaced"));
+    add(
+        &mut t,
+        "",
+        "victim",
+        file(FILE_ATTRIBUTE_NORMAL, b"replaced"),
+    );
     add(&mut t, "", "e", file(FILE_ATTRIBUTE_NORMAL, b""));
-    add(&mut t, "", "sp", file(FILE_ATTRIBUTE_SPARSE_FILE, &[0u8; 10000]));
+    add(
+        &mut t,
+        "",
+        "sp",
+        file(FILE_ATTRIBUTE_SPARSE_FILE, &[0u8; 10000]),
+    );
     add(&mut t, "", "l", symlink("d/f", false));
     t
 }
@@ -69,7 +90,10 @@ fn check_small_tree(root: &Path) {
     assert_eq!(seen["d"].node, Node::Dir);
     assert_eq!(seen["d/f"].node, Node::File(b"new data".to_vec()));
     assert_eq!(seen["h1"].node, Node::File(b"linked".to_vec()));
-    assert_eq!(seen["h2"].link_group, Some(vec!["h1".to_string(), "h2".to_string()]));
+    assert_eq!(
+        seen["h2"].link_group,
+        Some(vec!["h1".to_string(), "h2".to_string()])
+    );
     assert_eq!(seen["victim"].node, Node::File(b"replaced".to_vec()));
     assert_eq!(seen["e"].node, Node::File(Vec::new()));
     assert_eq!(seen["sp"].node, Node::File(vec![0u8; 10000]));
@@ -97,7 +121,11 @@ fn planted_dangling_symlinks_do_not_create_files_outside() {
         plant(s.outside.join(format!("new-{name}")), s.root.join(name)).unwrap();
     }
     plant(s.outside.join("newdir"), s.root.join("d")).unwrap();
-    drive_apply(&small_tree(), &mut HostDirTarget::new(&s.root).unwrap(), &content);
+    drive_apply(
+        &small_tree(),
+        &mut HostDirTarget::new(&s.root).unwrap(),
+        &content,
+    );
     check_small_tree(&s.root);
     assert_outside_untouched(&s.outside);
 }
@@ -108,7 +136,7 @@ fn planted_fifo_and_files_are_replaced_without_hanging() {
     for name in ["victim", "h2"] {
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &s.root.join(name),
+            s.root.join(name),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
@@ -116,7 +144,11 @@ fn planted_fifo_and_files_are_replaced_without_hanging() {
         .unwrap();
     }
     fs::write(s.root.join("d"), b"a file where a directory goes").unwrap();
-    drive_apply(&small_tree(), &mut HostDirTarget::new(&s.root).unwrap(), &content);
+    drive_apply(
+        &small_tree(),
+        &mut HostDirTarget::new(&s.root).unwrap(),
+        &content,
+    );
     check_small_tree(&s.root);
 }
 
@@ -125,7 +157,11 @@ fn existing_directories_are_reused_and_a_directory_in_the_way_of_a_file_is_an_er
     let s = setup();
     fs::create_dir(s.root.join("d")).unwrap();
     fs::write(s.root.join("d/keep"), b"keep me").unwrap();
-    drive_apply(&small_tree(), &mut HostDirTarget::new(&s.root).unwrap(), &content);
+    drive_apply(
+        &small_tree(),
+        &mut HostDirTarget::new(&s.root).unwrap(),
+        &content,
+    );
     check_small_tree(&s.root);
     assert_eq!(fs::read(s.root.join("d/keep")).unwrap(), b"keep me");
 
@@ -133,7 +169,12 @@ fn existing_directories_are_reused_and_a_directory_in_the_way_of_a_file_is_an_er
     let s = setup();
     fs::create_dir(s.root.join("victim")).unwrap();
     fs::write(s.root.join("victim/data"), b"user data").unwrap();
-    let err = try_drive_apply(&small_tree(), &mut HostDirTarget::new(&s.root).unwrap(), &content).unwrap_err();
+    let err = try_drive_apply(
+        &small_tree(),
+        &mut HostDirTarget::new(&s.root).unwrap(),
+        &content,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("directory is in the way"), "{err}");
     assert_eq!(fs::read(s.root.join("victim/data")).unwrap(), b"user data");
 }
@@ -164,8 +205,15 @@ fn calls_through_a_planted_parent_link_fail() {
 
     assert!(t.create_file(&entry(&newf, &f)).is_err());
     assert!(t.create_directory(&entry(&sub, &dir())).is_err());
-    let err = t.open_stream(&victim, &stream).err().expect("must not open through a link");
-    assert!(err.to_string().contains("symbolic links in the target are not followed"), "{err}");
+    let err = t
+        .open_stream(&victim, &stream)
+        .err()
+        .expect("must not open through a link");
+    assert!(
+        err.to_string()
+            .contains("symbolic links in the target are not followed"),
+        "{err}"
+    );
     assert!(t.set_metadata(&entry(&victim, &fi)).is_err());
     let hl = WimPath::from_components(["hl"]).unwrap();
     assert!(t.create_hard_link(&victim, &entry(&hl, &f)).is_err());
@@ -183,7 +231,7 @@ fn direct_open_of_a_planted_fifo_fails_instead_of_blocking() {
     let s = setup();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &s.root.join("p"),
+        s.root.join("p"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -201,15 +249,36 @@ fn entries_under_a_link_in_the_image_are_skipped() {
     // "contains" entries. Applying must not write through the link it made.
     let s = setup();
     let mut tree = ImageTree::new();
-    add(&mut tree, "", "dl", symlink(s.outside.to_str().unwrap(), true));
-    add(&mut tree, "dl", "victim", file(FILE_ATTRIBUTE_NORMAL, b"overwritten"));
-    add(&mut tree, "dl", "evil", file(FILE_ATTRIBUTE_NORMAL, b"planted"));
+    add(
+        &mut tree,
+        "",
+        "dl",
+        symlink(s.outside.to_str().unwrap(), true),
+    );
+    add(
+        &mut tree,
+        "dl",
+        "victim",
+        file(FILE_ATTRIBUTE_NORMAL, b"overwritten"),
+    );
+    add(
+        &mut tree,
+        "dl",
+        "evil",
+        file(FILE_ATTRIBUTE_NORMAL, b"planted"),
+    );
     add(&mut tree, "dl", "evildir", dir());
     let mut t = HostDirTarget::new(&s.root).unwrap();
     drive_apply(&tree, &mut t, &content);
     assert_eq!(fs::read_link(s.root.join("dl")).unwrap(), s.outside);
     assert_outside_untouched(&s.outside);
-    assert!(t.warnings().iter().any(|w| w.contains("evil") && w.contains("symbolic link")), "{:?}", t.warnings());
+    assert!(
+        t.warnings()
+            .iter()
+            .any(|w| w.contains("evil") && w.contains("symbolic link")),
+        "{:?}",
+        t.warnings()
+    );
 }
 
 #[test]

@@ -83,10 +83,16 @@ struct Described {
     other_names: Vec<String>,
 }
 
-fn describe(tree: &ImageTree, hash_of: &dyn Fn(&Stream) -> Sha1Hash) -> BTreeMap<String, Described> {
+fn describe(
+    tree: &ImageTree,
+    hash_of: &dyn Fn(&Stream) -> Sha1Hash,
+) -> BTreeMap<String, Described> {
     let mut names_of: HashMap<usize, Vec<String>> = HashMap::new();
     for d in tree.preorder() {
-        names_of.entry(tree.dentries[d].inode).or_default().push(tree.path_of(d));
+        names_of
+            .entry(tree.dentries[d].inode)
+            .or_default()
+            .push(tree.path_of(d));
     }
     let mut out = BTreeMap::new();
     for d in tree.preorder() {
@@ -101,7 +107,18 @@ fn describe(tree: &ImageTree, hash_of: &dyn Fn(&Stream) -> Sha1Hash) -> BTreeMap
         let mut streams: Vec<_> = i
             .streams
             .iter()
-            .map(|s| (s.kind, s.name_string(), s.size, if s.size == 0 { Sha1Hash::ZERO } else { hash_of(s) }))
+            .map(|s| {
+                (
+                    s.kind,
+                    s.name_string(),
+                    s.size,
+                    if s.size == 0 {
+                        Sha1Hash::ZERO
+                    } else {
+                        hash_of(s)
+                    },
+                )
+            })
             .collect();
         streams.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         out.insert(
@@ -139,7 +156,11 @@ fn freeze_atimes(root: &Path) {
     for (k, p) in all.iter().enumerate().rev() {
         use std::os::unix::fs::MetadataExt;
         let m = fs::symlink_metadata(p).unwrap();
-        set_times(p, (4_000_000_000 + k as i64, 123_456_700 + k as i64 * 100), (m.mtime(), m.mtime_nsec()));
+        set_times(
+            p,
+            (4_000_000_000 + k as i64, 123_456_700 + k as i64 * 100),
+            (m.mtime(), m.mtime_nsec()),
+        );
     }
 }
 
@@ -171,7 +192,14 @@ fn capture_matches_wimlib() {
     let fx = Fixture::new();
     let mut src = HostDirSource::new(fx.path("src")).unwrap();
     let ours = src.scan(&NoFilter, &mut |_| {}).unwrap();
-    wimlib(&["capture", &fx.s("src"), &fx.s("x.wim"), "img", "--compress=none", "--norpfix"]);
+    wimlib(&[
+        "capture",
+        &fx.s("src"),
+        &fx.s("x.wim"),
+        "img",
+        "--compress=none",
+        "--norpfix",
+    ]);
     let theirs = read_uncompressed_wim(&fx.path("x.wim"));
 
     let ours_desc = describe(&ours, &|s| match &s.source {
@@ -188,7 +216,10 @@ fn capture_matches_wimlib() {
     for (path, d) in &theirs_desc {
         assert_eq!(ours_desc.get(path), Some(d), "{path}");
     }
-    assert_eq!(ours_desc.keys().collect::<Vec<_>>(), theirs_desc.keys().collect::<Vec<_>>());
+    assert_eq!(
+        ours_desc.keys().collect::<Vec<_>>(),
+        theirs_desc.keys().collect::<Vec<_>>()
+    );
     // Both skipped the FIFO.
     assert!(theirs.tree.find("fifo").is_none());
 }
@@ -196,7 +227,14 @@ fn capture_matches_wimlib() {
 #[test]
 fn apply_matches_wimlib() {
     let fx = Fixture::new();
-    wimlib(&["capture", &fx.s("src"), &fx.s("x.wim"), "img", "--compress=none", "--norpfix"]);
+    wimlib(&[
+        "capture",
+        &fx.s("src"),
+        &fx.s("x.wim"),
+        "img",
+        "--compress=none",
+        "--norpfix",
+    ]);
     wimlib(&["apply", &fx.s("x.wim"), "1", &fx.s("by_wimlib")]);
     let wim = read_uncompressed_wim(&fx.path("x.wim"));
     let mut target = HostDirTarget::new(fx.path("by_tasq")).unwrap();
@@ -215,14 +253,26 @@ fn apply_matches_wimlib() {
         assert_eq!(sa.link_group, sb.link_group, "{path} links");
     }
     // Both keep the sparse file sparse.
-    assert!(a["sparse.bin"].allocated <= 64 * 1024, "wimlib: {}", a["sparse.bin"].allocated);
-    assert!(b["sparse.bin"].allocated <= 64 * 1024, "tasq: {}", b["sparse.bin"].allocated);
+    assert!(
+        a["sparse.bin"].allocated <= 64 * 1024,
+        "wimlib: {}",
+        a["sparse.bin"].allocated
+    );
+    assert!(
+        b["sparse.bin"].allocated <= 64 * 1024,
+        "tasq: {}",
+        b["sparse.bin"].allocated
+    );
     // And the directory times, which read_tree leaves out of atime.
     for d in ["", "dir1", "dir1/dir2", "emptydir"] {
         use std::os::unix::fs::MetadataExt;
         let ma = fs::metadata(fx.path("by_wimlib").join(d)).unwrap();
         let mb = fs::metadata(fx.path("by_tasq").join(d)).unwrap();
-        assert_eq!((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()), "{d:?}");
+        assert_eq!(
+            (ma.mtime(), ma.mtime_nsec()),
+            (mb.mtime(), mb.mtime_nsec()),
+            "{d:?}"
+        );
     }
 }
 
@@ -233,7 +283,14 @@ fn capture_then_apply_reproduces_the_tree() {
     let fx = Fixture::new();
     let mut src = HostDirSource::new(fx.path("src")).unwrap();
     let tree = src.scan(&NoFilter, &mut |_| {}).unwrap();
-    wimlib(&["capture", &fx.s("src"), &fx.s("x.wim"), "img", "--compress=none", "--norpfix"]);
+    wimlib(&[
+        "capture",
+        &fx.s("src"),
+        &fx.s("x.wim"),
+        "img",
+        "--compress=none",
+        "--norpfix",
+    ]);
     wimlib(&["apply", &fx.s("x.wim"), "1", &fx.s("by_wimlib")]);
     let mut target = HostDirTarget::new(fx.path("by_tasq")).unwrap();
     drive_apply(&tree, &mut target, &|s| match &s.source {
@@ -250,7 +307,11 @@ fn capture_then_apply_reproduces_the_tree() {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (path, sa) in &a {
         let sb = &b[path];
-        assert_eq!((&sa.node, sa.mtime, sa.atime, &sa.link_group), (&sb.node, sb.mtime, sb.atime, &sb.link_group), "{path}");
+        assert_eq!(
+            (&sa.node, sa.mtime, sa.atime, &sa.link_group),
+            (&sb.node, sb.mtime, sb.atime, &sb.link_group),
+            "{path}"
+        );
     }
     // Times survive to the 100 ns: the fixture's pre-1970 file.
     let u = &b[UNICODE_NAME];

@@ -120,7 +120,10 @@ impl HostDirTarget {
     }
 
     fn host_path(&self, path: &WimPath) -> String {
-        self.root.join(path.to_relative_path()).display().to_string()
+        self.root
+            .join(path.to_relative_path())
+            .display()
+            .to_string()
     }
 
     fn err(&self, path: &WimPath, what: &str, e: impl std::fmt::Display) -> WimError {
@@ -192,7 +195,13 @@ impl HostDirTarget {
     /// Removes what is at `dir/name` so that something new can be made
     /// there. A non-directory (file, symlink, FIFO...) is unlinked, never
     /// followed; a directory is removed only if `rmdir_empty` and empty.
-    fn clear_way(&mut self, dir: &OwnedFd, name: &str, path: &WimPath, rmdir_empty: bool) -> Result<()> {
+    fn clear_way(
+        &mut self,
+        dir: &OwnedFd,
+        name: &str,
+        path: &WimPath,
+        rmdir_empty: bool,
+    ) -> Result<()> {
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(()),
@@ -262,7 +271,11 @@ impl HostDirTarget {
 
     fn make_link(&mut self, entry: &ApplyEntry, target: &str) -> Result<()> {
         let first = entry.path;
-        let names: Vec<WimPath> = match self.link_of.get(first).and_then(|&g| self.link_groups.get(g)) {
+        let names: Vec<WimPath> = match self
+            .link_of
+            .get(first)
+            .and_then(|&g| self.link_groups.get(g))
+        {
             Some((names, _)) => names.iter().filter(|n| *n != first).cloned().collect(),
             None => Vec::new(),
         };
@@ -279,8 +292,14 @@ impl HostDirTarget {
             self.clear_way(&odir, &oname, other, true)?;
             // No AT_SYMLINK_FOLLOW: the new name is a link to the symlink
             // itself, as the image says.
-            rustix::fs::linkat(&*dir, name.as_str(), &*odir, oname.as_str(), AtFlags::empty())
-                .map_err(|e| self.err(other, "cannot create the hard link", errno_io(e)))?;
+            rustix::fs::linkat(
+                &*dir,
+                name.as_str(),
+                &*odir,
+                oname.as_str(),
+                AtFlags::empty(),
+            )
+            .map_err(|e| self.err(other, "cannot create the hard link", errno_io(e)))?;
         }
         if let Some(&g) = self.link_of.get(first) {
             if let Some(group) = self.link_groups.get_mut(g) {
@@ -354,11 +373,27 @@ impl ApplyTarget for HostDirTarget {
             return Ok(());
         };
         self.clear_way(&ndir, &nname, path, false)?;
-        rustix::fs::linkat(&*odir, oname.as_str(), &*ndir, nname.as_str(), AtFlags::empty())
-            .map_err(|e| self.err(path, &format!("cannot link to {}", self.host_path(existing)), errno_io(e)))
+        rustix::fs::linkat(
+            &*odir,
+            oname.as_str(),
+            &*ndir,
+            nname.as_str(),
+            AtFlags::empty(),
+        )
+        .map_err(|e| {
+            self.err(
+                path,
+                &format!("cannot link to {}", self.host_path(existing)),
+                errno_io(e),
+            )
+        })
     }
 
-    fn open_stream<'s>(&'s mut self, path: &WimPath, stream: &Stream) -> Result<Box<dyn Write + 's>> {
+    fn open_stream<'s>(
+        &'s mut self,
+        path: &WimPath,
+        stream: &Stream,
+    ) -> Result<Box<dyn Write + 's>> {
         match stream.kind {
             StreamKind::Data if stream.name.is_empty() => {}
             StreamKind::Data => {
@@ -395,7 +430,12 @@ impl ApplyTarget for HostDirTarget {
         let fd = rustix::fs::openat(
             &*dir,
             name.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::TRUNC
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK
+                | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         )
         .map_err(|e| self.err(path, "cannot open the file for writing", errno_io(e)))?;
@@ -431,7 +471,11 @@ impl ApplyTarget for HostDirTarget {
             .map_err(|e| self.err(entry.path, "invalid link reparse data", e))?;
         let target = reparse::unix_target_from_link(&link);
         if target.contains('\0') {
-            return Err(self.err(entry.path, "cannot create the symbolic link", "its target contains a NUL character"));
+            return Err(self.err(
+                entry.path,
+                "cannot create the symbolic link",
+                "its target contains a NUL character",
+            ));
         }
         self.make_link(entry, &target)
     }
@@ -447,7 +491,11 @@ impl ApplyTarget for HostDirTarget {
             return rustix::fs::futimens(&*self.root_fd, &times)
                 .map_err(|e| self.err(path, "cannot set times", errno_io(e)));
         }
-        if let Some((_, made)) = self.link_of.get(path).and_then(|&g| self.link_groups.get(g)) {
+        if let Some((_, made)) = self
+            .link_of
+            .get(path)
+            .and_then(|&g| self.link_groups.get(g))
+        {
             if !made {
                 self.warnings.push(format!(
                     "{}: symbolic link not created: the image holds no reparse data for it",
@@ -468,12 +516,17 @@ impl ApplyTarget for HostDirTarget {
     fn finish(&mut self) -> Result<()> {
         let ign = std::mem::take(&mut self.ignored);
         for (n, what) in [
-            (ign.attributes, "file attributes (read-only, hidden, system, ...)"),
+            (
+                ign.attributes,
+                "file attributes (read-only, hidden, system, ...)",
+            ),
             (ign.security, "security descriptors"),
             (ign.short_names, "short (DOS) names"),
         ] {
             if n > 0 {
-                self.warnings.push(format!("{what} of {n} files not applied: Linux has no place for them"));
+                self.warnings.push(format!(
+                    "{what} of {n} files not applied: Linux has no place for them"
+                ));
             }
         }
         if let Some(e) = self.late_errors.first() {
@@ -512,7 +565,9 @@ impl FileWriter<'_> {
     fn commit_block(&mut self) -> io::Result<()> {
         if self.block.iter().any(|&b| b != 0) {
             let at = self.written - self.block.len() as u64;
-            self.file.write_all_at(&self.block, at).map_err(|e| self.ctx(e))?;
+            self.file
+                .write_all_at(&self.block, at)
+                .map_err(|e| self.ctx(e))?;
         }
         self.block.clear();
         Ok(())
@@ -615,7 +670,9 @@ mod tests {
         let p = WimPath::from_components(["s"]).unwrap();
         t.create_file(&entry(&p, &inode)).unwrap();
         {
-            let mut w = t.open_stream(&p, &data_stream(content.len() as u64)).unwrap();
+            let mut w = t
+                .open_stream(&p, &data_stream(content.len() as u64))
+                .unwrap();
             for chunk in content.chunks(3001) {
                 w.write_all(chunk).unwrap();
             }
@@ -640,10 +697,17 @@ mod tests {
         let p = WimPath::from_components(["z"]).unwrap();
         t.create_file(&entry(&p, &inode)).unwrap();
         let content = vec![0u8; 256 * 1024];
-        t.open_stream(&p, &data_stream(content.len() as u64)).unwrap().write_all(&content).unwrap();
+        t.open_stream(&p, &data_stream(content.len() as u64))
+            .unwrap()
+            .write_all(&content)
+            .unwrap();
         let m = fs::metadata(dir.path().join("z")).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert_eq!(m.len(), content.len() as u64);
-        assert!(m.blocks() * 512 >= content.len() as u64, "blocks: {}", m.blocks());
+        assert!(
+            m.blocks() * 512 >= content.len() as u64,
+            "blocks: {}",
+            m.blocks()
+        );
     }
 }

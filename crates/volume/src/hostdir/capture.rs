@@ -17,8 +17,9 @@ use std::sync::Arc;
 use rustix::fs::{Mode, OFlags};
 use tasq_wim::capture::{CaptureFilter, CaptureSource, ScanProgress};
 use tasq_wim::image::{
-    utf16, ImageTree, Inode, Stream, StreamKind, StreamSource, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL,
-    FILE_ATTRIBUTE_REPARSE_POINT, FILE_ATTRIBUTE_SPARSE_FILE, IO_REPARSE_TAG_SYMLINK, WIM_RP_FLAG_NOT_FIXED,
+    utf16, ImageTree, Inode, Stream, StreamKind, StreamSource, FILE_ATTRIBUTE_DIRECTORY,
+    FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_REPARSE_POINT, FILE_ATTRIBUTE_SPARSE_FILE,
+    IO_REPARSE_TAG_SYMLINK, WIM_RP_FLAG_NOT_FIXED,
 };
 use tasq_wim::reparse;
 use tasq_wim::{Result, Sha1Hash, WimError};
@@ -99,7 +100,8 @@ impl HostDirSource {
 }
 
 fn check_root(root: &Path) -> Result<()> {
-    let meta = fs::metadata(root).map_err(|e| capture_err(root, format!("cannot read the capture root: {e}")))?;
+    let meta = fs::metadata(root)
+        .map_err(|e| capture_err(root, format!("cannot read the capture root: {e}")))?;
     if !meta.is_dir() {
         return Err(capture_err(root, "the capture root is not a directory"));
     }
@@ -118,11 +120,13 @@ fn inode_with_times(meta: &Metadata) -> Inode {
 }
 
 fn symlink_inode(meta: &Metadata, path: &Path) -> Result<Inode> {
-    let target = fs::read_link(path).map_err(|e| capture_err(path, format!("cannot read the symbolic link: {e}")))?;
+    let target = fs::read_link(path)
+        .map_err(|e| capture_err(path, format!("cannot read the symbolic link: {e}")))?;
     let target = target
         .to_str()
         .ok_or_else(|| capture_err(path, "the symbolic link target is not valid UTF-8"))?;
-    let data = reparse::symlink_reparse_from_unix(target).map_err(|e| capture_err(path, e.to_string()))?;
+    let data =
+        reparse::symlink_reparse_from_unix(target).map_err(|e| capture_err(path, e.to_string()))?;
     let mut inode = inode_with_times(meta);
     inode.attributes = FILE_ATTRIBUTE_REPARSE_POINT;
     // Windows keeps a link to a directory on a directory file; wimlib
@@ -162,12 +166,16 @@ impl CaptureSource for HostDirSource {
         format!("directory {}", self.root.display())
     }
 
-    fn scan(&mut self, filter: &dyn CaptureFilter, progress: &mut dyn FnMut(ScanProgress)) -> Result<ImageTree> {
+    fn scan(
+        &mut self,
+        filter: &dyn CaptureFilter,
+        progress: &mut dyn FnMut(ScanProgress),
+    ) -> Result<ImageTree> {
         self.files.clear();
         self.warnings.clear();
         check_root(&self.root)?;
-        let root_meta =
-            fs::metadata(&self.root).map_err(|e| capture_err(&self.root, format!("cannot read the capture root: {e}")))?;
+        let root_meta = fs::metadata(&self.root)
+            .map_err(|e| capture_err(&self.root, format!("cannot read the capture root: {e}")))?;
 
         let mut tree = ImageTree::new();
         {
@@ -195,9 +203,12 @@ impl CaptureSource for HostDirSource {
         }];
         while let Some(dir) = pending.pop() {
             let mut entries = Vec::new();
-            let rd = fs::read_dir(&dir.host).map_err(|e| capture_err(&dir.host, format!("cannot read the directory: {e}")))?;
+            let rd = fs::read_dir(&dir.host)
+                .map_err(|e| capture_err(&dir.host, format!("cannot read the directory: {e}")))?;
             for e in rd {
-                let e = e.map_err(|e| capture_err(&dir.host, format!("cannot read the directory: {e}")))?;
+                let e = e.map_err(|e| {
+                    capture_err(&dir.host, format!("cannot read the directory: {e}"))
+                })?;
                 entries.push(e.file_name());
             }
             // A stable order makes scans reproducible; the metadata writer
@@ -213,7 +224,8 @@ impl CaptureSource for HostDirSource {
                 if filter.is_excluded(&wim_path) {
                     continue;
                 }
-                let meta = fs::symlink_metadata(&path).map_err(|e| capture_err(&path, format!("cannot read metadata: {e}")))?;
+                let meta = fs::symlink_metadata(&path)
+                    .map_err(|e| capture_err(&path, format!("cannot read metadata: {e}")))?;
                 let ft = meta.file_type();
                 if name.contains('\\') {
                     self.warnings.push(format!(
@@ -241,7 +253,11 @@ impl CaptureSource for HostDirSource {
                     });
                 } else if ft.is_file() || ft.is_symlink() {
                     let key = (meta.dev(), meta.ino());
-                    let existing = if meta.nlink() > 1 { linked.get(&key).copied() } else { None };
+                    let existing = if meta.nlink() > 1 {
+                        linked.get(&key).copied()
+                    } else {
+                        None
+                    };
                     let ino = match existing {
                         Some(ino) => ino,
                         None => {
@@ -280,7 +296,9 @@ impl CaptureSource for HostDirSource {
         let (path, size) = usize::try_from(id)
             .ok()
             .and_then(|i| self.files.get(i))
-            .ok_or_else(|| WimError::InvalidArgument(format!("no stream {id} in {}", self.describe())))?;
+            .ok_or_else(|| {
+                WimError::InvalidArgument(format!("no stream {id} in {}", self.describe()))
+            })?;
         // O_NOFOLLOW: a file replaced by a link since the scan is refused
         // rather than read through the link.
         let fd = rustix::fs::open(
@@ -330,7 +348,10 @@ impl SizedReader {
         if e.kind() == io::ErrorKind::Interrupted {
             return e;
         }
-        io::Error::new(e.kind(), format!("{}: read error: {e}", self.path.display()))
+        io::Error::new(
+            e.kind(),
+            format!("{}: read error: {e}", self.path.display()),
+        )
     }
 }
 
@@ -350,7 +371,10 @@ impl Read for SizedReader {
             };
         }
         let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-        let got = self.file.read(&mut buf[..n]).map_err(|e| self.read_error(e))?;
+        let got = self
+            .file
+            .read(&mut buf[..n])
+            .map_err(|e| self.read_error(e))?;
         if got == 0 {
             let what = format!("it ended after {} bytes", self.done);
             return Err(self.changed(&what));
@@ -383,12 +407,25 @@ mod tests {
         assert_eq!(out, b"hello world");
 
         fs::write(&p, b"hello").unwrap();
-        let err = src.open_stream(id).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+        let err = src
+            .open_stream(id)
+            .unwrap()
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
         assert!(err.to_string().contains("ended after 5 bytes"), "{err}");
         assert!(err.to_string().contains(&p.display().to_string()), "{err}");
 
-        fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b" world!!").unwrap();
-        let err = src.open_stream(id).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b" world!!")
+            .unwrap();
+        let err = src
+            .open_stream(id)
+            .unwrap()
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
         assert!(err.to_string().contains("grown"), "{err}");
         assert!(err.to_string().contains(&p.display().to_string()), "{err}");
 
@@ -403,12 +440,16 @@ mod tests {
         fs::write(dir.path().join("other"), b"DATA").unwrap();
         let mut src = HostDirSource::new(dir.path()).unwrap();
         let tree = src.scan(&NoFilter, &mut |_| {}).unwrap();
-        let StreamSource::External(id) = tree.inode_of(tree.find("f").unwrap()).streams[0].source else {
+        let StreamSource::External(id) = tree.inode_of(tree.find("f").unwrap()).streams[0].source
+        else {
             panic!("expected an external stream");
         };
         fs::remove_file(&p).unwrap();
         std::os::unix::fs::symlink("other", &p).unwrap();
-        let err = src.open_stream(id).err().expect("a link must not be read through");
+        let err = src
+            .open_stream(id)
+            .err()
+            .expect("a link must not be read through");
         assert!(err.to_string().contains("cannot open"), "{err}");
     }
 

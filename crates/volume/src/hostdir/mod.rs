@@ -31,7 +31,8 @@ const TICKS_PER_SEC: i64 = 10_000_000;
 /// cannot be represented and become 0; instants past the FILETIME range
 /// saturate.
 pub fn unix_to_filetime(secs: i64, nsecs: i64) -> u64 {
-    let ticks = (secs as i128 + EPOCH_DIFF_SECS as i128) * TICKS_PER_SEC as i128 + (nsecs as i128).div_euclid(100);
+    let ticks = (secs as i128 + EPOCH_DIFF_SECS as i128) * TICKS_PER_SEC as i128
+        + (nsecs as i128).div_euclid(100);
     ticks.clamp(0, u64::MAX as i128) as u64
 }
 
@@ -46,7 +47,11 @@ pub fn filetime_to_unix(ft: u64) -> (i64, u32) {
 /// Whether an inode is a link that becomes a UNIX symlink (a symlink or a
 /// junction reparse point), exactly as wimlib decides it.
 pub fn is_link_inode(inode: &Inode) -> bool {
-    inode.is_reparse_point() && matches!(inode.reparse_tag, IO_REPARSE_TAG_SYMLINK | IO_REPARSE_TAG_MOUNT_POINT)
+    inode.is_reparse_point()
+        && matches!(
+            inode.reparse_tag,
+            IO_REPARSE_TAG_SYMLINK | IO_REPARSE_TAG_MOUNT_POINT
+        )
 }
 
 #[cfg(test)]
@@ -59,13 +64,23 @@ mod tests {
         assert_eq!(unix_to_filetime(0, 0), 116_444_736_000_000_000);
         assert_eq!(unix_to_filetime(0, 199), 116_444_736_000_000_001);
         // One second and a half before 1970.
-        assert_eq!(unix_to_filetime(-2, 500_000_000), 116_444_736_000_000_000 - 15_000_000);
-        assert_eq!(filetime_to_unix(116_444_736_000_000_000 - 15_000_000), (-2, 500_000_000));
+        assert_eq!(
+            unix_to_filetime(-2, 500_000_000),
+            116_444_736_000_000_000 - 15_000_000
+        );
+        assert_eq!(
+            filetime_to_unix(116_444_736_000_000_000 - 15_000_000),
+            (-2, 500_000_000)
+        );
         assert_eq!(unix_to_filetime(-EPOCH_DIFF_SECS, 0), 0);
         assert_eq!(unix_to_filetime(-EPOCH_DIFF_SECS - 1, 0), 0);
         assert_eq!(unix_to_filetime(i64::MAX, 999_999_999), u64::MAX);
         assert_eq!(filetime_to_unix(0), (-EPOCH_DIFF_SECS, 0));
-        for (s, ns) in [(1_700_000_000i64, 123_456_700i64), (-1_000_000_000, 900), (0, 999_999_900)] {
+        for (s, ns) in [
+            (1_700_000_000i64, 123_456_700i64),
+            (-1_000_000_000, 900),
+            (0, 999_999_900),
+        ] {
             let (s2, ns2) = filetime_to_unix(unix_to_filetime(s, ns));
             assert_eq!((s2, ns2 as i64), (s, ns));
         }

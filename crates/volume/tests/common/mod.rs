@@ -82,7 +82,7 @@ pub fn make_fixture(dir: &Path, with_fifo: bool) {
     if with_fifo {
         rustix::fs::mknodat(
             CWD,
-            &dir.join("fifo"),
+            dir.join("fifo"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
@@ -120,7 +120,11 @@ pub fn make_fixture(dir: &Path, with_fifo: bool) {
 
 /// Feeds `tree` to `target` in the order `tasq_wim::apply` documents.
 /// `content` gives the bytes of a stream.
-pub fn drive_apply(tree: &ImageTree, target: &mut dyn ApplyTarget, content: &dyn Fn(&Stream) -> Vec<u8>) {
+pub fn drive_apply(
+    tree: &ImageTree,
+    target: &mut dyn ApplyTarget,
+    content: &dyn Fn(&Stream) -> Vec<u8>,
+) {
     try_drive_apply(tree, target, content).unwrap();
 }
 
@@ -147,7 +151,9 @@ pub fn try_drive_apply(
             path: &paths[&d],
             inode,
             short_name: &tree.dentries[d].short_name,
-            security_descriptor: inode.security_id.map(|i| tree.security[i as usize].as_slice()),
+            security_descriptor: inode
+                .security_id
+                .map(|i| tree.security[i as usize].as_slice()),
         }
     };
     // 1. directories, parents first.
@@ -260,7 +266,11 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, Seen> {
             Seen {
                 node,
                 mtime: (m.mtime(), m.mtime_nsec()),
-                atime: if is_dir { (0, 0) } else { (m.atime(), m.atime_nsec()) },
+                atime: if is_dir {
+                    (0, 0)
+                } else {
+                    (m.atime(), m.atime_nsec())
+                },
                 link_group,
                 allocated: m.blocks() * 512,
             },
@@ -331,7 +341,8 @@ pub mod build {
 
     pub fn reparse(tag: u32, data: &[u8], is_dir: bool) -> Inode {
         Inode {
-            attributes: FILE_ATTRIBUTE_REPARSE_POINT | if is_dir { FILE_ATTRIBUTE_DIRECTORY } else { 0 },
+            attributes: FILE_ATTRIBUTE_REPARSE_POINT
+                | if is_dir { FILE_ATTRIBUTE_DIRECTORY } else { 0 },
             reparse_tag: tag,
             streams: vec![stream(StreamKind::ReparsePoint, "", data)],
             ..Inode::default()
@@ -340,7 +351,10 @@ pub mod build {
 
     /// Junction reparse data (without the 8-byte header) for an NT path.
     pub fn junction_data(nt_target: &str, print: &str) -> Vec<u8> {
-        let s: Vec<u8> = nt_target.encode_utf16().flat_map(|c| c.to_le_bytes()).collect();
+        let s: Vec<u8> = nt_target
+            .encode_utf16()
+            .flat_map(|c| c.to_le_bytes())
+            .collect();
         let p: Vec<u8> = print.encode_utf16().flat_map(|c| c.to_le_bytes()).collect();
         let mut out = Vec::new();
         out.extend_from_slice(&0u16.to_le_bytes());
