@@ -408,3 +408,21 @@ fn hashes_of_streams_match_content() {
     let got = read_stream(&src, &tree.inode_of(d).streams[0]);
     assert_eq!(Sha1Hash::of(&got), Sha1Hash::of(&pattern(100 * 1024, 7)));
 }
+
+#[test]
+fn backslash_in_a_name_is_kept_with_a_warning() {
+    // Legal on Linux, a separator on Windows: wimlib keeps such names too.
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("a\\b"), b"x").unwrap();
+    let mut src = HostDirSource::new(tmp.path()).unwrap();
+    let (tree, _) = scan(&mut src);
+    let root_kids = &tree.dentries[ImageTree::ROOT].children;
+    assert_eq!(root_kids.len(), 1);
+    assert_eq!(tree.dentries[root_kids[0]].name_string(), "a\\b");
+    assert_eq!(src.warnings().len(), 1);
+    assert!(
+        src.warnings()[0].contains("backslash"),
+        "{:?}",
+        src.warnings()
+    );
+}
