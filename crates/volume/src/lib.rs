@@ -1,0 +1,14 @@
+//! File system backends for WIM imaging: each backend implements
+//! [`tasq_wim::capture::CaptureSource`] (walk a tree into an image) and
+//! [`tasq_wim::apply::ApplyTarget`] (materialise an image), so the WIM code
+//! never asks which file system it is talking to.
+//!
+//! - [`hostdir`]: an ordinary directory tree on Linux, treated the way
+//!   `wimlib-imagex` treats one (no `--unix-data`), so that images made by
+//!   either tool apply with the other.
+//!
+//! NTFS (through libntfs-3g) and FAT backends will sit beside it.
+
+pub mod hostdir;
+
+pub use hostdir::{HostDirSource, HostDirTarget};
