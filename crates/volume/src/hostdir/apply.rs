@@ -35,6 +35,15 @@ use tasq_wim::{Result, WimError};
 
 use super::{filetime_to_unix, is_link_inode};
 
+/// The stream being written between `begin_stream` and `end_stream`.
+struct OpenStream(Box<dyn Write>);
+
+impl std::fmt::Debug for OpenStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenStream")
+    }
+}
+
 /// Holes are made in blocks of this size (the usual file system block).
 const SPARSE_BLOCK: usize = 4096;
 
@@ -64,7 +73,9 @@ pub struct HostDirTarget {
     link_of: HashMap<WimPath, usize>,
     warnings: Vec<String>,
     /// Errors met where they could not be returned (a writer's drop).
-    late_errors: Vec<String>,
+    late_errors: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The stream opened by `begin_stream`.
+    current: Option<OpenStream>,
     ignored: Ignored,
 }
 
@@ -81,6 +92,78 @@ fn errno_io(e: Errno) -> io::Error {
 }
 
 impl HostDirTarget {
+    /// Opens a data stream for writing (the trait's `begin_stream` uses it;
+    /// tests use it directly).
+    pub fn open_stream(
+        &mut self,
+        path: &WimPath,
+        stream: &Stream,
+    ) -> Result<Box<dyn Write>> {
+        match stream.kind {
+            StreamKind::Data if stream.name.is_empty() => {}
+            StreamKind::Data => {
+                // wimlib drops named streams on UNIX the same way.
+                self.warnings.push(format!(
+                    "{}: named data stream {:?} not applied: Linux files have no alternate data streams",
+                    self.host_path(path),
+                    stream.name_string()
+                ));
+                return Ok(Box::new(io::sink()));
+            }
+            StreamKind::EfsRaw => {
+                self.warnings.push(format!(
+                    "{}: encrypted (EFS) data not applied: it can only be restored on Windows",
+                    self.host_path(path)
+                ));
+                return Ok(Box::new(io::sink()));
+            }
+            // Reparse data arrives through set_reparse_point.
+            StreamKind::ReparsePoint => return Ok(Box::new(io::sink())),
+        }
+        if self.link_of.contains_key(path) {
+            self.warnings.push(format!(
+                "{}: data of a symbolic link not applied",
+                self.host_path(path)
+            ));
+            return Ok(Box::new(io::sink()));
+        }
+        let Some((dir, name)) = self.parent(path)? else {
+            return Ok(Box::new(io::sink()));
+        };
+        // O_NONBLOCK: opening a FIFO found in the way fails instead of
+        // waiting for a reader; it has no effect on regular files.
+        let fd = rustix::fs::openat(
+            &*dir,
+            name.as_str(),
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::TRUNC
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK
+                | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| self.err(path, "cannot open the file for writing", errno_io(e)))?;
+        let file = File::from(fd);
+        match file.metadata() {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(self.err(path, "cannot write", "not a regular file")),
+            Err(e) => return Err(self.err(path, "cannot examine the file", e)),
+        }
+        let sparse = self.sparse.contains(path);
+        Ok(Box::new(FileWriter {
+            file,
+            host_path: self.host_path(path),
+            size: stream.size,
+            written: 0,
+            sparse,
+            block: Vec::new(),
+            finished: false,
+            late_errors: Arc::clone(&self.late_errors),
+        }))
+    }
+
+
     /// A target writing into `root`, created (with its parents) if missing.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
@@ -103,7 +186,8 @@ impl HostDirTarget {
             link_groups: Vec::new(),
             link_of: HashMap::new(),
             warnings: Vec::new(),
-            late_errors: Vec::new(),
+            late_errors: Arc::default(),
+            current: None,
             ignored: Ignored::default(),
         })
     }
@@ -389,73 +473,29 @@ impl ApplyTarget for HostDirTarget {
         })
     }
 
-    fn open_stream<'s>(
-        &'s mut self,
-        path: &WimPath,
-        stream: &Stream,
-    ) -> Result<Box<dyn Write + 's>> {
-        match stream.kind {
-            StreamKind::Data if stream.name.is_empty() => {}
-            StreamKind::Data => {
-                // wimlib drops named streams on UNIX the same way.
-                self.warnings.push(format!(
-                    "{}: named data stream {:?} not applied: Linux files have no alternate data streams",
-                    self.host_path(path),
-                    stream.name_string()
-                ));
-                return Ok(Box::new(io::sink()));
-            }
-            StreamKind::EfsRaw => {
-                self.warnings.push(format!(
-                    "{}: encrypted (EFS) data not applied: it can only be restored on Windows",
-                    self.host_path(path)
-                ));
-                return Ok(Box::new(io::sink()));
-            }
-            // Reparse data arrives through set_reparse_point.
-            StreamKind::ReparsePoint => return Ok(Box::new(io::sink())),
+    fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()> {
+        if self.current.is_some() {
+            return Err(self.err(path, "cannot open a stream", "another stream is still open"));
         }
-        if self.link_of.contains_key(path) {
-            self.warnings.push(format!(
-                "{}: data of a symbolic link not applied",
-                self.host_path(path)
-            ));
-            return Ok(Box::new(io::sink()));
+        self.current = Some(OpenStream(self.open_stream(path, stream)?));
+        Ok(())
+    }
+
+    fn write_stream(&mut self, data: &[u8]) -> Result<()> {
+        match self.current.as_mut() {
+            Some(w) => w.0
+                .write_all(data)
+                .map_err(|e| WimError::Apply { path: self.root.display().to_string(), reason: e.to_string() }),
+            None => Err(WimError::Apply { path: self.root.display().to_string(), reason: "write to no open stream".into() }),
         }
-        let Some((dir, name)) = self.parent(path)? else {
-            return Ok(Box::new(io::sink()));
-        };
-        // O_NONBLOCK: opening a FIFO found in the way fails instead of
-        // waiting for a reader; it has no effect on regular files.
-        let fd = rustix::fs::openat(
-            &*dir,
-            name.as_str(),
-            OFlags::WRONLY
-                | OFlags::CREATE
-                | OFlags::TRUNC
-                | OFlags::NOFOLLOW
-                | OFlags::NONBLOCK
-                | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
-        )
-        .map_err(|e| self.err(path, "cannot open the file for writing", errno_io(e)))?;
-        let file = File::from(fd);
-        match file.metadata() {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return Err(self.err(path, "cannot write", "not a regular file")),
-            Err(e) => return Err(self.err(path, "cannot examine the file", e)),
+    }
+
+    fn end_stream(&mut self) -> Result<()> {
+        if let Some(mut w) = self.current.take() {
+            w.0.flush()
+                .map_err(|e| WimError::Apply { path: self.root.display().to_string(), reason: e.to_string() })?;
         }
-        let sparse = self.sparse.contains(path);
-        Ok(Box::new(FileWriter {
-            file,
-            host_path: self.host_path(path),
-            size: stream.size,
-            written: 0,
-            sparse,
-            block: Vec::new(),
-            finished: false,
-            late_errors: &mut self.late_errors,
-        }))
+        Ok(())
     }
 
     fn set_reparse_point(&mut self, entry: &ApplyEntry, data: &[u8]) -> Result<()> {
@@ -529,7 +569,7 @@ impl ApplyTarget for HostDirTarget {
                 ));
             }
         }
-        if let Some(e) = self.late_errors.first() {
+        if let Some(e) = self.late_errors.lock().ok().and_then(|v| v.first().cloned()) {
             return Err(WimError::Apply {
                 path: self.root.display().to_string(),
                 reason: e.clone(),
@@ -541,7 +581,7 @@ impl ApplyTarget for HostDirTarget {
 
 /// Writes one unnamed data stream; for a sparse file, 4 KiB blocks of
 /// zeros are skipped (left as holes) and the length is set at the end.
-struct FileWriter<'s> {
+struct FileWriter {
     file: File,
     host_path: String,
     /// The stream's size: when this many bytes have come, the file is
@@ -552,10 +592,10 @@ struct FileWriter<'s> {
     /// The partial block not yet written (sparse files only).
     block: Vec<u8>,
     finished: bool,
-    late_errors: &'s mut Vec<String>,
+    late_errors: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-impl FileWriter<'_> {
+impl FileWriter {
     fn ctx(&self, e: io::Error) -> io::Error {
         io::Error::new(e.kind(), format!("{}: write error: {e}", self.host_path))
     }
@@ -587,7 +627,7 @@ impl FileWriter<'_> {
     }
 }
 
-impl Write for FileWriter<'_> {
+impl Write for FileWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -622,10 +662,12 @@ impl Write for FileWriter<'_> {
     }
 }
 
-impl Drop for FileWriter<'_> {
+impl Drop for FileWriter {
     fn drop(&mut self) {
         if let Err(e) = self.complete() {
-            self.late_errors.push(e.to_string());
+            if let Ok(mut v) = self.late_errors.lock() {
+                v.push(e.to_string());
+            }
         }
     }
 }

@@ -185,11 +185,12 @@ pub fn try_drive_apply(
                 continue;
             }
             let bytes = content(s);
-            let mut w = target.open_stream(&paths[&d], s)?;
+            target.begin_stream(&paths[&d], s)?;
             // Odd chunk sizes, as a decompressor would not hand them.
             for c in bytes.chunks(7777) {
-                w.write_all(c).unwrap();
+                target.write_stream(c)?;
             }
+            target.end_stream()?;
         }
     }
     // 4. reparse points.
