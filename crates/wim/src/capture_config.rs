@@ -110,7 +110,8 @@ impl CaptureConfig {
                 match found {
                     Some(&(_, s)) => section = Some(s),
                     None => {
-                        let known: Vec<_> = SECTIONS.iter().map(|(n, _)| format!("[{n}]")).collect();
+                        let known: Vec<_> =
+                            SECTIONS.iter().map(|(n, _)| format!("[{n}]")).collect();
                         return Err(err(format!(
                             "unknown section [{name}] (known sections: {})",
                             known.join(", ")
@@ -198,7 +199,9 @@ impl CaptureConfig {
     /// directory that does.
     pub fn is_prepopulated(&self, path: &str) -> bool {
         let comps = components(path);
-        self.prepopulate.iter().any(|p| p.matches(&comps, true, false))
+        self.prepopulate
+            .iter()
+            .any(|p| p.matches(&comps, true, false))
     }
 
     /// wimlib's per-entry test: excluded if an exclusion glob matches the
@@ -206,7 +209,9 @@ impl CaptureConfig {
     /// path, an ancestor of it, or a descendant of it (so that the
     /// directories leading to an exception are kept).
     fn excluded_here(&self, comps: &[Vec<char>]) -> bool {
-        self.exclusions.iter().any(|p| p.matches(comps, true, false))
+        self.exclusions
+            .iter()
+            .any(|p| p.matches(comps, true, false))
             && !self.exceptions.iter().any(|p| p.matches(comps, true, true))
     }
 }
@@ -250,7 +255,10 @@ impl Pattern {
             return Err("empty pattern".into());
         }
         if glob.contains('\0') {
-            return Err(format!("pattern \"{}\" contains a NUL character", glob.escape_debug()));
+            return Err(format!(
+                "pattern \"{}\" contains a NUL character",
+                glob.escape_debug()
+            ));
         }
         let mut chars = glob.chars();
         let mut rest = glob;
@@ -283,7 +291,10 @@ impl Pattern {
         Ok(Pattern {
             text,
             anchored,
-            components: parts.iter().map(|c| c.chars().map(fold).collect()).collect(),
+            components: parts
+                .iter()
+                .map(|c| c.chars().map(fold).collect())
+                .collect(),
         })
     }
 
@@ -395,7 +406,9 @@ fn decode(bytes: &[u8], file: &str) -> Result<String, ConfigError> {
     if body.len() % 2 != 0 {
         return Err(err("UTF-16LE", bytes.len() - 1));
     }
-    let units = body.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]]));
+    let units = body
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]));
     let mut out = String::with_capacity(body.len() / 2);
     let mut offset = start;
     for r in char::decode_utf16(units) {
@@ -460,9 +473,14 @@ mod tests {
 
     #[test]
     fn canonicalises_patterns() {
-        let c = cfg("[ExclusionList]\nC:\\Temp\\\n//a//b/\n\"\\quoted path\"\n'x y'\n  *.tmp  \nD:/z\n");
+        let c = cfg(
+            "[ExclusionList]\nC:\\Temp\\\n//a//b/\n\"\\quoted path\"\n'x y'\n  *.tmp  \nD:/z\n",
+        );
         let pats: Vec<_> = c.exclusion_patterns().collect();
-        assert_eq!(pats, ["\\Temp", "\\a\\b", "\\quoted path", "x y", "*.tmp", "\\z"]);
+        assert_eq!(
+            pats,
+            ["\\Temp", "\\a\\b", "\\quoted path", "x y", "*.tmp", "\\z"]
+        );
     }
 
     #[test]

@@ -277,7 +277,9 @@ impl<'a> Parser<'a> {
             };
             if rest.is_empty() {
                 let name = frame.node.name.clone();
-                return Err(self.syntax_at(frame.start, format!("element <{name}> is never closed")));
+                return Err(
+                    self.syntax_at(frame.start, format!("element <{name}> is never closed"))
+                );
             }
             // Text up to the next markup.
             let text_len = rest.find('<').unwrap_or(rest.len());
@@ -387,7 +389,10 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 
 fn check_chars(p: &Parser<'_>, raw: &str, at: usize) -> Result<(), XmlError> {
     if let Some((i, c)) = raw.char_indices().find(|&(_, c)| !is_xml_char(c)) {
-        return Err(p.syntax_at(at + i, format!("character U+{:04X} is not allowed in XML", c as u32)));
+        return Err(p.syntax_at(
+            at + i,
+            format!("character U+{:04X} is not allowed in XML", c as u32),
+        ));
     }
     Ok(())
 }
@@ -406,7 +411,10 @@ fn unescape(p: &Parser<'_>, raw: &str, at: usize) -> Result<String, XmlError> {
         out.push_str(rest.get(..amp).unwrap_or(""));
         let after = rest.get(amp + 1..).unwrap_or("");
         let Some(semi) = after.find(';').filter(|&i| i <= 12) else {
-            return Err(p.syntax_at(offset + amp, "'&' not followed by a reference ending in ';'"));
+            return Err(p.syntax_at(
+                offset + amp,
+                "'&' not followed by a reference ending in ';'",
+            ));
         };
         let entity = after.get(..semi).unwrap_or("");
         let c = match entity {
@@ -534,7 +542,10 @@ mod tests {
         let deep = "<A>".repeat(100_000) + &"</A>".repeat(100_000);
         assert!(matches!(
             parse_document(&deep),
-            Err(XmlError::TooDeep { limit: MAX_DEPTH, .. })
+            Err(XmlError::TooDeep {
+                limit: MAX_DEPTH,
+                ..
+            })
         ));
     }
 
