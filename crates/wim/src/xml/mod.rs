@@ -17,6 +17,10 @@ mod writer;
 
 pub use parser::{MAX_DEPTH, MAX_NODES};
 
+/// Largest XML resource [`WimInfo::parse`] accepts, in bytes. Readers should
+/// check the resource header against this before reading the resource.
+pub const MAX_XML_SIZE: usize = 64 << 20;
+
 use serde::Serialize;
 
 /// Errors reading a WIM XML document.
@@ -39,6 +43,9 @@ pub enum XmlError {
     /// Elements are nested deeper than [`MAX_DEPTH`].
     #[error("WIM XML nests elements deeper than {limit} levels (at line {line})")]
     TooDeep { line: usize, limit: usize },
+    /// The input is larger than [`MAX_XML_SIZE`].
+    #[error("WIM XML is {size} bytes, more than the {limit} bytes accepted")]
+    TooLarge { size: usize, limit: usize },
     /// The document has more than [`MAX_NODES`] elements.
     #[error("WIM XML has more than {limit} elements")]
     TooManyElements { limit: usize },
@@ -172,9 +179,17 @@ impl WimInfo {
     ///
     /// The resource is normally UTF-16LE with a byte order mark; UTF-16LE
     /// without one is accepted, and so is UTF-8 (with a BOM, or starting with
-    /// an ASCII `<`). The caller decides how many bytes it is willing to read;
-    /// parsing itself allocates a bounded multiple of the input size.
+    /// an ASCII `<`). Inputs over [`MAX_XML_SIZE`] are refused; otherwise
+    /// parsing allocates a bounded multiple of the input size, and nesting
+    /// deeper than [`MAX_DEPTH`] or more than [`MAX_NODES`] elements are
+    /// errors.
     pub fn parse(bytes: &[u8]) -> Result<WimInfo, XmlError> {
+        if bytes.len() > MAX_XML_SIZE {
+            return Err(XmlError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_XML_SIZE,
+            });
+        }
         let text = decode(bytes)?;
         let root = parser::parse_document(&text)?;
         from_root(root)

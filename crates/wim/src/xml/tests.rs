@@ -340,3 +340,15 @@ fn duplicates_are_stable_across_a_rewrite() {
     let img = &WimInfo::parse(docs[8].as_bytes()).unwrap().images[0];
     assert_eq!(img.name.as_deref(), Some("b"));
 }
+
+#[test]
+fn oversized_input_is_refused_before_decoding() {
+    let big = vec![b' '; MAX_XML_SIZE + 1];
+    assert_eq!(
+        WimInfo::parse(&big),
+        Err(XmlError::TooLarge {
+            size: MAX_XML_SIZE + 1,
+            limit: MAX_XML_SIZE
+        })
+    );
+}
