@@ -208,7 +208,7 @@ impl CaptureConfig {
     /// path (or an ancestor, for absolute globs) and no exception matches the
     /// path, an ancestor of it, or a descendant of it (so that the
     /// directories leading to an exception are kept).
-    fn excluded_here(&self, comps: &[Vec<char>]) -> bool {
+    fn excluded_here(&self, comps: &[&str]) -> bool {
         self.exclusions
             .iter()
             .any(|p| p.matches(comps, true, false))
@@ -300,7 +300,7 @@ impl Pattern {
 
     /// `recursive`: a path below a match also matches. `ancestors`: a path
     /// above a match also matches.
-    fn matches(&self, path: &[Vec<char>], recursive: bool, ancestors: bool) -> bool {
+    fn matches(&self, path: &[&str], recursive: bool, ancestors: bool) -> bool {
         let path = if self.anchored {
             path
         } else {
@@ -339,6 +339,9 @@ fn unquote(s: &str) -> &str {
 /// character (Windows compares names through an upcase table, which is also
 /// one character to one character).
 fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
     let mut lower = c.to_lowercase();
     match (lower.next(), lower.next()) {
         (Some(l), None) => l,
@@ -346,35 +349,39 @@ fn fold(c: char) -> char {
     }
 }
 
-fn components(path: &str) -> Vec<Vec<char>> {
-    path.split(is_sep)
-        .filter(|c| !c.is_empty())
-        .map(|c| c.chars().map(fold).collect())
-        .collect()
+/// Splits a path into its names; one allocation, no copying, since this
+/// runs once per file of a capture.
+fn components(path: &str) -> Vec<&str> {
+    path.split(is_sep).filter(|c| !c.is_empty()).collect()
 }
 
-/// `*` (any run) and `?` (any one character) within one name. Iterative with
+/// `*` (any run) and `?` (any one character) within one name; `glob` is
+/// already case-folded, `name` is folded as it is read. Iterative with
 /// single-star backtracking, so time is O(len(glob) × len(name)) at worst and
-/// no recursion depth depends on the input.
-fn glob_matches(glob: &[char], name: &[char]) -> bool {
+/// no recursion depth depends on the input. `n` is a byte offset into `name`.
+fn glob_matches(glob: &[char], name: &str) -> bool {
+    let next_char = |n: usize| name.get(n..).and_then(|r| r.chars().next());
     let (mut g, mut n) = (0usize, 0usize);
-    // Position after the last '*' seen, and the name position it absorbed up to.
+    // Glob position after the last '*' seen, and where in the name the text
+    // it absorbs ends.
     let mut star: Option<(usize, usize)> = None;
-    while let Some(&c) = name.get(n) {
+    while let Some(c) = next_char(n) {
         match glob.get(g) {
             Some('*') => {
                 star = Some((g + 1, n));
                 g += 1;
             }
-            Some(&p) if p == '?' || p == c => {
+            Some(&p) if p == '?' || p == fold(c) => {
                 g += 1;
-                n += 1;
+                n += c.len_utf8();
             }
             _ => match star {
                 Some((after_star, absorbed)) => {
+                    // Let the star absorb one more character and retry.
+                    let grown = absorbed + next_char(absorbed).map_or(1, char::len_utf8);
                     g = after_star;
-                    n = absorbed + 1;
-                    star = Some((after_star, absorbed + 1));
+                    n = grown;
+                    star = Some((after_star, grown));
                 }
                 None => return false,
             },
@@ -429,8 +436,7 @@ mod tests {
 
     fn glob(g: &str, name: &str) -> bool {
         let g: Vec<char> = g.chars().map(fold).collect();
-        let n: Vec<char> = name.chars().map(fold).collect();
-        glob_matches(&g, &n)
+        glob_matches(&g, name)
     }
 
     #[test]
@@ -464,7 +470,7 @@ mod tests {
 
     #[test]
     fn glob_is_not_exponential() {
-        let name: Vec<char> = "a".repeat(5000).chars().collect();
+        let name = "a".repeat(5000);
         let g: Vec<char> = "*a".repeat(50).chars().chain("b".chars()).collect();
         let t = std::time::Instant::now();
         assert!(!glob_matches(&g, &name));
