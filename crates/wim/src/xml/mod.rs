@@ -178,8 +178,8 @@ impl WimInfo {
     /// Parses the XML resource of a WIM file.
     ///
     /// The resource is normally UTF-16LE with a byte order mark; UTF-16LE
-    /// without one is accepted, and so is UTF-8 (with a BOM, or starting with
-    /// an ASCII `<`). Inputs over [`MAX_XML_SIZE`] are refused; otherwise
+    /// without one is accepted (recognised by its zero second byte), and so
+    /// is UTF-8. Inputs over [`MAX_XML_SIZE`] are refused; otherwise
     /// parsing allocates a bounded multiple of the input size, and nesting
     /// deeper than [`MAX_DEPTH`] or more than [`MAX_NODES`] elements are
     /// errors.
@@ -241,10 +241,11 @@ fn decode(bytes: &[u8]) -> Result<String, XmlError> {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         return decode_utf8(rest, 3);
     }
+    // Without a BOM: a document starts with '<' or whitespace, both ASCII,
+    // so UTF-16LE shows a zero second byte and UTF-8 does not.
     match bytes {
-        [b'<', second, ..] if *second != 0 => decode_utf8(bytes, 0),
-        [b'<'] => decode_utf8(bytes, 0),
-        _ => decode_utf16le(bytes, 0),
+        [_, 0, ..] => decode_utf16le(bytes, 0),
+        _ => decode_utf8(bytes, 0),
     }
 }
 

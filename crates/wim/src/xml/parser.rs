@@ -21,6 +21,10 @@ pub const MAX_DEPTH: usize = 64;
 /// while keeping the tree under roughly 200 MiB.
 pub const MAX_NODES: usize = 1 << 20;
 
+/// Most attributes on one element. WIM XML uses one (`INDEX`); the cap keeps
+/// the duplicate-attribute check, which is quadratic, cheap.
+pub const MAX_ATTRIBUTES: usize = 64;
+
 /// Parses `text` (already decoded) into the root element.
 pub fn parse_document(text: &str) -> Result<XmlNode, XmlError> {
     let mut p = Parser {
@@ -246,6 +250,12 @@ impl<'a> Parser<'a> {
                     }
                     let value = unescape(self, raw, value_start)?;
                     self.pos += len + 1;
+                    if node.attributes.len() >= MAX_ATTRIBUTES {
+                        return Err(self.syntax_at(
+                            at,
+                            format!("more than {MAX_ATTRIBUTES} attributes on one element"),
+                        ));
+                    }
                     if node.attributes.iter().any(|(k, _)| *k == attr) {
                         return Err(self.syntax_at(at, format!("duplicate attribute {attr}")));
                     }
@@ -549,6 +559,17 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn attribute_count_is_capped() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=''")).collect::<String>();
+        assert!(parse_document(&format!("<A{}/>", attrs(MAX_ATTRIBUTES))).is_ok());
+        let err = parse_document(&format!("<A{}/>", attrs(100_000))).unwrap_err();
+        assert!(
+            err.to_string().contains("attributes on one element"),
+            "{err}"
+        );
     }
 
     #[test]

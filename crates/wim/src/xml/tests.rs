@@ -49,7 +49,16 @@ fn accepts_the_three_encodings() {
     let without_bom = with_bom[2..].to_vec();
     let mut utf8_bom = vec![0xEF, 0xBB, 0xBF];
     utf8_bom.extend_from_slice(doc.as_bytes());
-    for bytes in [with_bom, without_bom, doc.as_bytes().to_vec(), utf8_bom] {
+    let utf8_leading_ws = format!("\r\n {doc}").into_bytes();
+    let utf16_leading_ws = utf16(&format!("\n{doc}"))[2..].to_vec();
+    for bytes in [
+        with_bom,
+        without_bom,
+        doc.as_bytes().to_vec(),
+        utf8_bom,
+        utf8_leading_ws,
+        utf16_leading_ws,
+    ] {
         let info = WimInfo::parse(&bytes).unwrap();
         assert_eq!(info.images[0].name.as_deref(), Some("é😀"));
     }
