@@ -110,7 +110,8 @@ impl CaptureConfig {
                 match found {
                     Some(&(_, s)) => section = Some(s),
                     None => {
-                        let known: Vec<_> = SECTIONS.iter().map(|(n, _)| format!("[{n}]")).collect();
+                        let known: Vec<_> =
+                            SECTIONS.iter().map(|(n, _)| format!("[{n}]")).collect();
                         return Err(err(format!(
                             "unknown section [{name}] (known sections: {})",
                             known.join(", ")
@@ -198,15 +199,19 @@ impl CaptureConfig {
     /// directory that does.
     pub fn is_prepopulated(&self, path: &str) -> bool {
         let comps = components(path);
-        self.prepopulate.iter().any(|p| p.matches(&comps, true, false))
+        self.prepopulate
+            .iter()
+            .any(|p| p.matches(&comps, true, false))
     }
 
     /// wimlib's per-entry test: excluded if an exclusion glob matches the
     /// path (or an ancestor, for absolute globs) and no exception matches the
     /// path, an ancestor of it, or a descendant of it (so that the
     /// directories leading to an exception are kept).
-    fn excluded_here(&self, comps: &[Vec<char>]) -> bool {
-        self.exclusions.iter().any(|p| p.matches(comps, true, false))
+    fn excluded_here(&self, comps: &[&str]) -> bool {
+        self.exclusions
+            .iter()
+            .any(|p| p.matches(comps, true, false))
             && !self.exceptions.iter().any(|p| p.matches(comps, true, true))
     }
 }
@@ -250,7 +255,10 @@ impl Pattern {
             return Err("empty pattern".into());
         }
         if glob.contains('\0') {
-            return Err(format!("pattern \"{}\" contains a NUL character", glob.escape_debug()));
+            return Err(format!(
+                "pattern \"{}\" contains a NUL character",
+                glob.escape_debug()
+            ));
         }
         let mut chars = glob.chars();
         let mut rest = glob;
@@ -283,13 +291,16 @@ impl Pattern {
         Ok(Pattern {
             text,
             anchored,
-            components: parts.iter().map(|c| c.chars().map(fold).collect()).collect(),
+            components: parts
+                .iter()
+                .map(|c| c.chars().map(fold).collect())
+                .collect(),
         })
     }
 
     /// `recursive`: a path below a match also matches. `ancestors`: a path
     /// above a match also matches.
-    fn matches(&self, path: &[Vec<char>], recursive: bool, ancestors: bool) -> bool {
+    fn matches(&self, path: &[&str], recursive: bool, ancestors: bool) -> bool {
         let path = if self.anchored {
             path
         } else {
@@ -328,6 +339,9 @@ fn unquote(s: &str) -> &str {
 /// character (Windows compares names through an upcase table, which is also
 /// one character to one character).
 fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
     let mut lower = c.to_lowercase();
     match (lower.next(), lower.next()) {
         (Some(l), None) => l,
@@ -335,35 +349,39 @@ fn fold(c: char) -> char {
     }
 }
 
-fn components(path: &str) -> Vec<Vec<char>> {
-    path.split(is_sep)
-        .filter(|c| !c.is_empty())
-        .map(|c| c.chars().map(fold).collect())
-        .collect()
+/// Splits a path into its names; one allocation, no copying, since this
+/// runs once per file of a capture.
+fn components(path: &str) -> Vec<&str> {
+    path.split(is_sep).filter(|c| !c.is_empty()).collect()
 }
 
-/// `*` (any run) and `?` (any one character) within one name. Iterative with
+/// `*` (any run) and `?` (any one character) within one name; `glob` is
+/// already case-folded, `name` is folded as it is read. Iterative with
 /// single-star backtracking, so time is O(len(glob) × len(name)) at worst and
-/// no recursion depth depends on the input.
-fn glob_matches(glob: &[char], name: &[char]) -> bool {
+/// no recursion depth depends on the input. `n` is a byte offset into `name`.
+fn glob_matches(glob: &[char], name: &str) -> bool {
+    let next_char = |n: usize| name.get(n..).and_then(|r| r.chars().next());
     let (mut g, mut n) = (0usize, 0usize);
-    // Position after the last '*' seen, and the name position it absorbed up to.
+    // Glob position after the last '*' seen, and where in the name the text
+    // it absorbs ends.
     let mut star: Option<(usize, usize)> = None;
-    while let Some(&c) = name.get(n) {
+    while let Some(c) = next_char(n) {
         match glob.get(g) {
             Some('*') => {
                 star = Some((g + 1, n));
                 g += 1;
             }
-            Some(&p) if p == '?' || p == c => {
+            Some(&p) if p == '?' || p == fold(c) => {
                 g += 1;
-                n += 1;
+                n += c.len_utf8();
             }
             _ => match star {
                 Some((after_star, absorbed)) => {
+                    // Let the star absorb one more character and retry.
+                    let grown = absorbed + next_char(absorbed).map_or(1, char::len_utf8);
                     g = after_star;
-                    n = absorbed + 1;
-                    star = Some((after_star, absorbed + 1));
+                    n = grown;
+                    star = Some((after_star, grown));
                 }
                 None => return false,
             },
@@ -395,7 +413,9 @@ fn decode(bytes: &[u8], file: &str) -> Result<String, ConfigError> {
     if body.len() % 2 != 0 {
         return Err(err("UTF-16LE", bytes.len() - 1));
     }
-    let units = body.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]]));
+    let units = body
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]));
     let mut out = String::with_capacity(body.len() / 2);
     let mut offset = start;
     for r in char::decode_utf16(units) {
@@ -416,8 +436,7 @@ mod tests {
 
     fn glob(g: &str, name: &str) -> bool {
         let g: Vec<char> = g.chars().map(fold).collect();
-        let n: Vec<char> = name.chars().map(fold).collect();
-        glob_matches(&g, &n)
+        glob_matches(&g, name)
     }
 
     #[test]
@@ -451,7 +470,7 @@ mod tests {
 
     #[test]
     fn glob_is_not_exponential() {
-        let name: Vec<char> = "a".repeat(5000).chars().collect();
+        let name = "a".repeat(5000);
         let g: Vec<char> = "*a".repeat(50).chars().chain("b".chars()).collect();
         let t = std::time::Instant::now();
         assert!(!glob_matches(&g, &name));
@@ -460,9 +479,14 @@ mod tests {
 
     #[test]
     fn canonicalises_patterns() {
-        let c = cfg("[ExclusionList]\nC:\\Temp\\\n//a//b/\n\"\\quoted path\"\n'x y'\n  *.tmp  \nD:/z\n");
+        let c = cfg(
+            "[ExclusionList]\nC:\\Temp\\\n//a//b/\n\"\\quoted path\"\n'x y'\n  *.tmp  \nD:/z\n",
+        );
         let pats: Vec<_> = c.exclusion_patterns().collect();
-        assert_eq!(pats, ["\\Temp", "\\a\\b", "\\quoted path", "x y", "*.tmp", "\\z"]);
+        assert_eq!(
+            pats,
+            ["\\Temp", "\\a\\b", "\\quoted path", "x y", "*.tmp", "\\z"]
+        );
     }
 
     #[test]

@@ -51,7 +51,9 @@ fn naive(g: &[char], n: &[char]) -> bool {
         None => n.is_empty(),
         Some(('*', rest)) => (0..=n.len()).any(|i| naive(rest, &n[i..])),
         Some((&c, rest)) => match n.split_first() {
-            Some((&d, nrest)) => (c == '?' || c.to_lowercase().eq(d.to_lowercase())) && naive(rest, nrest),
+            Some((&d, nrest)) => {
+                (c == '?' || c.to_lowercase().eq(d.to_lowercase())) && naive(rest, nrest)
+            }
             None => false,
         },
     }

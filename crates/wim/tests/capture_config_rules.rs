@@ -66,8 +66,19 @@ fn relative_glob_matches_file_name_at_any_depth() {
     let c = cfg("[ExclusionList]\n*.mp3\nThumbs.db\n");
     assert_excluded(
         &c,
-        &["\\a.mp3", "\\music\\deep\\er\\x.MP3", "\\Thumbs.db", "\\p\\thumbs.DB"],
-        &["\\a.mp3x", "\\mp3", "\\music", "\\x.mp3.txt", "\\Thumbs.db2"],
+        &[
+            "\\a.mp3",
+            "\\music\\deep\\er\\x.MP3",
+            "\\Thumbs.db",
+            "\\p\\thumbs.DB",
+        ],
+        &[
+            "\\a.mp3x",
+            "\\mp3",
+            "\\music",
+            "\\x.mp3.txt",
+            "\\Thumbs.db2",
+        ],
     );
 }
 
@@ -76,7 +87,11 @@ fn relative_glob_matching_a_directory_excludes_its_contents() {
     let c = cfg("[ExclusionList]\nnode_modules\n");
     assert_excluded(
         &c,
-        &["\\node_modules", "\\src\\node_modules", "\\src\\node_modules\\x\\y.js"],
+        &[
+            "\\node_modules",
+            "\\src\\node_modules",
+            "\\src\\node_modules\\x\\y.js",
+        ],
         &["\\src", "\\src\\node_modules2\\y.js", "\\node_modules.txt"],
     );
 }
@@ -86,8 +101,19 @@ fn absolute_glob_is_anchored_at_the_root() {
     let c = cfg("[ExclusionList]\n\\temp\n\\data\\*.tmp\n");
     assert_excluded(
         &c,
-        &["\\temp", "\\TEMP\\file", "\\data\\a.tmp", "\\data\\a.tmp\\inside"],
-        &["\\sub\\temp", "\\temp2", "\\data", "\\data\\x\\a.tmp", "\\a.tmp"],
+        &[
+            "\\temp",
+            "\\TEMP\\file",
+            "\\data\\a.tmp",
+            "\\data\\a.tmp\\inside",
+        ],
+        &[
+            "\\sub\\temp",
+            "\\temp2",
+            "\\data",
+            "\\data\\x\\a.tmp",
+            "\\a.tmp",
+        ],
     );
 }
 
@@ -110,7 +136,12 @@ fn both_separators_and_repeated_separators() {
     let c = cfg("[ExclusionList]\n/one/two\n\\\\three//four\\\\\n");
     assert_excluded(
         &c,
-        &["\\one\\two", "/one/two/x", "\\three\\four", "\\three\\four\\five"],
+        &[
+            "\\one\\two",
+            "/one/two/x",
+            "\\three\\four",
+            "\\three\\four\\five",
+        ],
         &["\\one", "\\three"],
     );
 }
@@ -118,17 +149,31 @@ fn both_separators_and_repeated_separators() {
 #[test]
 fn drive_letters_are_stripped_when_absolute() {
     let c = cfg("[ExclusionList]\nC:\\Windows\\Temp\nd:/scratch\n");
-    assert_eq!(c.exclusion_patterns().collect::<Vec<_>>(), ["\\Windows\\Temp", "\\scratch"]);
-    assert_excluded(&c, &["\\Windows\\Temp\\x", "\\scratch"], &["\\C:", "\\Windows"]);
+    assert_eq!(
+        c.exclusion_patterns().collect::<Vec<_>>(),
+        ["\\Windows\\Temp", "\\scratch"]
+    );
+    assert_excluded(
+        &c,
+        &["\\Windows\\Temp\\x", "\\scratch"],
+        &["\\C:", "\\Windows"],
+    );
 }
 
 #[test]
 fn drive_relative_pattern_is_an_error() {
     let e = parse_err("[ExclusionList]\n\\ok\nC:file\n");
     match &e {
-        ConfigError::Line { file, line, problem } => {
+        ConfigError::Line {
+            file,
+            line,
+            problem,
+        } => {
             assert_eq!((file.as_str(), *line), ("WimScript.ini", 3));
-            assert!(problem.contains("C:file") && problem.contains("absolute"), "{problem}");
+            assert!(
+                problem.contains("C:file") && problem.contains("absolute"),
+                "{problem}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -140,7 +185,10 @@ fn relative_pattern_with_several_components_is_an_error() {
     let e = parse_err("; comment\n[ExclusionList]\n\n dir\\file \n");
     let msg = e.to_string();
     assert!(msg.starts_with("WimScript.ini:4: "), "{msg}");
-    assert!(msg.contains("one path component") && msg.contains("\\dir\\file"), "{msg}");
+    assert!(
+        msg.contains("one path component") && msg.contains("\\dir\\file"),
+        "{msg}"
+    );
     // A trailing separator does not make a second component.
     let c = cfg("[ExclusionList]\ndir\\\n");
     assert_excluded(&c, &["\\x\\dir"], &["\\x\\dirt"]);
@@ -150,7 +198,10 @@ fn relative_pattern_with_several_components_is_an_error() {
 fn unknown_section_is_an_error() {
     let e = parse_err("[ExclusionList]\n\\a\n[Bogus]\n\\b\n");
     let msg = e.to_string();
-    assert!(msg.starts_with("WimScript.ini:3: unknown section [Bogus]"), "{msg}");
+    assert!(
+        msg.starts_with("WimScript.ini:3: unknown section [Bogus]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -163,7 +214,10 @@ fn pattern_outside_any_section_is_an_error() {
 #[test]
 fn empty_quoted_pattern_is_an_error() {
     let e = parse_err("[ExclusionList]\n\"\"\n");
-    assert!(e.to_string().contains("WimScript.ini:2: empty pattern"), "{e}");
+    assert!(
+        e.to_string().contains("WimScript.ini:2: empty pattern"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -188,7 +242,13 @@ fn exception_overrides_exclusion() {
         &["\\a.log", "\\x\\b.log"],
         // A relative exception saves the file anywhere; an exception matching
         // a directory saves everything inside it.
-        &["\\keep.log", "\\x\\keep.log", "\\logs\\a.log", "\\logs\\sub\\b.log", "\\notes.txt"],
+        &[
+            "\\keep.log",
+            "\\x\\keep.log",
+            "\\logs\\a.log",
+            "\\logs\\sub\\b.log",
+            "\\notes.txt",
+        ],
     );
 }
 
@@ -199,7 +259,12 @@ fn absolute_exception_reincludes_inside_an_excluded_directory() {
         &c,
         &["\\dir\\other", "\\dir\\keep\\x.bin", "\\dir\\sub\\x.txt"],
         // The directories on the way to an exception are kept too.
-        &["\\dir", "\\dir\\keep", "\\dir\\keep\\x.txt", "\\dir\\keep\\X.TXT"],
+        &[
+            "\\dir",
+            "\\dir\\keep",
+            "\\dir\\keep\\x.txt",
+            "\\dir\\keep\\X.TXT",
+        ],
     );
 }
 
@@ -218,8 +283,15 @@ fn relative_exception_does_not_reach_inside_an_excluded_directory() {
 #[test]
 fn ignored_and_prepopulate_sections_are_accepted() {
     let c = cfg("[CompressionExclusionList]\n*.mp3\n\\WINDOWS\\inf\\*.pnf\n[AlignmentList]\n\\x\n[CompressionFolderList]\n\\y\n[PrepopulateList]\n\\Windows\\System32\\config\n[ExclusionList]\n\\z\n");
-    assert_excluded(&c, &["\\z"], &["\\a.mp3", "\\x", "\\y", "\\Windows\\System32\\config"]);
-    assert_eq!(c.prepopulate_patterns().collect::<Vec<_>>(), ["\\Windows\\System32\\config"]);
+    assert_excluded(
+        &c,
+        &["\\z"],
+        &["\\a.mp3", "\\x", "\\y", "\\Windows\\System32\\config"],
+    );
+    assert_eq!(
+        c.prepopulate_patterns().collect::<Vec<_>>(),
+        ["\\Windows\\System32\\config"]
+    );
     assert!(c.is_prepopulated("\\windows\\system32\\config\\SYSTEM"));
     assert!(!c.is_prepopulated("\\Windows\\System32"));
     // Lines in ignored sections are still checked.
@@ -245,12 +317,25 @@ fn invalid_encoding_names_file_and_offset() {
     let e = CaptureConfig::parse(b"[ExclusionList]\n\\a\xff\n", "bad.ini").unwrap_err();
     assert_eq!(
         e,
-        ConfigError::Encoding { file: "bad.ini".into(), encoding: "UTF-8", offset: 18 }
+        ConfigError::Encoding {
+            file: "bad.ini".into(),
+            encoding: "UTF-8",
+            offset: 18
+        }
     );
-    assert!(e.to_string().starts_with("bad.ini: not valid UTF-8 at byte offset 18"));
+    assert!(e
+        .to_string()
+        .starts_with("bad.ini: not valid UTF-8 at byte offset 18"));
     // Unpaired surrogate in UTF-16.
     let e = CaptureConfig::parse(&[0xFF, 0xFE, b'[', 0, 0x00, 0xDC], "w.ini").unwrap_err();
-    assert_eq!(e, ConfigError::Encoding { file: "w.ini".into(), encoding: "UTF-16LE", offset: 4 });
+    assert_eq!(
+        e,
+        ConfigError::Encoding {
+            file: "w.ini".into(),
+            encoding: "UTF-16LE",
+            offset: 4
+        }
+    );
 }
 
 #[test]
@@ -259,7 +344,10 @@ fn add_exclusion_uses_the_same_rules() {
     c.add_exclusion("C:\\build\\*").unwrap();
     c.add_exclusion("*.o").unwrap();
     assert_excluded(&c, &["\\build\\x", "\\src\\a.o"], &["\\build", "\\src"]);
-    assert!(matches!(c.add_exclusion("a/b"), Err(ConfigError::Pattern { .. })));
+    assert!(matches!(
+        c.add_exclusion("a/b"),
+        Err(ConfigError::Pattern { .. })
+    ));
 }
 
 #[test]

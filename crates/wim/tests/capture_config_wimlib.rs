@@ -90,8 +90,17 @@ fn wimlib_paths(dir: &Path, src: &Path, config: Option<&str>) -> Option<BTreeSet
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => panic!("cannot run wimlib-imagex: {e}"),
     };
-    assert!(out.status.success(), "capture failed: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new("wimlib-imagex").arg("dir").arg(&wim).arg("1").output().unwrap();
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("wimlib-imagex")
+        .arg("dir")
+        .arg(&wim)
+        .arg("1")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let listing = String::from_utf8(out.stdout).unwrap();
     Some(
@@ -104,7 +113,10 @@ fn wimlib_paths(dir: &Path, src: &Path, config: Option<&str>) -> Option<BTreeSet
 }
 
 fn ours(config: &CaptureConfig) -> BTreeSet<String> {
-    all_paths().into_iter().filter(|p| !config.is_excluded(p)).collect()
+    all_paths()
+        .into_iter()
+        .filter(|p| !config.is_excluded(p))
+        .collect()
 }
 
 #[test]
@@ -123,13 +135,17 @@ fn exclusions_agree_with_wimlib() {
         let config = CaptureConfig::parse(text.as_bytes(), "config.ini").unwrap();
         let mine = ours(&config);
         assert_eq!(
-            mine, theirs,
+            mine,
+            theirs,
             "config:\n{text}\nonly ours: {:?}\nonly wimlib's: {:?}",
             mine.difference(&theirs).collect::<Vec<_>>(),
             theirs.difference(&mine).collect::<Vec<_>>()
         );
         // Each config must exclude something, or the comparison proves little.
-        assert!(mine.len() < everything.len(), "config excludes nothing:\n{text}");
+        assert!(
+            mine.len() < everything.len(),
+            "config excludes nothing:\n{text}"
+        );
     }
 
     // No --config: wimlib applies its default list, which must be ours.

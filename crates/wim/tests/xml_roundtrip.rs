@@ -20,8 +20,7 @@ fn strange_string() -> impl Strategy<Value = String> {
         1 => prop::sample::select(vec!['😀', '𝄞', 'é', 'ß', '中', '\u{feff}', '\u{200b}']),
         3 => prop::char::range('a', 'z'),
     ];
-    prop::collection::vec(ch, 0..24)
-        .prop_map(|v| v.into_iter().filter(|&c| xml_char(c)).collect())
+    prop::collection::vec(ch, 0..24).prop_map(|v| v.into_iter().filter(|&c| xml_char(c)).collect())
 }
 
 fn opt_string() -> impl Strategy<Value = Option<String>> {
@@ -39,14 +38,15 @@ fn attrs() -> impl Strategy<Value = Vec<(String, String)>> {
 }
 
 fn xml_node() -> impl Strategy<Value = XmlNode> {
-    let leaf = (extra_name(), attrs(), prop::option::of(strange_string()))
-        .prop_map(|(name, attributes, text)| XmlNode {
+    let leaf = (extra_name(), attrs(), prop::option::of(strange_string())).prop_map(
+        |(name, attributes, text)| XmlNode {
             name,
             attributes,
             children: vec![],
             // An empty text reads back as no text.
             text: text.filter(|t| !t.is_empty()),
-        });
+        },
+    );
     leaf.prop_recursive(4, 24, 4, |inner| {
         (extra_name(), attrs(), prop::collection::vec(inner, 1..4)).prop_map(
             |(name, attributes, children)| XmlNode {
@@ -80,7 +80,12 @@ fn version() -> impl Strategy<Value = WindowsVersion> {
 
 fn windows() -> impl Strategy<Value = WindowsInfo> {
     (
-        (prop::option::of(any::<u32>()), opt_string(), opt_string(), opt_string()),
+        (
+            prop::option::of(any::<u32>()),
+            opt_string(),
+            opt_string(),
+            opt_string(),
+        ),
         (opt_string(), opt_string(), opt_string(), opt_string()),
         (
             prop::collection::vec(strange_string(), 0..3),
@@ -115,7 +120,13 @@ fn windows() -> impl Strategy<Value = WindowsInfo> {
 
 fn image() -> impl Strategy<Value = ImageInfo> {
     (
-        (opt_string(), opt_string(), opt_string(), opt_string(), opt_string()),
+        (
+            opt_string(),
+            opt_string(),
+            opt_string(),
+            opt_string(),
+            opt_string(),
+        ),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
         (any::<u64>(), any::<u64>(), any::<bool>()),
         (prop::option::of(windows()), extras()),
@@ -244,10 +255,34 @@ fn serialises_to_json() {
 /// hit duplicates, misplaced and malformed known elements.
 fn messy_name() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "NAME", "DESCRIPTION", "FLAGS", "DISPLAYNAME", "DIRCOUNT", "FILECOUNT", "TOTALBYTES",
-        "HARDLINKBYTES", "CREATIONTIME", "LASTMODIFICATIONTIME", "HIGHPART", "LOWPART", "WIMBOOT",
-        "WINDOWS", "ARCH", "PRODUCTNAME", "LANGUAGES", "LANGUAGE", "DEFAULT", "FALLBACK", "VERSION",
-        "MAJOR", "BUILD", "BRANCH", "SYSTEMROOT", "ESD", "ENCRYPTED", "XTRA",
+        "NAME",
+        "DESCRIPTION",
+        "FLAGS",
+        "DISPLAYNAME",
+        "DIRCOUNT",
+        "FILECOUNT",
+        "TOTALBYTES",
+        "HARDLINKBYTES",
+        "CREATIONTIME",
+        "LASTMODIFICATIONTIME",
+        "HIGHPART",
+        "LOWPART",
+        "WIMBOOT",
+        "WINDOWS",
+        "ARCH",
+        "PRODUCTNAME",
+        "LANGUAGES",
+        "LANGUAGE",
+        "DEFAULT",
+        "FALLBACK",
+        "VERSION",
+        "MAJOR",
+        "BUILD",
+        "BRANCH",
+        "SYSTEMROOT",
+        "ESD",
+        "ENCRYPTED",
+        "XTRA",
     ])
     .prop_map(str::to_owned)
 }
@@ -272,16 +307,26 @@ fn messy_attrs() -> impl Strategy<Value = Vec<(String, String)>> {
 }
 
 fn messy_node() -> impl Strategy<Value = XmlNode> {
-    let leaf = (messy_name(), messy_attrs(), messy_text()).prop_map(|(name, attributes, text)| XmlNode {
-        name,
-        attributes,
-        children: vec![],
-        text,
-    });
+    let leaf =
+        (messy_name(), messy_attrs(), messy_text()).prop_map(|(name, attributes, text)| XmlNode {
+            name,
+            attributes,
+            children: vec![],
+            text,
+        });
     leaf.prop_recursive(4, 40, 6, |inner| {
-        (messy_name(), messy_attrs(), messy_text(), prop::collection::vec(inner, 0..6)).prop_map(
-            |(name, attributes, text, children)| XmlNode { name, attributes, children, text },
+        (
+            messy_name(),
+            messy_attrs(),
+            messy_text(),
+            prop::collection::vec(inner, 0..6),
         )
+            .prop_map(|(name, attributes, text, children)| XmlNode {
+                name,
+                attributes,
+                children,
+                text,
+            })
     })
 }
 
@@ -289,8 +334,25 @@ fn messy_node() -> impl Strategy<Value = XmlNode> {
 /// reach the deeper known elements (WINDOWS/LANGUAGES/DEFAULT, ...) often.
 fn names_under(parent: &str) -> &'static [&'static str] {
     match parent {
-        "IMAGE" => &["NAME", "DESCRIPTION", "FLAGS", "DIRCOUNT", "TOTALBYTES", "CREATIONTIME", "WIMBOOT", "WINDOWS", "XTRA"],
-        "WINDOWS" => &["ARCH", "PRODUCTNAME", "LANGUAGES", "VERSION", "SYSTEMROOT", "XTRA"],
+        "IMAGE" => &[
+            "NAME",
+            "DESCRIPTION",
+            "FLAGS",
+            "DIRCOUNT",
+            "TOTALBYTES",
+            "CREATIONTIME",
+            "WIMBOOT",
+            "WINDOWS",
+            "XTRA",
+        ],
+        "WINDOWS" => &[
+            "ARCH",
+            "PRODUCTNAME",
+            "LANGUAGES",
+            "VERSION",
+            "SYSTEMROOT",
+            "XTRA",
+        ],
         "LANGUAGES" => &["LANGUAGE", "DEFAULT", "FALLBACK"],
         "VERSION" => &["MAJOR", "BUILD", "BRANCH", "XTRA"],
         "CREATIONTIME" => &["HIGHPART", "LOWPART"],
@@ -313,7 +375,11 @@ fn steer(node: &mut XmlNode, parent: &str) {
 
 /// Test-side serialiser, independent of the crate's writer.
 fn serialise(node: &XmlNode, out: &mut String) {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('"', "&quot;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
+    };
     out.push('<');
     out.push_str(&node.name);
     for (k, v) in &node.attributes {

@@ -99,7 +99,10 @@ fn reads_xml_written_by_wimlib() {
     for t in [one.creation_time, one.last_modification_time] {
         // FILETIME from wimlib's clock, within the test's own window (with a
         // few seconds of slack for clock granularity).
-        assert!(t + 50_000_000 >= before && t <= after + 50_000_000, "{t} not in {before}..{after}");
+        assert!(
+            t + 50_000_000 >= before && t <= after + 50_000_000,
+            "{t} not in {before}..{after}"
+        );
     }
     let win = one.windows.as_ref().expect("WINDOWS element");
     assert_eq!(win.version.as_ref().and_then(|v| v.build), Some(17763));
@@ -130,10 +133,22 @@ fn reads_xml_written_by_wimlib() {
     for (i, img) in info.images.iter().enumerate() {
         let out = wimlib(os!["info", &wim, &(i + 1).to_string()]).unwrap();
         let report = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(info_field(&report, "Directory Count"), img.dir_count.to_string());
-        assert_eq!(info_field(&report, "File Count"), img.file_count.to_string());
-        assert_eq!(info_field(&report, "Total Bytes"), img.total_bytes.to_string());
-        assert_eq!(info_field(&report, "Hard Link Bytes"), img.hard_link_bytes.to_string());
+        assert_eq!(
+            info_field(&report, "Directory Count"),
+            img.dir_count.to_string()
+        );
+        assert_eq!(
+            info_field(&report, "File Count"),
+            img.file_count.to_string()
+        );
+        assert_eq!(
+            info_field(&report, "Total Bytes"),
+            img.total_bytes.to_string()
+        );
+        assert_eq!(
+            info_field(&report, "Hard Link Bytes"),
+            img.hard_link_bytes.to_string()
+        );
         assert_eq!(info_field(&report, "Name"), img.name.clone().unwrap());
     }
 

@@ -32,7 +32,10 @@ fn reads_windows_install_esd_excerpt() {
     assert_eq!(img.flags.as_deref(), Some("Professional"));
     let w = img.windows.as_ref().unwrap();
     assert_eq!(w.arch, Some(9));
-    assert_eq!(w.product_name.as_deref(), Some("Microsoft® Windows® Operating System"));
+    assert_eq!(
+        w.product_name.as_deref(),
+        Some("Microsoft® Windows® Operating System")
+    );
     assert_eq!(w.edition_id.as_deref(), Some("Professional"));
     assert_eq!(w.installation_type.as_deref(), Some("Client"));
     assert_eq!(w.product_type.as_deref(), Some("WinNT"));
@@ -98,7 +101,10 @@ fn keeps_unmodelled_windows_elements() {
     assert_eq!(info.total_bytes, Some(100));
 
     let out = info.to_xml_string();
-    assert!(out.contains("<FALLBACK LANGUAGE=\"de-DE\">en-US</FALLBACK>"), "{out}");
+    assert!(
+        out.contains("<FALLBACK LANGUAGE=\"de-DE\">en-US</FALLBACK>"),
+        "{out}"
+    );
     assert!(out.contains("<SERVICINGDATA><GDRDUREVISION>0</GDRDUREVISION><PKEYCONFIGVERSION>10.0.22621.1</PKEYCONFIGVERSION></SERVICINGDATA>"), "{out}");
     assert_eq!(WimInfo::parse(out.as_bytes()).unwrap(), info);
 }

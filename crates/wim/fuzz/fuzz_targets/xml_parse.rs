@@ -1,4 +1,5 @@
 #![no_main]
+// Run with: cargo +nightly fuzz run xml_parse (from crates/wim/fuzz).
 use libfuzzer_sys::fuzz_target;
 use tasq_wim::xml::WimInfo;
 

@@ -17,6 +17,10 @@ mod writer;
 
 pub use parser::{MAX_DEPTH, MAX_NODES};
 
+/// Largest XML resource [`WimInfo::parse`] accepts, in bytes. Readers should
+/// check the resource header against this before reading the resource.
+pub const MAX_XML_SIZE: usize = 64 << 20;
+
 use serde::Serialize;
 
 /// Errors reading a WIM XML document.
@@ -39,6 +43,9 @@ pub enum XmlError {
     /// Elements are nested deeper than [`MAX_DEPTH`].
     #[error("WIM XML nests elements deeper than {limit} levels (at line {line})")]
     TooDeep { line: usize, limit: usize },
+    /// The input is larger than [`MAX_XML_SIZE`].
+    #[error("WIM XML is {size} bytes, more than the {limit} bytes accepted")]
+    TooLarge { size: usize, limit: usize },
     /// The document has more than [`MAX_NODES`] elements.
     #[error("WIM XML has more than {limit} elements")]
     TooManyElements { limit: usize },
@@ -171,10 +178,18 @@ impl WimInfo {
     /// Parses the XML resource of a WIM file.
     ///
     /// The resource is normally UTF-16LE with a byte order mark; UTF-16LE
-    /// without one is accepted, and so is UTF-8 (with a BOM, or starting with
-    /// an ASCII `<`). The caller decides how many bytes it is willing to read;
-    /// parsing itself allocates a bounded multiple of the input size.
+    /// without one is accepted (recognised by its zero second byte), and so
+    /// is UTF-8. Inputs over [`MAX_XML_SIZE`] are refused; otherwise
+    /// parsing allocates a bounded multiple of the input size, and nesting
+    /// deeper than [`MAX_DEPTH`] or more than [`MAX_NODES`] elements are
+    /// errors.
     pub fn parse(bytes: &[u8]) -> Result<WimInfo, XmlError> {
+        if bytes.len() > MAX_XML_SIZE {
+            return Err(XmlError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_XML_SIZE,
+            });
+        }
         let text = decode(bytes)?;
         let root = parser::parse_document(&text)?;
         from_root(root)
@@ -226,10 +241,11 @@ fn decode(bytes: &[u8]) -> Result<String, XmlError> {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         return decode_utf8(rest, 3);
     }
+    // Without a BOM: a document starts with '<' or whitespace, both ASCII,
+    // so UTF-16LE shows a zero second byte and UTF-8 does not.
     match bytes {
-        [b'<', second, ..] if *second != 0 => decode_utf8(bytes, 0),
-        [b'<'] => decode_utf8(bytes, 0),
-        _ => decode_utf16le(bytes, 0),
+        [_, 0, ..] => decode_utf16le(bytes, 0),
+        _ => decode_utf8(bytes, 0),
     }
 }
 

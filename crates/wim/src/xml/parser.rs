@@ -16,8 +16,14 @@ use super::{XmlError, XmlNode};
 pub const MAX_DEPTH: usize = 64;
 
 /// Most elements accepted in one document. A Windows install.wim with a dozen
-/// editions has well under two thousand.
-pub const MAX_NODES: usize = 100_000;
+/// editions has well under two thousand; an image written by wimlib has 11,
+/// so this allows about 95,000 such images (the format's limit is 65,535)
+/// while keeping the tree under roughly 200 MiB.
+pub const MAX_NODES: usize = 1 << 20;
+
+/// Most attributes on one element. WIM XML uses one (`INDEX`); the cap keeps
+/// the duplicate-attribute check, which is quadratic, cheap.
+pub const MAX_ATTRIBUTES: usize = 64;
 
 /// Parses `text` (already decoded) into the root element.
 pub fn parse_document(text: &str) -> Result<XmlNode, XmlError> {
@@ -244,6 +250,12 @@ impl<'a> Parser<'a> {
                     }
                     let value = unescape(self, raw, value_start)?;
                     self.pos += len + 1;
+                    if node.attributes.len() >= MAX_ATTRIBUTES {
+                        return Err(self.syntax_at(
+                            at,
+                            format!("more than {MAX_ATTRIBUTES} attributes on one element"),
+                        ));
+                    }
                     if node.attributes.iter().any(|(k, _)| *k == attr) {
                         return Err(self.syntax_at(at, format!("duplicate attribute {attr}")));
                     }
@@ -277,7 +289,9 @@ impl<'a> Parser<'a> {
             };
             if rest.is_empty() {
                 let name = frame.node.name.clone();
-                return Err(self.syntax_at(frame.start, format!("element <{name}> is never closed")));
+                return Err(
+                    self.syntax_at(frame.start, format!("element <{name}> is never closed"))
+                );
             }
             // Text up to the next markup.
             let text_len = rest.find('<').unwrap_or(rest.len());
@@ -387,7 +401,10 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 
 fn check_chars(p: &Parser<'_>, raw: &str, at: usize) -> Result<(), XmlError> {
     if let Some((i, c)) = raw.char_indices().find(|&(_, c)| !is_xml_char(c)) {
-        return Err(p.syntax_at(at + i, format!("character U+{:04X} is not allowed in XML", c as u32)));
+        return Err(p.syntax_at(
+            at + i,
+            format!("character U+{:04X} is not allowed in XML", c as u32),
+        ));
     }
     Ok(())
 }
@@ -406,7 +423,10 @@ fn unescape(p: &Parser<'_>, raw: &str, at: usize) -> Result<String, XmlError> {
         out.push_str(rest.get(..amp).unwrap_or(""));
         let after = rest.get(amp + 1..).unwrap_or("");
         let Some(semi) = after.find(';').filter(|&i| i <= 12) else {
-            return Err(p.syntax_at(offset + amp, "'&' not followed by a reference ending in ';'"));
+            return Err(p.syntax_at(
+                offset + amp,
+                "'&' not followed by a reference ending in ';'",
+            ));
         };
         let entity = after.get(..semi).unwrap_or("");
         let c = match entity {
@@ -534,8 +554,22 @@ mod tests {
         let deep = "<A>".repeat(100_000) + &"</A>".repeat(100_000);
         assert!(matches!(
             parse_document(&deep),
-            Err(XmlError::TooDeep { limit: MAX_DEPTH, .. })
+            Err(XmlError::TooDeep {
+                limit: MAX_DEPTH,
+                ..
+            })
         ));
+    }
+
+    #[test]
+    fn attribute_count_is_capped() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=''")).collect::<String>();
+        assert!(parse_document(&format!("<A{}/>", attrs(MAX_ATTRIBUTES))).is_ok());
+        let err = parse_document(&format!("<A{}/>", attrs(100_000))).unwrap_err();
+        assert!(
+            err.to_string().contains("attributes on one element"),
+            "{err}"
+        );
     }
 
     #[test]

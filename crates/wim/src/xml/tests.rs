@@ -49,7 +49,16 @@ fn accepts_the_three_encodings() {
     let without_bom = with_bom[2..].to_vec();
     let mut utf8_bom = vec![0xEF, 0xBB, 0xBF];
     utf8_bom.extend_from_slice(doc.as_bytes());
-    for bytes in [with_bom, without_bom, doc.as_bytes().to_vec(), utf8_bom] {
+    let utf8_leading_ws = format!("\r\n {doc}").into_bytes();
+    let utf16_leading_ws = utf16(&format!("\n{doc}"))[2..].to_vec();
+    for bytes in [
+        with_bom,
+        without_bom,
+        doc.as_bytes().to_vec(),
+        utf8_bom,
+        utf8_leading_ws,
+        utf16_leading_ws,
+    ] {
         let info = WimInfo::parse(&bytes).unwrap();
         assert_eq!(info.images[0].name.as_deref(), Some("é😀"));
     }
@@ -74,7 +83,11 @@ fn encoding_errors_name_the_offset() {
     ));
     assert!(matches!(
         WimInfo::parse(b"<WIM>\xff</WIM>"),
-        Err(XmlError::Encoding { encoding: "UTF-8", offset: 5, .. })
+        Err(XmlError::Encoding {
+            encoding: "UTF-8",
+            offset: 5,
+            ..
+        })
     ));
 }
 
@@ -82,7 +95,11 @@ fn encoding_errors_name_the_offset() {
 fn reorders_images_by_index() {
     let doc = "<WIM><IMAGE INDEX=\"3\"><NAME>c</NAME></IMAGE><IMAGE INDEX=\"1\"><NAME>a</NAME></IMAGE><IMAGE INDEX=\" 2 \"><NAME>b</NAME></IMAGE></WIM>";
     let info = WimInfo::parse(doc.as_bytes()).unwrap();
-    let names: Vec<_> = info.images.iter().map(|i| i.name.as_deref().unwrap()).collect();
+    let names: Vec<_> = info
+        .images
+        .iter()
+        .map(|i| i.name.as_deref().unwrap())
+        .collect();
     assert_eq!(names, ["a", "b", "c"]);
     // Written back in order, renumbered 1..=n.
     let out = info.to_xml_string();
@@ -118,7 +135,10 @@ fn rejects_bad_image_indices_naming_them() {
             matches!(err, XmlError::BadIndex { position: 2, .. }),
             "{bad:?}: {err:?}"
         );
-        assert!(err.to_string().contains(&format!("INDEX=\"{bad}\"")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("INDEX=\"{bad}\"")),
+            "{err}"
+        );
     }
     let err = WimInfo::parse(b"<WIM><IMAGE></IMAGE></WIM>").unwrap_err();
     assert!(err.to_string().contains("no INDEX attribute"), "{err}");
@@ -171,7 +191,10 @@ fn malformed_numbers_read_as_zero_or_are_preserved() {
     let img = &info.images[0];
     assert_eq!(img.dir_count, 0);
     assert_eq!(img.file_count, 5);
-    assert_eq!(img.creation_time, 0x10, "hex without 0x, bad high part is 0");
+    assert_eq!(
+        img.creation_time, 0x10,
+        "hex without 0x, bad high part is 0"
+    );
     let win = img.windows.as_ref().unwrap();
     assert_eq!(win.arch, None);
     assert_eq!(win.extra, vec![leaf("ARCH", "x64")]);
@@ -211,8 +234,12 @@ fn writes_times_and_escapes_like_wimlib() {
     };
     let s = info.to_xml_string();
     assert!(s.starts_with("<WIM><IMAGE INDEX=\"1\"><NAME>a&amp;b&lt;c&gt;d&quot;e&apos;f</NAME>"));
-    assert!(s.contains("<CREATIONTIME><HIGHPART>0x000000AB</HIGHPART><LOWPART>0x0000000C</LOWPART></CREATIONTIME>"));
-    assert!(s.contains("<LASTMODIFICATIONTIME><HIGHPART>0xFFFFFFFF</HIGHPART><LOWPART>0xFFFFFFFF</LOWPART>"));
+    assert!(s.contains(
+        "<CREATIONTIME><HIGHPART>0x000000AB</HIGHPART><LOWPART>0x0000000C</LOWPART></CREATIONTIME>"
+    ));
+    assert!(s.contains(
+        "<LASTMODIFICATIONTIME><HIGHPART>0xFFFFFFFF</HIGHPART><LOWPART>0xFFFFFFFF</LOWPART>"
+    ));
     assert!(s.ends_with("</IMAGE><TOTALBYTES>12345</TOTALBYTES></WIM>"));
     assert!(!s.contains("<?xml"));
     let bytes = info.to_bytes();
@@ -229,7 +256,10 @@ fn characters_xml_cannot_carry_are_replaced_when_writing() {
         ..WimInfo::default()
     };
     let back = WimInfo::parse(&info.to_bytes()).unwrap();
-    assert_eq!(back.images[0].name.as_deref(), Some("a\u{fffd}b\tc\u{fffd}"));
+    assert_eq!(
+        back.images[0].name.as_deref(),
+        Some("a\u{fffd}b\tc\u{fffd}")
+    );
 }
 
 #[test]
@@ -305,11 +335,29 @@ fn duplicates_are_stable_across_a_rewrite() {
     let info = WimInfo::parse(docs[0].as_bytes()).unwrap();
     assert_eq!(info.total_bytes, Some(1));
     assert!(WimInfo::parse(docs[1].as_bytes()).unwrap().images[0].wimboot);
-    let w = WimInfo::parse(docs[2].as_bytes()).unwrap().images[0].windows.clone().unwrap();
-    assert_eq!((w.default_language.as_deref(), w.languages.as_slice()), (Some("a"), &["c".to_owned()][..]));
+    let w = WimInfo::parse(docs[2].as_bytes()).unwrap().images[0]
+        .windows
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (w.default_language.as_deref(), w.languages.as_slice()),
+        (Some("a"), &["c".to_owned()][..])
+    );
     let img = &WimInfo::parse(docs[5].as_bytes()).unwrap().images[0];
     assert_eq!(img.windows.as_ref().unwrap().arch, Some(5));
     assert_eq!(img.extra[0].attributes, vec![("a".into(), "1".into())]);
     let img = &WimInfo::parse(docs[8].as_bytes()).unwrap().images[0];
     assert_eq!(img.name.as_deref(), Some("b"));
+}
+
+#[test]
+fn oversized_input_is_refused_before_decoding() {
+    let big = vec![b' '; MAX_XML_SIZE + 1];
+    assert_eq!(
+        WimInfo::parse(&big),
+        Err(XmlError::TooLarge {
+            size: MAX_XML_SIZE + 1,
+            limit: MAX_XML_SIZE
+        })
+    );
 }

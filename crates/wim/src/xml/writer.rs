@@ -65,7 +65,10 @@ fn write_windows(w: &mut String, win: &WindowsInfo) {
     opt_text(w, "HAL", &win.hal);
     opt_text(w, "PRODUCTTYPE", &win.product_type);
     opt_text(w, "PRODUCTSUITE", &win.product_suite);
-    if !win.languages.is_empty() || win.default_language.is_some() || !win.languages_extra.is_empty() {
+    if !win.languages.is_empty()
+        || win.default_language.is_some()
+        || !win.languages_extra.is_empty()
+    {
         w.push_str("<LANGUAGES>");
         for lang in &win.languages {
             element_text(w, "LANGUAGE", lang);
