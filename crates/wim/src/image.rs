@@ -93,6 +93,12 @@ impl Inode {
     pub fn is_directory(&self) -> bool {
         self.attributes & FILE_ATTRIBUTE_DIRECTORY != 0
     }
+    /// A directory that can hold entries: a directory that is not also a
+    /// reparse point (a symlink or junction to a directory has no children
+    /// in a WIM, and wimlib and DISM count it as a file).
+    pub fn is_plain_directory(&self) -> bool {
+        self.attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT) == FILE_ATTRIBUTE_DIRECTORY
+    }
     pub fn is_reparse_point(&self) -> bool {
         self.attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0
     }
@@ -256,7 +262,8 @@ impl ImageTree {
         Some(cur)
     }
 
-    /// The XML counts, computed as wimlib does: per inode, directories add
+    /// The XML counts, computed as wimlib does: per inode, directories (not
+    /// reparse points) add
     /// their link count to DIRCOUNT, others to FILECOUNT; TOTALBYTES adds
     /// size × links; HARDLINKBYTES adds size × (links − 1).
     pub fn stats(&self) -> ImageStats {
@@ -267,7 +274,7 @@ impl ImageTree {
             if n == 0 {
                 continue;
             }
-            if inode.is_directory() {
+            if inode.is_plain_directory() {
                 s.dir_count += n;
             } else {
                 s.file_count += n;

@@ -256,7 +256,7 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
             }
             let id = add(&mut tree, &raw, dir, &mut groups);
             if raw.subdir_offset != 0 {
-                if raw.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
+                if raw.attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT) == FILE_ATTRIBUTE_DIRECTORY {
                     stack.push((id, raw.subdir_offset, depth + 1));
                 } else {
                     tree.warnings.push(format!("ignored children of non-directory {}", tree.path_of(id)));
@@ -419,7 +419,7 @@ pub fn serialize_metadata(tree: &ImageTree) -> Vec<u8> {
     let order = tree.preorder();
     let sorted: HashMap<usize, Vec<usize>> = order
         .iter()
-        .filter(|&&d| tree.inode_of(d).is_directory())
+        .filter(|&&d| tree.inode_of(d).is_plain_directory())
         .map(|&d| (d, tree.sorted_children(d)))
         .collect();
     let mut subdir = vec![0u64; tree.dentries.len()];

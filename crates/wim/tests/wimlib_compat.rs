@@ -23,6 +23,8 @@ fn wimlib(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("WARNING") && !all.contains("ERROR"), "wimlib-imagex {args:?} complained: {all}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -35,6 +37,15 @@ fn tree_fs() -> MemFs {
     fs.add_file("Windows\\System32\\dup.bin", &big);
     fs.add_file("Windows\\a.txt", b"hello hello hello hello hello");
     fs.add_file("empty", b"");
+    let rp = tasq_wim::reparse::symlink_reparse_from_unix("Windows/System32").unwrap();
+    fs.nodes.insert(
+        "dirlink".into(),
+        tasq_wim::memfs::MemNode {
+            attributes: tasq_wim::image::FILE_ATTRIBUTE_DIRECTORY,
+            reparse: Some((tasq_wim::image::IO_REPARSE_TAG_SYMLINK, rp)),
+            ..Default::default()
+        },
+    );
     fs
 }
 
@@ -62,7 +73,9 @@ fn wimlib_verifies_and_applies_what_we_write() {
         assert_eq!(field("Compression:").as_deref(), Some(expect), "{info}");
         assert!(info.contains("Name:                   two"), "{info}");
         let out = dir.path().join(format!("applied{i}"));
+        wimlib(&["dir", p, "1"]);
         wimlib(&["apply", p, "2", out.to_str().unwrap()]);
+        assert_eq!(std::fs::read_link(out.join("dirlink")).unwrap().to_str(), Some("Windows/System32"));
         assert_eq!(std::fs::read(out.join("Windows/System32/big.bin")).unwrap().len(), 300_000);
         assert_eq!(std::fs::read(out.join("Windows/a.txt")).unwrap(), b"hello hello hello hello hello");
         assert_eq!(std::fs::read(out.join("second.txt")).unwrap(), b"2");
