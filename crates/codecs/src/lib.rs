@@ -99,7 +99,9 @@ pub fn new_decompressor(
     max_chunk_size: usize,
 ) -> Option<Box<dyn Decompressor>> {
     match format {
-        CompressionFormat::Xpress => Some(Box::new(xpress::XpressDecompressor::new(max_chunk_size))),
+        CompressionFormat::Xpress => {
+            Some(Box::new(xpress::XpressDecompressor::new(max_chunk_size)))
+        }
         CompressionFormat::Lzx => Some(Box::new(lzx::LzxDecompressor::new(max_chunk_size))),
         CompressionFormat::None | CompressionFormat::Lzms => None,
     }

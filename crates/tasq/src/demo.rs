@@ -35,12 +35,23 @@ pub fn write_reference_tree(root: &Path) -> Result<()> {
         dll.extend_from_slice(b"kernel32.dll GetProcAddress LoadLibraryW ");
     }
     w("Windows/System32/kernel32.dll", &dll)?;
-    w("Windows/System32/drivers/etc/hosts", b"127.0.0.1 localhost\r\n")?;
+    w(
+        "Windows/System32/drivers/etc/hosts",
+        b"127.0.0.1 localhost\r\n",
+    )?;
     w("Windows/System32/config/SOFTWARE", &vec![0u8; 65536])?;
-    w("Windows/win.ini", b"; for 16-bit app support\r\n[fonts]\r\n[extensions]\r\n")?;
+    w(
+        "Windows/win.ini",
+        b"; for 16-bit app support\r\n[fonts]\r\n[extensions]\r\n",
+    )?;
     w("Program Files/Contoso/app.exe", &dll[..100_000])?;
     w("Users/Default/NTUSER.DAT", b"regf")?;
-    w("Users/Public/Documents/readme.txt", "Reference computer built by tasq.\r\n".repeat(50).as_bytes())?;
+    w(
+        "Users/Public/Documents/readme.txt",
+        "Reference computer built by tasq.\r\n"
+            .repeat(50)
+            .as_bytes(),
+    )?;
     w("pagefile.sys", &vec![0xAA; 4096])?;
     w("hiberfil.sys", &vec![0xBB; 4096])?;
     w("System Volume Information/tracking.log", b"excluded")?;
@@ -68,7 +79,13 @@ fn snapshot(root: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>> 
             let rel = p.strip_prefix(root)?.to_string_lossy().into_owned();
             let ft = e.file_type()?;
             if ft.is_symlink() {
-                out.insert(rel, std::fs::read_link(&p)?.to_string_lossy().into_owned().into_bytes());
+                out.insert(
+                    rel,
+                    std::fs::read_link(&p)?
+                        .to_string_lossy()
+                        .into_owned()
+                        .into_bytes(),
+                );
             } else if ft.is_dir() {
                 out.insert(format!("{rel}/"), Vec::new());
                 stack.push(p);
@@ -88,7 +105,11 @@ pub fn run(out: &Path) -> Result<i32> {
     write_reference_tree(&tree)?;
     println!("1. Reference tree:   {}", tree.display());
 
-    let opts = WriteOptions { compression: CompressionFormat::Lzx, integrity: true, ..WriteOptions::default() };
+    let opts = WriteOptions {
+        compression: CompressionFormat::Lzx,
+        integrity: true,
+        ..WriteOptions::default()
+    };
     let config = CaptureConfig::windows_default();
     let mut w = WimWriter::create(&wim_path, opts.clone())?;
     let mut src = HostDirSource::new(&tree)?;
@@ -103,13 +124,24 @@ pub fn run(out: &Path) -> Result<i32> {
         &mut |_| {},
     )?;
     w.finish()?;
-    println!("2. Captured (LZX, integrity table, default Windows exclusions): {}", wim_path.display());
+    println!(
+        "2. Captured (LZX, integrity table, default Windows exclusions): {}",
+        wim_path.display()
+    );
 
     // A second image: the same computer after an application install.
     std::fs::write(tree.join("Program Files/Contoso/update.txt"), b"patched")?;
     let mut w = WimWriter::append(&wim_path, opts)?;
     let mut src = HostDirSource::new(&tree)?;
-    w.add_image(&mut src, &config, &ImageOptions { name: Some("Reference + update".into()), ..Default::default() }, &mut |_| {})?;
+    w.add_image(
+        &mut src,
+        &config,
+        &ImageOptions {
+            name: Some("Reference + update".into()),
+            ..Default::default()
+        },
+        &mut |_| {},
+    )?;
     w.finish()?;
     std::fs::remove_file(tree.join("Program Files/Contoso/update.txt"))?;
 
@@ -131,11 +163,22 @@ pub fn run(out: &Path) -> Result<i32> {
     });
     let got = snapshot(&applied)?;
     if got != want {
-        let missing: Vec<_> = want.keys().filter(|k| got.get(*k) != want.get(*k)).take(5).collect();
+        let missing: Vec<_> = want
+            .keys()
+            .filter(|k| got.get(*k) != want.get(*k))
+            .take(5)
+            .collect();
         bail!("applied tree differs from the captured one at {missing:?}");
     }
-    println!("4. Applied image 1:  {} ({} entries, identical to the source minus the excluded files)", applied.display(), got.len());
-    println!("\nInspect with:  tasq wim info {}   (or wimlib-imagex info)", wim_path.display());
+    println!(
+        "4. Applied image 1:  {} ({} entries, identical to the source minus the excluded files)",
+        applied.display(),
+        got.len()
+    );
+    println!(
+        "\nInspect with:  tasq wim info {}   (or wimlib-imagex info)",
+        wim_path.display()
+    );
     Ok(0)
 }
 

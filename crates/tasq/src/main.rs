@@ -7,7 +7,11 @@ mod wim_cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tasq", version, about = "Build-and-capture task sequences and WIM imaging")]
+#[command(
+    name = "tasq",
+    version,
+    about = "Build-and-capture task sequences and WIM imaging"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,

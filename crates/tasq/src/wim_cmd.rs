@@ -17,9 +17,9 @@ use tasq_wim::CompressionFormat;
 #[derive(Subcommand)]
 pub enum WimCommand {
     /// Capture a directory tree into a new WIM file (replacing any file there).
-    Capture(CaptureArgs),
+    Capture(Box<CaptureArgs>),
     /// Capture a directory tree as a new image of an existing WIM file.
-    Append(CaptureArgs),
+    Append(Box<CaptureArgs>),
     /// Apply an image to a directory.
     Apply {
         wimfile: PathBuf,
@@ -41,10 +41,7 @@ pub enum WimCommand {
         json: bool,
     },
     /// List the paths of an image.
-    Dir {
-        wimfile: PathBuf,
-        image: String,
-    },
+    Dir { wimfile: PathBuf, image: String },
     /// Extract files or directories of an image.
     Extract {
         wimfile: PathBuf,
@@ -123,24 +120,63 @@ pub struct CaptureArgs {
 
 pub fn run(cmd: WimCommand) -> Result<i32> {
     match cmd {
-        WimCommand::Capture(a) => capture(a, false),
-        WimCommand::Append(a) => capture(a, true),
-        WimCommand::Apply { wimfile, rest, threads } => apply(&wimfile, &rest, threads),
-        WimCommand::Info { wimfile, image, xml, json } => info(&wimfile, image.as_deref(), xml, json),
+        WimCommand::Capture(a) => capture(*a, false),
+        WimCommand::Append(a) => capture(*a, true),
+        WimCommand::Apply {
+            wimfile,
+            rest,
+            threads,
+        } => apply(&wimfile, &rest, threads),
+        WimCommand::Info {
+            wimfile,
+            image,
+            xml,
+            json,
+        } => info(&wimfile, image.as_deref(), xml, json),
         WimCommand::Dir { wimfile, image } => dir(&wimfile, &image),
-        WimCommand::Extract { wimfile, image, paths, dest, threads } => extract(&wimfile, &image, &paths, &dest, threads),
+        WimCommand::Extract {
+            wimfile,
+            image,
+            paths,
+            dest,
+            threads,
+        } => extract(&wimfile, &image, &paths, &dest, threads),
         WimCommand::Verify { wimfile, threads } => verify(&wimfile, threads),
-        WimCommand::Export { src, image, dest, name, compress, boot, check, threads } => {
-            export(&src, &image, &dest, name, compress.as_deref(), boot, check, threads)
-        }
-        WimCommand::Delete { wimfile, image, check } => delete(&wimfile, &image, check),
+        WimCommand::Export {
+            src,
+            image,
+            dest,
+            name,
+            compress,
+            boot,
+            check,
+            threads,
+        } => export(
+            &src,
+            &image,
+            &dest,
+            name,
+            compress.as_deref(),
+            boot,
+            check,
+            threads,
+        ),
+        WimCommand::Delete {
+            wimfile,
+            image,
+            check,
+        } => delete(&wimfile, &image, check),
     }
 }
 
 /// Parses `TYPE[:LEVEL]` as wimlib does (with its aliases).
 pub fn parse_compression(s: &str) -> Result<(CompressionFormat, u32)> {
     let (t, level) = match s.split_once(':') {
-        Some((t, l)) => (t, l.parse::<u32>().with_context(|| format!("--compress {s:?}: level {l:?} is not a number"))?),
+        Some((t, l)) => (
+            t,
+            l.parse::<u32>()
+                .with_context(|| format!("--compress {s:?}: level {l:?} is not a number"))?,
+        ),
         None => (s, 50),
     };
     if level == 0 {
@@ -150,7 +186,9 @@ pub fn parse_compression(s: &str) -> Result<(CompressionFormat, u32)> {
         "none" => CompressionFormat::None,
         "xpress" | "fast" => CompressionFormat::Xpress,
         "lzx" | "maximum" => CompressionFormat::Lzx,
-        "lzms" | "recovery" => bail!("--compress {t}: LZMS is not supported yet (use xpress or lzx)"),
+        "lzms" | "recovery" => {
+            bail!("--compress {t}: LZMS is not supported yet (use xpress or lzx)")
+        }
         _ => bail!("--compress {t:?}: unknown compression type (none, xpress, lzx)"),
     };
     Ok((f, level))
@@ -162,10 +200,15 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
     pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {pos_files}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .with_key("pos_files", |_s: &indicatif::ProgressState, _w: &mut dyn std::fmt::Write| {})
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {pos_files}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "pos_files",
+            |_s: &indicatif::ProgressState, _w: &mut dyn std::fmt::Write| {},
+        )
+        .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb
@@ -175,7 +218,8 @@ fn load_config(path: Option<&Path>) -> Result<CaptureConfig> {
     match path {
         None => Ok(CaptureConfig::windows_default()),
         Some(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("reading capture configuration {}", p.display()))?;
+            let bytes = std::fs::read(p)
+                .with_context(|| format!("reading capture configuration {}", p.display()))?;
             Ok(CaptureConfig::parse(&bytes, &p.display().to_string())?)
         }
     }
@@ -192,31 +236,54 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
     });
     let description = a.description.or(a.image_description);
-    let opts = WriteOptions { compression: format, chunk_size, level, threads: a.threads, integrity: a.check };
-    let mut source = HostDirSource::new(&a.source).with_context(|| format!("capture source {}", a.source.display()))?;
+    let opts = WriteOptions {
+        compression: format,
+        chunk_size,
+        level,
+        threads: a.threads,
+        integrity: a.check,
+    };
+    let mut source = HostDirSource::new(&a.source)
+        .with_context(|| format!("capture source {}", a.source.display()))?;
     let mut w = if append {
         WimWriter::append(&a.wimfile, opts)?
     } else {
         WimWriter::create(&a.wimfile, opts)?
     };
     let pb = progress_bar(0, "Capturing");
-    let image = ImageOptions { name, description, flags: a.flags, boot: a.boot, ..Default::default() };
+    let image = ImageOptions {
+        name,
+        description,
+        flags: a.flags,
+        boot: a.boot,
+        ..Default::default()
+    };
     let n = w
         .add_image(&mut source, &config, &image, &mut |ev| match ev {
-            ProgressEvent::Scan(s) => pb.set_message(format!("Scanning ({} files, {} dirs)", s.files, s.dirs)),
+            ProgressEvent::Scan(s) => {
+                pb.set_message(format!("Scanning ({} files, {} dirs)", s.files, s.dirs))
+            }
             ProgressEvent::Write(p) => {
                 pb.set_length(p.bytes_total);
                 pb.set_position(p.bytes_done);
-                pb.set_message(format!("Archiving {}/{} files", p.files_done, p.files_total));
+                pb.set_message(format!(
+                    "Archiving {}/{} files",
+                    p.files_done, p.files_total
+                ));
             }
         })
         .with_context(|| format!("capturing {}", a.source.display()))?;
-    w.finish().with_context(|| format!("writing {}", a.wimfile.display()))?;
+    w.finish()
+        .with_context(|| format!("writing {}", a.wimfile.display()))?;
     pb.finish_and_clear();
     for warn in source.warnings() {
         eprintln!("tasq: warning: {warn}");
     }
-    eprintln!("{} image {n} of {}", if append { "Appended" } else { "Captured" }, a.wimfile.display());
+    eprintln!(
+        "{} image {n} of {}",
+        if append { "Appended" } else { "Captured" },
+        a.wimfile.display()
+    );
     Ok(0)
 }
 
@@ -225,7 +292,11 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
     let (image, target) = match rest {
         [t] => {
             if wim.image_count() != 1 {
-                bail!("{} has {} images: say which one to apply (index or name)", wimfile.display(), wim.image_count());
+                bail!(
+                    "{} has {} images: say which one to apply (index or name)",
+                    wimfile.display(),
+                    wim.image_count()
+                );
             }
             (1, t.as_str())
         }
@@ -234,11 +305,23 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
     };
     let mut tgt = HostDirTarget::new(target).with_context(|| format!("apply target {target}"))?;
     let pb = progress_bar(0, "Applying");
-    apply_paths(&wim, image, &[], &mut tgt, &ApplyOptions { threads }, &mut |p| {
-        pb.set_length(p.bytes_total);
-        pb.set_position(p.bytes_done);
-    })
-    .with_context(|| format!("applying image {image} of {} to {target}", wimfile.display()))?;
+    apply_paths(
+        &wim,
+        image,
+        &[],
+        &mut tgt,
+        &ApplyOptions { threads },
+        &mut |p| {
+            pb.set_length(p.bytes_total);
+            pb.set_position(p.bytes_done);
+        },
+    )
+    .with_context(|| {
+        format!(
+            "applying image {image} of {} to {target}",
+            wimfile.display()
+        )
+    })?;
     pb.finish_and_clear();
     for warn in tgt.warnings() {
         eprintln!("tasq: warning: {warn}");
@@ -246,12 +329,26 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
     Ok(0)
 }
 
-fn extract(wimfile: &Path, image: &str, paths: &[String], dest: &Path, threads: usize) -> Result<i32> {
+fn extract(
+    wimfile: &Path,
+    image: &str,
+    paths: &[String],
+    dest: &Path,
+    threads: usize,
+) -> Result<i32> {
     let wim = Wim::open(wimfile)?;
     let n = wim.resolve_image(image)?;
-    let mut tgt = HostDirTarget::new(dest).with_context(|| format!("destination {}", dest.display()))?;
-    apply_paths(&wim, n, paths, &mut tgt, &ApplyOptions { threads }, &mut |_| {})
-        .with_context(|| format!("extracting from image {n} of {}", wimfile.display()))?;
+    let mut tgt =
+        HostDirTarget::new(dest).with_context(|| format!("destination {}", dest.display()))?;
+    apply_paths(
+        &wim,
+        n,
+        paths,
+        &mut tgt,
+        &ApplyOptions { threads },
+        &mut |_| {},
+    )
+    .with_context(|| format!("extracting from image {n} of {}", wimfile.display()))?;
     Ok(0)
 }
 
@@ -273,7 +370,12 @@ fn filetime_str(ft: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", sod / 3600, sod % 3600 / 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
 }
 
 fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i32> {
@@ -291,8 +393,14 @@ fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i3
         let images: Vec<serde_json::Value> = selected
             .iter()
             .map(|&n| {
-                let mut v = serde_json::to_value(wim.info.images.get(n as usize - 1).cloned().unwrap_or_default())
-                    .unwrap_or(serde_json::Value::Null);
+                let mut v = serde_json::to_value(
+                    wim.info
+                        .images
+                        .get(n as usize - 1)
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+                .unwrap_or(serde_json::Value::Null);
                 if let Some(o) = v.as_object_mut() {
                     o.insert("index".into(), n.into());
                 }
@@ -319,23 +427,46 @@ fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i3
     println!("WIM Information:");
     println!("----------------");
     println!("Path:           {}", wimfile.display());
-    println!("GUID:           0x{}", h.guid.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    println!(
+        "GUID:           0x{}",
+        h.guid
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
     println!("Version:        {}", h.version);
     println!("Image Count:    {}", wim.image_count());
-    println!("Compression:    {}", match wim.compression() { CompressionFormat::None => "None".to_string(), c => c.to_string() });
+    println!(
+        "Compression:    {}",
+        match wim.compression() {
+            CompressionFormat::None => "None".to_string(),
+            c => c.to_string(),
+        }
+    );
     println!("Chunk Size:     {} bytes", h.chunk_size);
     println!("Part Number:    {}/{}", h.part_number, h.total_parts);
     println!("Boot Index:     {}", h.boot_index);
     println!("Size:           {} bytes", wim.file_size());
-    println!("Integrity:      {}", if h.integrity.is_empty() { "no" } else { "yes" });
+    println!(
+        "Integrity:      {}",
+        if h.integrity.is_empty() { "no" } else { "yes" }
+    );
     println!();
     println!("Available Images:");
     println!("-----------------");
     for n in selected {
-        let Some(im) = wim.info.images.get(n as usize - 1) else { continue };
+        let Some(im) = wim.info.images.get(n as usize - 1) else {
+            continue;
+        };
         println!("Index:                  {n}");
-        println!("Name:                   {}", im.name.as_deref().unwrap_or(""));
-        println!("Description:            {}", im.description.as_deref().unwrap_or(""));
+        println!(
+            "Name:                   {}",
+            im.name.as_deref().unwrap_or("")
+        );
+        println!(
+            "Description:            {}",
+            im.description.as_deref().unwrap_or("")
+        );
         if let Some(d) = &im.display_name {
             println!("Display Name:           {d}");
         }
@@ -347,10 +478,23 @@ fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i3
         println!("Total Bytes:            {}", im.total_bytes);
         println!("Hard Link Bytes:        {}", im.hard_link_bytes);
         println!("Creation Time:          {}", filetime_str(im.creation_time));
-        println!("Last Modification Time: {}", filetime_str(im.last_modification_time));
+        println!(
+            "Last Modification Time: {}",
+            filetime_str(im.last_modification_time)
+        );
         if let Some(w) = &im.windows {
             if let Some(a) = w.arch {
-                println!("Architecture:           {}", match a { 0 => "x86", 5 => "ARM", 6 => "ia64", 9 => "x86_64", 12 => "ARM64", _ => "unknown" });
+                println!(
+                    "Architecture:           {}",
+                    match a {
+                        0 => "x86",
+                        5 => "ARM",
+                        6 => "ia64",
+                        9 => "x86_64",
+                        12 => "ARM64",
+                        _ => "unknown",
+                    }
+                );
             }
             if let Some(p) = &w.product_name {
                 println!("Product Name:           {p}");
@@ -404,13 +548,26 @@ fn verify(wimfile: &Path, threads: usize) -> Result<i32> {
         rep.images,
         rep.blobs,
         rep.bytes,
-        if rep.integrity_chunks > 0 { format!(", integrity table ({} pieces) OK", rep.integrity_chunks) } else { String::new() }
+        if rep.integrity_chunks > 0 {
+            format!(", integrity table ({} pieces) OK", rep.integrity_chunks)
+        } else {
+            String::new()
+        }
     );
     Ok(0)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn export(src: &Path, image: &str, dest: &Path, name: Option<String>, compress: Option<&str>, boot: bool, check: bool, threads: usize) -> Result<i32> {
+fn export(
+    src: &Path,
+    image: &str,
+    dest: &Path,
+    name: Option<String>,
+    compress: Option<&str>,
+    boot: bool,
+    check: bool,
+    threads: usize,
+) -> Result<i32> {
     let wim = Wim::open(src)?;
     let images: Vec<u32> = if image.eq_ignore_ascii_case("all") || image == "*" {
         (1..=wim.image_count()).collect()
@@ -424,13 +581,28 @@ fn export(src: &Path, image: &str, dest: &Path, name: Option<String>, compress: 
         Some(c) => parse_compression(c)?,
         None => (wim.compression(), 50),
     };
-    let chunk = if format == wim.compression() && wim.header.chunk_size != 0 { wim.header.chunk_size } else { 32768 };
-    let opts = WriteOptions { compression: format, chunk_size: chunk, level, threads, integrity: check };
+    let chunk = if format == wim.compression() && wim.header.chunk_size != 0 {
+        wim.header.chunk_size
+    } else {
+        32768
+    };
+    let opts = WriteOptions {
+        compression: format,
+        chunk_size: chunk,
+        level,
+        threads,
+        integrity: check,
+    };
     let mut w = if dest.exists() {
         if compress.is_some() {
             let existing = Wim::open(dest)?;
             if existing.compression() != format {
-                bail!("{} is {}; an export into it cannot use --compress {}", dest.display(), existing.compression(), format);
+                bail!(
+                    "{} is {}; an export into it cannot use --compress {}",
+                    dest.display(),
+                    existing.compression(),
+                    format
+                );
             }
         }
         WimWriter::append(dest, opts)?
@@ -438,13 +610,20 @@ fn export(src: &Path, image: &str, dest: &Path, name: Option<String>, compress: 
         WimWriter::create(dest, opts)?
     };
     for n in &images {
-        let opts = ImageOptions { name: name.clone(), boot: boot && images.len() == 1, ..Default::default() };
-        let k = w.add_image_from(&wim, *n, &opts).with_context(|| format!("exporting image {n}"))?;
+        let opts = ImageOptions {
+            name: name.clone(),
+            boot: boot && images.len() == 1,
+            ..Default::default()
+        };
+        let k = w
+            .add_image_from(&wim, *n, &opts)
+            .with_context(|| format!("exporting image {n}"))?;
         if boot && images.len() > 1 && wim.header.boot_index == *n {
             w.set_boot_index(k)?;
         }
     }
-    w.finish().with_context(|| format!("writing {}", dest.display()))?;
+    w.finish()
+        .with_context(|| format!("writing {}", dest.display()))?;
     Ok(0)
 }
 
@@ -453,7 +632,11 @@ fn delete(wimfile: &Path, image: &str, check: bool) -> Result<i32> {
     let del = wim.resolve_image(image)?;
     let opts = WriteOptions {
         compression: wim.compression(),
-        chunk_size: if wim.header.chunk_size == 0 { 32768 } else { wim.header.chunk_size },
+        chunk_size: if wim.header.chunk_size == 0 {
+            32768
+        } else {
+            wim.header.chunk_size
+        },
         integrity: check || !wim.header.integrity.is_empty(),
         ..Default::default()
     };
@@ -463,13 +646,16 @@ fn delete(wimfile: &Path, image: &str, check: bool) -> Result<i32> {
         if n == del {
             continue;
         }
-        let k = w.add_image_from(&wim, n, &ImageOptions::default()).with_context(|| format!("copying image {n}"))?;
+        let k = w
+            .add_image_from(&wim, n, &ImageOptions::default())
+            .with_context(|| format!("copying image {n}"))?;
         if wim.header.boot_index == n {
             boot = k;
         }
     }
     w.set_boot_index(boot)?;
-    w.finish().with_context(|| format!("rewriting {}", wimfile.display()))?;
+    w.finish()
+        .with_context(|| format!("rewriting {}", wimfile.display()))?;
     eprintln!("Deleted image {del} from {}", wimfile.display());
     Ok(0)
 }

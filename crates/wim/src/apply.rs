@@ -238,11 +238,14 @@ pub fn apply_paths(
     for &r in &roots {
         included[r] = true;
         if r != ImageTree::ROOT {
-            paths[r] = WimPath::root().child(&name_of(r)?).map_err(|reason| WimError::UnsafeName {
-                image: n,
-                path: tree.path_of(r),
-                reason,
-            })?;
+            paths[r] =
+                WimPath::root()
+                    .child(&name_of(r)?)
+                    .map_err(|reason| WimError::UnsafeName {
+                        image: n,
+                        path: tree.path_of(r),
+                        reason,
+                    })?;
         }
     }
     for &d in full_order.iter().skip(1) {
@@ -255,17 +258,21 @@ pub fn apply_paths(
         }
         included[d] = true;
         let name = name_of(d)?;
-        paths[d] = paths[de.parent].child(&name).map_err(|reason| WimError::UnsafeName {
-            image: n,
-            path: tree.path_of(d),
-            reason,
-        })?;
+        paths[d] = paths[de.parent]
+            .child(&name)
+            .map_err(|reason| WimError::UnsafeName {
+                image: n,
+                path: tree.path_of(d),
+                reason,
+            })?;
     }
     // The target's own root is only given the image root's metadata when
     // the whole image is applied.
     let order: Vec<usize> = full_order
         .into_iter()
-        .filter(|&d| included[d] && (whole || d != ImageTree::ROOT || roots.contains(&ImageTree::ROOT)))
+        .filter(|&d| {
+            included[d] && (whole || d != ImageTree::ROOT || roots.contains(&ImageTree::ROOT))
+        })
         .collect();
     // Every blob present?
     let mut total_bytes = 0u64;
@@ -285,20 +292,35 @@ pub fn apply_paths(
                 Some(b) => total_bytes += b.reshdr.uncompressed_size,
                 None => {
                     let d = tree.dentries.iter().position(|d| d.inode == i).unwrap_or(0);
-                    return Err(WimError::MissingBlob { hash: s.hash.to_string(), needed_by: tree.path_of(d) });
+                    return Err(WimError::MissingBlob {
+                        hash: s.hash.to_string(),
+                        needed_by: tree.path_of(d),
+                    });
                 }
             }
         }
     }
     let sd = |inode: &crate::image::Inode| -> Option<&[u8]> {
-        inode.security_id.and_then(|i| tree.security.get(i as usize)).map(|v| v.as_slice())
+        inode
+            .security_id
+            .and_then(|i| tree.security.get(i as usize))
+            .map(|v| v.as_slice())
     };
     let entry = |d: usize| -> ApplyEntry {
         let de = &tree.dentries[d];
         let inode = &tree.inodes[de.inode];
-        ApplyEntry { path: &paths[d], inode, short_name: &de.short_name, security_descriptor: sd(inode) }
+        ApplyEntry {
+            path: &paths[d],
+            inode,
+            short_name: &de.short_name,
+            security_descriptor: sd(inode),
+        }
     };
-    let mut prog = ApplyProgress { bytes_total: total_bytes, entries_total: tree.dentries.len() as u64, ..Default::default() };
+    let mut prog = ApplyProgress {
+        bytes_total: total_bytes,
+        entries_total: tree.dentries.len() as u64,
+        ..Default::default()
+    };
 
     // 1. directories
     for &d in &order {
@@ -326,7 +348,10 @@ pub fn apply_paths(
     let mut refs: HashMap<crate::hash::Sha1Hash, Vec<(usize, usize)>> = HashMap::new(); // hash -> (dentry, stream idx)
     let dentry_of_inode = |ino: usize| -> usize {
         if tree.inodes[ino].is_directory() {
-            tree.dentries.iter().position(|d| d.inode == ino).unwrap_or(ImageTree::ROOT)
+            tree.dentries
+                .iter()
+                .position(|d| d.inode == ino)
+                .unwrap_or(ImageTree::ROOT)
         } else {
             first_name.get(&ino).copied().unwrap_or(ImageTree::ROOT)
         }
@@ -336,11 +361,17 @@ pub fn apply_paths(
         dir_dentry.entry(tree.dentries[d].inode).or_insert(d);
     }
     for (ino, inode) in tree.inodes.iter().enumerate() {
-        let Some(&d) = dir_dentry.get(&ino) else { continue };
+        let Some(&d) = dir_dentry.get(&ino) else {
+            continue;
+        };
         if !inode_included[ino] {
             continue;
         }
-        let d = if inode.is_directory() { d } else { dentry_of_inode(ino) };
+        let d = if inode.is_directory() {
+            d
+        } else {
+            dentry_of_inode(ino)
+        };
         for (si, s) in inode.streams.iter().enumerate() {
             if s.kind != StreamKind::Data {
                 continue;
@@ -355,7 +386,8 @@ pub fn apply_paths(
             refs.entry(s.hash).or_default().push((d, si));
         }
     }
-    let mut blobs: Vec<&crate::blob_table::BlobEntry> = refs.keys().filter_map(|h| wim.blob(h)).collect();
+    let mut blobs: Vec<&crate::blob_table::BlobEntry> =
+        refs.keys().filter_map(|h| wim.blob(h)).collect();
     blobs.sort_by_key(|b| b.reshdr.offset_in_wim);
     const BUFFER_LIMIT: u64 = 64 << 20;
     {
@@ -421,12 +453,19 @@ pub fn apply_paths(
     // 4. reparse points
     for &d in &order {
         let inode = tree.inode_of(d);
-        if !inode.is_reparse_point() || first_name.get(&tree.dentries[d].inode).is_some_and(|&f| f != d) {
+        if !inode.is_reparse_point()
+            || first_name
+                .get(&tree.dentries[d].inode)
+                .is_some_and(|&f| f != d)
+        {
             continue;
         }
         let data = match inode.reparse_stream() {
             Some(s) if !s.hash.is_zero() => {
-                let b = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob { hash: s.hash.to_string(), needed_by: tree.path_of(d) })?;
+                let b = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
+                    hash: s.hash.to_string(),
+                    needed_by: tree.path_of(d),
+                })?;
                 wim.read_blob_to_vec(b, crate::reparse::REPARSE_POINT_MAX_SIZE as u64)?
             }
             _ => Vec::new(),
@@ -437,6 +476,9 @@ pub fn apply_paths(
     for &d in order.iter().rev() {
         target.set_metadata(&entry(d))?;
     }
-    progress(ApplyProgress { entries_done: prog.entries_total, ..prog });
+    progress(ApplyProgress {
+        entries_done: prog.entries_total,
+        ..prog
+    });
     target.finish()
 }

@@ -65,7 +65,12 @@ mod tests {
     #[test]
     fn round_trip() {
         let e = BlobEntry {
-            reshdr: ResHdr { size_in_wim: 10, flags: 4, offset_in_wim: 300, uncompressed_size: 40000 },
+            reshdr: ResHdr {
+                size_in_wim: 10,
+                flags: 4,
+                offset_in_wim: 300,
+                uncompressed_size: 40000,
+            },
             part_number: 1,
             refcnt: 3,
             hash: Sha1Hash([9; 20]),

@@ -47,7 +47,11 @@ pub struct BlobReader<'w> {
 
 impl<'w> BlobReader<'w> {
     pub fn new(wim: &'w Wim, blobs: Vec<&'w BlobEntry>, threads: usize) -> Self {
-        let threads = if threads == 0 { default_threads() } else { threads };
+        let threads = if threads == 0 {
+            default_threads()
+        } else {
+            threads
+        };
         let format = wim.compression();
         let cs = (wim.header.chunk_size as usize).max(1);
         let pool = OrderedPool::new(threads, || {
@@ -59,7 +63,10 @@ impl<'w> BlobReader<'w> {
                 let mut out = vec![0u8; job.usize as usize];
                 match dec.as_mut() {
                     Some(d) => d.decompress(&job.raw, &mut out).map(|_| out),
-                    None => Err(DecompressError::Corrupt { format, reason: "no decompressor for this format" }),
+                    None => Err(DecompressError::Corrupt {
+                        format,
+                        reason: "no decompressor for this format",
+                    }),
                 }
             }
         });
@@ -97,13 +104,20 @@ impl<'w> BlobReader<'w> {
                     let mut pos = 0u64;
                     while pos < rh.uncompressed_size {
                         let n = (rh.uncompressed_size - pos).min(1 << 20) as u32;
-                        v.push(ChunkLoc { offset: rh.offset_in_wim + pos, stored_size: n, uncompressed_size: n });
+                        v.push(ChunkLoc {
+                            offset: rh.offset_in_wim + pos,
+                            stored_size: n,
+                            uncompressed_size: n,
+                        });
                         pos += n as u64;
                     }
                     v
                 };
                 if self.chunks.is_empty() {
-                    return Err(WimError::resource(what, "empty resource for a non-empty blob"));
+                    return Err(WimError::resource(
+                        what,
+                        "empty resource for a non-empty blob",
+                    ));
                 }
                 self.next_chunk = 0;
                 self.next_blob += 1;
@@ -112,10 +126,20 @@ impl<'w> BlobReader<'w> {
             let e = self.blobs[bi];
             let c = self.chunks[self.next_chunk];
             let mut raw = vec![0u8; c.stored_size as usize];
-            read_exact_at(self.wim.file(), &mut raw, c.offset, &format!("blob {}", e.hash))?;
+            read_exact_at(
+                self.wim.file(),
+                &mut raw,
+                c.offset,
+                &format!("blob {}", e.hash),
+            )?;
             self.next_chunk += 1;
-            self.meta.push_back((bi, self.next_chunk == self.chunks.len()));
-            self.pool.submit(Job { raw, usize: c.uncompressed_size, compressed: e.reshdr.is_compressed() });
+            self.meta
+                .push_back((bi, self.next_chunk == self.chunks.len()));
+            self.pool.submit(Job {
+                raw,
+                usize: c.uncompressed_size,
+                compressed: e.reshdr.is_compressed(),
+            });
         }
         Ok(())
     }
@@ -129,15 +153,24 @@ impl<'w> BlobReader<'w> {
         if self.pool.in_flight() == 0 {
             return Ok(None);
         }
-        let Some(res) = self.pool.next() else {
-            return Err(WimError::InvalidArgument("a decompressor thread failed".into()));
+        let Some(res) = self.pool.next_result() else {
+            return Err(WimError::InvalidArgument(
+                "a decompressor thread failed".into(),
+            ));
         };
         let Some((bi, last)) = self.meta.pop_front() else {
-            return Err(WimError::InvalidArgument("chunk bookkeeping out of step".into()));
+            return Err(WimError::InvalidArgument(
+                "chunk bookkeeping out of step".into(),
+            ));
         };
         let e = self.blobs[bi];
-        let data = res.map_err(|err| WimError::Decompress { what: format!("blob {}", e.hash), source: err })?;
-        self.hasher.get_or_insert_with(Sha1Hasher::new).update(&data);
+        let data = res.map_err(|err| WimError::Decompress {
+            what: format!("blob {}", e.hash),
+            source: err,
+        })?;
+        self.hasher
+            .get_or_insert_with(Sha1Hasher::new)
+            .update(&data);
         if last {
             let h = self.hasher.take().unwrap_or_default().finish();
             if h != e.hash {

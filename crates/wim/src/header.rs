@@ -220,7 +220,12 @@ mod tests {
         let mut h = Header::new(CompressionFormat::Lzx, 32768, [7; 16]);
         h.image_count = 2;
         h.boot_index = 2;
-        h.blob_table = ResHdr { size_in_wim: 50, flags: 2, offset_in_wim: 1000, uncompressed_size: 50 };
+        h.blob_table = ResHdr {
+            size_in_wim: 50,
+            flags: 2,
+            offset_in_wim: 1000,
+            uncompressed_size: 50,
+        };
         let b = h.to_bytes();
         assert_eq!(&b[..8], b"MSWIM\0\0\0");
         assert_eq!(le32(&b[0x10..]), 0x40002);
@@ -239,7 +244,10 @@ mod tests {
         assert!(Header::parse(&b).is_err());
         let mut b = good;
         b[0x14..0x18].copy_from_slice(&1000u32.to_le_bytes());
-        assert!(Header::parse(&b).unwrap_err().to_string().contains("chunk size"));
+        assert!(Header::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("chunk size"));
         let mut b = good;
         b[0x78..0x7C].copy_from_slice(&5u32.to_le_bytes());
         assert!(Header::parse(&b).is_err());

@@ -97,7 +97,8 @@ impl Inode {
     /// reparse point (a symlink or junction to a directory has no children
     /// in a WIM, and wimlib and DISM count it as a file).
     pub fn is_plain_directory(&self) -> bool {
-        self.attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT) == FILE_ATTRIBUTE_DIRECTORY
+        self.attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)
+            == FILE_ATTRIBUTE_DIRECTORY
     }
     pub fn is_reparse_point(&self) -> bool {
         self.attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0
@@ -106,7 +107,9 @@ impl Inode {
         self.streams.iter().find(|s| s.is_unnamed_data())
     }
     pub fn reparse_stream(&self) -> Option<&Stream> {
-        self.streams.iter().find(|s| s.kind == StreamKind::ReparsePoint)
+        self.streams
+            .iter()
+            .find(|s| s.kind == StreamKind::ReparsePoint)
     }
     /// Sum of the sizes of the inode's data streams (what TOTALBYTES counts).
     pub fn data_size(&self) -> u64 {
@@ -189,7 +192,13 @@ impl ImageTree {
     }
 
     /// Adds a dentry named `name` under `parent` for `inode`.
-    pub fn add_dentry(&mut self, parent: usize, name: Vec<u16>, short_name: Vec<u16>, inode: usize) -> usize {
+    pub fn add_dentry(
+        &mut self,
+        parent: usize,
+        name: Vec<u16>,
+        short_name: Vec<u16>,
+        inode: usize,
+    ) -> usize {
         let id = self.dentries.len();
         self.dentries.push(Dentry {
             name,
@@ -323,7 +332,10 @@ mod tests {
 
     #[test]
     fn collation_is_case_insensitive_with_tiebreak() {
-        let mut names: Vec<Vec<u16>> = ["b", "A", "a", "B", "_x", "ä", "Ä"].iter().map(|s| utf16(s)).collect();
+        let mut names: Vec<Vec<u16>> = ["b", "A", "a", "B", "_x", "ä", "Ä"]
+            .iter()
+            .map(|s| utf16(s))
+            .collect();
         names.sort_by(|a, b| collate(a, b));
         let out: Vec<String> = names.iter().map(|n| String::from_utf16_lossy(n)).collect();
         assert_eq!(out, ["A", "a", "B", "b", "_x", "Ä", "ä"]);
@@ -343,12 +355,23 @@ mod tests {
             }],
             ..Inode::default()
         });
-        let d = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Inode::default() });
+        let d = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_DIRECTORY,
+            ..Inode::default()
+        });
         let dd = t.add_dentry(0, utf16("dir"), vec![], d);
         t.add_dentry(0, utf16("a"), vec![], f);
         t.add_dentry(dd, utf16("b"), vec![], f);
         let s = t.stats();
-        assert_eq!(s, ImageStats { dir_count: 2, file_count: 2, total_bytes: 200, hard_link_bytes: 100 });
+        assert_eq!(
+            s,
+            ImageStats {
+                dir_count: 2,
+                file_count: 2,
+                total_bytes: 200,
+                hard_link_bytes: 100
+            }
+        );
         assert_eq!(t.path_of(t.find("dir/b").unwrap()), "\\dir\\b");
         assert_eq!(t.preorder().len(), 4);
     }

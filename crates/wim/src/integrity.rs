@@ -20,7 +20,12 @@ fn hash_range(file: &File, start: u64, end: u64, chunk: u32) -> Result<Vec<Sha1H
         let mut h = Sha1Hasher::new();
         while pos < stop {
             let n = ((stop - pos) as usize).min(buf.len());
-            read_exact_at(file, &mut buf[..n], pos, "data covered by the integrity table")?;
+            read_exact_at(
+                file,
+                &mut buf[..n],
+                pos,
+                "data covered by the integrity table",
+            )?;
             h.update(&buf[..n]);
             pos += n as u64;
         }
@@ -31,7 +36,12 @@ fn hash_range(file: &File, start: u64, end: u64, chunk: u32) -> Result<Vec<Sha1H
 
 /// Builds the integrity table for bytes [208, end_of_blob_table).
 pub fn build_integrity_table(file: &File, end_of_blob_table: u64) -> Result<Vec<u8>> {
-    let hashes = hash_range(file, HEADER_SIZE as u64, end_of_blob_table, INTEGRITY_CHUNK_SIZE)?;
+    let hashes = hash_range(
+        file,
+        HEADER_SIZE as u64,
+        end_of_blob_table,
+        INTEGRITY_CHUNK_SIZE,
+    )?;
     let size = 12 + hashes.len() * 20;
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&(size as u32).to_le_bytes());

@@ -40,26 +40,48 @@ pub struct MemFs {
 impl MemFs {
     pub fn new() -> MemFs {
         let mut fs = MemFs::default();
-        fs.nodes.insert(String::new(), MemNode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Default::default() });
+        fs.nodes.insert(
+            String::new(),
+            MemNode {
+                attributes: FILE_ATTRIBUTE_DIRECTORY,
+                ..Default::default()
+            },
+        );
         fs
     }
 
     pub fn add_dir(&mut self, path: &str) {
-        self.nodes.insert(path.into(), MemNode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Default::default() });
+        self.nodes.insert(
+            path.into(),
+            MemNode {
+                attributes: FILE_ATTRIBUTE_DIRECTORY,
+                ..Default::default()
+            },
+        );
     }
 
     pub fn add_file(&mut self, path: &str, data: &[u8]) {
         self.nodes.insert(
             path.into(),
-            MemNode { attributes: FILE_ATTRIBUTE_ARCHIVE, data: Some(data.to_vec()), ..Default::default() },
+            MemNode {
+                attributes: FILE_ATTRIBUTE_ARCHIVE,
+                data: Some(data.to_vec()),
+                ..Default::default()
+            },
         );
     }
 
     fn children(&self, dir: &str) -> Vec<String> {
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}\\") };
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}\\")
+        };
         self.nodes
             .keys()
-            .filter(|k| !k.is_empty() && k.starts_with(&prefix) && !k[prefix.len()..].contains('\\'))
+            .filter(|k| {
+                !k.is_empty() && k.starts_with(&prefix) && !k[prefix.len()..].contains('\\')
+            })
             .cloned()
             .collect()
     }
@@ -70,7 +92,11 @@ impl CaptureSource for MemFs {
         "in-memory tree".into()
     }
 
-    fn scan(&mut self, filter: &dyn CaptureFilter, progress: &mut dyn FnMut(ScanProgress)) -> Result<ImageTree> {
+    fn scan(
+        &mut self,
+        filter: &dyn CaptureFilter,
+        progress: &mut dyn FnMut(ScanProgress),
+    ) -> Result<ImageTree> {
         let mut tree = ImageTree::new();
         let mut sds = crate::security::SecurityDescriptorSet::new();
         let mut links: BTreeMap<u64, usize> = BTreeMap::new();
@@ -78,24 +104,49 @@ impl CaptureSource for MemFs {
         let mut stack = vec![(String::new(), ImageTree::ROOT)];
         let mut prog = ScanProgress::default();
         while let Some((path, dentry)) = stack.pop() {
-            let node = self.nodes.get(&path).cloned().ok_or_else(|| WimError::Capture { path: path.clone(), reason: "vanished".into() })?;
+            let node = self
+                .nodes
+                .get(&path)
+                .cloned()
+                .ok_or_else(|| WimError::Capture {
+                    path: path.clone(),
+                    reason: "vanished".into(),
+                })?;
             let make_inode = |s: &mut Self, sds: &mut crate::security::SecurityDescriptorSet| {
                 let mut streams = Vec::new();
                 if let Some(d) = &node.data {
                     if !d.is_empty() {
                         s.data.push(Arc::new(d.clone()));
-                        streams.push(Stream { kind: StreamKind::Data, name: vec![], hash: crate::Sha1Hash::ZERO, size: d.len() as u64, source: StreamSource::External(s.data.len() as u64 - 1) });
+                        streams.push(Stream {
+                            kind: StreamKind::Data,
+                            name: vec![],
+                            hash: crate::Sha1Hash::ZERO,
+                            size: d.len() as u64,
+                            source: StreamSource::External(s.data.len() as u64 - 1),
+                        });
                     }
                 }
                 for (n, d) in &node.ads {
                     s.data.push(Arc::new(d.clone()));
-                    streams.push(Stream { kind: StreamKind::Data, name: utf16(n), hash: crate::Sha1Hash::ZERO, size: d.len() as u64, source: StreamSource::External(s.data.len() as u64 - 1) });
+                    streams.push(Stream {
+                        kind: StreamKind::Data,
+                        name: utf16(n),
+                        hash: crate::Sha1Hash::ZERO,
+                        size: d.len() as u64,
+                        source: StreamSource::External(s.data.len() as u64 - 1),
+                    });
                 }
                 let (mut tag, mut attrs) = (0, node.attributes);
                 if let Some((t, d)) = &node.reparse {
                     tag = *t;
                     attrs |= FILE_ATTRIBUTE_REPARSE_POINT;
-                    streams.push(Stream { kind: StreamKind::ReparsePoint, name: vec![], hash: crate::Sha1Hash::ZERO, size: d.len() as u64, source: StreamSource::Inline(Arc::new(d.clone())) });
+                    streams.push(Stream {
+                        kind: StreamKind::ReparsePoint,
+                        name: vec![],
+                        hash: crate::Sha1Hash::ZERO,
+                        size: d.len() as u64,
+                        source: StreamSource::Inline(Arc::new(d.clone())),
+                    });
                 }
                 Inode {
                     attributes: attrs,
@@ -134,7 +185,11 @@ impl CaptureSource for MemFs {
                         continue;
                     }
                     let name = child.rsplit('\\').next().unwrap_or("").to_string();
-                    let short = self.nodes.get(&child).map(|n| utf16(&n.short_name)).unwrap_or_default();
+                    let short = self
+                        .nodes
+                        .get(&child)
+                        .map(|n| utf16(&n.short_name))
+                        .unwrap_or_default();
                     let id = tree.add_dentry(dentry, utf16(&name), short, 0);
                     stack.push((child, id));
                 }
@@ -148,7 +203,14 @@ impl CaptureSource for MemFs {
     }
 
     fn open_stream(&self, id: u64) -> Result<Box<dyn Read + Send + '_>> {
-        let d = self.data.get(id as usize).cloned().ok_or_else(|| WimError::Capture { path: format!("stream {id}"), reason: "unknown stream".into() })?;
+        let d = self
+            .data
+            .get(id as usize)
+            .cloned()
+            .ok_or_else(|| WimError::Capture {
+                path: format!("stream {id}"),
+                reason: "unknown stream".into(),
+            })?;
         Ok(Box::new(Cursor::new(d.as_ref().clone())))
     }
 }
@@ -162,25 +224,49 @@ impl ApplyTarget for MemFs {
         "in-memory tree".into()
     }
     fn create_directory(&mut self, e: &ApplyEntry) -> Result<()> {
-        self.nodes.insert(key(e.path), MemNode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Default::default() });
+        self.nodes.insert(
+            key(e.path),
+            MemNode {
+                attributes: FILE_ATTRIBUTE_DIRECTORY,
+                ..Default::default()
+            },
+        );
         Ok(())
     }
     fn create_file(&mut self, e: &ApplyEntry) -> Result<()> {
         let k = key(e.path);
         if self.nodes.contains_key(&k) {
-            return Err(WimError::Apply { path: e.path.to_string(), reason: "created twice".into() });
+            return Err(WimError::Apply {
+                path: e.path.to_string(),
+                reason: "created twice".into(),
+            });
         }
-        self.nodes.insert(k, MemNode { data: Some(Vec::new()), ..Default::default() });
+        self.nodes.insert(
+            k,
+            MemNode {
+                data: Some(Vec::new()),
+                ..Default::default()
+            },
+        );
         Ok(())
     }
     fn create_hard_link(&mut self, existing: &WimPath, e: &ApplyEntry) -> Result<()> {
         self.applied_links.push((key(existing), key(e.path)));
-        self.nodes.insert(key(e.path), MemNode { data: Some(Vec::new()), ..Default::default() });
+        self.nodes.insert(
+            key(e.path),
+            MemNode {
+                data: Some(Vec::new()),
+                ..Default::default()
+            },
+        );
         Ok(())
     }
     fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()> {
         if self.current.is_some() {
-            return Err(WimError::Apply { path: path.to_string(), reason: "two streams open at once".into() });
+            return Err(WimError::Apply {
+                path: path.to_string(),
+                reason: "two streams open at once".into(),
+            });
         }
         self.current = Some((key(path), stream.name_string(), Vec::new()));
         Ok(())
@@ -191,19 +277,33 @@ impl ApplyTarget for MemFs {
                 c.2.extend_from_slice(data);
                 Ok(())
             }
-            None => Err(WimError::Apply { path: "?".into(), reason: "write without begin".into() }),
+            None => Err(WimError::Apply {
+                path: "?".into(),
+                reason: "write without begin".into(),
+            }),
         }
     }
     fn end_stream(&mut self) -> Result<()> {
-        let (k, name, data) = self.current.take().ok_or_else(|| WimError::Apply { path: "?".into(), reason: "end without begin".into() })?;
-        let n = self.nodes.get_mut(&k).ok_or_else(|| WimError::Apply { path: k.clone(), reason: "stream of a missing file".into() })?;
+        let (k, name, data) = self.current.take().ok_or_else(|| WimError::Apply {
+            path: "?".into(),
+            reason: "end without begin".into(),
+        })?;
+        let n = self.nodes.get_mut(&k).ok_or_else(|| WimError::Apply {
+            path: k.clone(),
+            reason: "stream of a missing file".into(),
+        })?;
         if name.is_empty() {
             n.data = Some(data.clone());
         } else {
             n.ads.insert(name.clone(), data.clone());
         }
         // Hard links share content.
-        let others: Vec<String> = self.applied_links.iter().filter(|(a, _)| *a == k).map(|(_, b)| b.clone()).collect();
+        let others: Vec<String> = self
+            .applied_links
+            .iter()
+            .filter(|(a, _)| *a == k)
+            .map(|(_, b)| b.clone())
+            .collect();
         for o in others {
             if let Some(n) = self.nodes.get_mut(&o) {
                 if name.is_empty() {
@@ -216,14 +316,30 @@ impl ApplyTarget for MemFs {
         Ok(())
     }
     fn set_reparse_point(&mut self, e: &ApplyEntry, data: &[u8]) -> Result<()> {
-        let n = self.nodes.get_mut(&key(e.path)).ok_or_else(|| WimError::Apply { path: e.path.to_string(), reason: "missing".into() })?;
+        let n = self
+            .nodes
+            .get_mut(&key(e.path))
+            .ok_or_else(|| WimError::Apply {
+                path: e.path.to_string(),
+                reason: "missing".into(),
+            })?;
         n.reparse = Some((e.inode.reparse_tag, data.to_vec()));
         Ok(())
     }
     fn set_metadata(&mut self, e: &ApplyEntry) -> Result<()> {
-        let n = self.nodes.get_mut(&key(e.path)).ok_or_else(|| WimError::Apply { path: e.path.to_string(), reason: "missing".into() })?;
+        let n = self
+            .nodes
+            .get_mut(&key(e.path))
+            .ok_or_else(|| WimError::Apply {
+                path: e.path.to_string(),
+                reason: "missing".into(),
+            })?;
         n.attributes = e.inode.attributes & !FILE_ATTRIBUTE_REPARSE_POINT;
-        n.times = (e.inode.creation_time, e.inode.last_access_time, e.inode.last_write_time);
+        n.times = (
+            e.inode.creation_time,
+            e.inode.last_access_time,
+            e.inode.last_write_time,
+        );
         n.security_descriptor = e.security_descriptor.map(|s| s.to_vec());
         n.short_name = String::from_utf16_lossy(e.short_name);
         Ok(())

@@ -41,7 +41,9 @@ struct RawDentry {
 }
 
 fn utf16_at(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+    b.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
 }
 
 /// Reads the dentry at `*off`; `None` at an end-of-directory marker.
@@ -49,7 +51,9 @@ fn read_dentry(buf: &[u8], off: &mut usize, image: u32) -> Result<Option<RawDent
     let bad = |reason: String| WimError::InvalidMetadata { image, reason };
     let start = *off;
     if start.checked_add(8).is_none_or(|e| e > buf.len()) {
-        return Err(bad(format!("directory entry at offset {start} runs past the end of the metadata")));
+        return Err(bad(format!(
+            "directory entry at offset {start} runs past the end of the metadata"
+        )));
     }
     let length = align8(le64(&buf[start..]).min(u32::MAX as u64 * 16) as usize);
     if length <= 8 {
@@ -57,14 +61,18 @@ fn read_dentry(buf: &[u8], off: &mut usize, image: u32) -> Result<Option<RawDent
         return Ok(None);
     }
     if length < DENTRY_FIXED || start + length > buf.len() {
-        return Err(bad(format!("directory entry at offset {start} has invalid length {length}")));
+        return Err(bad(format!(
+            "directory entry at offset {start} has invalid length {length}"
+        )));
     }
     let d = &buf[start..start + length];
     let attributes = le32(&d[8..]);
     let short_nb = le16(&d[98..]) as usize;
     let name_nb = le16(&d[100..]) as usize;
     if short_nb % 2 != 0 || name_nb % 2 != 0 {
-        return Err(bad(format!("directory entry at offset {start} has an odd name length")));
+        return Err(bad(format!(
+            "directory entry at offset {start} has an odd name length"
+        )));
     }
     let mut need = DENTRY_FIXED;
     if name_nb > 0 {
@@ -74,7 +82,9 @@ fn read_dentry(buf: &[u8], off: &mut usize, image: u32) -> Result<Option<RawDent
         need += short_nb + 2;
     }
     if need > length {
-        return Err(bad(format!("directory entry at offset {start}: names overrun the entry")));
+        return Err(bad(format!(
+            "directory entry at offset {start}: names overrun the entry"
+        )));
     }
     let mut p = DENTRY_FIXED;
     let name = utf16_at(&d[p..p + name_nb]);
@@ -95,16 +105,22 @@ fn read_dentry(buf: &[u8], off: &mut usize, image: u32) -> Result<Option<RawDent
     let mut extra_streams = Vec::with_capacity(num_extra.min(64));
     for i in 0..num_extra {
         if pos + STREAM_FIXED > buf.len() {
-            return Err(bad(format!("stream entry {i} of entry at offset {start} runs past the end")));
+            return Err(bad(format!(
+                "stream entry {i} of entry at offset {start} runs past the end"
+            )));
         }
         let s = &buf[pos..];
         let slen = align8(le64(s).min(u32::MAX as u64) as usize);
         if slen < STREAM_FIXED || pos + slen > buf.len() {
-            return Err(bad(format!("stream entry {i} of entry at offset {start} has invalid length {slen}")));
+            return Err(bad(format!(
+                "stream entry {i} of entry at offset {start} has invalid length {slen}"
+            )));
         }
         let nb = le16(&s[36..]) as usize;
         if nb % 2 != 0 || STREAM_FIXED + nb > slen {
-            return Err(bad(format!("stream entry {i} of entry at offset {start} has a bad name length")));
+            return Err(bad(format!(
+                "stream entry {i} of entry at offset {start} has a bad name length"
+            )));
         }
         let mut h = [0u8; 20];
         h.copy_from_slice(&s[16..36]);
@@ -139,7 +155,13 @@ fn build_streams(raw: &RawDentry) -> Vec<Stream> {
     let mut all: Vec<(Vec<u16>, Sha1Hash)> = Vec::with_capacity(1 + raw.extra_streams.len());
     all.push((Vec::new(), raw.main_hash));
     all.extend(raw.extra_streams.iter().cloned());
-    let mk = |kind, name: Vec<u16>, hash| Stream { kind, name, hash, size: 0, source: StreamSource::None };
+    let mk = |kind, name: Vec<u16>, hash| Stream {
+        kind,
+        name,
+        hash,
+        size: 0,
+        source: StreamSource::None,
+    };
     let mut out = Vec::new();
     if encrypted {
         // Only one stream: the raw encrypted data (first non-zero unnamed).
@@ -167,7 +189,11 @@ fn build_streams(raw: &RawDentry) -> Vec<Stream> {
         }
     }
     if !found_reparse && !found_data {
-        let kind = if is_reparse { StreamKind::ReparsePoint } else { StreamKind::Data };
+        let kind = if is_reparse {
+            StreamKind::ReparsePoint
+        } else {
+            StreamKind::Data
+        };
         out.push(mk(kind, Vec::new(), Sha1Hash::ZERO));
     }
     // An empty unnamed data stream is represented by its absence.
@@ -180,7 +206,8 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
     let bad = |reason: String| WimError::InvalidMetadata { image, reason };
     let (security, sd_len) = parse_security_data(buf, image)?;
     let mut off = sd_len;
-    let root = read_dentry(buf, &mut off, image)?.ok_or_else(|| bad("no root directory entry".into()))?;
+    let root =
+        read_dentry(buf, &mut off, image)?.ok_or_else(|| bad("no root directory entry".into()))?;
     if root.attributes & FILE_ATTRIBUTE_DIRECTORY == 0 {
         return Err(bad("the root entry is not a directory".into()));
     }
@@ -193,7 +220,11 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
     // Hard-link groups: id -> inode index.
     let mut groups: HashMap<u64, usize> = HashMap::new();
     let nsd = tree.security.len() as u32;
-    let add = |tree: &mut ImageTree, raw: &RawDentry, parent: usize, groups: &mut HashMap<u64, usize>| -> usize {
+    let add = |tree: &mut ImageTree,
+               raw: &RawDentry,
+               parent: usize,
+               groups: &mut HashMap<u64, usize>|
+     -> usize {
         let is_dir = raw.attributes & FILE_ATTRIBUTE_DIRECTORY != 0;
         let inode_idx = match (raw.link_group, is_dir) {
             (g, false) if g != 0 => *groups.entry(g).or_insert_with(|| {
@@ -238,13 +269,19 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
             )));
         }
         if sub as usize >= buf.len() || (sub as usize) < sd_len {
-            return Err(bad(format!("child list of {} at invalid offset {sub}", tree.path_of(dir))));
+            return Err(bad(format!(
+                "child list of {} at invalid offset {sub}",
+                tree.path_of(dir)
+            )));
         }
         let mut off = sub as usize;
         let mut names: HashSet<Vec<u16>> = HashSet::new();
         while let Some(raw) = read_dentry(buf, &mut off, image)? {
             if raw.name.is_empty() {
-                return Err(bad(format!("an entry in {} has an empty name", tree.path_of(dir))));
+                return Err(bad(format!(
+                    "an entry in {} has an empty name",
+                    tree.path_of(dir)
+                )));
             }
             if !names.insert(raw.name.clone()) {
                 tree.warnings.push(format!(
@@ -256,10 +293,15 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
             }
             let id = add(&mut tree, &raw, dir, &mut groups);
             if raw.subdir_offset != 0 {
-                if raw.attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT) == FILE_ATTRIBUTE_DIRECTORY {
+                if raw.attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)
+                    == FILE_ATTRIBUTE_DIRECTORY
+                {
                     stack.push((id, raw.subdir_offset, depth + 1));
                 } else {
-                    tree.warnings.push(format!("ignored children of non-directory {}", tree.path_of(id)));
+                    tree.warnings.push(format!(
+                        "ignored children of non-directory {}",
+                        tree.path_of(id)
+                    ));
                 }
             }
         }
@@ -270,7 +312,11 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
 fn make_inode(raw: &RawDentry, nsd: u32) -> Inode {
     Inode {
         attributes: raw.attributes,
-        security_id: if raw.security_id < nsd { Some(raw.security_id) } else { None },
+        security_id: if raw.security_id < nsd {
+            Some(raw.security_id)
+        } else {
+            None
+        },
         creation_time: raw.creation_time,
         last_access_time: raw.last_access_time,
         last_write_time: raw.last_write_time,
@@ -311,9 +357,13 @@ fn layout_streams(inode: &Inode) -> (Sha1Hash, Vec<(Vec<u16>, Sha1Hash)>) {
         }
     }
     if unnamed.len() <= 1 && named.is_empty() {
-        return (unnamed.first().copied().unwrap_or(Sha1Hash::ZERO), Vec::new());
+        return (
+            unnamed.first().copied().unwrap_or(Sha1Hash::ZERO),
+            Vec::new(),
+        );
     }
-    let mut extra: Vec<(Vec<u16>, Sha1Hash)> = unnamed.into_iter().map(|h| (Vec::new(), h)).collect();
+    let mut extra: Vec<(Vec<u16>, Sha1Hash)> =
+        unnamed.into_iter().map(|h| (Vec::new(), h)).collect();
     extra.extend(named);
     (Sha1Hash::ZERO, extra)
 }
@@ -350,7 +400,13 @@ fn write_dentry(out: &mut Vec<u8>, d: &Dentry, inode: &Inode, subdir_offset: u64
     let len = dentry_len(d, inode);
     out.extend_from_slice(&(len as u64).to_le_bytes());
     out.extend_from_slice(&inode.attributes.to_le_bytes());
-    out.extend_from_slice(&inode.security_id.map(|x| x as i32).unwrap_or(-1).to_le_bytes());
+    out.extend_from_slice(
+        &inode
+            .security_id
+            .map(|x| x as i32)
+            .unwrap_or(-1)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(&subdir_offset.to_le_bytes());
     out.extend_from_slice(&[0u8; 16]);
     out.extend_from_slice(&inode.creation_time.to_le_bytes());
@@ -384,7 +440,14 @@ fn write_dentry(out: &mut Vec<u8>, d: &Dentry, inode: &Inode, subdir_offset: u64
     debug_assert_eq!(out.len() - start, len);
     for (name, hash) in &extra {
         let s = out.len();
-        let slen = align8(STREAM_FIXED + if name.is_empty() { 0 } else { name.len() * 2 + 2 });
+        let slen = align8(
+            STREAM_FIXED
+                + if name.is_empty() {
+                    0
+                } else {
+                    name.len() * 2 + 2
+                },
+        );
         out.extend_from_slice(&(slen as u64).to_le_bytes());
         out.extend_from_slice(&[0u8; 8]);
         out.extend_from_slice(&hash.0);
@@ -431,14 +494,26 @@ pub fn serialize_metadata(tree: &ImageTree) -> Vec<u8> {
         }
     }
     let root = &tree.dentries[ImageTree::ROOT];
-    write_dentry(&mut out, root, &tree.inodes[root.inode], subdir[ImageTree::ROOT], 0);
+    write_dentry(
+        &mut out,
+        root,
+        &tree.inodes[root.inode],
+        subdir[ImageTree::ROOT],
+        0,
+    );
     out.extend_from_slice(&[0u8; 8]);
     for &d in &order {
         if let Some(kids) = sorted.get(&d) {
             debug_assert_eq!(out.len() as u64, subdir[d]);
             for &k in kids {
                 let de = &tree.dentries[k];
-                write_dentry(&mut out, de, &tree.inodes[de.inode], subdir[k], link_id(de.inode));
+                write_dentry(
+                    &mut out,
+                    de,
+                    &tree.inodes[de.inode],
+                    subdir[k],
+                    link_id(de.inode),
+                );
             }
             out.extend_from_slice(&[0u8; 8]);
         }
@@ -462,9 +537,15 @@ mod tests {
 
     pub(crate) fn sample_tree() -> ImageTree {
         let mut t = ImageTree::new();
-        t.security = vec![vec![1, 0, 4, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]];
+        t.security = vec![vec![
+            1, 0, 4, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]];
         t.root_inode_mut().security_id = Some(0);
-        let dir = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, creation_time: 5, ..Inode::default() });
+        let dir = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_DIRECTORY,
+            creation_time: 5,
+            ..Inode::default()
+        });
         let file = t.add_inode(Inode {
             attributes: FILE_ATTRIBUTE_NORMAL,
             last_write_time: 123456789,
@@ -480,17 +561,34 @@ mod tests {
             attributes: FILE_ATTRIBUTE_REPARSE_POINT,
             reparse_tag: IO_REPARSE_TAG_SYMLINK,
             rp_flags: WIM_RP_FLAG_NOT_FIXED,
-            streams: vec![Stream { kind: StreamKind::ReparsePoint, name: vec![], hash: Sha1Hash([4; 20]), size: 30, source: StreamSource::None }],
+            streams: vec![Stream {
+                kind: StreamKind::ReparsePoint,
+                name: vec![],
+                hash: Sha1Hash([4; 20]),
+                size: 30,
+                source: StreamSource::None,
+            }],
             ..Inode::default()
         });
-        let empty = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_NORMAL, ..Inode::default() });
+        let empty = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_NORMAL,
+            ..Inode::default()
+        });
         let d = t.add_dentry(0, utf16("Windows"), utf16("WINDOWS"), dir);
         t.add_dentry(d, utf16("notepad.exe"), vec![], file);
-        t.add_dentry(0, utf16("hard-link-to-notepad.exe"), utf16("HARD-L~1.EXE"), file);
+        t.add_dentry(
+            0,
+            utf16("hard-link-to-notepad.exe"),
+            utf16("HARD-L~1.EXE"),
+            file,
+        );
         t.add_dentry(d, utf16("ads.txt"), vec![], ads);
         t.add_dentry(0, utf16("link"), vec![], link);
         t.add_dentry(d, utf16("empty"), vec![], empty);
-        let sub = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Inode::default() });
+        let sub = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_DIRECTORY,
+            ..Inode::default()
+        });
         t.add_dentry(d, utf16("System32"), vec![], sub);
         t
     }
@@ -533,7 +631,10 @@ mod tests {
         // Once normalised (inode numbering), serialising is a fixed point.
         let again = serialize_metadata(&back);
         assert_eq!(again.len(), bytes.len());
-        assert_eq!(serialize_metadata(&parse_metadata(&again, 1).unwrap()), again);
+        assert_eq!(
+            serialize_metadata(&parse_metadata(&again, 1).unwrap()),
+            again
+        );
     }
 
     #[test]
@@ -547,7 +648,10 @@ mod tests {
     #[test]
     fn cycle_is_detected() {
         let mut t = ImageTree::new();
-        let dir = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Inode::default() });
+        let dir = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_DIRECTORY,
+            ..Inode::default()
+        });
         t.add_dentry(0, utf16("a"), vec![], dir);
         let mut bytes = serialize_metadata(&t);
         // Point the child directory's subdir offset back at the root's child list.
@@ -563,8 +667,16 @@ mod tests {
     #[test]
     fn duplicate_names_keep_the_first() {
         let mut t = ImageTree::new();
-        let a = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_NORMAL, creation_time: 1, ..Inode::default() });
-        let b = t.add_inode(Inode { attributes: FILE_ATTRIBUTE_NORMAL, creation_time: 2, ..Inode::default() });
+        let a = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_NORMAL,
+            creation_time: 1,
+            ..Inode::default()
+        });
+        let b = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_NORMAL,
+            creation_time: 2,
+            ..Inode::default()
+        });
         t.add_dentry(0, utf16("x"), vec![], a);
         t.add_dentry(0, utf16("x"), vec![], b);
         let back = parse_metadata(&serialize_metadata(&t), 1).unwrap();

@@ -80,7 +80,7 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
 
     /// The next result in submission order; `None` if nothing is in flight
     /// or the workers are gone.
-    pub fn next(&mut self) -> Option<O> {
+    pub fn next_result(&mut self) -> Option<O> {
         if self.next_emit == self.next_submit {
             return None;
         }
@@ -112,7 +112,9 @@ impl<I: Send + 'static, O: Send + 'static> Drop for OrderedPool<I, O> {
 
 /// Number of worker threads to use when the caller did not say.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -131,11 +133,11 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..200u64 {
             if pool.is_full() {
-                out.push(pool.next().unwrap());
+                out.push(pool.next_result().unwrap());
             }
             pool.submit(i);
         }
-        while let Some(o) = pool.next() {
+        while let Some(o) = pool.next_result() {
             out.push(o);
         }
         assert_eq!(out, (0..200).map(|i| i * 2).collect::<Vec<_>>());

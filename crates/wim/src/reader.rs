@@ -37,7 +37,10 @@ impl Wim {
     pub fn open(path: impl AsRef<Path>) -> Result<Wim> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
-        let file_size = file.metadata().ctx(|| format!("reading {}", path.display()))?.len();
+        let file_size = file
+            .metadata()
+            .ctx(|| format!("reading {}", path.display()))?
+            .len();
         if file_size < HEADER_SIZE as u64 {
             return Err(WimError::NotAWim {
                 path,
@@ -47,7 +50,10 @@ impl Wim {
         let mut hb = [0u8; HEADER_SIZE];
         read_exact_at(&file, &mut hb, 0, "header")?;
         let header = Header::parse(&hb).map_err(|e| match e {
-            WimError::InvalidHeader(r) => WimError::NotAWim { path: path.clone(), reason: r },
+            WimError::InvalidHeader(r) => WimError::NotAWim {
+                path: path.clone(),
+                reason: r,
+            },
             e => e,
         })?;
         if header.pipable {
@@ -88,14 +94,18 @@ impl Wim {
                 if e.refcnt == 0 {
                     continue;
                 }
-                e.reshdr.validate(file_size, &format!("metadata resource of image {}", metadata.len() + 1))?;
+                e.reshdr.validate(
+                    file_size,
+                    &format!("metadata resource of image {}", metadata.len() + 1),
+                )?;
                 metadata.push(e);
                 continue;
             }
             if e.hash.is_zero() || e.reshdr.uncompressed_size == 0 {
                 continue;
             }
-            e.reshdr.validate(file_size, &format!("blob {} (table entry {i})", e.hash))?;
+            e.reshdr
+                .validate(file_size, &format!("blob {} (table entry {i})", e.hash))?;
             if index.contains_key(&e.hash) {
                 continue;
             }
@@ -120,7 +130,16 @@ impl Wim {
             let x = read_resource(&file, &header.xml_data, format, cs, "XML data")?;
             WimInfo::parse(&x).map_err(|e| WimError::InvalidXml(e.to_string()))?
         };
-        Ok(Wim { path, file, file_size, header, blobs, metadata, index, info })
+        Ok(Wim {
+            path,
+            file,
+            file_size,
+            header,
+            blobs,
+            metadata,
+            index,
+            info,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -153,7 +172,10 @@ impl Wim {
             if n >= 1 && n <= self.image_count() {
                 return Ok(n);
             }
-            return Err(WimError::ImageNotFound(format!("{n} (the WIM has {} images)", self.image_count())));
+            return Err(WimError::ImageNotFound(format!(
+                "{n} (the WIM has {} images)",
+                self.image_count()
+            )));
         }
         let found: Vec<u32> = self
             .info
@@ -166,7 +188,9 @@ impl Wim {
         match found.as_slice() {
             [n] => Ok(*n),
             [] => Err(WimError::ImageNotFound(format!("named {spec:?}"))),
-            _ => Err(WimError::ImageNotFound(format!("{spec:?}: several images have that name; use the index"))),
+            _ => Err(WimError::ImageNotFound(format!(
+                "{spec:?}: several images have that name; use the index"
+            ))),
         }
     }
 
@@ -180,18 +204,34 @@ impl Wim {
         // A metadata resource can legitimately be far larger than the file
         // (many empty files), but not without bound: wimlib's 512x guard.
         if e.reshdr.uncompressed_size / 512 > self.file_size {
-            return Err(WimError::InvalidMetadata { image: n, reason: "implausibly large metadata resource".into() });
+            return Err(WimError::InvalidMetadata {
+                image: n,
+                reason: "implausibly large metadata resource".into(),
+            });
         }
-        let buf = read_resource(&self.file, &e.reshdr, self.compression(), self.header.chunk_size, &what)?;
+        let buf = read_resource(
+            &self.file,
+            &e.reshdr,
+            self.compression(),
+            self.header.chunk_size,
+            &what,
+        )?;
         let actual = Sha1Hash::of(&buf);
         if actual != e.hash {
-            return Err(WimError::HashMismatch { what, expected: e.hash.to_string(), actual: actual.to_string() });
+            return Err(WimError::HashMismatch {
+                what,
+                expected: e.hash.to_string(),
+                actual: actual.to_string(),
+            });
         }
         let mut tree = parse_metadata(&buf, n)?;
         for inode in &mut tree.inodes {
             for s in &mut inode.streams {
                 if !s.hash.is_zero() {
-                    s.size = self.blob(&s.hash).map(|b| b.reshdr.uncompressed_size).unwrap_or(0);
+                    s.size = self
+                        .blob(&s.hash)
+                        .map(|b| b.reshdr.uncompressed_size)
+                        .unwrap_or(0);
                 }
             }
         }
@@ -200,7 +240,11 @@ impl Wim {
 
     /// Streams the content of a blob to `sink`, chunk by chunk, checking
     /// its SHA-1 at the end.
-    pub fn read_blob(&self, entry: &BlobEntry, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub fn read_blob(
+        &self,
+        entry: &BlobEntry,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let what = format!("blob {}", entry.hash);
         let mut h = Sha1Hasher::new();
         let rh = &entry.reshdr;
@@ -231,7 +275,11 @@ impl Wim {
         }
         let actual = h.finish();
         if actual != entry.hash {
-            return Err(WimError::HashMismatch { what, expected: entry.hash.to_string(), actual: actual.to_string() });
+            return Err(WimError::HashMismatch {
+                what,
+                expected: entry.hash.to_string(),
+                actual: actual.to_string(),
+            });
         }
         Ok(())
     }
@@ -241,7 +289,10 @@ impl Wim {
         if entry.reshdr.uncompressed_size > limit {
             return Err(WimError::resource(
                 format!("blob {}", entry.hash),
-                format!("{} bytes, more than the {limit} expected", entry.reshdr.uncompressed_size),
+                format!(
+                    "{} bytes, more than the {limit} expected",
+                    entry.reshdr.uncompressed_size
+                ),
             ));
         }
         let mut v = Vec::with_capacity(entry.reshdr.uncompressed_size as usize);

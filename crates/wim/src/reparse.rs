@@ -28,7 +28,10 @@ fn utf16le(s: &str) -> Vec<u8> {
 }
 
 fn from_utf16le(b: &[u8]) -> String {
-    let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -56,7 +59,9 @@ pub fn symlink_reparse_from_unix(target: &str) -> Result<Vec<u8>> {
     let sb = utf16le(&subst);
     let pb = utf16le(&print);
     if 20 + sb.len() + pb.len() + 4 > REPARSE_POINT_MAX_SIZE {
-        return Err(WimError::InvalidArgument(format!("symlink target too long: {target}")));
+        return Err(WimError::InvalidArgument(format!(
+            "symlink target too long: {target}"
+        )));
     }
     let mut out = Vec::with_capacity(12 + sb.len() + pb.len() + 4);
     out.extend_from_slice(&0u16.to_le_bytes());
@@ -135,13 +140,24 @@ mod tests {
 
     #[test]
     fn unix_symlinks_round_trip() {
-        for t in ["/usr/lib/x", "../a/b", "plain", "/", "with\\backslash", "dir/"] {
+        for t in [
+            "/usr/lib/x",
+            "../a/b",
+            "plain",
+            "/",
+            "with\\backslash",
+            "dir/",
+        ] {
             let data = symlink_reparse_from_unix(t).unwrap();
             let link = parse_link_reparse(IO_REPARSE_TAG_SYMLINK, &data).unwrap();
             assert_eq!(link.relative, !t.starts_with('/'));
             assert_eq!(unix_target_from_link(&link), t, "{t}");
         }
-        let link = parse_link_reparse(IO_REPARSE_TAG_SYMLINK, &symlink_reparse_from_unix("/etc/x").unwrap()).unwrap();
+        let link = parse_link_reparse(
+            IO_REPARSE_TAG_SYMLINK,
+            &symlink_reparse_from_unix("/etc/x").unwrap(),
+        )
+        .unwrap();
         assert_eq!(link.substitute_name, "\\??\\C:\\etc\\x");
         assert_eq!(link.print_name, "C:\\etc\\x");
     }

@@ -129,12 +129,27 @@ mod tests {
 
     #[test]
     fn validate_rejects_truncation_and_overflow() {
-        let r = ResHdr { size_in_wim: 100, flags: RESHDR_FLAG_COMPRESSED, offset_in_wim: 208, uncompressed_size: 1000 };
+        let r = ResHdr {
+            size_in_wim: 100,
+            flags: RESHDR_FLAG_COMPRESSED,
+            offset_in_wim: 208,
+            uncompressed_size: 1000,
+        };
         assert!(r.validate(308, "x").is_ok());
         assert!(r.validate(307, "x").is_err());
-        let r = ResHdr { size_in_wim: 100, flags: 0, offset_in_wim: u64::MAX - 10, uncompressed_size: 100 };
+        let r = ResHdr {
+            size_in_wim: 100,
+            flags: 0,
+            offset_in_wim: u64::MAX - 10,
+            uncompressed_size: 100,
+        };
         assert!(r.validate(u64::MAX, "x").is_err());
-        let r = ResHdr { size_in_wim: 100, flags: 0, offset_in_wim: 0, uncompressed_size: 101 };
+        let r = ResHdr {
+            size_in_wim: 100,
+            flags: 0,
+            offset_in_wim: 0,
+            uncompressed_size: 101,
+        };
         assert!(r.validate(1000, "x").is_err());
     }
 }

@@ -16,7 +16,10 @@ use crate::reshdr::ResHdr;
 pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            WimError::resource(what, format!("unexpected end of file at offset {offset} (truncated WIM?)"))
+            WimError::resource(
+                what,
+                format!("unexpected end of file at offset {offset} (truncated WIM?)"),
+            )
         } else {
             WimError::io(format!("reading {what} at offset {offset}"), e)
         }
@@ -39,10 +42,18 @@ impl ChunkLoc {
 }
 
 /// Reads and validates the chunk table of a compressed resource.
-pub fn chunk_locations(file: &File, rh: &ResHdr, chunk_size: u32, what: &str) -> Result<Vec<ChunkLoc>> {
+pub fn chunk_locations(
+    file: &File,
+    rh: &ResHdr,
+    chunk_size: u32,
+    what: &str,
+) -> Result<Vec<ChunkLoc>> {
     let cs = chunk_size as u64;
     if cs == 0 {
-        return Err(WimError::resource(what, "compressed resource in a WIM with chunk size 0"));
+        return Err(WimError::resource(
+            what,
+            "compressed resource in a WIM with chunk size 0",
+        ));
     }
     let usize = rh.uncompressed_size;
     if usize == 0 {
@@ -56,7 +67,10 @@ pub fn chunk_locations(file: &File, rh: &ResHdr, chunk_size: u32, what: &str) ->
     if table_len > rh.size_in_wim {
         return Err(WimError::resource(
             what,
-            format!("chunk table of {n} chunks does not fit in the stored size {}", rh.size_in_wim),
+            format!(
+                "chunk table of {n} chunks does not fit in the stored size {}",
+                rh.size_in_wim
+            ),
         ));
     }
     let mut table = vec![0u8; table_len as usize];
@@ -79,7 +93,11 @@ pub fn chunk_locations(file: &File, rh: &ResHdr, chunk_size: u32, what: &str) ->
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n as usize {
         let (a, b) = (offs[i], offs[i + 1]);
-        let usz = if i as u64 == n - 1 { usize - cs * (n - 1) } else { cs };
+        let usz = if i as u64 == n - 1 {
+            usize - cs * (n - 1)
+        } else {
+            cs
+        };
         if b < a || b - a > usz || b > data_len {
             return Err(WimError::resource(
                 what,
@@ -110,10 +128,14 @@ pub fn decode_chunk(
         return Ok(());
     }
     match dec {
-        Some(d) => d
-            .decompress(raw, out)
-            .map_err(|e| WimError::Decompress { what: what.to_string(), source: e }),
-        None => Err(WimError::resource(what, "compressed chunk but no decompressor for this format")),
+        Some(d) => d.decompress(raw, out).map_err(|e| WimError::Decompress {
+            what: what.to_string(),
+            source: e,
+        }),
+        None => Err(WimError::resource(
+            what,
+            "compressed chunk but no decompressor for this format",
+        )),
     }
 }
 
@@ -128,11 +150,16 @@ pub fn read_resource(
     what: &str,
 ) -> Result<Vec<u8>> {
     if rh.is_solid() {
-        return Err(WimError::Unsupported(format!("{what} is in a solid resource (not supported yet)")));
+        return Err(WimError::Unsupported(format!(
+            "{what} is in a solid resource (not supported yet)"
+        )));
     }
     if !rh.is_compressed() {
         if rh.size_in_wim != rh.uncompressed_size {
-            return Err(WimError::resource(what, "uncompressed resource with mismatched sizes"));
+            return Err(WimError::resource(
+                what,
+                "uncompressed resource with mismatched sizes",
+            ));
         }
         let mut buf = vec![0u8; rh.uncompressed_size as usize];
         read_exact_at(file, &mut buf, rh.offset_in_wim, what)?;

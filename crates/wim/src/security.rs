@@ -12,7 +12,9 @@ use crate::reshdr::{le32, le64};
 pub fn parse_security_data(buf: &[u8], image: u32) -> Result<(Vec<Vec<u8>>, usize)> {
     let bad = |reason: String| WimError::InvalidMetadata { image, reason };
     if buf.len() < 8 {
-        return Err(bad("metadata resource shorter than its security data header".into()));
+        return Err(bad(
+            "metadata resource shorter than its security data header".into(),
+        ));
     }
     let mut total = align8(le32(buf) as u64);
     if total == 0 {
@@ -37,7 +39,9 @@ pub fn parse_security_data(buf: &[u8], image: u32) -> Result<(Vec<Vec<u8>>, usiz
         let off = (8 + i * 8) as usize;
         let sz = le64(&buf[off..]);
         if sz > u32::MAX as u64 || p + sz > total {
-            return Err(bad(format!("security descriptor {i} of {sz} bytes overruns the security data")));
+            return Err(bad(format!(
+                "security descriptor {i} of {sz} bytes overruns the security data"
+            )));
         }
         descriptors.push(buf[p as usize..(p + sz) as usize].to_vec());
         p += sz;

@@ -15,11 +15,23 @@ pub struct VerifyReport {
     pub integrity_chunks: usize,
 }
 
-pub fn verify(wim: &Wim, threads: usize, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
+pub fn verify(
+    wim: &Wim,
+    threads: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport> {
     let mut rep = VerifyReport::default();
     if !wim.header.integrity.is_empty() {
-        wim.header.integrity.validate(wim.file_size(), "integrity table")?;
-        let t = read_resource(wim.file(), &wim.header.integrity, tasq_codecs::CompressionFormat::None, 0, "integrity table")?;
+        wim.header
+            .integrity
+            .validate(wim.file_size(), "integrity table")?;
+        let t = read_resource(
+            wim.file(),
+            &wim.header.integrity,
+            tasq_codecs::CompressionFormat::None,
+            0,
+            "integrity table",
+        )?;
         let end = wim.header.blob_table.offset_in_wim + wim.header.blob_table.size_in_wim;
         rep.integrity_chunks = check_integrity(wim.file(), &t, end)?;
     }

@@ -43,7 +43,13 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { compression: CompressionFormat::Lzx, chunk_size: 32768, level: 50, threads: 0, integrity: false }
+        WriteOptions {
+            compression: CompressionFormat::Lzx,
+            chunk_size: 32768,
+            level: 50,
+            threads: 0,
+            integrity: false,
+        }
     }
 }
 
@@ -90,7 +96,9 @@ impl Output {
             self.flush()?;
         }
         if data.len() >= OUT_BUF {
-            self.file.write_all_at(data, self.base).ctx(|| format!("writing {}", self.what))?;
+            self.file
+                .write_all_at(data, self.base)
+                .ctx(|| format!("writing {}", self.what))?;
             self.base += data.len() as u64;
         } else {
             self.buf.extend_from_slice(data);
@@ -99,7 +107,9 @@ impl Output {
     }
     fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all_at(&self.buf, self.base).ctx(|| format!("writing {}", self.what))?;
+            self.file
+                .write_all_at(&self.buf, self.base)
+                .ctx(|| format!("writing {}", self.what))?;
             self.base += self.buf.len() as u64;
             self.buf.clear();
         }
@@ -112,10 +122,14 @@ impl Output {
             let s = (offset - self.base) as usize;
             self.buf[s..s + data.len()].copy_from_slice(data);
         } else if end <= self.base {
-            self.file.write_all_at(data, offset).ctx(|| format!("writing {}", self.what))?;
+            self.file
+                .write_all_at(data, offset)
+                .ctx(|| format!("writing {}", self.what))?;
         } else {
             self.flush()?;
-            self.file.write_all_at(data, offset).ctx(|| format!("writing {}", self.what))?;
+            self.file
+                .write_all_at(data, offset)
+                .ctx(|| format!("writing {}", self.what))?;
         }
         Ok(())
     }
@@ -165,7 +179,11 @@ impl ResourceWriter {
         let pool = if format == CompressionFormat::None {
             None
         } else {
-            let threads = if threads == 0 { default_threads() } else { threads };
+            let threads = if threads == 0 {
+                default_threads()
+            } else {
+                threads
+            };
             let cs = chunk_size as usize;
             Some(OrderedPool::new(threads, move || {
                 let mut c = new_compressor(format, cs, level);
@@ -179,8 +197,16 @@ impl ResourceWriter {
                         c.compress(&job.data, &mut out[..n])
                     });
                     match res {
-                        Some(k) if k < n => ChunkDone { data: out[..k].to_vec(), raw: false, usize: n as u32 },
-                        _ => ChunkDone { data: job.data, raw: true, usize: n as u32 },
+                        Some(k) if k < n => ChunkDone {
+                            data: out[..k].to_vec(),
+                            raw: false,
+                            usize: n as u32,
+                        },
+                        _ => ChunkDone {
+                            data: job.data,
+                            raw: true,
+                            usize: n as u32,
+                        },
                     }
                 }
             }))
@@ -245,13 +271,18 @@ impl ResourceWriter {
 
     fn submit(&mut self, out: &mut Output, chunk: Vec<u8>) -> Result<()> {
         let Some((id, idx, bytes)) = self.cur.as_mut() else {
-            return Err(WimError::InvalidArgument("data pushed outside a resource".into()));
+            return Err(WimError::InvalidArgument(
+                "data pushed outside a resource".into(),
+            ));
         };
         *bytes += chunk.len() as u64;
         self.pending.push_back((*id, *idx));
         *idx += 1;
         let full = {
-            let pool = self.pool.as_mut().ok_or_else(|| WimError::InvalidArgument("no pool".into()))?;
+            let pool = self
+                .pool
+                .as_mut()
+                .ok_or_else(|| WimError::InvalidArgument("no pool".into()))?;
             pool.submit(ChunkJob { data: chunk });
             pool.is_full()
         };
@@ -267,33 +298,51 @@ impl ResourceWriter {
             let chunk = std::mem::take(&mut self.partial);
             self.submit(out, chunk)?;
         }
-        let Some((id, _, bytes)) = self.cur.take() else { return Ok(()) };
+        let Some((id, _, bytes)) = self.cur.take() else {
+            return Ok(());
+        };
         if self.pool.is_none() {
             if let Some(r) = self.open.take() {
                 if bytes != r.usize {
-                    return Err(WimError::InvalidArgument(format!("resource got {bytes} bytes, {} declared", r.usize)));
+                    return Err(WimError::InvalidArgument(format!(
+                        "resource got {bytes} bytes, {} declared",
+                        r.usize
+                    )));
                 }
                 let flags = if r.metadata { RESHDR_FLAG_METADATA } else { 0 };
                 self.done.insert(
                     id,
-                    ResHdr { size_in_wim: r.usize, flags, offset_in_wim: r.start, uncompressed_size: r.usize },
+                    ResHdr {
+                        size_in_wim: r.usize,
+                        flags,
+                        offset_in_wim: r.start,
+                        uncompressed_size: r.usize,
+                    },
                 );
             }
         } else if let Some(&(size, _, _)) = self.declared.get(&id) {
             if bytes != size {
-                return Err(WimError::InvalidArgument(format!("resource got {bytes} bytes, {size} declared")));
+                return Err(WimError::InvalidArgument(format!(
+                    "resource got {bytes} bytes, {size} declared"
+                )));
             }
         }
         Ok(())
     }
 
     fn emit_one(&mut self, out: &mut Output) -> Result<()> {
-        let Some(pool) = self.pool.as_mut() else { return Ok(()) };
-        let Some(done) = pool.next() else {
-            return Err(WimError::InvalidArgument("a compressor thread failed".into()));
+        let Some(pool) = self.pool.as_mut() else {
+            return Ok(());
+        };
+        let Some(done) = pool.next_result() else {
+            return Err(WimError::InvalidArgument(
+                "a compressor thread failed".into(),
+            ));
         };
         let Some((id, idx)) = self.pending.pop_front() else {
-            return Err(WimError::InvalidArgument("chunk bookkeeping out of step".into()));
+            return Err(WimError::InvalidArgument(
+                "chunk bookkeeping out of step".into(),
+            ));
         };
         if idx == 0 {
             let (usize, nchunks, metadata) = self
@@ -317,7 +366,10 @@ impl ResourceWriter {
                 metadata,
             });
         }
-        let r = self.open.as_mut().ok_or_else(|| WimError::InvalidArgument("no open resource".into()))?;
+        let r = self
+            .open
+            .as_mut()
+            .ok_or_else(|| WimError::InvalidArgument("no open resource".into()))?;
         out.write(&done.data)?;
         r.sizes.push(done.data.len() as u32);
         if r.nchunks == 1 {
@@ -325,7 +377,10 @@ impl ResourceWriter {
         }
         let _ = done.usize;
         if r.sizes.len() as u64 == r.nchunks {
-            let r = self.open.take().ok_or_else(|| WimError::InvalidArgument("no open resource".into()))?;
+            let r = self
+                .open
+                .take()
+                .ok_or_else(|| WimError::InvalidArgument("no open resource".into()))?;
             let mut flags = if r.metadata { RESHDR_FLAG_METADATA } else { 0 };
             let table_len = (r.nchunks - 1) * r.entry_size;
             let stored: u64 = r.sizes.iter().map(|&s| s as u64).sum::<u64>() + table_len;
@@ -347,7 +402,12 @@ impl ResourceWriter {
             }
             self.done.insert(
                 r.id,
-                ResHdr { size_in_wim: stored, flags, offset_in_wim: r.start, uncompressed_size: r.usize },
+                ResHdr {
+                    size_in_wim: stored,
+                    flags,
+                    offset_in_wim: r.start,
+                    uncompressed_size: r.usize,
+                },
             );
         }
         Ok(())
@@ -415,8 +475,14 @@ fn random_guid() -> [u8; 16] {
 }
 
 fn temp_path_for(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "wim".into());
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wim".into());
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     dir.join(format!(".{name}.tasq-tmp-{}", std::process::id()))
 }
 
@@ -436,7 +502,12 @@ impl WimWriter {
             .ctx(|| format!("creating {}", temp.display()))?;
         let mut header = Header::new(opts.compression, opts.chunk_size, random_guid());
         header.flags |= HDR_FLAG_WRITE_IN_PROGRESS;
-        let mut out = Output { file, buf: Vec::with_capacity(OUT_BUF), base: 0, what: temp.display().to_string() };
+        let mut out = Output {
+            file,
+            buf: Vec::with_capacity(OUT_BUF),
+            base: 0,
+            what: temp.display().to_string(),
+        };
         out.write(&header.to_bytes())?;
         let rw = ResourceWriter::new(opts.compression, opts.chunk_size, opts.level, opts.threads);
         Ok(WimWriter {
@@ -466,12 +537,21 @@ impl WimWriter {
             opts.chunk_size = wim.header.chunk_size;
         }
         validate_options(&opts)?;
-        let file = OpenOptions::new().read(true).write(true).open(&path).ctx(|| format!("opening {} for writing", path.display()))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening {} for writing", path.display()))?;
         let end = wim.file_size();
         let mut header = wim.header.clone();
         header.flags &= !HDR_FLAG_WRITE_IN_PROGRESS;
         let mut w = WimWriter {
-            out: Output { file, buf: Vec::with_capacity(OUT_BUF), base: end, what: path.display().to_string() },
+            out: Output {
+                file,
+                buf: Vec::with_capacity(OUT_BUF),
+                base: end,
+                what: path.display().to_string(),
+            },
             dest: path,
             temp: None,
             header,
@@ -495,7 +575,11 @@ impl WimWriter {
             });
         }
         for m in &wim.metadata {
-            w.images.push(ImageRec { metadata_hash: m.hash, reshdr: Some(m.reshdr), pending_id: None });
+            w.images.push(ImageRec {
+                metadata_hash: m.hash,
+                reshdr: Some(m.reshdr),
+                pending_id: None,
+            });
         }
         // Keep the info list in step with the images actually present.
         w.info.images.resize(w.images.len(), ImageInfo::default());
@@ -508,8 +592,15 @@ impl WimWriter {
 
     fn check_name(&self, name: &Option<String>) -> Result<()> {
         if let Some(n) = name {
-            if self.info.images.iter().any(|i| i.name.as_deref() == Some(n.as_str())) {
-                return Err(WimError::InvalidArgument(format!("the WIM already has an image named {n:?}")));
+            if self
+                .info
+                .images
+                .iter()
+                .any(|i| i.name.as_deref() == Some(n.as_str()))
+            {
+                return Err(WimError::InvalidArgument(format!(
+                    "the WIM already has an image named {n:?}"
+                )));
             }
         }
         Ok(())
@@ -529,7 +620,13 @@ impl WimWriter {
 
     fn register_new(&mut self, hash: Sha1Hash, size: u64, id: usize) {
         self.by_hash.insert(hash, self.blobs.len());
-        self.blobs.push(BlobRec { hash, reshdr: None, pending_id: Some(id), size, refcnt: 0 });
+        self.blobs.push(BlobRec {
+            hash,
+            reshdr: None,
+            pending_id: Some(id),
+            size,
+            refcnt: 0,
+        });
     }
 
     /// Captures `source` as a new image.
@@ -548,7 +645,12 @@ impl WimWriter {
 
     /// Adds an image whose streams already carry their hashes and whose
     /// blobs are all present in this WIM (used by export and rebuild).
-    fn add_tree(&mut self, tree: ImageTree, image: &ImageOptions, template: Option<&ImageInfo>) -> Result<u32> {
+    fn add_tree(
+        &mut self,
+        tree: ImageTree,
+        image: &ImageOptions,
+        template: Option<&ImageInfo>,
+    ) -> Result<u32> {
         let links = tree.link_counts();
         for (i, inode) in tree.inodes.iter().enumerate() {
             for s in &inode.streams {
@@ -556,7 +658,10 @@ impl WimWriter {
                     continue;
                 }
                 let Some(&b) = self.by_hash.get(&s.hash) else {
-                    return Err(WimError::MissingBlob { hash: s.hash.to_string(), needed_by: "new image".into() });
+                    return Err(WimError::MissingBlob {
+                        hash: s.hash.to_string(),
+                        needed_by: "new image".into(),
+                    });
                 };
                 self.blobs[b].refcnt += links[i];
             }
@@ -566,14 +671,21 @@ impl WimWriter {
         let id = self.rw.begin(&mut self.out, meta.len() as u64, true)?;
         self.rw.push(&mut self.out, &meta)?;
         self.rw.end(&mut self.out)?;
-        self.images.push(ImageRec { metadata_hash: mhash, reshdr: None, pending_id: Some(id) });
+        self.images.push(ImageRec {
+            metadata_hash: mhash,
+            reshdr: None,
+            pending_id: Some(id),
+        });
         let stats = tree.stats();
         let now = filetime_now();
         let mut info = template.cloned().unwrap_or_default();
         info.name = image.name.clone().or(info.name);
         info.description = image.description.clone().or(info.description);
         info.display_name = image.display_name.clone().or(info.display_name);
-        info.display_description = image.display_description.clone().or(info.display_description);
+        info.display_description = image
+            .display_description
+            .clone()
+            .or(info.display_description);
         info.flags = image.flags.clone().or(info.flags);
         info.dir_count = stats.dir_count;
         info.file_count = stats.file_count;
@@ -657,7 +769,13 @@ impl WimWriter {
                         if let Some(h) = done_ids.get(&id) {
                             *h
                         } else {
-                            let h = self.write_external(source, id, size, size_count.get(&size).copied().unwrap_or(0) > 1, &mut buf)?;
+                            let h = self.write_external(
+                                source,
+                                id,
+                                size,
+                                size_count.get(&size).copied().unwrap_or(0) > 1,
+                                &mut buf,
+                            )?;
                             done_ids.insert(id, h);
                             total.bytes_done += size;
                             total.files_done += 1;
@@ -668,7 +786,8 @@ impl WimWriter {
                 };
                 if hash.is_zero() || !self.by_hash.contains_key(&hash) {
                     return Err(WimError::Capture {
-                        path: tree.path_of(tree.dentries.iter().position(|d| d.inode == i).unwrap_or(0)),
+                        path: tree
+                            .path_of(tree.dentries.iter().position(|d| d.inode == i).unwrap_or(0)),
                         reason: "stream has no data source".into(),
                     });
                 }
@@ -681,7 +800,14 @@ impl WimWriter {
         Ok(())
     }
 
-    fn write_external(&mut self, source: &dyn CaptureSource, id: u64, size: u64, prehash: bool, buf: &mut [u8]) -> Result<Sha1Hash> {
+    fn write_external(
+        &mut self,
+        source: &dyn CaptureSource,
+        id: u64,
+        size: u64,
+        prehash: bool,
+        buf: &mut [u8],
+    ) -> Result<Sha1Hash> {
         if prehash {
             let mut r = source.open_stream(id)?;
             let mut h = Sha1Hasher::new();
@@ -715,7 +841,13 @@ impl WimWriter {
         Ok(hash)
     }
 
-    fn stream_into_resource(&mut self, source: &dyn CaptureSource, id: u64, size: u64, buf: &mut [u8]) -> Result<(Sha1Hash, usize)> {
+    fn stream_into_resource(
+        &mut self,
+        source: &dyn CaptureSource,
+        id: u64,
+        size: u64,
+        buf: &mut [u8],
+    ) -> Result<(Sha1Hash, usize)> {
         let mut r = source.open_stream(id)?;
         let rid = self.rw.begin(&mut self.out, size, false)?;
         let mut h = Sha1Hasher::new();
@@ -741,7 +873,8 @@ impl WimWriter {
         }
         self.check_name(&opts.name)?;
         let same_format = src.compression() == self.opts.compression
-            && (self.opts.compression == CompressionFormat::None || src.header.chunk_size == self.opts.chunk_size);
+            && (self.opts.compression == CompressionFormat::None
+                || src.header.chunk_size == self.opts.chunk_size);
         for inode in &tree.inodes {
             for s in &inode.streams {
                 if s.hash.is_zero() || self.by_hash.contains_key(&s.hash) {
@@ -755,14 +888,26 @@ impl WimWriter {
                     self.rw.drain(&mut self.out)?;
                     self.collect_done();
                     let mut raw = vec![0u8; entry.reshdr.size_in_wim as usize];
-                    src.read_raw(entry.reshdr.offset_in_wim, &mut raw, &format!("blob {}", entry.hash))?;
+                    src.read_raw(
+                        entry.reshdr.offset_in_wim,
+                        &mut raw,
+                        &format!("blob {}", entry.hash),
+                    )?;
                     let mut rh = entry.reshdr;
                     rh.offset_in_wim = self.out.pos();
                     self.out.write(&raw)?;
                     self.by_hash.insert(entry.hash, self.blobs.len());
-                    self.blobs.push(BlobRec { hash: entry.hash, reshdr: Some(rh), pending_id: None, size: rh.uncompressed_size, refcnt: 0 });
+                    self.blobs.push(BlobRec {
+                        hash: entry.hash,
+                        reshdr: Some(rh),
+                        pending_id: None,
+                        size: rh.uncompressed_size,
+                        refcnt: 0,
+                    });
                 } else {
-                    let rid = self.rw.begin(&mut self.out, entry.reshdr.uncompressed_size, false)?;
+                    let rid =
+                        self.rw
+                            .begin(&mut self.out, entry.reshdr.uncompressed_size, false)?;
                     let out = &mut self.out;
                     let rw = &mut self.rw;
                     src.read_blob(entry, &mut |c| rw.push(out, c))?;
@@ -778,7 +923,9 @@ impl WimWriter {
 
     /// Removes image `n` (1-based) from what will be written.
     pub fn remove_image(&mut self, n: u32) -> Result<()> {
-        let idx = (n as usize).checked_sub(1).filter(|&i| i < self.images.len())
+        let idx = (n as usize)
+            .checked_sub(1)
+            .filter(|&i| i < self.images.len())
             .ok_or_else(|| WimError::ImageNotFound(n.to_string()))?;
         self.images.remove(idx);
         if idx < self.info.images.len() {
@@ -825,20 +972,34 @@ impl WimWriter {
     pub fn finish(mut self) -> Result<()> {
         self.rw.drain(&mut self.out)?;
         self.collect_done();
-        if self.blobs.iter().any(|b| b.reshdr.is_none()) || self.images.iter().any(|i| i.reshdr.is_none()) {
-            return Err(WimError::InvalidArgument("a resource was not completely written".into()));
+        if self.blobs.iter().any(|b| b.reshdr.is_none())
+            || self.images.iter().any(|i| i.reshdr.is_none())
+        {
+            return Err(WimError::InvalidArgument(
+                "a resource was not completely written".into(),
+            ));
         }
         let mut entries = Vec::with_capacity(self.images.len() + self.blobs.len());
         for im in &self.images {
             let mut rh = im.reshdr.unwrap_or_default();
             rh.flags |= RESHDR_FLAG_METADATA;
-            entries.push(BlobEntry { reshdr: rh, part_number: 1, refcnt: 1, hash: im.metadata_hash });
+            entries.push(BlobEntry {
+                reshdr: rh,
+                part_number: 1,
+                refcnt: 1,
+                hash: im.metadata_hash,
+            });
         }
         for b in &self.blobs {
             if b.refcnt == 0 {
                 continue; // unreferenced (deleted image's data): dropped
             }
-            entries.push(BlobEntry { reshdr: b.reshdr.unwrap_or_default(), part_number: 1, refcnt: b.refcnt, hash: b.hash });
+            entries.push(BlobEntry {
+                reshdr: b.reshdr.unwrap_or_default(),
+                part_number: 1,
+                refcnt: b.refcnt,
+                hash: b.hash,
+            });
         }
         let table = serialize_blob_table(&entries);
         let bt_off = self.out.pos();
@@ -865,7 +1026,12 @@ impl WimWriter {
             let off = self.out.pos();
             self.out.write(&t)?;
             self.out.flush()?;
-            self.header.integrity = ResHdr { size_in_wim: t.len() as u64, flags: 0, offset_in_wim: off, uncompressed_size: t.len() as u64 };
+            self.header.integrity = ResHdr {
+                size_in_wim: t.len() as u64,
+                flags: 0,
+                offset_in_wim: off,
+                uncompressed_size: t.len() as u64,
+            };
         } else {
             self.header.integrity = ResHdr::default();
         }
@@ -881,12 +1047,25 @@ impl WimWriter {
         };
         self.header.flags &= !HDR_FLAG_WRITE_IN_PROGRESS;
         // Data first, durably; then the header that makes it live.
-        self.out.file.set_len(end).ctx(|| format!("writing {}", self.out.what))?;
-        self.out.file.sync_data().ctx(|| format!("syncing {}", self.out.what))?;
-        self.out.file.write_all_at(&self.header.to_bytes(), 0).ctx(|| format!("writing header of {}", self.out.what))?;
-        self.out.file.sync_all().ctx(|| format!("syncing {}", self.out.what))?;
+        self.out
+            .file
+            .set_len(end)
+            .ctx(|| format!("writing {}", self.out.what))?;
+        self.out
+            .file
+            .sync_data()
+            .ctx(|| format!("syncing {}", self.out.what))?;
+        self.out
+            .file
+            .write_all_at(&self.header.to_bytes(), 0)
+            .ctx(|| format!("writing header of {}", self.out.what))?;
+        self.out
+            .file
+            .sync_all()
+            .ctx(|| format!("syncing {}", self.out.what))?;
         if let Some(temp) = self.temp.take() {
-            std::fs::rename(&temp, &self.dest).ctx(|| format!("renaming {} to {}", temp.display(), self.dest.display()))?;
+            std::fs::rename(&temp, &self.dest)
+                .ctx(|| format!("renaming {} to {}", temp.display(), self.dest.display()))?;
             if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 if let Ok(d) = File::open(dir) {
                     let _ = d.sync_all();
@@ -920,7 +1099,11 @@ pub enum ProgressEvent {
     Write(WriteProgress),
 }
 
-fn read_all(r: &mut dyn Read, buf: &mut [u8], sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+fn read_all(
+    r: &mut dyn Read,
+    buf: &mut [u8],
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
     let mut total = 0u64;
     loop {
         let n = match r.read(buf) {
@@ -950,10 +1133,17 @@ fn validate_options(o: &WriteOptions) -> Result<()> {
         CompressionFormat::None => true,
         CompressionFormat::Xpress => cs.is_power_of_two() && (4096..=65536).contains(&cs),
         CompressionFormat::Lzx => cs.is_power_of_two() && (32768..=2_097_152).contains(&cs),
-        CompressionFormat::Lzms => return Err(WimError::Unsupported("writing LZMS is not supported yet".into())),
+        CompressionFormat::Lzms => {
+            return Err(WimError::Unsupported(
+                "writing LZMS is not supported yet".into(),
+            ))
+        }
     };
     if !ok {
-        return Err(WimError::InvalidArgument(format!("chunk size {cs} is not valid for {}", o.compression)));
+        return Err(WimError::InvalidArgument(format!(
+            "chunk size {cs} is not valid for {}",
+            o.compression
+        )));
     }
     let _ = HEADER_SIZE;
     Ok(())

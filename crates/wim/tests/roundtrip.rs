@@ -14,39 +14,98 @@ use tasq_wim::CompressionFormat;
 
 pub fn sample_fs(seed: u8) -> MemFs {
     let mut fs = MemFs::new();
-    fs.nodes.get_mut("").unwrap().security_descriptor = Some(vec![1, 0, 4, 0x80, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    fs.nodes.get_mut("").unwrap().security_descriptor = Some(vec![
+        1, 0, 4, 0x80, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
     fs.add_dir("Windows");
     fs.add_dir("Windows\\System32");
     fs.add_dir("empty dir");
-    let big: Vec<u8> = (0..200_000u32).map(|i| ((i * 31 + seed as u32) % 251) as u8).collect();
+    let big: Vec<u8> = (0..200_000u32)
+        .map(|i| ((i * 31 + seed as u32) % 251) as u8)
+        .collect();
     fs.add_file("Windows\\System32\\big.dll", &big);
     fs.add_file("Windows\\System32\\copy-of-big.dll", &big);
     fs.add_file("Windows\\notepad.exe", b"MZ hello world");
     fs.add_file("empty.txt", b"");
     fs.add_file("Windows\\win.ini", &[seed; 32768]);
-    let mut ads = MemNode { attributes: FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_HIDDEN, data: Some(b"main".to_vec()), ..Default::default() };
-    ads.ads.insert("Zone.Identifier".into(), b"[ZoneTransfer]\r\nZoneId=3".to_vec());
+    let mut ads = MemNode {
+        attributes: FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_HIDDEN,
+        data: Some(b"main".to_vec()),
+        ..Default::default()
+    };
+    ads.ads.insert(
+        "Zone.Identifier".into(),
+        b"[ZoneTransfer]\r\nZoneId=3".to_vec(),
+    );
     ads.ads.insert("empty".into(), Vec::new());
-    ads.times = (132_000_000_000_000_000, 132_000_000_000_000_001, 132_000_000_000_000_002);
+    ads.times = (
+        132_000_000_000_000_000,
+        132_000_000_000_000_001,
+        132_000_000_000_000_002,
+    );
     ads.short_name = "ADSFIL~1.TXT".into();
-    ads.security_descriptor = Some(vec![1, 0, 4, 0x80, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    ads.security_descriptor = Some(vec![
+        1, 0, 4, 0x80, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7,
+    ]);
     fs.nodes.insert("ads file.txt".into(), ads);
-    let link = MemNode { attributes: FILE_ATTRIBUTE_ARCHIVE, data: Some(b"linked content".to_vec()), link_id: 7, ..Default::default() };
+    let link = MemNode {
+        attributes: FILE_ATTRIBUTE_ARCHIVE,
+        data: Some(b"linked content".to_vec()),
+        link_id: 7,
+        ..Default::default()
+    };
     fs.nodes.insert("a-link".into(), link.clone());
     fs.nodes.insert("Windows\\b-link".into(), link);
     let rp = tasq_wim::reparse::symlink_reparse_from_unix("/Windows/notepad.exe").unwrap();
-    fs.nodes.insert("symlink".into(), MemNode { attributes: 0, reparse: Some((IO_REPARSE_TAG_SYMLINK, rp)), ..Default::default() });
-    fs.add_file("unicode \u{00e9}\u{4e2d}\u{1f600}.txt", "h\u{00e9}llo".as_bytes());
+    fs.nodes.insert(
+        "symlink".into(),
+        MemNode {
+            attributes: 0,
+            reparse: Some((IO_REPARSE_TAG_SYMLINK, rp)),
+            ..Default::default()
+        },
+    );
+    fs.add_file(
+        "unicode \u{00e9}\u{4e2d}\u{1f600}.txt",
+        "h\u{00e9}llo".as_bytes(),
+    );
     fs
 }
 
+/// What must survive a round trip, per entry: attributes, times, security
+/// descriptor, short name, data, named streams, reparse data.
+type Canon = (
+    u32,
+    (u64, u64, u64),
+    Option<Vec<u8>>,
+    String,
+    Option<Vec<u8>>,
+    BTreeMap<String, Vec<u8>>,
+    Option<(u32, Vec<u8>)>,
+);
+
 /// The parts of a tree that must survive a round trip.
-pub fn canonical(fs: &MemFs) -> BTreeMap<String, (u32, (u64, u64, u64), Option<Vec<u8>>, String, Option<Vec<u8>>, BTreeMap<String, Vec<u8>>, Option<(u32, Vec<u8>)>)> {
+pub fn canonical(fs: &MemFs) -> BTreeMap<String, Canon> {
     fs.nodes
         .iter()
         .map(|(k, n)| {
-            let data = if n.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 { None } else { Some(n.data.clone().unwrap_or_default()) };
-            (k.clone(), (n.attributes & !FILE_ATTRIBUTE_REPARSE_POINT, n.times, n.security_descriptor.clone(), n.short_name.clone(), data, n.ads.clone(), n.reparse.clone()))
+            let data = if n.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
+                None
+            } else {
+                Some(n.data.clone().unwrap_or_default())
+            };
+            (
+                k.clone(),
+                (
+                    n.attributes & !FILE_ATTRIBUTE_REPARSE_POINT,
+                    n.times,
+                    n.security_descriptor.clone(),
+                    n.short_name.clone(),
+                    data,
+                    n.ads.clone(),
+                    n.reparse.clone(),
+                ),
+            )
         })
         .collect()
 }
@@ -58,17 +117,38 @@ pub fn assert_same(a: &MemFs, b: &MemFs, ctx: &str) {
     for k in keys {
         let (x, y) = (ca.get(k), cb.get(k));
         if x != y {
-            let short = |v: Option<&_>| { let s = format!("{v:?}"); s.chars().take(400).collect::<String>() };
-            panic!("{ctx}: entry {k:?} differs:\n got  {}\n want {}", short(x), short(y));
+            let short = |v: Option<&_>| {
+                let s = format!("{v:?}");
+                s.chars().take(400).collect::<String>()
+            };
+            panic!(
+                "{ctx}: entry {k:?} differs:\n got  {}\n want {}",
+                short(x),
+                short(y)
+            );
         }
     }
 }
 
 fn capture(fs: &mut MemFs, path: &Path, compression: CompressionFormat, integrity: bool) {
-    let opts = WriteOptions { compression, integrity, threads: 2, ..WriteOptions::default() };
+    let opts = WriteOptions {
+        compression,
+        integrity,
+        threads: 2,
+        ..WriteOptions::default()
+    };
     let mut w = WimWriter::create(path, opts).unwrap();
-    w.add_image(fs, &NoFilter, &ImageOptions { name: Some("first".into()), description: Some("desc".into()), ..Default::default() }, &mut |_| {})
-        .unwrap();
+    w.add_image(
+        fs,
+        &NoFilter,
+        &ImageOptions {
+            name: Some("first".into()),
+            description: Some("desc".into()),
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
     w.finish().unwrap();
 }
 
@@ -81,7 +161,14 @@ fn apply(wim: &Wim, n: u32) -> MemFs {
 #[test]
 fn round_trip_every_compression() {
     let dir = tempfile::tempdir().unwrap();
-    for (i, c) in [CompressionFormat::None, CompressionFormat::Xpress, CompressionFormat::Lzx].into_iter().enumerate() {
+    for (i, c) in [
+        CompressionFormat::None,
+        CompressionFormat::Xpress,
+        CompressionFormat::Lzx,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut fs = sample_fs(i as u8);
         let path = dir.path().join(format!("t{i}.wim"));
         capture(&mut fs, &path, c, i == 2);
@@ -99,7 +186,11 @@ fn round_trip_every_compression() {
         let rep = tasq_wim::verify::verify(&wim, 2, &mut |_, _| {}).unwrap();
         assert_eq!(rep.images, 1);
         // Deduplication: big.dll and its copy are stored once.
-        let big_blobs = wim.blobs.iter().filter(|b| b.reshdr.uncompressed_size == 200_000).count();
+        let big_blobs = wim
+            .blobs
+            .iter()
+            .filter(|b| b.reshdr.uncompressed_size == 200_000)
+            .count();
         assert_eq!(big_blobs, 1);
     }
 }
@@ -114,9 +205,27 @@ fn append_shares_blobs_and_delete_rebuilds() {
     let mut fs2 = sample_fs(1);
     fs2.add_file("only-in-second", b"second");
     let mut w = WimWriter::append(&path, WriteOptions::default()).unwrap();
-    w.add_image(&mut fs2, &NoFilter, &ImageOptions { name: Some("second".into()), boot: true, ..Default::default() }, &mut |_| {}).unwrap();
+    w.add_image(
+        &mut fs2,
+        &NoFilter,
+        &ImageOptions {
+            name: Some("second".into()),
+            boot: true,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
     // Same name twice is refused.
-    let dup = w.add_image(&mut fs2, &NoFilter, &ImageOptions { name: Some("first".into()), ..Default::default() }, &mut |_| {});
+    let dup = w.add_image(
+        &mut fs2,
+        &NoFilter,
+        &ImageOptions {
+            name: Some("first".into()),
+            ..Default::default()
+        },
+        &mut |_| {},
+    );
     assert!(dup.is_err());
     w.finish().unwrap();
     let size2 = std::fs::metadata(&path).unwrap().len();
@@ -135,10 +244,25 @@ fn append_shares_blobs_and_delete_rebuilds() {
 fn failed_capture_leaves_destination_untouched() {
     struct Failing(MemFs);
     impl tasq_wim::capture::CaptureSource for Failing {
-        fn describe(&self) -> String { "failing".into() }
-        fn scan(&mut self, f: &dyn tasq_wim::capture::CaptureFilter, p: &mut dyn FnMut(tasq_wim::capture::ScanProgress)) -> tasq_wim::Result<ImageTree> { self.0.scan(f, p) }
+        fn describe(&self) -> String {
+            "failing".into()
+        }
+        fn scan(
+            &mut self,
+            f: &dyn tasq_wim::capture::CaptureFilter,
+            p: &mut dyn FnMut(tasq_wim::capture::ScanProgress),
+        ) -> tasq_wim::Result<ImageTree> {
+            self.0.scan(f, p)
+        }
         fn open_stream(&self, id: u64) -> tasq_wim::Result<Box<dyn std::io::Read + Send + '_>> {
-            if id == 2 { Err(tasq_wim::WimError::Capture { path: "x".into(), reason: "disk on fire".into() }) } else { self.0.open_stream(id) }
+            if id == 2 {
+                Err(tasq_wim::WimError::Capture {
+                    path: "x".into(),
+                    reason: "disk on fire".into(),
+                })
+            } else {
+                self.0.open_stream(id)
+            }
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +270,9 @@ fn failed_capture_leaves_destination_untouched() {
     std::fs::write(&path, b"precious old content").unwrap();
     let mut w = WimWriter::create(&path, WriteOptions::default()).unwrap();
     let mut src = Failing(sample_fs(0));
-    assert!(w.add_image(&mut src, &NoFilter, &ImageOptions::default(), &mut |_| {}).is_err());
+    assert!(w
+        .add_image(&mut src, &NoFilter, &ImageOptions::default(), &mut |_| {})
+        .is_err());
     drop(w);
     assert_eq!(std::fs::read(&path).unwrap(), b"precious old content");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

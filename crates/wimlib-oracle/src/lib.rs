@@ -162,7 +162,9 @@ mod tests {
 
     #[test]
     fn wimlib_round_trips_its_own_lzx_and_xpress() {
-        let data: Vec<u8> = (0..32768u32).map(|i| (i % 251) as u8 ^ (i / 97) as u8).collect();
+        let data: Vec<u8> = (0..32768u32)
+            .map(|i| (i % 251) as u8 ^ (i / 97) as u8)
+            .collect();
         for ct in [Ctype::Xpress, Ctype::Lzx] {
             let mut c = WimlibCompressor::new(ct, 32768, 0).unwrap();
             let z = c.compress(&data).expect("compressible");

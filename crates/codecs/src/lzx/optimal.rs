@@ -143,7 +143,8 @@ impl Optimal {
         while i < n {
             self.starts.push(self.matches.len() as u32);
             let before = self.matches.len();
-            self.bt.find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.matches);
+            self.bt
+                .find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.matches);
             let longest = self.matches[before..].last().map_or(0, |m| m.len as usize);
             let end = i + longest;
             i += 1;
@@ -153,7 +154,8 @@ impl Optimal {
                 while i < end {
                     self.starts.push(self.matches.len() as u32);
                     self.scratch.clear();
-                    self.bt.find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.scratch);
+                    self.bt
+                        .find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.scratch);
                     i += 1;
                 }
             }
@@ -201,19 +203,46 @@ impl Optimal {
         f.clear();
         f.count(d, seqs);
         let c = &mut self.costs;
-        huff.build(&f.main[..nm], MAX_CODEWORD_LEN, &mut self.lens[..nm], &mut self.codes[..nm]);
+        huff.build(
+            &f.main[..nm],
+            MAX_CODEWORD_LEN,
+            &mut self.lens[..nm],
+            &mut self.codes[..nm],
+        );
         for s in 0..nm {
-            c.main[s] = if self.lens[s] == 0 { 15 * BIT } else { u32::from(self.lens[s]) * BIT };
+            c.main[s] = if self.lens[s] == 0 {
+                15 * BIT
+            } else {
+                u32::from(self.lens[s]) * BIT
+            };
         }
-        huff.build(&f.len, MAX_CODEWORD_LEN, &mut self.lens[..LEN_SYMS], &mut self.codes[..LEN_SYMS]);
+        huff.build(
+            &f.len,
+            MAX_CODEWORD_LEN,
+            &mut self.lens[..LEN_SYMS],
+            &mut self.codes[..LEN_SYMS],
+        );
         for s in 0..LEN_SYMS {
-            c.len[s] = if self.lens[s] == 0 { 12 * BIT } else { u32::from(self.lens[s]) * BIT };
+            c.len[s] = if self.lens[s] == 0 {
+                12 * BIT
+            } else {
+                u32::from(self.lens[s]) * BIT
+            };
         }
-        huff.build(&f.al, MAX_ALIGNED_LEN, &mut self.lens[..ALIGNED_SYMS], &mut self.codes[..ALIGNED_SYMS]);
+        huff.build(
+            &f.al,
+            MAX_ALIGNED_LEN,
+            &mut self.lens[..ALIGNED_SYMS],
+            &mut self.codes[..ALIGNED_SYMS],
+        );
         let mut gain: i64 = -24;
         for s in 0..ALIGNED_SYMS {
             gain += i64::from(f.al[s]) * (3 - i64::from(self.lens[s]));
-            c.aligned[s] = if self.lens[s] == 0 { 7 * BIT } else { u32::from(self.lens[s]) * BIT };
+            c.aligned[s] = if self.lens[s] == 0 {
+                7 * BIT
+            } else {
+                u32::from(self.lens[s]) * BIT
+            };
         }
         c.use_aligned = gain > 0;
     }

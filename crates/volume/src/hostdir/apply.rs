@@ -94,11 +94,7 @@ fn errno_io(e: Errno) -> io::Error {
 impl HostDirTarget {
     /// Opens a data stream for writing (the trait's `begin_stream` uses it;
     /// tests use it directly).
-    pub fn open_stream(
-        &mut self,
-        path: &WimPath,
-        stream: &Stream,
-    ) -> Result<Box<dyn Write>> {
+    pub fn open_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<Box<dyn Write>> {
         match stream.kind {
             StreamKind::Data if stream.name.is_empty() => {}
             StreamKind::Data => {
@@ -162,7 +158,6 @@ impl HostDirTarget {
             late_errors: Arc::clone(&self.late_errors),
         }))
     }
-
 
     /// A target writing into `root`, created (with its parents) if missing.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
@@ -483,17 +478,23 @@ impl ApplyTarget for HostDirTarget {
 
     fn write_stream(&mut self, data: &[u8]) -> Result<()> {
         match self.current.as_mut() {
-            Some(w) => w.0
-                .write_all(data)
-                .map_err(|e| WimError::Apply { path: self.root.display().to_string(), reason: e.to_string() }),
-            None => Err(WimError::Apply { path: self.root.display().to_string(), reason: "write to no open stream".into() }),
+            Some(w) => w.0.write_all(data).map_err(|e| WimError::Apply {
+                path: self.root.display().to_string(),
+                reason: e.to_string(),
+            }),
+            None => Err(WimError::Apply {
+                path: self.root.display().to_string(),
+                reason: "write to no open stream".into(),
+            }),
         }
     }
 
     fn end_stream(&mut self) -> Result<()> {
         if let Some(mut w) = self.current.take() {
-            w.0.flush()
-                .map_err(|e| WimError::Apply { path: self.root.display().to_string(), reason: e.to_string() })?;
+            w.0.flush().map_err(|e| WimError::Apply {
+                path: self.root.display().to_string(),
+                reason: e.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -569,7 +570,12 @@ impl ApplyTarget for HostDirTarget {
                 ));
             }
         }
-        if let Some(e) = self.late_errors.lock().ok().and_then(|v| v.first().cloned()) {
+        if let Some(e) = self
+            .late_errors
+            .lock()
+            .ok()
+            .and_then(|v| v.first().cloned())
+        {
             return Err(WimError::Apply {
                 path: self.root.display().to_string(),
                 reason: e.clone(),
