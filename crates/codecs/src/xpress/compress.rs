@@ -12,7 +12,7 @@
 //! written, so an incompressible chunk costs no output work.
 
 use super::huffman::make_code;
-use super::matchfinder::HcMatchFinder;
+use super::matchfinder::{Finder, HcMatchFinder};
 use super::{
     END_OF_DATA, HEADER_SIZE, MAX_CHUNK_SIZE, MAX_CODEWORD_LEN, MAX_OFFSET, MIN_MATCH_LEN,
     NUM_CHARS, NUM_SYMBOLS,
@@ -69,6 +69,68 @@ impl XpressCompressor {
         }
     }
 
+    /// Exact size of the chunk the current items and code produce.
+    fn coded_size(&self) -> usize {
+        let mut bits: u64 = 0;
+        for sym in 0..NUM_SYMBOLS {
+            let f = self.freqs[sym] as u64;
+            let mut per = self.lens[sym] as u64;
+            if sym >= NUM_CHARS {
+                per += ((sym >> 4) & 0xF) as u64;
+            }
+            bits += f * per;
+        }
+        // Coding units: the writer holds two reserved and reserves one more
+        // each time more than 16 bits are pending, so ceil(bits / 16) + 1
+        // units in all (the last one all zeros), bits >= 1 here.
+        HEADER_SIZE + 2 * (bits.div_ceil(16) as usize + 1) + self.extra_bytes
+    }
+
+    fn write(&self, out: &mut [u8]) -> usize {
+        for (i, pair) in self.lens.chunks_exact(2).enumerate() {
+            out[i] = pair[0] | (pair[1] << 4);
+        }
+        let mut w = BitWriter::new(&mut out[HEADER_SIZE..]);
+        let (cw, lens) = (&self.codewords, &self.lens);
+        for &item in &self.items {
+            if item < NUM_CHARS as u32 {
+                w.write_bits(cw[item as usize] as u32, lens[item as usize] as u32);
+            } else {
+                let adj = (item & 0xFFFF) as usize;
+                let offset = (item >> 16) as usize;
+                let sym = match_symbol(adj, offset);
+                w.write_bits(cw[sym] as u32, lens[sym] as u32);
+                if adj >= 0xF {
+                    if adj - 0xF < 0xFF {
+                        w.write_byte((adj - 0xF) as u8);
+                    } else {
+                        w.write_byte(0xFF);
+                        w.write_u16(adj as u16);
+                    }
+                }
+                let log2 = offset_log2(offset);
+                w.write_bits((offset as u32) ^ (1 << log2), log2);
+            }
+        }
+        w.write_bits(cw[END_OF_DATA] as u32, lens[END_OF_DATA] as u32);
+        HEADER_SIZE + w.finish()
+    }
+}
+
+/// One chunk's parse. A local value, so that after inlining its fields
+/// live in registers.
+struct Parser<'a> {
+    mf: Finder<'a>,
+    /// The parse: a literal byte (< 256) or `offset << 16 | (len - 3)`.
+    items: Vec<u32>,
+    freqs: [u32; NUM_SYMBOLS],
+    /// Interleaved bytes the parse needs (extra match length bytes).
+    extra_bytes: usize,
+    max_search_depth: u32,
+    nice_match_len: usize,
+}
+
+impl Parser<'_> {
     #[inline(always)]
     fn literal(&mut self, b: u8) {
         self.freqs[b as usize] += 1;
@@ -164,53 +226,6 @@ impl XpressCompressor {
             self.literal(b);
         }
     }
-
-    /// Exact size of the chunk the current items and code produce.
-    fn coded_size(&self) -> usize {
-        let mut bits: u64 = 0;
-        for sym in 0..NUM_SYMBOLS {
-            let f = self.freqs[sym] as u64;
-            let mut per = self.lens[sym] as u64;
-            if sym >= NUM_CHARS {
-                per += ((sym >> 4) & 0xF) as u64;
-            }
-            bits += f * per;
-        }
-        // Coding units: the writer holds two reserved and reserves one more
-        // each time more than 16 bits are pending, so ceil(bits / 16) + 1
-        // units in all (the last one all zeros), bits >= 1 here.
-        HEADER_SIZE + 2 * (bits.div_ceil(16) as usize + 1) + self.extra_bytes
-    }
-
-    fn write(&self, out: &mut [u8]) -> usize {
-        for (i, pair) in self.lens.chunks_exact(2).enumerate() {
-            out[i] = pair[0] | (pair[1] << 4);
-        }
-        let mut w = BitWriter::new(&mut out[HEADER_SIZE..]);
-        let (cw, lens) = (&self.codewords, &self.lens);
-        for &item in &self.items {
-            if item < NUM_CHARS as u32 {
-                w.write_bits(cw[item as usize] as u32, lens[item as usize] as u32);
-            } else {
-                let adj = (item & 0xFFFF) as usize;
-                let offset = (item >> 16) as usize;
-                let sym = match_symbol(adj, offset);
-                w.write_bits(cw[sym] as u32, lens[sym] as u32);
-                if adj >= 0xF {
-                    if adj - 0xF < 0xFF {
-                        w.write_byte((adj - 0xF) as u8);
-                    } else {
-                        w.write_byte(0xFF);
-                        w.write_u16(adj as u16);
-                    }
-                }
-                let log2 = offset_log2(offset);
-                w.write_bits((offset as u32) ^ (1 << log2), log2);
-            }
-        }
-        w.write_bits(cw[END_OF_DATA] as u32, lens[END_OF_DATA] as u32);
-        HEADER_SIZE + w.finish()
-    }
 }
 
 #[inline(always)]
@@ -240,14 +255,23 @@ impl Compressor for XpressCompressor {
         if n <= MIN_OUTPUT || n > MAX_CHUNK_SIZE || output.len() < n {
             return None;
         }
-        self.items.clear();
-        self.extra_bytes = 0;
-        self.freqs = [0; NUM_SYMBOLS];
-        self.mf.reset(n);
+        let mut items = std::mem::take(&mut self.items);
+        items.clear();
+        let mut p = Parser {
+            mf: self.mf.begin(n),
+            items,
+            freqs: [0; NUM_SYMBOLS],
+            extra_bytes: 0,
+            max_search_depth: self.max_search_depth,
+            nice_match_len: self.nice_match_len,
+        };
         match self.strategy {
-            Strategy::Greedy => self.parse_greedy(input),
-            Strategy::Lazy => self.parse_lazy(input),
+            Strategy::Greedy => p.parse_greedy(input),
+            Strategy::Lazy => p.parse_lazy(input),
         }
+        self.items = p.items;
+        self.freqs = p.freqs;
+        self.extra_bytes = p.extra_bytes;
         self.freqs[END_OF_DATA] += 1;
         make_code(&self.freqs, &mut self.lens, &mut self.codewords);
         debug_assert!(self.lens.iter().all(|&l| l as usize <= MAX_CODEWORD_LEN));
