@@ -35,11 +35,7 @@ pub struct XpressCompressor {
     max_search_depth: u32,
     nice_match_len: usize,
     mf: HcMatchFinder,
-    /// The parse: a literal byte (< 256) or `offset << 16 | (len - 3)`.
-    items: Vec<u32>,
-    /// Interleaved bytes the parse needs (extra match length bytes).
-    extra_bytes: usize,
-    freqs: [u32; NUM_SYMBOLS],
+    items: Items,
     lens: [u8; NUM_SYMBOLS],
     codewords: [u16; NUM_SYMBOLS],
 }
@@ -61,9 +57,7 @@ impl XpressCompressor {
             max_search_depth: depth.max(1),
             nice_match_len: (nice as usize).max(MIN_MATCH_LEN),
             mf: HcMatchFinder::new(max_chunk_size),
-            items: Vec::with_capacity(max_chunk_size + 1),
-            extra_bytes: 0,
-            freqs: [0; NUM_SYMBOLS],
+            items: Items::with_capacity(max_chunk_size),
             lens: [0; NUM_SYMBOLS],
             codewords: [0; NUM_SYMBOLS],
         }
@@ -73,7 +67,7 @@ impl XpressCompressor {
     fn coded_size(&self) -> usize {
         let mut bits: u64 = 0;
         for sym in 0..NUM_SYMBOLS {
-            let f = self.freqs[sym] as u64;
+            let f = self.items.freqs[sym] as u64;
             let mut per = self.lens[sym] as u64;
             if sym >= NUM_CHARS {
                 per += ((sym >> 4) & 0xF) as u64;
@@ -83,37 +77,107 @@ impl XpressCompressor {
         // Coding units: the writer holds two reserved and reserves one more
         // each time more than 16 bits are pending, so ceil(bits / 16) + 1
         // units in all (the last one all zeros), bits >= 1 here.
-        HEADER_SIZE + 2 * (bits.div_ceil(16) as usize + 1) + self.extra_bytes
+        HEADER_SIZE + 2 * (bits.div_ceil(16) as usize + 1) + self.items.extra_bytes
     }
 
     fn write(&self, out: &mut [u8]) -> usize {
         for (i, pair) in self.lens.chunks_exact(2).enumerate() {
             out[i] = pair[0] | (pair[1] << 4);
         }
-        let mut w = BitWriter::new(&mut out[HEADER_SIZE..]);
-        let (cw, lens) = (&self.codewords, &self.lens);
-        for &item in &self.items {
-            if item < NUM_CHARS as u32 {
-                w.write_bits(cw[item as usize] as u32, lens[item as usize] as u32);
+        // Per symbol: codeword << 8 | offset bit count << 4 | length (the
+        // offset bit count is 0 for literals).
+        let mut enc = [0u32; NUM_SYMBOLS];
+        for (sym, e) in enc.iter_mut().enumerate() {
+            let offset_bits = if sym >= NUM_CHARS {
+                (sym >> 4) & 0xF
             } else {
-                let adj = (item & 0xFFFF) as usize;
-                let offset = (item >> 16) as usize;
-                let sym = match_symbol(adj, offset);
-                w.write_bits(cw[sym] as u32, lens[sym] as u32);
-                if adj >= 0xF {
-                    if adj - 0xF < 0xFF {
-                        w.write_byte((adj - 0xF) as u8);
-                    } else {
-                        w.write_byte(0xFF);
-                        w.write_u16(adj as u16);
-                    }
+                0
+            };
+            *e = (self.codewords[sym] as u32) << 8
+                | (offset_bits as u32) << 4
+                | self.lens[sym] as u32;
+        }
+        let mut w = BitWriter::new(&mut out[HEADER_SIZE..]);
+        let mut long_lens = self.items.long_lens.iter();
+        for &item in &self.items.list {
+            let e = enc[(item & 0x1FF) as usize];
+            let (cw, len, nob) = (e >> 8, e & 0xF, (e >> 4) & 0xF);
+            let offset_bits = (item >> 9) & 0x7FFF;
+            if item & LONG == 0 {
+                // A literal, or a match without raw bytes between its
+                // symbol and its offset bits: one write does both.
+                w.write_bits(cw << nob | offset_bits, len + nob);
+            } else {
+                w.write_bits(cw, len);
+                let adj = long_lens.next().copied().unwrap_or_default();
+                if adj - 0xF < 0xFF {
+                    w.write_byte((adj - 0xF) as u8);
+                } else {
+                    w.write_byte(0xFF);
+                    w.write_u16(adj);
                 }
-                let log2 = offset_log2(offset);
-                w.write_bits((offset as u32) ^ (1 << log2), log2);
+                w.write_bits(offset_bits, nob);
             }
         }
-        w.write_bits(cw[END_OF_DATA] as u32, lens[END_OF_DATA] as u32);
+        let e = enc[END_OF_DATA];
+        w.write_bits(e >> 8, e & 0xF);
         HEADER_SIZE + w.finish()
+    }
+}
+
+/// Item flag: a match with extra length bytes (its adjusted length is the
+/// next entry of `Items::long_lens`).
+const LONG: u32 = 1 << 31;
+
+/// The parse of one chunk, ready to be Huffman-coded.
+struct Items {
+    /// One entry per literal or match: symbol (bits 0..9), offset bits
+    /// below the highest set one (bits 9..24, 0 for literals), [`LONG`].
+    list: Vec<u32>,
+    /// `len - 3` of each [`LONG`] match, in order.
+    long_lens: Vec<u16>,
+    freqs: [u32; NUM_SYMBOLS],
+    /// Interleaved bytes the parse needs (extra match length bytes).
+    extra_bytes: usize,
+}
+
+impl Items {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            list: Vec::with_capacity(n + 1),
+            long_lens: Vec::new(),
+            freqs: [0; NUM_SYMBOLS],
+            extra_bytes: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.long_lens.clear();
+        self.freqs = [0; NUM_SYMBOLS];
+        self.extra_bytes = 0;
+    }
+
+    #[inline(always)]
+    fn literal(&mut self, b: u8) {
+        self.freqs[b as usize] += 1;
+        self.list.push(b as u32);
+    }
+
+    #[inline(always)]
+    fn do_match(&mut self, len: usize, offset: usize) {
+        debug_assert!(len >= MIN_MATCH_LEN && (1..=MAX_OFFSET).contains(&offset));
+        let adj = len - MIN_MATCH_LEN;
+        let log2 = offset_log2(offset);
+        let sym = NUM_CHARS + ((log2 as usize) << 4 | adj.min(0xF));
+        self.freqs[sym] += 1;
+        let mut item = sym as u32 | ((offset as u32) ^ (1 << log2)) << 9;
+        if adj >= 0xF {
+            self.extra_bytes += if adj - 0xF >= 0xFF { 3 } else { 1 };
+            self.long_lens.push(adj as u16);
+            item |= LONG;
+        }
+        self.list.push(item);
     }
 }
 
@@ -121,11 +185,7 @@ impl XpressCompressor {
 /// live in registers.
 struct Parser<'a> {
     mf: Finder<'a>,
-    /// The parse: a literal byte (< 256) or `offset << 16 | (len - 3)`.
-    items: Vec<u32>,
-    freqs: [u32; NUM_SYMBOLS],
-    /// Interleaved bytes the parse needs (extra match length bytes).
-    extra_bytes: usize,
+    items: Items,
     max_search_depth: u32,
     nice_match_len: usize,
 }
@@ -133,21 +193,15 @@ struct Parser<'a> {
 impl Parser<'_> {
     #[inline(always)]
     fn literal(&mut self, b: u8) {
-        self.freqs[b as usize] += 1;
-        self.items.push(b as u32);
+        self.items.literal(b);
     }
 
     #[inline(always)]
     fn do_match(&mut self, len: usize, offset: usize) {
-        debug_assert!(len >= MIN_MATCH_LEN && (1..=MAX_OFFSET).contains(&offset));
-        let adj = len - MIN_MATCH_LEN;
-        self.freqs[match_symbol(adj, offset)] += 1;
-        if adj >= 0xF {
-            self.extra_bytes += if adj - 0xF >= 0xFF { 3 } else { 1 };
-        }
-        self.items.push(((offset as u32) << 16) | adj as u32);
+        self.items.do_match(len, offset);
     }
 
+    #[inline(always)]
     fn parse_greedy(&mut self, input: &[u8]) {
         let n = input.len();
         let too_far = len3_too_far(n);
@@ -172,6 +226,7 @@ impl Parser<'_> {
         }
     }
 
+    #[inline(always)]
     fn parse_lazy(&mut self, input: &[u8]) {
         let n = input.len();
         let too_far = len3_too_far(n);
@@ -233,11 +288,6 @@ fn offset_log2(offset: usize) -> u32 {
     usize::BITS - 1 - offset.leading_zeros()
 }
 
-#[inline(always)]
-fn match_symbol(adj_len: usize, offset: usize) -> usize {
-    NUM_CHARS + ((offset_log2(offset) as usize) << 4 | adj_len.min(0xF))
-}
-
 /// Length 3 matches this far away or farther are not worth it (wimlib's
 /// heuristic).
 fn len3_too_far(n: usize) -> usize {
@@ -255,13 +305,11 @@ impl Compressor for XpressCompressor {
         if n <= MIN_OUTPUT || n > MAX_CHUNK_SIZE || output.len() < n {
             return None;
         }
-        let mut items = std::mem::take(&mut self.items);
+        let mut items = std::mem::replace(&mut self.items, Items::with_capacity(0));
         items.clear();
         let mut p = Parser {
             mf: self.mf.begin(n),
             items,
-            freqs: [0; NUM_SYMBOLS],
-            extra_bytes: 0,
             max_search_depth: self.max_search_depth,
             nice_match_len: self.nice_match_len,
         };
@@ -270,10 +318,8 @@ impl Compressor for XpressCompressor {
             Strategy::Lazy => p.parse_lazy(input),
         }
         self.items = p.items;
-        self.freqs = p.freqs;
-        self.extra_bytes = p.extra_bytes;
-        self.freqs[END_OF_DATA] += 1;
-        make_code(&self.freqs, &mut self.lens, &mut self.codewords);
+        self.items.freqs[END_OF_DATA] += 1;
+        make_code(&self.items.freqs, &mut self.lens, &mut self.codewords);
         debug_assert!(self.lens.iter().all(|&l| l as usize <= MAX_CODEWORD_LEN));
         let size = self.coded_size();
         if size >= n {
@@ -287,11 +333,12 @@ impl Compressor for XpressCompressor {
 
 /// Writes the coded data: 16-bit little-endian coding units, MSB first, with
 /// raw bytes interleaved. Two unit slots are always reserved ahead of the
-/// next raw byte, mirroring how the decoder fetches units. The buffer must
-/// be large enough (the caller sizes it exactly).
+/// next raw byte, mirroring how the decoder fetches units: a new slot is
+/// reserved each time more than 16 bits are pending. The buffer must be
+/// large enough (the caller sizes it exactly).
 struct BitWriter<'a> {
     out: &'a mut [u8],
-    bitbuf: u32,
+    bitbuf: u64,
     /// Pending bits in `bitbuf` (0..=16 between calls).
     bitcount: u32,
     next_bits: usize,
@@ -311,19 +358,36 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    /// Appends the low `n` (<= 16) bits of `bits` (no higher bits set).
+    /// If more than 16 bits are pending, moves a full unit to its slot and
+    /// reserves the next slot. Branch-free (whether a unit is full is
+    /// unpredictable, measured): the unit slot is written either way, a
+    /// premature write being overwritten when the unit is really full.
+    #[inline(always)]
+    fn flush_unit(&mut self) {
+        let full = (self.bitcount > 16) as u32;
+        let shift = self.bitcount.saturating_sub(16);
+        let unit = (self.bitbuf >> shift) as u16;
+        self.out[self.next_bits..self.next_bits + 2].copy_from_slice(&unit.to_le_bytes());
+        self.bitcount -= 16 * full;
+        let (nb, nb2) = if full != 0 {
+            (self.next_bits2, self.next_byte)
+        } else {
+            (self.next_bits, self.next_bits2)
+        };
+        self.next_bits = nb;
+        self.next_bits2 = nb2;
+        self.next_byte += 2 * full as usize;
+    }
+
+    /// Appends the low `n` (<= 31) bits of `bits` (no higher bits set).
+    /// Writing a and then b without a raw byte in between is the same as
+    /// writing a·b at once.
     #[inline(always)]
     fn write_bits(&mut self, bits: u32, n: u32) {
-        self.bitbuf = (self.bitbuf << n) | bits;
+        self.bitbuf = (self.bitbuf << n) | bits as u64;
         self.bitcount += n;
-        if self.bitcount > 16 {
-            self.bitcount -= 16;
-            let unit = (self.bitbuf >> self.bitcount) as u16;
-            self.out[self.next_bits..self.next_bits + 2].copy_from_slice(&unit.to_le_bytes());
-            self.next_bits = self.next_bits2;
-            self.next_bits2 = self.next_byte;
-            self.next_byte += 2;
-        }
+        self.flush_unit();
+        self.flush_unit();
     }
 
     #[inline(always)]

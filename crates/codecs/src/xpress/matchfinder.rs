@@ -173,7 +173,12 @@ impl Finder<'_> {
         let mut best_pos = cur;
         let mut depth_left = depth;
         if best_len < 4 {
-            if best_len < 3 && cand3 != 0 {
+            // Both tables get the same positions, so with no earlier
+            // position on the 3-byte hash there is no match at all.
+            if cand3 == 0 {
+                return (best_len, 0);
+            }
+            if best_len < 3 {
                 let p = cand3 - 1;
                 // SAFETY: p < cur and cur + 4 <= data.len().
                 if (unsafe { load_u32_unchecked(data, p) } ^ seq) & 0x00FF_FFFF == 0 {
