@@ -13,6 +13,7 @@
 
 use super::huffman::make_code;
 use super::matchfinder::{Finder, HcMatchFinder};
+use super::near_optimal::NearOptimal;
 use super::{
     END_OF_DATA, HEADER_SIZE, MAX_CHUNK_SIZE, MAX_CODEWORD_LEN, MAX_OFFSET, MIN_MATCH_LEN,
     NUM_CHARS, NUM_SYMBOLS,
@@ -26,6 +27,7 @@ const MIN_OUTPUT: usize = HEADER_SIZE + 4;
 enum Strategy {
     Greedy,
     Lazy,
+    NearOptimal { passes: u32 },
 }
 
 /// XPRESS chunk compressor. Create one per thread and reuse it: its match
@@ -35,6 +37,7 @@ pub struct XpressCompressor {
     max_search_depth: u32,
     nice_match_len: usize,
     mf: HcMatchFinder,
+    near: NearOptimal,
     items: Items,
     lens: [u8; NUM_SYMBOLS],
     codewords: [u16; NUM_SYMBOLS],
@@ -48,8 +51,15 @@ impl XpressCompressor {
         let level = if level == 0 { 50 } else { level };
         let (strategy, depth, nice) = if level < 30 {
             (Strategy::Greedy, level * 30 / 16, level * 60 / 16)
-        } else {
+        } else if level < 60 {
             (Strategy::Lazy, (level * 30 / 32).max(2), level * 60 / 32)
+        } else {
+            let passes = 1 + level / 50;
+            (
+                Strategy::NearOptimal { passes },
+                level / 2,
+                level * 56 / 100,
+            )
         };
         let max_chunk_size = max_chunk_size.min(MAX_CHUNK_SIZE);
         Self {
@@ -57,6 +67,7 @@ impl XpressCompressor {
             max_search_depth: depth.max(1),
             nice_match_len: (nice as usize).max(MIN_MATCH_LEN),
             mf: HcMatchFinder::new(max_chunk_size),
+            near: NearOptimal::default(),
             items: Items::with_capacity(max_chunk_size),
             lens: [0; NUM_SYMBOLS],
             codewords: [0; NUM_SYMBOLS],
@@ -130,7 +141,7 @@ impl XpressCompressor {
 const LONG: u32 = 1 << 31;
 
 /// The parse of one chunk, ready to be Huffman-coded.
-struct Items {
+pub(super) struct Items {
     /// One entry per literal or match: symbol (bits 0..9), offset bits
     /// below the highest set one (bits 9..24, 0 for literals), [`LONG`].
     list: Vec<u32>,
@@ -159,13 +170,13 @@ impl Items {
     }
 
     #[inline(always)]
-    fn literal(&mut self, b: u8) {
+    pub(super) fn literal(&mut self, b: u8) {
         self.freqs[b as usize] += 1;
         self.list.push(b as u32);
     }
 
     #[inline(always)]
-    fn do_match(&mut self, len: usize, offset: usize) {
+    pub(super) fn do_match(&mut self, len: usize, offset: usize) {
         debug_assert!(len >= MIN_MATCH_LEN && (1..=MAX_OFFSET).contains(&offset));
         let adj = len - MIN_MATCH_LEN;
         let log2 = offset_log2(offset);
@@ -316,6 +327,14 @@ impl Compressor for XpressCompressor {
         match self.strategy {
             Strategy::Greedy => p.parse_greedy(input),
             Strategy::Lazy => p.parse_lazy(input),
+            Strategy::NearOptimal { passes } => self.near.parse(
+                &mut p.mf,
+                input,
+                p.max_search_depth,
+                p.nice_match_len,
+                passes,
+                &mut p.items,
+            ),
         }
         self.items = p.items;
         self.items.freqs[END_OF_DATA] += 1;

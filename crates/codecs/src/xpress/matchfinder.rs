@@ -249,6 +249,73 @@ impl Finder<'_> {
         (best_len, cur - best_pos)
     }
 
+    /// Inserts position `cur` and appends to `out` every match that is
+    /// longer than all the ones before it on the way along the chains, as
+    /// `len << 16 | offset`: lengths strictly increase and each is reached
+    /// with the smallest offset found for it. Returns the longest length
+    /// (2 if none). Same requirements as [`Self::longest_match`].
+    pub(crate) fn collect_matches(
+        &mut self,
+        data: &[u8],
+        cur: usize,
+        max_len: usize,
+        nice_len: usize,
+        depth: u32,
+        out: &mut Vec<u32>,
+    ) -> usize {
+        assert!(
+            max_len >= 4
+                && nice_len <= max_len
+                && cur + max_len <= data.len()
+                && cur < self.prev.len()
+        );
+        let seq = load_u32(data, cur);
+        let h3 = hash3(seq);
+        let h4 = hash4(seq);
+        let cand3 = self.hash3[h3] as usize;
+        self.hash3[h3] = (cur + 1) as u16;
+        let mut cand = self.hash4[h4] as usize;
+        self.hash4[h4] = (cur + 1) as u16;
+        self.prev[cur] = cand as u16;
+        self.prefetch(data, cur + 1);
+        if cand3 == 0 {
+            return 2;
+        }
+        let prev = &self.prev[..cur];
+        let mut best_len = 2;
+        let p = cand3 - 1;
+        if (load_u32(data, p) ^ seq) & 0x00FF_FFFF == 0 {
+            best_len = 3;
+            out.push(3 << 16 | (cur - p) as u32);
+        }
+        let mut depth_left = depth;
+        while cand != 0 && depth_left != 0 {
+            let p = cand - 1;
+            // A longer match must agree on the four bytes ending at
+            // `best_len` (best_len + 1 <= max_len here) and on the first
+            // four.
+            let hit = if best_len < 4 {
+                load_u32(data, p) == seq
+            } else {
+                load_u32(data, p + best_len - 3) == load_u32(data, cur + best_len - 3)
+                    && load_u32(data, p) == seq
+            };
+            if hit {
+                let len = extend(data, p, cur, 4, max_len);
+                if len > best_len {
+                    best_len = len;
+                    out.push((len as u32) << 16 | (cur - p) as u32);
+                    if len >= nice_len {
+                        break;
+                    }
+                }
+            }
+            cand = prev[p] as usize;
+            depth_left -= 1;
+        }
+        best_len
+    }
+
     /// Inserts positions `cur..cur + count` without searching (those from
     /// which four bytes cannot be read are left out).
     #[inline(always)]
