@@ -5,6 +5,11 @@
 //! compressed size of both (chunks that do not shrink count at their raw
 //! size, as a WIM stores them) at levels 20, 50 and 100.
 //!
+//! Then prints speeds measured in CPU time of the benchmark thread (from
+//! /proc/thread-self/schedstat, best of several runs, tasq and wimlib
+//! interleaved): on a shared machine those are steadier than criterion's
+//! wall-clock figures, which follow.
+//!
 //! Run: `cargo bench -p tasq-codecs --bench xpress`.
 
 mod common;
@@ -65,9 +70,103 @@ fn print_sizes(corpus: &[u8]) {
     }
 }
 
+/// CPU time used so far by this thread, in seconds; wall-clock time where
+/// Linux's per-thread scheduler statistics are not available.
+fn thread_cpu_seconds() -> f64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|ns| ns as f64 * 1e-9)
+        .unwrap_or_else(|| {
+            START
+                .get_or_init(std::time::Instant::now)
+                .elapsed()
+                .as_secs_f64()
+        })
+}
+
+/// Best CPU time of `runs` runs of each closure, run alternately.
+fn best_of(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    let (mut ta, mut tb) = (f64::MAX, f64::MAX);
+    for _ in 0..runs {
+        let t = thread_cpu_seconds();
+        a();
+        ta = ta.min(thread_cpu_seconds() - t);
+        let t = thread_cpu_seconds();
+        b();
+        tb = tb.min(thread_cpu_seconds() - t);
+    }
+    (ta, tb)
+}
+
+fn print_cpu_speeds(corpus: &[u8]) {
+    let mb = corpus.len() as f64 / 1e6;
+    let mut out = vec![0u8; CHUNK];
+    for level in [20, 50, 100] {
+        let mut tc = XpressCompressor::new(CHUNK, level);
+        let mut wc = WimlibCompressor::new(Ctype::Xpress, CHUNK, level).unwrap();
+        let (t, w) = best_of(
+            if level > 60 { 2 } else { 5 },
+            || {
+                tasq_compress_all(&mut tc, corpus, &mut out);
+            },
+            || {
+                wimlib_compress_all(&mut wc, corpus);
+            },
+        );
+        println!(
+            "xpress compress level {level:3} (CPU time): tasq {:.1} MB/s, wimlib {:.1} MB/s, tasq/wimlib speed = {:.2}",
+            mb / t,
+            mb / w,
+            w / t
+        );
+    }
+    let mut tc = XpressCompressor::new(CHUNK, 50);
+    let mut wc = WimlibCompressor::new(Ctype::Xpress, CHUNK, 50).unwrap();
+    let ours: Chunks = corpus
+        .chunks(CHUNK)
+        .map(|ch| {
+            let mut z = vec![0u8; ch.len()];
+            tc.compress(ch, &mut z).map(|n| {
+                z.truncate(n);
+                z
+            })
+        })
+        .collect();
+    let theirs: Chunks = corpus.chunks(CHUNK).map(|ch| wc.compress(ch)).collect();
+    let mut td = XpressDecompressor::new(CHUNK);
+    let mut wd = WimlibDecompressor::new(Ctype::Xpress, CHUNK).unwrap();
+    let mut buf = vec![0u8; CHUNK];
+    let (t, w) = best_of(
+        10,
+        || {
+            for (z, ch) in ours.iter().zip(corpus.chunks(CHUNK)) {
+                if let Some(z) = z {
+                    td.decompress(z, &mut buf[..ch.len()]).unwrap();
+                }
+            }
+        },
+        || {
+            for (z, ch) in theirs.iter().zip(corpus.chunks(CHUNK)) {
+                if let Some(z) = z {
+                    wd.decompress(z, ch.len()).unwrap();
+                }
+            }
+        },
+    );
+    println!(
+        "xpress decompress (CPU time, MB of output incl. raw chunks): tasq {:.1} MB/s, wimlib {:.1} MB/s, tasq/wimlib speed = {:.2}",
+        mb / t,
+        mb / w,
+        w / t
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let corpus = common::corpus(CORPUS);
     print_sizes(&corpus);
+    print_cpu_speeds(&corpus);
 
     let mut group = c.benchmark_group("xpress");
     group.throughput(Throughput::Bytes(corpus.len() as u64));
