@@ -27,6 +27,10 @@ pub(crate) struct Finder<'a> {
     hash3: &'a mut [u16; 1 << HASH3_BITS],
     hash4: &'a mut [u16; 1 << HASH4_BITS],
     prev: &'a mut [u16],
+    /// Hashes computed ahead (for the prefetch) for position `next_pos`.
+    next_pos: usize,
+    next_h3: usize,
+    next_h4: usize,
 }
 
 #[inline(always)]
@@ -107,6 +111,9 @@ impl HcMatchFinder {
             hash3: &mut self.hash3,
             hash4: &mut self.hash4,
             prev: &mut self.prev,
+            next_pos: usize::MAX,
+            next_h3: 0,
+            next_h4: 0,
         }
     }
 }
@@ -116,23 +123,36 @@ impl Finder<'_> {
     /// that the next search does not wait for them (the tables are larger
     /// than L1; measured).
     #[inline(always)]
-    fn prefetch(&self, data: &[u8], pos: usize) {
-        #[cfg(target_arch = "x86_64")]
+    fn prefetch(&mut self, data: &[u8], pos: usize) {
         if pos + 4 <= data.len() {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
             let seq = load_u32(data, pos);
-            let p3 = self.hash3[hash3(seq)..].as_ptr();
-            let p4 = self.hash4[hash4(seq)..].as_ptr();
-            // SAFETY: a prefetch is only a hint and never faults; both
-            // pointers are in bounds anyway.
-            #[allow(unused_unsafe)]
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(p3.cast());
-                _mm_prefetch::<_MM_HINT_T0>(p4.cast());
+            self.next_pos = pos;
+            self.next_h3 = hash3(seq);
+            self.next_h4 = hash4(seq);
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                let p3 = self.hash3[self.next_h3..].as_ptr();
+                let p4 = self.hash4[self.next_h4..].as_ptr();
+                // SAFETY: a prefetch is only a hint and never faults; both
+                // pointers are in bounds anyway.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(p3.cast());
+                    _mm_prefetch::<_MM_HINT_T0>(p4.cast());
+                }
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (data, pos);
+    }
+
+    /// The hashes of position `cur` (usually computed ahead).
+    #[inline(always)]
+    fn hashes(&self, cur: usize, seq: u32) -> (usize, usize) {
+        if self.next_pos == cur {
+            (self.next_h3, self.next_h4)
+        } else {
+            (hash3(seq), hash4(seq))
+        }
     }
 
     /// Inserts position `cur` and returns the longest match there longer
@@ -158,8 +178,7 @@ impl Finder<'_> {
                 && cur < self.prev.len()
         );
         let seq = load_u32(data, cur);
-        let h3 = hash3(seq);
-        let h4 = hash4(seq);
+        let (h3, h4) = self.hashes(cur, seq);
         let cand3 = self.hash3[h3] as usize;
         self.hash3[h3] = (cur + 1) as u16;
         let mut cand = self.hash4[h4] as usize;
@@ -270,8 +289,7 @@ impl Finder<'_> {
                 && cur < self.prev.len()
         );
         let seq = load_u32(data, cur);
-        let h3 = hash3(seq);
-        let h4 = hash4(seq);
+        let (h3, h4) = self.hashes(cur, seq);
         let cand3 = self.hash3[h3] as usize;
         self.hash3[h3] = (cur + 1) as u16;
         let mut cand = self.hash4[h4] as usize;
