@@ -232,6 +232,38 @@ fn real_files_in_32k_chunks() {
     assert!(ratio <= 1.02, "compressed size {ratio:.4}x wimlib's");
 }
 
+/// The near-optimal parser (levels 60+) beats lazy parsing and stays
+/// within 1% of wimlib's own near-optimal parser.
+#[test]
+fn high_levels_compress_better() {
+    let corpus = common::corpus(2 << 20);
+    let total = |level: u32| -> (usize, usize) {
+        let mut c = XpressCompressor::new(32768, level);
+        let mut wc = WimlibCompressor::new(Ctype::Xpress, 32768, level).unwrap();
+        let mut d = XpressDecompressor::new(32768);
+        let (mut ours, mut theirs) = (0, 0);
+        for chunk in corpus.chunks(32768) {
+            ours += match ours_compress(&mut c, chunk) {
+                Some(z) => {
+                    assert_eq!(ours_decompress(&mut d, &z, chunk.len()).unwrap(), chunk);
+                    z.len()
+                }
+                None => chunk.len(),
+            };
+            theirs += wc.compress(chunk).map_or(chunk.len(), |z| z.len());
+        }
+        (ours, theirs)
+    };
+    let (lazy, _) = total(50);
+    let (opt, wimlib_opt) = total(100);
+    println!("level 50: {lazy}, level 100: {opt}, wimlib level 100: {wimlib_opt}");
+    assert!(
+        opt < lazy,
+        "level 100 ({opt}) not smaller than level 50 ({lazy})"
+    );
+    assert!((opt as f64) < wimlib_opt as f64 * 1.01);
+}
+
 #[test]
 fn incompressible_data_is_refused() {
     let mut rng = StdRng::seed_from_u64(3);

@@ -12,7 +12,8 @@
 //! written, so an incompressible chunk costs no output work.
 
 use super::huffman::make_code;
-use super::matchfinder::HcMatchFinder;
+use super::matchfinder::{Finder, HcMatchFinder};
+use super::near_optimal::NearOptimal;
 use super::{
     END_OF_DATA, HEADER_SIZE, MAX_CHUNK_SIZE, MAX_CODEWORD_LEN, MAX_OFFSET, MIN_MATCH_LEN,
     NUM_CHARS, NUM_SYMBOLS,
@@ -26,6 +27,7 @@ const MIN_OUTPUT: usize = HEADER_SIZE + 4;
 enum Strategy {
     Greedy,
     Lazy,
+    NearOptimal { passes: u32 },
 }
 
 /// XPRESS chunk compressor. Create one per thread and reuse it: its match
@@ -35,11 +37,8 @@ pub struct XpressCompressor {
     max_search_depth: u32,
     nice_match_len: usize,
     mf: HcMatchFinder,
-    /// The parse: a literal byte (< 256) or `offset << 16 | (len - 3)`.
-    items: Vec<u32>,
-    /// Interleaved bytes the parse needs (extra match length bytes).
-    extra_bytes: usize,
-    freqs: [u32; NUM_SYMBOLS],
+    near: NearOptimal,
+    items: Items,
     lens: [u8; NUM_SYMBOLS],
     codewords: [u16; NUM_SYMBOLS],
 }
@@ -52,8 +51,15 @@ impl XpressCompressor {
         let level = if level == 0 { 50 } else { level };
         let (strategy, depth, nice) = if level < 30 {
             (Strategy::Greedy, level * 30 / 16, level * 60 / 16)
-        } else {
+        } else if level < 60 {
             (Strategy::Lazy, (level * 30 / 32).max(2), level * 60 / 32)
+        } else {
+            let passes = 1 + level / 50;
+            (
+                Strategy::NearOptimal { passes },
+                level / 2,
+                level * 56 / 100,
+            )
         };
         let max_chunk_size = max_chunk_size.min(MAX_CHUNK_SIZE);
         Self {
@@ -61,31 +67,152 @@ impl XpressCompressor {
             max_search_depth: depth.max(1),
             nice_match_len: (nice as usize).max(MIN_MATCH_LEN),
             mf: HcMatchFinder::new(max_chunk_size),
-            items: Vec::with_capacity(max_chunk_size + 1),
-            extra_bytes: 0,
-            freqs: [0; NUM_SYMBOLS],
+            near: NearOptimal::default(),
+            items: Items::with_capacity(max_chunk_size),
             lens: [0; NUM_SYMBOLS],
             codewords: [0; NUM_SYMBOLS],
         }
     }
 
+    /// Exact size of the chunk the current items and code produce.
+    fn coded_size(&self) -> usize {
+        let mut bits: u64 = 0;
+        for sym in 0..NUM_SYMBOLS {
+            let f = self.items.freqs[sym] as u64;
+            let mut per = self.lens[sym] as u64;
+            if sym >= NUM_CHARS {
+                per += ((sym >> 4) & 0xF) as u64;
+            }
+            bits += f * per;
+        }
+        // Coding units: the writer holds two reserved and reserves one more
+        // each time more than 16 bits are pending, so ceil(bits / 16) + 1
+        // units in all (the last one all zeros), bits >= 1 here.
+        HEADER_SIZE + 2 * (bits.div_ceil(16) as usize + 1) + self.items.extra_bytes
+    }
+
+    fn write(&self, out: &mut [u8]) -> usize {
+        for (i, pair) in self.lens.chunks_exact(2).enumerate() {
+            out[i] = pair[0] | (pair[1] << 4);
+        }
+        // Per symbol: codeword << 8 | offset bit count << 4 | length (the
+        // offset bit count is 0 for literals).
+        let mut enc = [0u32; NUM_SYMBOLS];
+        for (sym, e) in enc.iter_mut().enumerate() {
+            let offset_bits = if sym >= NUM_CHARS {
+                (sym >> 4) & 0xF
+            } else {
+                0
+            };
+            *e = (self.codewords[sym] as u32) << 8
+                | (offset_bits as u32) << 4
+                | self.lens[sym] as u32;
+        }
+        let mut w = BitWriter::new(&mut out[HEADER_SIZE..]);
+        let mut long_lens = self.items.long_lens.iter();
+        for &item in &self.items.list {
+            let e = enc[(item & 0x1FF) as usize];
+            let (cw, len, nob) = (e >> 8, e & 0xF, (e >> 4) & 0xF);
+            let offset_bits = (item >> 9) & 0x7FFF;
+            if item & LONG == 0 {
+                // A literal, or a match without raw bytes between its
+                // symbol and its offset bits: one write does both.
+                w.write_bits(cw << nob | offset_bits, len + nob);
+            } else {
+                w.write_bits(cw, len);
+                let adj = long_lens.next().copied().unwrap_or_default();
+                if adj - 0xF < 0xFF {
+                    w.write_byte((adj - 0xF) as u8);
+                } else {
+                    w.write_byte(0xFF);
+                    w.write_u16(adj);
+                }
+                w.write_bits(offset_bits, nob);
+            }
+        }
+        let e = enc[END_OF_DATA];
+        w.write_bits(e >> 8, e & 0xF);
+        HEADER_SIZE + w.finish()
+    }
+}
+
+/// Item flag: a match with extra length bytes (its adjusted length is the
+/// next entry of `Items::long_lens`).
+const LONG: u32 = 1 << 31;
+
+/// The parse of one chunk, ready to be Huffman-coded.
+pub(super) struct Items {
+    /// One entry per literal or match: symbol (bits 0..9), offset bits
+    /// below the highest set one (bits 9..24, 0 for literals), [`LONG`].
+    list: Vec<u32>,
+    /// `len - 3` of each [`LONG`] match, in order.
+    long_lens: Vec<u16>,
+    freqs: [u32; NUM_SYMBOLS],
+    /// Interleaved bytes the parse needs (extra match length bytes).
+    extra_bytes: usize,
+}
+
+impl Items {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            list: Vec::with_capacity(n + 1),
+            long_lens: Vec::new(),
+            freqs: [0; NUM_SYMBOLS],
+            extra_bytes: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.long_lens.clear();
+        self.freqs = [0; NUM_SYMBOLS];
+        self.extra_bytes = 0;
+    }
+
+    #[inline(always)]
+    pub(super) fn literal(&mut self, b: u8) {
+        self.freqs[b as usize] += 1;
+        self.list.push(b as u32);
+    }
+
+    #[inline(always)]
+    pub(super) fn do_match(&mut self, len: usize, offset: usize) {
+        debug_assert!(len >= MIN_MATCH_LEN && (1..=MAX_OFFSET).contains(&offset));
+        let adj = len - MIN_MATCH_LEN;
+        let log2 = offset_log2(offset);
+        let sym = NUM_CHARS + ((log2 as usize) << 4 | adj.min(0xF));
+        self.freqs[sym] += 1;
+        let mut item = sym as u32 | ((offset as u32) ^ (1 << log2)) << 9;
+        if adj >= 0xF {
+            self.extra_bytes += if adj - 0xF >= 0xFF { 3 } else { 1 };
+            self.long_lens.push(adj as u16);
+            item |= LONG;
+        }
+        self.list.push(item);
+    }
+}
+
+/// One chunk's parse. A local value, so that after inlining its fields
+/// live in registers.
+struct Parser<'a> {
+    mf: Finder<'a>,
+    items: Items,
+    max_search_depth: u32,
+    nice_match_len: usize,
+}
+
+impl Parser<'_> {
     #[inline(always)]
     fn literal(&mut self, b: u8) {
-        self.freqs[b as usize] += 1;
-        self.items.push(b as u32);
+        self.items.literal(b);
     }
 
     #[inline(always)]
     fn do_match(&mut self, len: usize, offset: usize) {
-        debug_assert!(len >= MIN_MATCH_LEN && (1..=MAX_OFFSET).contains(&offset));
-        let adj = len - MIN_MATCH_LEN;
-        self.freqs[match_symbol(adj, offset)] += 1;
-        if adj >= 0xF {
-            self.extra_bytes += if adj - 0xF >= 0xFF { 3 } else { 1 };
-        }
-        self.items.push(((offset as u32) << 16) | adj as u32);
+        self.items.do_match(len, offset);
     }
 
+    #[inline(always)]
     fn parse_greedy(&mut self, input: &[u8]) {
         let n = input.len();
         let too_far = len3_too_far(n);
@@ -110,6 +237,7 @@ impl XpressCompressor {
         }
     }
 
+    #[inline(always)]
     fn parse_lazy(&mut self, input: &[u8]) {
         let n = input.len();
         let too_far = len3_too_far(n);
@@ -164,63 +292,11 @@ impl XpressCompressor {
             self.literal(b);
         }
     }
-
-    /// Exact size of the chunk the current items and code produce.
-    fn coded_size(&self) -> usize {
-        let mut bits: u64 = 0;
-        for sym in 0..NUM_SYMBOLS {
-            let f = self.freqs[sym] as u64;
-            let mut per = self.lens[sym] as u64;
-            if sym >= NUM_CHARS {
-                per += ((sym >> 4) & 0xF) as u64;
-            }
-            bits += f * per;
-        }
-        // Coding units: the writer holds two reserved and reserves one more
-        // each time more than 16 bits are pending, so ceil(bits / 16) + 1
-        // units in all (the last one all zeros), bits >= 1 here.
-        HEADER_SIZE + 2 * (bits.div_ceil(16) as usize + 1) + self.extra_bytes
-    }
-
-    fn write(&self, out: &mut [u8]) -> usize {
-        for (i, pair) in self.lens.chunks_exact(2).enumerate() {
-            out[i] = pair[0] | (pair[1] << 4);
-        }
-        let mut w = BitWriter::new(&mut out[HEADER_SIZE..]);
-        let (cw, lens) = (&self.codewords, &self.lens);
-        for &item in &self.items {
-            if item < NUM_CHARS as u32 {
-                w.write_bits(cw[item as usize] as u32, lens[item as usize] as u32);
-            } else {
-                let adj = (item & 0xFFFF) as usize;
-                let offset = (item >> 16) as usize;
-                let sym = match_symbol(adj, offset);
-                w.write_bits(cw[sym] as u32, lens[sym] as u32);
-                if adj >= 0xF {
-                    if adj - 0xF < 0xFF {
-                        w.write_byte((adj - 0xF) as u8);
-                    } else {
-                        w.write_byte(0xFF);
-                        w.write_u16(adj as u16);
-                    }
-                }
-                let log2 = offset_log2(offset);
-                w.write_bits((offset as u32) ^ (1 << log2), log2);
-            }
-        }
-        w.write_bits(cw[END_OF_DATA] as u32, lens[END_OF_DATA] as u32);
-        HEADER_SIZE + w.finish()
-    }
 }
 
 #[inline(always)]
 fn offset_log2(offset: usize) -> u32 {
     usize::BITS - 1 - offset.leading_zeros()
-}
-
-#[inline(always)]
-fn match_symbol(adj_len: usize, offset: usize) -> usize {
-    NUM_CHARS + ((offset_log2(offset) as usize) << 4 | adj_len.min(0xF))
 }
 
 /// Length 3 matches this far away or farther are not worth it (wimlib's
@@ -240,16 +316,29 @@ impl Compressor for XpressCompressor {
         if n <= MIN_OUTPUT || n > MAX_CHUNK_SIZE || output.len() < n {
             return None;
         }
-        self.items.clear();
-        self.extra_bytes = 0;
-        self.freqs = [0; NUM_SYMBOLS];
-        self.mf.reset(n);
+        let mut items = std::mem::replace(&mut self.items, Items::with_capacity(0));
+        items.clear();
+        let mut p = Parser {
+            mf: self.mf.begin(n),
+            items,
+            max_search_depth: self.max_search_depth,
+            nice_match_len: self.nice_match_len,
+        };
         match self.strategy {
-            Strategy::Greedy => self.parse_greedy(input),
-            Strategy::Lazy => self.parse_lazy(input),
+            Strategy::Greedy => p.parse_greedy(input),
+            Strategy::Lazy => p.parse_lazy(input),
+            Strategy::NearOptimal { passes } => self.near.parse(
+                &mut p.mf,
+                input,
+                p.max_search_depth,
+                p.nice_match_len,
+                passes,
+                &mut p.items,
+            ),
         }
-        self.freqs[END_OF_DATA] += 1;
-        make_code(&self.freqs, &mut self.lens, &mut self.codewords);
+        self.items = p.items;
+        self.items.freqs[END_OF_DATA] += 1;
+        make_code(&self.items.freqs, &mut self.lens, &mut self.codewords);
         debug_assert!(self.lens.iter().all(|&l| l as usize <= MAX_CODEWORD_LEN));
         let size = self.coded_size();
         if size >= n {
@@ -263,11 +352,12 @@ impl Compressor for XpressCompressor {
 
 /// Writes the coded data: 16-bit little-endian coding units, MSB first, with
 /// raw bytes interleaved. Two unit slots are always reserved ahead of the
-/// next raw byte, mirroring how the decoder fetches units. The buffer must
-/// be large enough (the caller sizes it exactly).
+/// next raw byte, mirroring how the decoder fetches units: a new slot is
+/// reserved each time more than 16 bits are pending. The buffer must be
+/// large enough (the caller sizes it exactly).
 struct BitWriter<'a> {
     out: &'a mut [u8],
-    bitbuf: u32,
+    bitbuf: u64,
     /// Pending bits in `bitbuf` (0..=16 between calls).
     bitcount: u32,
     next_bits: usize,
@@ -287,19 +377,36 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    /// Appends the low `n` (<= 16) bits of `bits` (no higher bits set).
+    /// If more than 16 bits are pending, moves a full unit to its slot and
+    /// reserves the next slot. Branch-free (whether a unit is full is
+    /// unpredictable, measured): the unit slot is written either way, a
+    /// premature write being overwritten when the unit is really full.
+    #[inline(always)]
+    fn flush_unit(&mut self) {
+        let full = (self.bitcount > 16) as u32;
+        let shift = self.bitcount.saturating_sub(16);
+        let unit = (self.bitbuf >> shift) as u16;
+        self.out[self.next_bits..self.next_bits + 2].copy_from_slice(&unit.to_le_bytes());
+        self.bitcount -= 16 * full;
+        let (nb, nb2) = if full != 0 {
+            (self.next_bits2, self.next_byte)
+        } else {
+            (self.next_bits, self.next_bits2)
+        };
+        self.next_bits = nb;
+        self.next_bits2 = nb2;
+        self.next_byte += 2 * full as usize;
+    }
+
+    /// Appends the low `n` (<= 31) bits of `bits` (no higher bits set).
+    /// Writing a and then b without a raw byte in between is the same as
+    /// writing a·b at once.
     #[inline(always)]
     fn write_bits(&mut self, bits: u32, n: u32) {
-        self.bitbuf = (self.bitbuf << n) | bits;
+        self.bitbuf = (self.bitbuf << n) | bits as u64;
         self.bitcount += n;
-        if self.bitcount > 16 {
-            self.bitcount -= 16;
-            let unit = (self.bitbuf >> self.bitcount) as u16;
-            self.out[self.next_bits..self.next_bits + 2].copy_from_slice(&unit.to_le_bytes());
-            self.next_bits = self.next_bits2;
-            self.next_bits2 = self.next_byte;
-            self.next_byte += 2;
-        }
+        self.flush_unit();
+        self.flush_unit();
     }
 
     #[inline(always)]

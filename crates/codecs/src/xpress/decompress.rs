@@ -18,7 +18,7 @@ use crate::{CompressionFormat, DecompressError, Decompressor};
 /// XPRESS chunk decompressor. Keeps its decode table between calls.
 pub struct XpressDecompressor {
     max_chunk_size: usize,
-    table: Box<[u32]>,
+    table: Box<[u32; TABLE_SIZE]>,
 }
 
 impl XpressDecompressor {
@@ -27,7 +27,7 @@ impl XpressDecompressor {
     pub fn new(max_chunk_size: usize) -> Self {
         Self {
             max_chunk_size: max_chunk_size.min(MAX_CHUNK_SIZE),
-            table: vec![0u32; TABLE_SIZE].into_boxed_slice(),
+            table: Box::new([0u32; TABLE_SIZE]),
         }
     }
 }
@@ -56,13 +56,13 @@ impl Decompressor for XpressDecompressor {
             lens[2 * i] = b & 0xF;
             lens[2 * i + 1] = b >> 4;
         }
-        build_decode_table(&lens, &mut self.table).map_err(corrupt)?;
+        build_decode_table(&lens, &mut self.table[..]).map_err(corrupt)?;
         decode(&input[HEADER_SIZE..], &self.table, output)
     }
 }
 
 /// Decodes the coded data `data` (the chunk after its header) into `out`.
-fn decode(data: &[u8], table: &[u32], out: &mut [u8]) -> Result<(), DecompressError> {
+fn decode(data: &[u8], table: &[u32; TABLE_SIZE], out: &mut [u8]) -> Result<(), DecompressError> {
     const TB: u32 = TABLE_BITS;
     let avail = data.len();
     // Next input byte (coding unit or raw byte).
@@ -176,27 +176,46 @@ fn decode(data: &[u8], table: &[u32], out: &mut [u8]) -> Result<(), DecompressEr
     Ok(())
 }
 
-#[inline(always)]
-fn load8(buf: &[u8], at: usize) -> [u8; 8] {
-    buf[at..at + 8].try_into().unwrap()
-}
-
 /// Copies the `len`-byte match at `dst - offset` to `dst`
-/// (`1 <= offset <= dst`, `dst + len <= out.len()`).
+/// (`1 <= offset <= dst`, `dst + len <= out.len()`; panics otherwise).
 #[inline(always)]
 fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) {
+    assert!(offset >= 1 && offset <= dst && dst + len <= out.len());
     let src = dst - offset;
-    if offset >= 8 && dst + len + 8 <= out.len() {
-        // Word at a time; each word read lies entirely before the write
-        // position, and the spill past `dst + len` is overwritten later
-        // (every output byte is written by some item).
-        let mut i = 0;
-        loop {
-            let w = load8(out, src + i);
-            out[dst + i..dst + i + 8].copy_from_slice(&w);
-            i += 8;
-            if i >= len {
-                break;
+    if dst + len + 8 <= out.len() && (offset >= 8 || len <= 32) {
+        // Fast paths with raw pointers (measured: the safe versions spent
+        // more on index arithmetic than on copying). The writes may spill
+        // up to 7 bytes past `dst + len`, still inside `out`; those bytes
+        // are overwritten later since every output byte is produced by
+        // some item.
+        let base = out.as_mut_ptr();
+        if offset >= 8 {
+            // SAFETY: every 8-byte write starts before dst + len, so it ends
+            // before dst + len + 8 <= out.len(); every read starts at the
+            // write position minus offset >= 8, so it lies inside `out` and
+            // entirely before the bytes being written.
+            unsafe {
+                let mut s = base.add(src);
+                let mut d = base.add(dst);
+                let end = base.add(dst + len);
+                loop {
+                    d.cast::<u64>()
+                        .write_unaligned(s.cast::<u64>().read_unaligned());
+                    s = s.add(8);
+                    d = d.add(8);
+                    if d >= end {
+                        break;
+                    }
+                }
+            }
+        } else {
+            // Short match with a small offset: byte by byte, reading what
+            // was just written.
+            // SAFETY: src + i < dst + i < dst + len <= out.len().
+            unsafe {
+                for i in 0..len {
+                    *base.add(dst + i) = *base.add(src + i);
+                }
             }
         }
     } else if offset >= len {

@@ -39,6 +39,7 @@ mod compress;
 mod decompress;
 mod huffman;
 mod matchfinder;
+mod near_optimal;
 
 pub use compress::XpressCompressor;
 pub use decompress::XpressDecompressor;
