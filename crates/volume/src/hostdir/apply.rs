@@ -44,6 +44,10 @@ impl std::fmt::Debug for OpenStream {
     }
 }
 
+/// How many parent directories stay open (well under the usual limit of
+/// 1024 open files).
+const DIR_CACHE_SIZE: usize = 256;
+
 /// Holes are made in blocks of this size (the usual file system block).
 const SPARSE_BLOCK: usize = 4096;
 
@@ -64,6 +68,13 @@ pub struct HostDirTarget {
     /// The directories of the last resolved path, outermost first: applies
     /// walk the tree in order, so most lookups reuse a prefix of it.
     chain: Vec<(String, Arc<OwnedFd>)>,
+    /// Recently used parent directories by path, so that the data and
+    /// metadata passes (which visit files in another order than the
+    /// creation pass) do not walk from the root for every file.
+    dir_cache: HashMap<Vec<String>, Arc<OwnedFd>>,
+    /// Files with data whose creation waits for `begin_stream`, which then
+    /// creates and opens them in one call.
+    pending_create: HashSet<WimPath>,
     /// Names of inodes with FILE_ATTRIBUTE_SPARSE_FILE (`open_stream` is
     /// given a path and a stream, not the inode).
     sparse: HashSet<WimPath>,
@@ -126,6 +137,28 @@ impl HostDirTarget {
         let Some((dir, name)) = self.parent(path)? else {
             return Ok(Box::new(io::sink()));
         };
+        // A file whose creation was deferred is created and opened in one
+        // call; O_EXCL guarantees it is a new regular file of ours.
+        if self.pending_create.remove(path) {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
+                Ok(fd) => {
+                    let sparse = self.sparse.contains(path);
+                    return Ok(Box::new(FileWriter {
+                        file: File::from(fd),
+                        host_path: self.host_path(path),
+                        size: stream.size,
+                        written: 0,
+                        sparse,
+                        block: Vec::new(),
+                        finished: false,
+                        late_errors: Arc::clone(&self.late_errors),
+                    }));
+                }
+                Err(Errno::EXIST) => self.clear_way(&dir, &name, path, false)?,
+                Err(e) => return Err(self.err(path, "cannot create the file", errno_io(e))),
+            }
+        }
         // O_NONBLOCK: opening a FIFO found in the way fails instead of
         // waiting for a reader; it has no effect on regular files.
         let fd = rustix::fs::openat(
@@ -177,6 +210,8 @@ impl HostDirTarget {
             root,
             root_fd: Arc::new(fd),
             chain: Vec::new(),
+            dir_cache: HashMap::new(),
+            pending_create: HashSet::new(),
             sparse: HashSet::new(),
             link_groups: Vec::new(),
             link_of: HashMap::new(),
@@ -220,6 +255,11 @@ impl HostDirTarget {
         let Some((name, dirs)) = comps.split_last() else {
             return Err(self.err(path, "internal error", "the root has no parent"));
         };
+        if !dirs.is_empty() {
+            if let Some(fd) = self.dir_cache.get(dirs) {
+                return Ok(Some((Arc::clone(fd), name.clone())));
+            }
+        }
         let common = self
             .chain
             .iter()
@@ -260,6 +300,12 @@ impl HostDirTarget {
             Some((_, fd)) => Arc::clone(fd),
             None => Arc::clone(&self.root_fd),
         };
+        if !dirs.is_empty() {
+            if self.dir_cache.len() >= DIR_CACHE_SIZE {
+                self.dir_cache.clear();
+            }
+            self.dir_cache.insert(dirs.to_vec(), Arc::clone(&fd));
+        }
         Ok(Some((fd, name.clone())))
     }
 
@@ -292,6 +338,7 @@ impl HostDirTarget {
             }
             // The removed directory may be one of the cached parents.
             self.chain.clear();
+            self.dir_cache.clear();
             rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
                 .map_err(|e| self.err(path, "cannot remove the directory in the way", errno_io(e)))
         } else {
@@ -336,15 +383,17 @@ impl HostDirTarget {
         let Some((dir, name)) = self.parent(path)? else {
             return Ok(());
         };
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // O_EXCL refuses anything already there, a symlink included; only
+        // then is the existing entry examined and cleared.
+        match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EXIST) => {}
+            Err(e) => return Err(self.err(path, "cannot create the file", errno_io(e))),
+        }
         self.clear_way(&dir, &name, path, false)?;
-        // O_EXCL refuses anything that appeared meanwhile, a symlink included.
-        rustix::fs::openat(
-            &*dir,
-            name.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
-        )
-        .map_err(|e| self.err(path, "cannot create the file", errno_io(e)))?;
+        rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644))
+            .map_err(|e| self.err(path, "cannot create the file", errno_io(e)))?;
         Ok(())
     }
 
@@ -433,6 +482,14 @@ impl ApplyTarget for HostDirTarget {
         if entry.inode.attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
             self.sparse.insert(entry.path.clone());
         }
+        if entry.inode.unnamed_data().is_some_and(|s| s.size > 0) {
+            // The parent is resolved now (cheap: cached) so that a path
+            // through a planted link fails here, not later.
+            if self.parent(entry.path)?.is_some() {
+                self.pending_create.insert(entry.path.clone());
+            }
+            return Ok(());
+        }
         self.create_regular(entry)
     }
 
@@ -444,6 +501,9 @@ impl ApplyTarget for HostDirTarget {
         }
         if entry.inode.attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
             self.sparse.insert(path.clone());
+        }
+        if self.pending_create.remove(existing) {
+            self.create_regular(&ApplyEntry { path: existing, ..*entry })?;
         }
         let Some((odir, oname)) = self.parent(existing)? else {
             return Ok(());
@@ -524,6 +584,9 @@ impl ApplyTarget for HostDirTarget {
     fn set_metadata(&mut self, entry: &ApplyEntry) -> Result<()> {
         self.count_ignored(entry);
         let path = entry.path;
+        if self.pending_create.remove(path) {
+            self.create_regular(entry)?;
+        }
         let times = Timestamps {
             last_access: timespec(entry.inode.last_access_time),
             last_modification: timespec(entry.inode.last_write_time),
