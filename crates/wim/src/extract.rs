@@ -14,13 +14,20 @@ use crate::pool::{default_threads, OrderedPool};
 use crate::reader::Wim;
 use crate::resource::{chunk_locations, read_exact_at, ChunkLoc};
 
-struct Job {
+struct Piece {
     raw: Vec<u8>,
     usize: u32,
     compressed: bool,
 }
 
-type JobResult = std::result::Result<Vec<u8>, DecompressError>;
+/// Chunks travel to the workers in batches (like wimlib's messages of up to
+/// 16 chunks): one hand-off per batch instead of per 32 KiB chunk keeps the
+/// synchronisation cost negligible.
+type Job = Vec<Piece>;
+type JobResult = Vec<std::result::Result<Vec<u8>, DecompressError>>;
+
+const BATCH_CHUNKS: usize = 16;
+const BATCH_BYTES: usize = 1 << 20;
 
 /// What [`BlobReader::next_event`] reports.
 pub enum BlobEvent {
@@ -43,6 +50,10 @@ pub struct BlobReader<'w> {
     chunks: Vec<ChunkLoc>,
     next_chunk: usize,
     pending_done: Option<usize>,
+    /// Results of the batch being handed out.
+    ready: VecDeque<std::result::Result<Vec<u8>, DecompressError>>,
+    /// Chunks submitted and not yet handed out.
+    outstanding: usize,
 }
 
 impl<'w> BlobReader<'w> {
@@ -57,17 +68,21 @@ impl<'w> BlobReader<'w> {
         let pool = OrderedPool::new(threads, || {
             let mut dec = new_decompressor(format, cs);
             move |job: Job| -> JobResult {
-                if !job.compressed || job.raw.len() == job.usize as usize {
-                    return Ok(job.raw);
-                }
-                let mut out = vec![0u8; job.usize as usize];
-                match dec.as_mut() {
-                    Some(d) => d.decompress(&job.raw, &mut out).map(|_| out),
-                    None => Err(DecompressError::Corrupt {
-                        format,
-                        reason: "no decompressor for this format",
-                    }),
-                }
+                job.into_iter()
+                    .map(|p| {
+                        if !p.compressed || p.raw.len() == p.usize as usize {
+                            return Ok(p.raw);
+                        }
+                        let mut out = vec![0u8; p.usize as usize];
+                        match dec.as_mut() {
+                            Some(d) => d.decompress(&p.raw, &mut out).map(|_| out),
+                            None => Err(DecompressError::Corrupt {
+                                format,
+                                reason: "no decompressor for this format",
+                            }),
+                        }
+                    })
+                    .collect()
             }
         });
         BlobReader {
@@ -80,6 +95,8 @@ impl<'w> BlobReader<'w> {
             chunks: Vec::new(),
             next_chunk: 0,
             pending_done: None,
+            ready: VecDeque::new(),
+            outstanding: 0,
         }
     }
 
@@ -87,59 +104,70 @@ impl<'w> BlobReader<'w> {
         self.blobs[i]
     }
 
-    /// Submits chunks until the pool is full or everything is submitted.
+    /// Submits batches of chunks until the pool is full or everything is
+    /// submitted.
     fn fill(&mut self) -> Result<()> {
         while !self.pool.is_full() {
-            if self.next_chunk >= self.chunks.len() {
-                if self.next_blob >= self.blobs.len() {
-                    return Ok(());
-                }
-                let e = self.blobs[self.next_blob];
-                let what = format!("blob {}", e.hash);
-                let rh = &e.reshdr;
-                self.chunks = if rh.is_compressed() {
-                    chunk_locations(self.wim.file(), rh, self.wim.header.chunk_size, &what)?
-                } else {
-                    let mut v = Vec::new();
-                    let mut pos = 0u64;
-                    while pos < rh.uncompressed_size {
-                        let n = (rh.uncompressed_size - pos).min(1 << 20) as u32;
-                        v.push(ChunkLoc {
-                            offset: rh.offset_in_wim + pos,
-                            stored_size: n,
-                            uncompressed_size: n,
-                        });
-                        pos += n as u64;
+            let mut batch: Job = Vec::new();
+            let mut bytes = 0usize;
+            while batch.len() < BATCH_CHUNKS && bytes < BATCH_BYTES {
+                if self.next_chunk >= self.chunks.len() {
+                    if self.next_blob >= self.blobs.len() {
+                        break;
                     }
-                    v
-                };
-                if self.chunks.is_empty() {
-                    return Err(WimError::resource(
-                        what,
-                        "empty resource for a non-empty blob",
-                    ));
+                    let e = self.blobs[self.next_blob];
+                    let what = format!("blob {}", e.hash);
+                    let rh = &e.reshdr;
+                    self.chunks = if rh.is_compressed() {
+                        chunk_locations(self.wim.file(), rh, self.wim.header.chunk_size, &what)?
+                    } else {
+                        let mut v = Vec::new();
+                        let mut pos = 0u64;
+                        while pos < rh.uncompressed_size {
+                            let n = (rh.uncompressed_size - pos).min(1 << 20) as u32;
+                            v.push(ChunkLoc {
+                                offset: rh.offset_in_wim + pos,
+                                stored_size: n,
+                                uncompressed_size: n,
+                            });
+                            pos += n as u64;
+                        }
+                        v
+                    };
+                    if self.chunks.is_empty() {
+                        return Err(WimError::resource(
+                            what,
+                            "empty resource for a non-empty blob",
+                        ));
+                    }
+                    self.next_chunk = 0;
+                    self.next_blob += 1;
                 }
-                self.next_chunk = 0;
-                self.next_blob += 1;
+                let bi = self.next_blob - 1;
+                let e = self.blobs[bi];
+                let c = self.chunks[self.next_chunk];
+                let mut raw = vec![0u8; c.stored_size as usize];
+                read_exact_at(
+                    self.wim.file(),
+                    &mut raw,
+                    c.offset,
+                    &format!("blob {}", e.hash),
+                )?;
+                self.next_chunk += 1;
+                self.meta
+                    .push_back((bi, self.next_chunk == self.chunks.len()));
+                bytes += raw.len();
+                batch.push(Piece {
+                    raw,
+                    usize: c.uncompressed_size,
+                    compressed: e.reshdr.is_compressed(),
+                });
             }
-            let bi = self.next_blob - 1;
-            let e = self.blobs[bi];
-            let c = self.chunks[self.next_chunk];
-            let mut raw = vec![0u8; c.stored_size as usize];
-            read_exact_at(
-                self.wim.file(),
-                &mut raw,
-                c.offset,
-                &format!("blob {}", e.hash),
-            )?;
-            self.next_chunk += 1;
-            self.meta
-                .push_back((bi, self.next_chunk == self.chunks.len()));
-            self.pool.submit(Job {
-                raw,
-                usize: c.uncompressed_size,
-                compressed: e.reshdr.is_compressed(),
-            });
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.outstanding += batch.len();
+            self.pool.submit(batch);
         }
         Ok(())
     }
@@ -149,15 +177,24 @@ impl<'w> BlobReader<'w> {
         if let Some(bi) = self.pending_done.take() {
             return Ok(Some(BlobEvent::Done(bi)));
         }
-        self.fill()?;
-        if self.pool.in_flight() == 0 {
-            return Ok(None);
+        if self.ready.is_empty() {
+            self.fill()?;
+            if self.outstanding == 0 {
+                return Ok(None);
+            }
+            let Some(batch) = self.pool.next_result() else {
+                return Err(WimError::InvalidArgument(
+                    "a decompressor thread failed".into(),
+                ));
+            };
+            self.ready.extend(batch);
         }
-        let Some(res) = self.pool.next_result() else {
+        let Some(res) = self.ready.pop_front() else {
             return Err(WimError::InvalidArgument(
-                "a decompressor thread failed".into(),
+                "chunk bookkeeping out of step".into(),
             ));
         };
+        self.outstanding -= 1;
         let Some((bi, last)) = self.meta.pop_front() else {
             return Err(WimError::InvalidArgument(
                 "chunk bookkeeping out of step".into(),

@@ -140,7 +140,8 @@ impl HostDirTarget {
         // A file whose creation was deferred is created and opened in one
         // call; O_EXCL guarantees it is a new regular file of ours.
         if self.pending_create.remove(path) {
-            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
                 Ok(fd) => {
                     let sparse = self.sparse.contains(path);
@@ -383,7 +384,8 @@ impl HostDirTarget {
         let Some((dir, name)) = self.parent(path)? else {
             return Ok(());
         };
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         // O_EXCL refuses anything already there, a symlink included; only
         // then is the existing entry examined and cleared.
         match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
@@ -503,7 +505,10 @@ impl ApplyTarget for HostDirTarget {
             self.sparse.insert(path.clone());
         }
         if self.pending_create.remove(existing) {
-            self.create_regular(&ApplyEntry { path: existing, ..*entry })?;
+            self.create_regular(&ApplyEntry {
+                path: existing,
+                ..*entry
+            })?;
         }
         let Some((odir, oname)) = self.parent(existing)? else {
             return Ok(());
