@@ -76,6 +76,8 @@ pub struct ImageOptions {
 }
 
 const OUT_BUF: usize = 1 << 20;
+/// Chunks handed to a compressor thread at once.
+const WRITE_BATCH: usize = 8;
 
 /// Buffered output that knows its position and can patch bytes already
 /// written (chunk tables, the header).
@@ -161,7 +163,11 @@ struct OpenResource {
 /// Writes resources (blobs, metadata) as chunked, compressed data.
 pub struct ResourceWriter {
     chunk_size: u32,
-    pool: Option<OrderedPool<ChunkJob, ChunkDone>>,
+    pool: Option<OrderedPool<Vec<ChunkJob>, Vec<ChunkDone>>>,
+    /// Chunks waiting to be sent to the workers as one batch.
+    batch: Vec<ChunkJob>,
+    /// Results received and not yet written.
+    ready: std::collections::VecDeque<ChunkDone>,
     /// Per submitted chunk: (resource id, chunk index) in submission order.
     pending: std::collections::VecDeque<(usize, u64)>,
     /// Resources begun but not fully emitted: id -> (usize, nchunks, metadata).
@@ -188,30 +194,36 @@ impl ResourceWriter {
             Some(OrderedPool::new(threads, move || {
                 let mut c = new_compressor(format, cs, level);
                 let mut out = vec![0u8; cs];
-                move |job: ChunkJob| {
-                    let n = job.data.len();
-                    let res = c.as_mut().and_then(|c| {
-                        if out.len() < n {
-                            out.resize(n, 0);
-                        }
-                        c.compress(&job.data, &mut out[..n])
-                    });
-                    match res {
-                        Some(k) if k < n => ChunkDone {
-                            data: out[..k].to_vec(),
-                            raw: false,
-                            usize: n as u32,
-                        },
-                        _ => ChunkDone {
-                            data: job.data,
-                            raw: true,
-                            usize: n as u32,
-                        },
-                    }
+                move |jobs: Vec<ChunkJob>| {
+                    jobs.into_iter()
+                        .map(|job| {
+                            let n = job.data.len();
+                            let res = c.as_mut().and_then(|c| {
+                                if out.len() < n {
+                                    out.resize(n, 0);
+                                }
+                                c.compress(&job.data, &mut out[..n])
+                            });
+                            match res {
+                                Some(k) if k < n => ChunkDone {
+                                    data: out[..k].to_vec(),
+                                    raw: false,
+                                    usize: n as u32,
+                                },
+                                _ => ChunkDone {
+                                    data: job.data,
+                                    raw: true,
+                                    usize: n as u32,
+                                },
+                            }
+                        })
+                        .collect::<Vec<_>>()
                 }
             }))
         };
         ResourceWriter {
+            batch: Vec::new(),
+            ready: Default::default(),
             chunk_size,
             pool,
             pending: Default::default(),
@@ -278,18 +290,24 @@ impl ResourceWriter {
         *bytes += chunk.len() as u64;
         self.pending.push_back((*id, *idx));
         *idx += 1;
-        let full = {
-            let pool = self
-                .pool
-                .as_mut()
-                .ok_or_else(|| WimError::InvalidArgument("no pool".into()))?;
-            pool.submit(ChunkJob { data: chunk });
-            pool.is_full()
-        };
-        if full {
-            self.emit_one(out)?;
+        self.batch.push(ChunkJob { data: chunk });
+        if self.batch.len() >= WRITE_BATCH {
+            self.send_batch();
+            if self.pool.as_ref().is_some_and(|p| p.is_full()) {
+                self.emit_one(out)?;
+            }
         }
         Ok(())
+    }
+
+    /// Hands the batched chunks to the workers.
+    fn send_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        if let Some(pool) = self.pool.as_mut() {
+            pool.submit(std::mem::take(&mut self.batch));
+        }
     }
 
     /// Ends the current resource; checks that exactly the declared size came.
@@ -334,9 +352,23 @@ impl ResourceWriter {
         let Some(pool) = self.pool.as_mut() else {
             return Ok(());
         };
-        let Some(done) = pool.next_result() else {
+        if self.ready.is_empty() {
+            if pool.in_flight() == 0 {
+                self.send_batch();
+            }
+            let Some(pool) = self.pool.as_mut() else {
+                return Ok(());
+            };
+            let Some(batch) = pool.next_result() else {
+                return Err(WimError::InvalidArgument(
+                    "a compressor thread failed".into(),
+                ));
+            };
+            self.ready.extend(batch);
+        }
+        let Some(done) = self.ready.pop_front() else {
             return Err(WimError::InvalidArgument(
-                "a compressor thread failed".into(),
+                "chunk bookkeeping out of step".into(),
             ));
         };
         let Some((id, idx)) = self.pending.pop_front() else {
@@ -415,6 +447,7 @@ impl ResourceWriter {
 
     /// Waits for every chunk in flight and writes it.
     fn drain(&mut self, out: &mut Output) -> Result<()> {
+        self.send_batch();
         while !self.pending.is_empty() {
             self.emit_one(out)?;
         }
