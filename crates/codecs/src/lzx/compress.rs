@@ -184,7 +184,8 @@ impl LzxCompressor {
             opt_params: OptParams {
                 depth: (level * 24 / 50).max(4),
                 nice: ((level * 48 / 50) as usize).clamp(8, MAX_MATCH),
-                passes: 1 + u32::from(level >= 40) + u32::from(level >= 70) + u32::from(level >= 100),
+                passes: 1 + u32::from(level >= 60) + u32::from(level >= 100),
+                greedy_start: level < 60,
             },
             huff: HuffmanBuilder::new(),
             freqs: Freqs::new(),
@@ -208,7 +209,14 @@ impl LzxCompressor {
         e8::preprocess(&mut self.buf);
         if let Some(opt) = self.opt.as_mut() {
             let max_off = (1usize << self.order) - 3;
-            opt.parse(&self.buf, max_off, self.num_main_syms, &self.opt_params, &mut self.huff, &mut self.seqs);
+            opt.parse(
+                &self.buf,
+                max_off,
+                self.num_main_syms,
+                &self.opt_params,
+                &mut self.huff,
+                &mut self.seqs,
+            );
         } else {
             self.parse_lazy();
         }

@@ -195,7 +195,10 @@ impl BinaryTrees {
             let c = c2 as usize;
             if i - c <= max_off && d[c] == d[i] && d[c + 1] == d[i + 1] && d[c + 2] != d[i + 2] {
                 // A length-3+ match at c2 is found again through the tree.
-                out.push(Match { len: 2, off: (i - c) as u32 });
+                out.push(Match {
+                    len: 2,
+                    off: (i - c) as u32,
+                });
             }
         }
         let h = hash3(d, i, BT_BITS);
@@ -251,7 +254,10 @@ mod tests {
     /// Brute force: the longest match at i within max_off.
     fn longest(d: &[u8], i: usize, max_off: usize) -> usize {
         let max = (d.len() - i).min(257);
-        (i.saturating_sub(max_off)..i).map(|c| match_len(d, c, i, max)).max().unwrap_or(0)
+        (i.saturating_sub(max_off)..i)
+            .map(|c| match_len(d, c, i, max))
+            .max()
+            .unwrap_or(0)
     }
 
     #[test]
