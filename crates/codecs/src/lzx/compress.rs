@@ -174,8 +174,8 @@ impl LzxCompressor {
             order,
             num_main_syms: NUM_CHARS + num_offset_slots(order) * NUM_LEN_HEADERS,
             params: Params {
-                depth: (level * 3 / 2).max(4),
-                nice: ((level * 2) as usize).clamp(16, MAX_MATCH),
+                depth: (level / 2).max(4),
+                nice: ((level * 8 / 5) as usize).clamp(16, MAX_MATCH),
             },
             buf: Vec::new(),
             seqs: Vec::new(),

@@ -50,6 +50,20 @@ impl<'a> BitReader<'a> {
     /// Makes sure at least 49 bits are buffered.
     #[inline(always)]
     fn refill(&mut self) {
+        if self.bits > 48 {
+            return;
+        }
+        if let Some(b) = self.data.get(self.pos..self.pos + 8) {
+            // Fast path: take as many whole words as fit (1 to 4).
+            let k = ((64 - self.bits) / 16) as usize;
+            for j in 0..k {
+                let w = u16::from_le_bytes([b[2 * j], b[2 * j + 1]]);
+                self.buf |= u64::from(w) << (48 - self.bits);
+                self.bits += 16;
+            }
+            self.pos += 2 * k;
+            return;
+        }
         while self.bits <= 48 {
             let w = match self.data.get(self.pos..self.pos + 2) {
                 Some(b) => {
@@ -293,11 +307,31 @@ impl LzxDecompressor {
         };
         while pos < end {
             r.refill();
-            let sym = r.decode(&self.main)? as usize;
+            // After a refill at least 49 bits are buffered: enough for three
+            // main symbols, so runs of literals need one refill per three.
+            let mut sym = r.decode(&self.main)? as usize;
             if sym < NUM_CHARS {
                 out[pos] = sym as u8;
                 pos += 1;
-                continue;
+                if pos == end {
+                    break;
+                }
+                sym = r.decode(&self.main)? as usize;
+                if sym < NUM_CHARS {
+                    out[pos] = sym as u8;
+                    pos += 1;
+                    if pos == end {
+                        break;
+                    }
+                    sym = r.decode(&self.main)? as usize;
+                    if sym < NUM_CHARS {
+                        out[pos] = sym as u8;
+                        pos += 1;
+                        continue;
+                    }
+                }
+                // A match header after literals: top the buffer up again.
+                r.refill();
             }
             let hdr = sym - NUM_CHARS;
             let slot = hdr / NUM_LEN_HEADERS;
@@ -344,7 +378,19 @@ impl LzxDecompressor {
 #[inline(always)]
 fn copy_match(out: &mut [u8], pos: usize, offset: usize, len: usize) {
     let src = pos - offset;
-    if offset >= len {
+    if offset >= 8 && pos + len + 8 <= out.len() {
+        // Short copies are the common case: move 8 bytes at a time (may
+        // write up to 7 bytes past the match, which later output overwrites;
+        // 8-byte steps never read bytes this copy has not yet written since
+        // the offset is at least 8).
+        let mut k = 0;
+        while k < len {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&out[src + k..src + k + 8]);
+            out[pos + k..pos + k + 8].copy_from_slice(&w);
+            k += 8;
+        }
+    } else if offset >= len {
         out.copy_within(src..src + len, pos);
     } else if offset == 1 {
         let b = out[src];
