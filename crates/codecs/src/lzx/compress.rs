@@ -547,3 +547,82 @@ fn write_lens(bw: &mut BitWriter, huff: &mut HuffmanBuilder, old: &[u8], new: &[
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lzx::LzxDecompressor;
+
+    /// A chunk made of a verbatim block (`a`) followed by an uncompressed
+    /// block (`b`), the way a compressor may store a stretch it cannot
+    /// shrink. Ours never writes this, but decoders must read it.
+    /// Also tells whether the header ended on a 16-bit boundary.
+    fn verbatim_then_raw(a: &[u8], b: &[u8]) -> (Vec<u8>, bool) {
+        let mut c = LzxCompressor::new(32768, 20);
+        let mut buf = [a, b].concat();
+        e8::preprocess(&mut buf);
+        c.buf = buf[..a.len()].to_vec();
+        c.parse_lazy();
+        let seqs = std::mem::take(&mut c.seqs);
+        let mut reps = [1u32; NUM_REPS];
+        for s in &seqs {
+            if s.len != 0 {
+                update_reps(&mut reps, s.off, s.off.wrapping_sub(2));
+            }
+        }
+        let block = c.buf.clone();
+        c.write_block(&block, &seqs);
+        c.bw.put(BLOCK_UNCOMPRESSED, 3);
+        c.bw.put(0, 1);
+        c.bw.put(b.len() as u32, 16);
+        // Align: when already on a 16-bit boundary a whole padding word
+        // follows.
+        let on_boundary = c.bw.cnt == 0;
+        if on_boundary {
+            c.bw.put(0, 16);
+        } else {
+            c.bw.flush();
+        }
+        let mut out = std::mem::take(&mut c.bw.out);
+        for r in reps {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        out.extend_from_slice(&buf[a.len()..]);
+        if b.len() % 2 == 1 {
+            out.push(0);
+        }
+        (out, on_boundary)
+    }
+
+    #[test]
+    fn uncompressed_block_after_a_compressed_one() {
+        let text =
+            b"an example of text, an example of text with E8\xE8\x10\x00\x00\x00 and more text ";
+        let mut boundary_cases = [0; 2];
+        for b_len in [1usize, 2, 501, 4000] {
+            let b: Vec<u8> = (0..b_len).map(|i| (i * 7 + 3) as u8 ^ 0xE8).collect();
+            for a_len in 3000..3040 {
+                let a: Vec<u8> = text.iter().cycle().take(a_len).copied().collect();
+                let (z, on_boundary) = verbatim_then_raw(&a, &b);
+                boundary_cases[usize::from(on_boundary)] += 1;
+                let mut d = LzxDecompressor::new(32768);
+                let mut out = vec![0u8; a.len() + b.len()];
+                d.decompress_chunk(&z, &mut out).expect("decodes");
+                assert_eq!(&out[..a.len()], &a[..]);
+                assert_eq!(&out[a.len()..], &b[..]);
+                let mut w =
+                    wimlib_oracle::WimlibDecompressor::new(wimlib_oracle::Ctype::Lzx, 32768)
+                        .unwrap();
+                // wimlib, the reference decoder, reads the layout the same way.
+                assert_eq!(
+                    w.decompress(&z, a.len() + b.len()).as_deref(),
+                    Some(&out[..])
+                );
+            }
+        }
+        assert!(
+            boundary_cases[0] > 0 && boundary_cases[1] > 0,
+            "{boundary_cases:?}"
+        );
+    }
+}
