@@ -231,8 +231,8 @@ impl Optimal {
                 }
             }
             if max_len >= MIN_MATCH {
-                for k in 0..NUM_REPS {
-                    let r = reps[k] as usize;
+                for (k, &r) in reps.iter().enumerate() {
+                    let r = r as usize;
                     if r <= i {
                         let l = match_len(d, i - r, i, max_len);
                         if l >= MIN_MATCH && l + 1 >= best_len {
