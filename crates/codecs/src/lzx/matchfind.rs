@@ -204,43 +204,49 @@ impl BinaryTrees {
         let h = hash3(d, i, BT_BITS);
         let mut cand = self.head3[h];
         self.head3[h] = i as u32;
+        let child = &mut self.child[..];
         let mut lt_slot = 2 * i;
         let mut gt_slot = 2 * i + 1;
         let (mut lt_len, mut gt_len) = (0usize, 0usize);
         let mut best = 2usize;
         let mut left = depth;
+        let min_pos = i.saturating_sub(max_off);
         loop {
-            if cand == NONE || i - cand as usize > max_off || left == 0 {
-                self.child[lt_slot] = NONE;
-                self.child[gt_slot] = NONE;
+            let c = cand as usize;
+            if cand == NONE || c < min_pos || left == 0 {
+                child[lt_slot] = NONE;
+                child[gt_slot] = NONE;
                 return;
             }
             left -= 1;
-            let c = cand as usize;
             let mut len = lt_len.min(gt_len);
-            len += match_len(d, c + len, i + len, max_len - len);
-            if len > best {
-                best = len;
-                out.push(Match {
-                    len: len as u16,
-                    off: (i - c) as u32,
-                });
-            }
-            if len >= nice {
-                // Equal as far as we may look: c takes i's place.
-                self.child[lt_slot] = self.child[2 * c];
-                self.child[gt_slot] = self.child[2 * c + 1];
-                return;
+            // Most candidates differ right at `len`: test that byte before
+            // extending word by word. (len < max_len, so both are in bounds.)
+            if d[c + len] == d[i + len] {
+                len += 1 + match_len(d, c + len + 1, i + len + 1, max_len - len - 1);
+                if len > best {
+                    best = len;
+                    out.push(Match {
+                        len: len as u16,
+                        off: (i - c) as u32,
+                    });
+                }
+                if len >= nice {
+                    // Equal as far as we may look: c takes i's place.
+                    child[lt_slot] = child[2 * c];
+                    child[gt_slot] = child[2 * c + 1];
+                    return;
+                }
             }
             if d[c + len] < d[i + len] {
-                self.child[lt_slot] = cand;
+                child[lt_slot] = cand;
                 lt_slot = 2 * c + 1;
-                cand = self.child[lt_slot];
+                cand = child[lt_slot];
                 lt_len = len;
             } else {
-                self.child[gt_slot] = cand;
+                child[gt_slot] = cand;
                 gt_slot = 2 * c;
-                cand = self.child[gt_slot];
+                cand = child[gt_slot];
                 gt_len = len;
             }
         }
