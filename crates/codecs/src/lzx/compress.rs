@@ -451,7 +451,8 @@ fn best_at(
     if max_len >= MIN_MATCH {
         for (k, &r) in reps.iter().enumerate() {
             let r = r as usize;
-            if r <= i {
+            // Cheap two-byte test first: most positions match no repeat.
+            if r <= i && d[i - r] == d[i] && d[i + 1 - r] == d[i + 1] {
                 let l = match_len(d, i - r, i, max_len);
                 if l >= MIN_MATCH {
                     let gain = 8 * l as i32 - 8 - k as i32;

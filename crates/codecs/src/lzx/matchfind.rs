@@ -49,7 +49,7 @@ fn hash2(d: &[u8], i: usize, bits: u32) -> usize {
 }
 
 const NONE: u32 = u32::MAX;
-const HC_BITS: u32 = 15;
+const HC_BITS: u32 = 14;
 
 /// Hash chains for the lazy parser.
 pub struct HashChains {

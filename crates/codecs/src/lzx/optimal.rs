@@ -393,7 +393,11 @@ impl Optimal {
             let reach = &mut nodes[i..=i + max_len];
             for k in 0..NUM_REPS {
                 let r = reps[k] as usize;
-                if r > i || (k > 0 && reps[..k].contains(&reps[k])) {
+                if r > i
+                    || d[i - r] != d[i]
+                    || d[i + 1 - r] != d[i + 1]
+                    || (k > 0 && reps[..k].contains(&reps[k]))
+                {
                     continue;
                 }
                 let l = match_len(d, i - r, i, max_len);
