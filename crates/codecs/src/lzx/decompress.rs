@@ -13,7 +13,7 @@
 //! bounded length array, so decoding always terminates.
 
 use super::e8;
-use super::huffdec::DecodeTable;
+use super::huffdec::{DecodeTable, NO_SYMBOL};
 use super::tables::*;
 use crate::{CompressionFormat, DecompressError};
 
@@ -115,13 +115,13 @@ impl<'a> BitReader<'a> {
         self.pos * 8 + self.virt as usize - self.bits as usize
     }
 
+    /// Decodes a symbol; an empty code yields [`NO_SYMBOL`], which every
+    /// caller rejects as out of its alphabet.
     #[inline(always)]
-    fn decode(&mut self, t: &DecodeTable) -> Result<u32, DecompressError> {
-        let (sym, n) = t
-            .decode(self.peek16())
-            .ok_or(corrupt("symbol from an empty code"))?;
+    fn decode(&mut self, t: &DecodeTable) -> u32 {
+        let (sym, n) = t.decode(self.peek16());
         self.consume(n);
-        Ok(sym)
+        sym
     }
 }
 
@@ -239,6 +239,10 @@ impl LzxDecompressor {
                     self.main
                         .build(&self.main_lens[..n])
                         .map_err(|_| corrupt("bad main code"))?;
+                    if self.main.is_empty() {
+                        // Then every main symbol decoded is known valid.
+                        return Err(corrupt("empty main code"));
+                    }
                     self.len
                         .build(&self.len_lens)
                         .map_err(|_| corrupt("bad length code"))?;
@@ -309,21 +313,21 @@ impl LzxDecompressor {
             r.refill();
             // After a refill at least 49 bits are buffered: enough for three
             // main symbols, so runs of literals need one refill per three.
-            let mut sym = r.decode(&self.main)? as usize;
+            let mut sym = r.decode(&self.main) as usize;
             if sym < NUM_CHARS {
                 out[pos] = sym as u8;
                 pos += 1;
                 if pos == end {
                     break;
                 }
-                sym = r.decode(&self.main)? as usize;
+                sym = r.decode(&self.main) as usize;
                 if sym < NUM_CHARS {
                     out[pos] = sym as u8;
                     pos += 1;
                     if pos == end {
                         break;
                     }
-                    sym = r.decode(&self.main)? as usize;
+                    sym = r.decode(&self.main) as usize;
                     if sym < NUM_CHARS {
                         out[pos] = sym as u8;
                         pos += 1;
@@ -337,7 +341,11 @@ impl LzxDecompressor {
             let slot = hdr / NUM_LEN_HEADERS;
             let mut len = hdr % NUM_LEN_HEADERS;
             if len == NUM_PRIMARY_LENS {
-                len += r.decode(&self.len)? as usize;
+                let ls = r.decode(&self.len);
+                if ls == NO_SYMBOL {
+                    return Err(corrupt("length symbol from an empty code"));
+                }
+                len += ls as usize;
             }
             len += MIN_MATCH;
             let offset;
@@ -350,7 +358,11 @@ impl LzxDecompressor {
                 r.refill();
                 let bits = if slot >= min_aligned_slot {
                     let hi = r.read(extra - 3);
-                    (hi << 3) | r.decode(&self.aligned)?
+                    let a = r.decode(&self.aligned);
+                    if a == NO_SYMBOL {
+                        return Err(corrupt("aligned symbol from an empty code"));
+                    }
+                    (hi << 3) | a
                 } else {
                     r.read(extra)
                 };
@@ -417,7 +429,7 @@ fn read_lens(
     let mut i = 0;
     while i < lens.len() {
         r.refill();
-        let sym = r.decode(pre)?;
+        let sym = r.decode(pre);
         match sym {
             0..=16 => {
                 lens[i] = delta(lens[i], sym);
@@ -435,9 +447,9 @@ fn read_lens(
                 lens[i..stop].fill(0);
                 i = stop;
             }
-            _ => {
+            19 => {
                 let run = 4 + r.read(1) as usize;
-                let s = r.decode(pre)?;
+                let s = r.decode(pre);
                 if s > 16 {
                     return Err(corrupt("bad pretree run symbol"));
                 }
@@ -446,6 +458,7 @@ fn read_lens(
                 lens[i..stop].fill(v);
                 i = stop;
             }
+            _ => return Err(corrupt("pretree symbol from an empty code")),
         }
     }
     Ok(())
