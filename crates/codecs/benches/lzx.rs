@@ -6,7 +6,8 @@
 //! compression and decompression speeds in MB/s of uncompressed data.
 //! Run with `cargo bench -p tasq-codecs --bench lzx`; set `LZX_BENCH_MB` to
 //! change the corpus size, `LZX_BENCH_LEVELS` (comma-separated) the levels
-//! and `LZX_BENCH_ROUNDS` the number of alternated timing rounds (best kept).
+//! and `LZX_BENCH_ROUNDS` the number of alternated timing rounds (best kept);
+//! `LZX_BENCH_SAVE=<file>` saves the corpus, `LZX_BENCH_CORPUS=<file>` reuses it.
 
 mod common;
 
@@ -70,7 +71,19 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
-    let corpus = common::corpus(mb << 20);
+    // LZX_BENCH_CORPUS=<file> benchmarks a saved corpus instead (the one
+    // built from /usr changes whenever packages are installed).
+    let corpus = match std::env::var("LZX_BENCH_CORPUS") {
+        Ok(path) => {
+            let mut v = std::fs::read(path).expect("LZX_BENCH_CORPUS file");
+            v.truncate(mb << 20);
+            v
+        }
+        Err(_) => common::corpus(mb << 20),
+    };
+    if let Ok(path) = std::env::var("LZX_BENCH_SAVE") {
+        std::fs::write(path, &corpus).expect("LZX_BENCH_SAVE file");
+    }
     let chunks: Vec<&[u8]> = corpus.chunks(CHUNK).collect();
     let size = corpus.len() as f64;
     let mbs = |secs: f64| size / secs / 1e6;

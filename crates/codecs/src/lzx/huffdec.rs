@@ -89,7 +89,8 @@ impl DecodeTable {
             offs[l + 1] = offs[l] + count[l];
         }
         self.sorted.clear();
-        self.sorted.resize(offs[MAX_CODEWORD_LEN as usize + 1] as usize, 0);
+        self.sorted
+            .resize(offs[MAX_CODEWORD_LEN as usize + 1] as usize, 0);
         for (sym, &l) in lens.iter().enumerate() {
             if l != 0 {
                 let o = &mut offs[l as usize];

@@ -211,48 +211,67 @@ impl Optimal {
         self.starts.push(self.matches.len() as u32);
     }
 
-    /// Greedy parse from the match cache: the longest match (or the longest
-    /// repeat match when it is nearly as long), else a literal.
+    /// Best cached or repeat match at `i`: `(length, offset code)`, length 0
+    /// when there is none worth taking.
+    #[inline(always)]
+    fn best_cached(&self, d: &[u8], i: usize, reps: &[u32; NUM_REPS]) -> (usize, u32) {
+        let max_len = (d.len() - i).min(MAX_MATCH);
+        let (mut best_len, mut best_off) = (0usize, 0u32);
+        if let Some(m) = self.matches[self.starts[i] as usize..self.starts[i + 1] as usize].last() {
+            if m.len >= 3 {
+                best_len = m.len as usize;
+                best_off = m.off + 2;
+            }
+        }
+        if max_len >= MIN_MATCH {
+            for (k, &r) in reps.iter().enumerate() {
+                let r = r as usize;
+                if r <= i && d[i - r] == d[i] && d[i + 1 - r] == d[i + 1] {
+                    let l = match_len(d, i - r, i, max_len);
+                    // A repeat match is much cheaper: prefer it unless the
+                    // explicit one is clearly longer.
+                    if l + 1 >= best_len {
+                        return (l, k as u32);
+                    }
+                }
+            }
+        }
+        if best_off >= NUM_REPS as u32 {
+            if let Some(k) = reps.iter().position(|&r| r + 2 == best_off) {
+                best_off = k as u32;
+            }
+        }
+        (best_len, best_off)
+    }
+
+    /// Lazy parse from the match cache (a match is deferred when the next
+    /// position has a longer one); only its statistics are used.
     fn greedy(&mut self, d: &[u8], seqs: &mut Vec<Seq>) {
         let n = d.len();
         seqs.clear();
         let mut reps = [1u32; NUM_REPS];
         let mut lit = 0u32;
         let mut i = 0;
+        let mut cur = self.best_cached(d, 0, &reps);
         while i < n {
-            let max_len = (n - i).min(MAX_MATCH);
-            let (mut best_len, mut best_off) = (0usize, 0u32);
-            if let Some(m) =
-                self.matches[self.starts[i] as usize..self.starts[i + 1] as usize].last()
-            {
-                if m.len >= 3 {
-                    best_len = m.len as usize;
-                    best_off = m.off + 2;
-                }
-            }
-            if max_len >= MIN_MATCH {
-                for (k, &r) in reps.iter().enumerate() {
-                    let r = r as usize;
-                    if r <= i {
-                        let l = match_len(d, i - r, i, max_len);
-                        if l >= MIN_MATCH && l + 1 >= best_len {
-                            best_len = l;
-                            best_off = k as u32;
-                            break;
-                        }
-                    }
-                }
-            }
-            if best_len == 0 {
+            if cur.0 == 0 {
                 lit += 1;
                 i += 1;
+                if i < n {
+                    cur = self.best_cached(d, i, &reps);
+                }
                 continue;
             }
-            if best_off >= NUM_REPS as u32 {
-                if let Some(k) = reps.iter().position(|&r| r + 2 == best_off) {
-                    best_off = k as u32;
+            if i + 1 < n && cur.0 < 32 {
+                let next = self.best_cached(d, i + 1, &reps);
+                if next.0 > cur.0 {
+                    lit += 1;
+                    i += 1;
+                    cur = next;
+                    continue;
                 }
             }
+            let (best_len, best_off) = cur;
             seqs.push(Seq {
                 litrun: lit,
                 len: best_len as u32,
@@ -261,6 +280,9 @@ impl Optimal {
             update_reps(&mut reps, best_off, best_off.wrapping_sub(2));
             lit = 0;
             i += best_len;
+            if i < n {
+                cur = self.best_cached(d, i, &reps);
+            }
         }
         seqs.push(Seq {
             litrun: lit,
@@ -318,7 +340,7 @@ impl Optimal {
         );
         for s in 0..nm {
             c.main[s] = if self.lens[s] == 0 {
-                15 * BIT
+                10 * BIT
             } else {
                 u32::from(self.lens[s]) * BIT
             };
@@ -331,7 +353,7 @@ impl Optimal {
         );
         for s in 0..LEN_SYMS {
             c.len[s] = if self.lens[s] == 0 {
-                12 * BIT
+                10 * BIT
             } else {
                 u32::from(self.lens[s]) * BIT
             };
