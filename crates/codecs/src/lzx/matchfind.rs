@@ -141,31 +141,68 @@ pub struct Match {
     pub off: u32,
 }
 
-/// Binary-tree match finder (see the module comment).
-pub struct BinaryTrees {
-    head3: Vec<u32>,
-    head2: Vec<u32>,
-    /// `child[2p]`: root of the subtree of suffixes smaller than suffix `p`,
-    /// `child[2p + 1]`: larger.
-    child: Vec<u32>,
+/// A stored position: `u16` for chunks below 64 KiB (half the memory, so
+/// the trees stay in cache), `u32` otherwise. `NONE` marks "no position".
+pub trait Pos: Copy + Eq {
+    const NONE: Self;
+    /// Chunks must be shorter than this.
+    const LIMIT: usize;
+    fn get(self) -> usize;
+    fn make(p: usize) -> Self;
 }
 
-impl BinaryTrees {
+impl Pos for u16 {
+    const NONE: Self = u16::MAX;
+    const LIMIT: usize = u16::MAX as usize;
+    #[inline(always)]
+    fn get(self) -> usize {
+        self as usize
+    }
+    #[inline(always)]
+    fn make(p: usize) -> Self {
+        p as u16
+    }
+}
+
+impl Pos for u32 {
+    const NONE: Self = u32::MAX;
+    const LIMIT: usize = u32::MAX as usize;
+    #[inline(always)]
+    fn get(self) -> usize {
+        self as usize
+    }
+    #[inline(always)]
+    fn make(p: usize) -> Self {
+        p as u32
+    }
+}
+
+/// Binary-tree match finder (see the module comment).
+pub struct BinaryTrees<P: Pos> {
+    head3: Vec<P>,
+    head2: Vec<P>,
+    /// `child[2p]`: root of the subtree of suffixes smaller than suffix `p`,
+    /// `child[2p + 1]`: larger.
+    child: Vec<P>,
+}
+
+impl<P: Pos> BinaryTrees<P> {
     pub fn new() -> Self {
         Self {
-            head3: vec![NONE; 1 << BT_BITS],
-            head2: vec![NONE; 1 << H2_BITS],
+            head3: vec![P::NONE; 1 << BT_BITS],
+            head2: vec![P::NONE; 1 << H2_BITS],
             child: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
-        self.head3.fill(NONE);
-        self.head2.fill(NONE);
+        debug_assert!(n < P::LIMIT);
+        self.head3.fill(P::NONE);
+        self.head2.fill(P::NONE);
         // Every child slot of position p is written when p is inserted,
         // before anything reads it, so no clearing is needed.
         if self.child.len() < 2 * n {
-            self.child.resize(2 * n, NONE);
+            self.child.resize(2 * n, P::NONE);
         }
     }
 
@@ -190,9 +227,9 @@ impl BinaryTrees {
         let nice = nice.min(max_len);
         let h2 = hash2(d, i, H2_BITS);
         let c2 = self.head2[h2];
-        self.head2[h2] = i as u32;
-        if c2 != NONE {
-            let c = c2 as usize;
+        self.head2[h2] = P::make(i);
+        if c2 != P::NONE {
+            let c = c2.get();
             if i - c <= max_off && d[c] == d[i] && d[c + 1] == d[i + 1] && d[c + 2] != d[i + 2] {
                 // A length-3+ match at c2 is found again through the tree.
                 out.push(Match {
@@ -203,7 +240,7 @@ impl BinaryTrees {
         }
         let h = hash3(d, i, BT_BITS);
         let mut cand = self.head3[h];
-        self.head3[h] = i as u32;
+        self.head3[h] = P::make(i);
         let child = &mut self.child[..];
         let mut lt_slot = 2 * i;
         let mut gt_slot = 2 * i + 1;
@@ -212,10 +249,10 @@ impl BinaryTrees {
         let mut left = depth;
         let min_pos = i.saturating_sub(max_off);
         loop {
-            let c = cand as usize;
-            if cand == NONE || c < min_pos || left == 0 {
-                child[lt_slot] = NONE;
-                child[gt_slot] = NONE;
+            let c = cand.get();
+            if cand == P::NONE || c < min_pos || left == 0 {
+                child[lt_slot] = P::NONE;
+                child[gt_slot] = P::NONE;
                 return;
             }
             left -= 1;
@@ -275,7 +312,7 @@ mod tests {
                 b"abcab"[(seed >> 16) as usize % 5]
             })
             .collect();
-        let mut bt = BinaryTrees::new();
+        let mut bt = BinaryTrees::<u16>::new();
         bt.reset(d.len());
         let mut out = Vec::new();
         for i in 0..d.len() {

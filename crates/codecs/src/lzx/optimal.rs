@@ -11,7 +11,7 @@
 
 use super::compress::{update_reps, Freqs, Seq};
 use super::huffenc::HuffmanBuilder;
-use super::matchfind::{match_len, BinaryTrees, Match};
+use super::matchfind::{match_len, BinaryTrees, Match, Pos};
 use super::tables::*;
 
 /// Costs are in 1/16 bit.
@@ -102,6 +102,38 @@ fn relax(
     }
 }
 
+/// Runs every position of `d` through the trees, caching its matches.
+fn find_all<P: Pos>(
+    bt: &mut BinaryTrees<P>,
+    d: &[u8],
+    max_off: usize,
+    p: &OptParams,
+    (matches, starts, scratch): (&mut Vec<Match>, &mut Vec<u32>, &mut Vec<Match>),
+) {
+    let n = d.len();
+    bt.reset(n);
+    let mut i = 0;
+    while i < n {
+        starts.push(matches.len() as u32);
+        let before = matches.len();
+        bt.find_and_insert(d, i, max_off, p.depth, p.nice, matches);
+        let longest = matches[before..].last().map_or(0, |m| m.len as usize);
+        let end = i + longest;
+        i += 1;
+        if longest >= p.nice {
+            // The parser takes such a match whole, so the positions it
+            // covers only need to enter the trees.
+            while i < end {
+                starts.push(matches.len() as u32);
+                scratch.clear();
+                bt.find_and_insert(d, i, max_off, p.depth, p.nice, scratch);
+                i += 1;
+            }
+        }
+    }
+    starts.push(matches.len() as u32);
+}
+
 /// Parser settings.
 pub struct OptParams {
     /// Tree nodes visited per position.
@@ -115,7 +147,8 @@ pub struct OptParams {
 }
 
 pub struct Optimal {
-    bt: BinaryTrees,
+    bt16: BinaryTrees<u16>,
+    bt32: BinaryTrees<u32>,
     /// Matches of every position, `starts[i]..starts[i + 1]`.
     matches: Vec<Match>,
     starts: Vec<u32>,
@@ -133,7 +166,8 @@ pub struct Optimal {
 impl Optimal {
     pub fn new() -> Self {
         Self {
-            bt: BinaryTrees::new(),
+            bt16: BinaryTrees::new(),
+            bt32: BinaryTrees::new(),
             matches: Vec::new(),
             starts: Vec::new(),
             scratch: Vec::new(),
@@ -182,33 +216,15 @@ impl Optimal {
     }
 
     fn find_all_matches(&mut self, d: &[u8], max_off: usize, p: &OptParams) {
-        let n = d.len();
-        self.bt.reset(n);
         self.matches.clear();
         self.starts.clear();
-        self.starts.reserve(n + 1);
-        let mut i = 0;
-        while i < n {
-            self.starts.push(self.matches.len() as u32);
-            let before = self.matches.len();
-            self.bt
-                .find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.matches);
-            let longest = self.matches[before..].last().map_or(0, |m| m.len as usize);
-            let end = i + longest;
-            i += 1;
-            if longest >= p.nice {
-                // The parser takes such a match whole, so the positions it
-                // covers only need to enter the trees.
-                while i < end {
-                    self.starts.push(self.matches.len() as u32);
-                    self.scratch.clear();
-                    self.bt
-                        .find_and_insert(d, i, max_off, p.depth, p.nice, &mut self.scratch);
-                    i += 1;
-                }
-            }
+        self.starts.reserve(d.len() + 1);
+        let out = (&mut self.matches, &mut self.starts, &mut self.scratch);
+        if d.len() < u16::LIMIT {
+            find_all(&mut self.bt16, d, max_off, p, out);
+        } else {
+            find_all(&mut self.bt32, d, max_off, p, out);
         }
-        self.starts.push(self.matches.len() as u32);
     }
 
     /// Best cached or repeat match at `i`: `(length, offset code)`, length 0
