@@ -9,7 +9,7 @@
 
 use super::e8;
 use super::huffenc::HuffmanBuilder;
-use super::matchfind::{match_len, HashChains};
+use super::matchfind::{match_len, HashChains, Pos};
 use super::optimal::{OptParams, Optimal};
 use super::tables::*;
 
@@ -148,7 +148,8 @@ pub struct LzxCompressor {
     params: Params,
     buf: Vec<u8>,
     seqs: Vec<Seq>,
-    hc: HashChains,
+    hc16: HashChains<u16>,
+    hc32: HashChains<u32>,
     opt: Option<Box<Optimal>>,
     opt_params: OptParams,
     huff: HuffmanBuilder,
@@ -179,7 +180,8 @@ impl LzxCompressor {
             },
             buf: Vec::new(),
             seqs: Vec::new(),
-            hc: HashChains::new(),
+            hc16: HashChains::new(),
+            hc32: HashChains::new(),
             opt: (level > MAX_LAZY_LEVEL).then(|| Box::new(Optimal::new())),
             opt_params: OptParams {
                 depth: (level * 24 / 50).max(4),
@@ -243,57 +245,24 @@ impl LzxCompressor {
     /// Lazy parsing with hash chains: take the best match at each position
     /// unless the next position has a better one.
     fn parse_lazy(&mut self) {
-        let d = &self.buf[..];
-        let n = d.len();
         let max_off = (1usize << self.order) - 3;
-        let Params { depth, nice } = self.params;
-        self.hc.reset(n);
-        self.seqs.clear();
-        let mut reps = [1u32; NUM_REPS];
-        let mut lit_start = 0usize;
-        let mut i = 0usize;
-        let mut cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
-        while i < n {
-            if cur.len == 0 {
-                i += 1;
-                if i < n {
-                    cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
-                }
-                continue;
-            }
-            if (cur.len as usize) < nice && i + 1 < n {
-                let next = best_at(&mut self.hc, d, i + 1, &reps, max_off, depth, nice);
-                if next.gain > cur.gain {
-                    i += 1;
-                    cur = next;
-                    continue;
-                }
-                // Take `cur`; position i+1 is already in the chains.
-                for p in i + 2..i + cur.len as usize {
-                    self.hc.insert(d, p);
-                }
-            } else {
-                for p in i + 1..i + cur.len as usize {
-                    self.hc.insert(d, p);
-                }
-            }
-            self.seqs.push(Seq {
-                litrun: (i - lit_start) as u32,
-                len: cur.len,
-                off: cur.code,
-            });
-            update_reps(&mut reps, cur.code, cur.real_off);
-            i += cur.len as usize;
-            lit_start = i;
-            if i < n {
-                cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
-            }
+        if self.buf.len() < u16::LIMIT {
+            lazy_parse(
+                &mut self.hc16,
+                &self.buf,
+                max_off,
+                self.params,
+                &mut self.seqs,
+            );
+        } else {
+            lazy_parse(
+                &mut self.hc32,
+                &self.buf,
+                max_off,
+                self.params,
+                &mut self.seqs,
+            );
         }
-        self.seqs.push(Seq {
-            litrun: (n - lit_start) as u32,
-            len: 0,
-            off: 0,
-        });
     }
 
     /// Builds the codes for one block and writes it.
@@ -405,6 +374,65 @@ impl LzxCompressor {
     }
 }
 
+/// The lazy parse of `d` into `seqs`.
+fn lazy_parse<P: Pos>(
+    hc: &mut HashChains<P>,
+    d: &[u8],
+    max_off: usize,
+    params: Params,
+    seqs: &mut Vec<Seq>,
+) {
+    let n = d.len();
+    let Params { depth, nice } = params;
+    hc.reset(n);
+    seqs.clear();
+    let mut reps = [1u32; NUM_REPS];
+    let mut lit_start = 0usize;
+    let mut i = 0usize;
+    let mut cur = best_at(hc, d, i, &reps, max_off, depth, nice);
+    while i < n {
+        if cur.len == 0 {
+            i += 1;
+            if i < n {
+                cur = best_at(hc, d, i, &reps, max_off, depth, nice);
+            }
+            continue;
+        }
+        if (cur.len as usize) < nice && i + 1 < n {
+            let next = best_at(hc, d, i + 1, &reps, max_off, depth, nice);
+            if next.gain > cur.gain {
+                i += 1;
+                cur = next;
+                continue;
+            }
+            // Take `cur`; position i+1 is already in the chains.
+            for p in i + 2..i + cur.len as usize {
+                hc.insert(d, p);
+            }
+        } else {
+            for p in i + 1..i + cur.len as usize {
+                hc.insert(d, p);
+            }
+        }
+        seqs.push(Seq {
+            litrun: (i - lit_start) as u32,
+            len: cur.len,
+            off: cur.code,
+        });
+        update_reps(&mut reps, cur.code, cur.real_off);
+        i += cur.len as usize;
+        lit_start = i;
+        if i < n {
+            cur = best_at(hc, d, i, &reps, max_off, depth, nice);
+        }
+    }
+    seqs.push(Seq {
+        litrun: (n - lit_start) as u32,
+        len: 0,
+        off: 0,
+    });
+}
+
 /// Updates the repeat-offset queue as the decoder will.
 #[inline(always)]
 pub(crate) fn update_reps(reps: &mut [u32; NUM_REPS], code: u32, real_off: u32) {
@@ -435,10 +463,16 @@ const NO_CAND: Cand = Cand {
     gain: 0,
 };
 
+/// The two bytes at `i` (the caller checked `i + 2 <= d.len()`).
+#[inline(always)]
+fn two(d: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([d[i], d[i + 1]])
+}
+
 /// Best match at `i` among the repeat offsets and the hash chains.
 #[inline(always)]
-fn best_at(
-    hc: &mut HashChains,
+fn best_at<P: Pos>(
+    hc: &mut HashChains<P>,
     d: &[u8],
     i: usize,
     reps: &[u32; NUM_REPS],
@@ -449,10 +483,11 @@ fn best_at(
     let max_len = (d.len() - i).min(MAX_MATCH);
     let mut best = NO_CAND;
     if max_len >= MIN_MATCH {
+        // Cheap two-byte test first: most positions match no repeat.
+        let here = two(d, i);
         for (k, &r) in reps.iter().enumerate() {
             let r = r as usize;
-            // Cheap two-byte test first: most positions match no repeat.
-            if r <= i && d[i - r] == d[i] && d[i + 1 - r] == d[i + 1] {
+            if r <= i && two(d, i - r) == here {
                 let l = match_len(d, i - r, i, max_len);
                 if l >= MIN_MATCH {
                     let gain = 8 * l as i32 - 8 - k as i32;

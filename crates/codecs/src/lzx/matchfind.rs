@@ -48,27 +48,27 @@ fn hash2(d: &[u8], i: usize, bits: u32) -> usize {
     (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
 }
 
-const NONE: u32 = u32::MAX;
 const HC_BITS: u32 = 14;
 
 /// Hash chains for the lazy parser.
-pub struct HashChains {
-    head: Vec<u32>,
-    prev: Vec<u32>,
+pub struct HashChains<P: Pos> {
+    head: Vec<P>,
+    prev: Vec<P>,
 }
 
-impl HashChains {
+impl<P: Pos> HashChains<P> {
     pub fn new() -> Self {
         Self {
-            head: vec![NONE; 1 << HC_BITS],
+            head: vec![P::NONE; 1 << HC_BITS],
             prev: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
-        self.head.fill(NONE);
+        debug_assert!(n < P::LIMIT);
+        self.head.fill(P::NONE);
         self.prev.clear();
-        self.prev.resize(n, NONE);
+        self.prev.resize(n, P::NONE);
     }
 
     /// Adds position `i` (needs 3 bytes) to its chain.
@@ -77,7 +77,7 @@ impl HashChains {
         if i + 3 <= d.len() {
             let h = hash3(d, i, HC_BITS);
             self.prev[i] = self.head[h];
-            self.head[h] = i as u32;
+            self.head[h] = P::make(i);
         }
     }
 
@@ -99,12 +99,12 @@ impl HashChains {
         let h = hash3(d, i, HC_BITS);
         let mut cand = self.head[h];
         self.prev[i] = cand;
-        self.head[h] = i as u32;
+        self.head[h] = P::make(i);
         let (mut best_len, mut best_off) = (2usize, 0usize);
         let nice = nice.min(max_len);
         let mut left = depth;
-        while cand != NONE && left > 0 {
-            let c = cand as usize;
+        while cand != P::NONE && left > 0 {
+            let c = cand.get();
             let off = i - c;
             if off > max_off {
                 break;
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn hash_chains_find_the_longest_match_with_unbounded_depth() {
         let d: Vec<u8> = (0..5000u32).map(|i| (i * i % 7 + i % 3) as u8).collect();
-        let mut hc = HashChains::new();
+        let mut hc = HashChains::<u16>::new();
         hc.reset(d.len());
         for i in 0..d.len() {
             let max_len = (d.len() - i).min(257);
