@@ -429,6 +429,7 @@ impl Optimal {
             }
             // Repeat offsets.
             let reach = &mut nodes[i..=i + max_len];
+            let mut rep_best = 0;
             for k in 0..NUM_REPS {
                 let r = reps[k] as usize;
                 if r > i
@@ -444,13 +445,16 @@ impl Optimal {
                 }
                 let lo = if l >= nice { l } else { MIN_MATCH };
                 relax(reach, lo, l, cost, c.slot_main(k), &c.len_tail, k as u32);
+                rep_best = rep_best.max(l);
             }
             // Explicit offsets.
             let ms = &self.matches[self.starts[i] as usize..self.starts[i + 1] as usize];
-            let mut prev = MIN_MATCH - 1;
+            // Lengths a repeat offset reaches are left to it: it costs no
+            // offset bits, so an explicit offset rarely wins there.
+            let mut prev = (MIN_MATCH - 1).max(rep_best);
             if let Some(last) = ms.last() {
                 if last.len as usize >= nice {
-                    prev = last.len as usize - 1;
+                    prev = prev.max(last.len as usize - 1);
                 }
             }
             for m in ms {
