@@ -157,7 +157,7 @@ impl LzxDecompressor {
             len_lens: [0; LEN_SYMS],
             pre_lens: [0; PRE_SYMS],
             aligned_lens: [0; ALIGNED_SYMS],
-            main: DecodeTable::new(10),
+            main: DecodeTable::new(11),
             len: DecodeTable::new(8),
             pre: DecodeTable::new(6),
             aligned: DecodeTable::new(7),

@@ -21,7 +21,7 @@ const KIND_SUB: u32 = 1 << 8;
 pub const NO_SYMBOL: u32 = 0xFFFF;
 const EMPTY: u32 = NO_SYMBOL << 16;
 /// Root tables are indexed by at most this many bits.
-const MAX_ROOT_BITS: u32 = 10;
+const MAX_ROOT_BITS: u32 = 11;
 
 pub struct DecodeTable {
     root_bits: u32,
