@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
     let mut z = vec![0u8; size];
     if let Some(n) = c.compress(&out, &mut z) {
         let mut back = vec![0u8; size];
-        d.decompress(&z[..n], &mut back).expect("our own stream decodes");
+        d.decompress(&z[..n], &mut back)
+            .expect("our own stream decodes");
         assert!(back == out, "round trip changed the data");
     }
 });
