@@ -258,6 +258,9 @@ fn large_windows_both_ways() {
     // blocks, exercising the delta coding of lengths between blocks.
     for &(max, len) in &[
         (65536usize, 65536usize),
+        (65536, 65534),
+        (65536, 65535),
+        (40000, 40000),
         (1 << 20, 1 << 20),
         (1 << 21, 1 << 21),
         (1 << 20, 300_001),
