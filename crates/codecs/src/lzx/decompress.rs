@@ -189,6 +189,7 @@ impl LzxDecompressor {
         self.main_lens = [0; MAX_MAIN_SYMS];
         self.len_lens = [0; LEN_SYMS];
         let mut reps = [1u32; NUM_REPS];
+        let mut may_have_e8 = false;
         let mut r = BitReader::new(input, 0);
         let mut pos = 0usize;
         while pos < out.len() {
@@ -251,12 +252,16 @@ impl LzxDecompressor {
                     }
                     let end = pos + size;
                     self.decode_block(&mut r, out, pos, end, aligned, &mut reps)?;
+                    // Output bytes all come from literals, so without a
+                    // codeword for 0xE8 this block added no E8 byte.
+                    may_have_e8 |= self.main_lens[0xE8] != 0;
                     if r.overrun() {
                         return Err(corrupt("truncated block"));
                     }
                     pos = end;
                 }
                 BLOCK_UNCOMPRESSED => {
+                    may_have_e8 = true;
                     // Skip to the next 16-bit boundary; when already on one,
                     // a whole 16-bit word of padding follows.
                     let consumed = r.consumed_bits();
@@ -289,7 +294,9 @@ impl LzxDecompressor {
                 _ => return Err(corrupt("invalid block type")),
             }
         }
-        e8::postprocess(out);
+        if may_have_e8 {
+            e8::postprocess(out);
+        }
         Ok(())
     }
 
@@ -408,8 +415,14 @@ fn copy_match(out: &mut [u8], pos: usize, offset: usize, len: usize) {
         let b = out[src];
         out[pos..pos + len].fill(b);
     } else {
-        for i in 0..len {
-            out[pos + i] = out[src + i];
+        // Overlapping copy with a short period: everything from `src` on is
+        // periodic with period `offset`, so each step may copy as much as
+        // has been produced so far, doubling the step.
+        let mut done = 0;
+        while done < len {
+            let n = (pos + done - src).min(len - done);
+            out.copy_within(src..src + n, pos + done);
+            done += n;
         }
     }
 }
