@@ -228,3 +228,81 @@ proptest! {
         let _ = ours_decompress(&data, n);
     }
 }
+
+/// Real bytes from /usr/bin, `len` of them.
+fn real_bytes(len: usize) -> Vec<u8> {
+    let mut files: Vec<_> = std::fs::read_dir("/usr/bin")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut v = Vec::with_capacity(len);
+    for f in files.iter().step_by(11) {
+        if let Ok(d) = std::fs::read(f) {
+            v.extend_from_slice(&d[..d.len().min(200_000)]);
+        }
+        if v.len() >= len {
+            break;
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+#[test]
+fn large_windows_both_ways() {
+    // Windows above 32 KiB (wimlib supports up to 2 MiB): the main alphabet
+    // grows, block sizes take 24 bits and wimlib splits chunks into several
+    // blocks, exercising the delta coding of lengths between blocks.
+    for &(max, len) in &[
+        (65536usize, 65536usize),
+        (65536, 65534),
+        (65536, 65535),
+        (40000, 40000),
+        (1 << 20, 1 << 20),
+        (1 << 21, 1 << 21),
+        (1 << 20, 300_001),
+    ] {
+        let data = real_bytes(len);
+        assert_eq!(data.len(), len);
+        for level in [20u32, 50] {
+            let mut c = LzxCompressor::new(max, level);
+            let mut z = vec![0u8; len];
+            let n = c.compress(&data, &mut z).expect("real data compresses");
+            let mut d = LzxDecompressor::new(max);
+            let mut out = vec![0u8; len];
+            d.decompress(&z[..n], &mut out).expect("ours->ours");
+            assert!(out == data, "ours->ours window {max}");
+            let mut w = WimlibDecompressor::new(Ctype::Lzx, max).unwrap();
+            assert!(
+                w.decompress(&z[..n], len).expect("ours->wimlib") == data,
+                "ours->wimlib window {max}"
+            );
+        }
+        let mut wc = WimlibCompressor::new(Ctype::Lzx, max, 50).unwrap();
+        let z = wc.compress(&data).expect("wimlib compresses");
+        let mut d = LzxDecompressor::new(max);
+        let mut out = vec![0u8; len];
+        d.decompress(&z, &mut out).expect("wimlib->ours");
+        assert!(out == data, "wimlib->ours window {max}");
+    }
+}
+
+#[test]
+fn unsupported_window_sizes_are_refused_cleanly() {
+    let data = sample(1, 1000, 1);
+    let mut c = LzxCompressor::new((1 << 21) + 1, 50);
+    let mut z = vec![0u8; data.len()];
+    assert!(c.compress(&data, &mut z).is_none());
+    let mut d = LzxDecompressor::new((1 << 21) + 1);
+    let mut out = vec![0u8; 1000];
+    assert!(matches!(
+        d.decompress(&z, &mut out),
+        Err(DecompressError::ChunkTooLarge { .. })
+    ));
+    // A chunk larger than the compressor was created for is left raw.
+    let mut c = LzxCompressor::new(500, 50);
+    assert!(c.compress(&data, &mut z).is_none());
+}

@@ -9,7 +9,7 @@
 
 use super::e8;
 use super::huffenc::HuffmanBuilder;
-use super::matchfind::{match_len, HashChains};
+use super::matchfind::{match_len, HashChains, Pos};
 use super::optimal::{OptParams, Optimal};
 use super::tables::*;
 
@@ -148,7 +148,8 @@ pub struct LzxCompressor {
     params: Params,
     buf: Vec<u8>,
     seqs: Vec<Seq>,
-    hc: HashChains,
+    hc16: HashChains<u16>,
+    hc32: HashChains<u32>,
     opt: Option<Box<Optimal>>,
     opt_params: OptParams,
     huff: HuffmanBuilder,
@@ -174,20 +175,19 @@ impl LzxCompressor {
             order,
             num_main_syms: NUM_CHARS + num_offset_slots(order) * NUM_LEN_HEADERS,
             params: Params {
-                depth: (level * 3 / 2).max(4),
-                nice: ((level * 2) as usize).clamp(16, MAX_MATCH),
+                depth: (level / 2).max(4),
+                nice: ((level * 8 / 5) as usize).clamp(16, MAX_MATCH),
             },
             buf: Vec::new(),
             seqs: Vec::new(),
-            hc: HashChains::new(),
+            hc16: HashChains::new(),
+            hc32: HashChains::new(),
             opt: (level > MAX_LAZY_LEVEL).then(|| Box::new(Optimal::new())),
             opt_params: OptParams {
                 depth: (level * 24 / 50).max(4),
                 nice: ((level * 48 / 50) as usize).clamp(8, MAX_MATCH),
-                passes: 1
-                    + u32::from(level >= 40)
-                    + u32::from(level >= 70)
-                    + u32::from(level >= 100),
+                passes: 1 + u32::from(level >= 60) + u32::from(level >= 100),
+                greedy_start: level < 60,
             },
             huff: HuffmanBuilder::new(),
             freqs: Freqs::new(),
@@ -245,57 +245,24 @@ impl LzxCompressor {
     /// Lazy parsing with hash chains: take the best match at each position
     /// unless the next position has a better one.
     fn parse_lazy(&mut self) {
-        let d = &self.buf[..];
-        let n = d.len();
         let max_off = (1usize << self.order) - 3;
-        let Params { depth, nice } = self.params;
-        self.hc.reset(n);
-        self.seqs.clear();
-        let mut reps = [1u32; NUM_REPS];
-        let mut lit_start = 0usize;
-        let mut i = 0usize;
-        let mut cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
-        while i < n {
-            if cur.len == 0 {
-                i += 1;
-                if i < n {
-                    cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
-                }
-                continue;
-            }
-            if (cur.len as usize) < nice && i + 1 < n {
-                let next = best_at(&mut self.hc, d, i + 1, &reps, max_off, depth, nice);
-                if next.gain > cur.gain {
-                    i += 1;
-                    cur = next;
-                    continue;
-                }
-                // Take `cur`; position i+1 is already in the chains.
-                for p in i + 2..i + cur.len as usize {
-                    self.hc.insert(d, p);
-                }
-            } else {
-                for p in i + 1..i + cur.len as usize {
-                    self.hc.insert(d, p);
-                }
-            }
-            self.seqs.push(Seq {
-                litrun: (i - lit_start) as u32,
-                len: cur.len,
-                off: cur.code,
-            });
-            update_reps(&mut reps, cur.code, cur.real_off);
-            i += cur.len as usize;
-            lit_start = i;
-            if i < n {
-                cur = best_at(&mut self.hc, d, i, &reps, max_off, depth, nice);
-            }
+        if self.buf.len() < u16::LIMIT {
+            lazy_parse(
+                &mut self.hc16,
+                &self.buf,
+                max_off,
+                self.params,
+                &mut self.seqs,
+            );
+        } else {
+            lazy_parse(
+                &mut self.hc32,
+                &self.buf,
+                max_off,
+                self.params,
+                &mut self.seqs,
+            );
         }
-        self.seqs.push(Seq {
-            litrun: (n - lit_start) as u32,
-            len: 0,
-            off: 0,
-        });
     }
 
     /// Builds the codes for one block and writes it.
@@ -407,6 +374,65 @@ impl LzxCompressor {
     }
 }
 
+/// The lazy parse of `d` into `seqs`.
+fn lazy_parse<P: Pos>(
+    hc: &mut HashChains<P>,
+    d: &[u8],
+    max_off: usize,
+    params: Params,
+    seqs: &mut Vec<Seq>,
+) {
+    let n = d.len();
+    let Params { depth, nice } = params;
+    hc.reset(n);
+    seqs.clear();
+    let mut reps = [1u32; NUM_REPS];
+    let mut lit_start = 0usize;
+    let mut i = 0usize;
+    let mut cur = best_at(hc, d, i, &reps, max_off, depth, nice);
+    while i < n {
+        if cur.len == 0 {
+            i += 1;
+            if i < n {
+                cur = best_at(hc, d, i, &reps, max_off, depth, nice);
+            }
+            continue;
+        }
+        if (cur.len as usize) < nice && i + 1 < n {
+            let next = best_at(hc, d, i + 1, &reps, max_off, depth, nice);
+            if next.gain > cur.gain {
+                i += 1;
+                cur = next;
+                continue;
+            }
+            // Take `cur`; position i+1 is already in the chains.
+            for p in i + 2..i + cur.len as usize {
+                hc.insert(d, p);
+            }
+        } else {
+            for p in i + 1..i + cur.len as usize {
+                hc.insert(d, p);
+            }
+        }
+        seqs.push(Seq {
+            litrun: (i - lit_start) as u32,
+            len: cur.len,
+            off: cur.code,
+        });
+        update_reps(&mut reps, cur.code, cur.real_off);
+        i += cur.len as usize;
+        lit_start = i;
+        if i < n {
+            cur = best_at(hc, d, i, &reps, max_off, depth, nice);
+        }
+    }
+    seqs.push(Seq {
+        litrun: (n - lit_start) as u32,
+        len: 0,
+        off: 0,
+    });
+}
+
 /// Updates the repeat-offset queue as the decoder will.
 #[inline(always)]
 pub(crate) fn update_reps(reps: &mut [u32; NUM_REPS], code: u32, real_off: u32) {
@@ -437,10 +463,16 @@ const NO_CAND: Cand = Cand {
     gain: 0,
 };
 
+/// The two bytes at `i` (the caller checked `i + 2 <= d.len()`).
+#[inline(always)]
+fn two(d: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([d[i], d[i + 1]])
+}
+
 /// Best match at `i` among the repeat offsets and the hash chains.
 #[inline(always)]
-fn best_at(
-    hc: &mut HashChains,
+fn best_at<P: Pos>(
+    hc: &mut HashChains<P>,
     d: &[u8],
     i: usize,
     reps: &[u32; NUM_REPS],
@@ -451,9 +483,11 @@ fn best_at(
     let max_len = (d.len() - i).min(MAX_MATCH);
     let mut best = NO_CAND;
     if max_len >= MIN_MATCH {
+        // Cheap two-byte test first: most positions match no repeat.
+        let here = two(d, i);
         for (k, &r) in reps.iter().enumerate() {
             let r = r as usize;
-            if r <= i {
+            if r <= i && two(d, i - r) == here {
                 let l = match_len(d, i - r, i, max_len);
                 if l >= MIN_MATCH {
                     let gain = 8 * l as i32 - 8 - k as i32;
@@ -547,5 +581,84 @@ fn write_lens(bw: &mut BitWriter, huff: &mut HuffmanBuilder, old: &[u8], new: &[
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lzx::LzxDecompressor;
+
+    /// A chunk made of a verbatim block (`a`) followed by an uncompressed
+    /// block (`b`), the way a compressor may store a stretch it cannot
+    /// shrink. Ours never writes this, but decoders must read it.
+    /// Also tells whether the header ended on a 16-bit boundary.
+    fn verbatim_then_raw(a: &[u8], b: &[u8]) -> (Vec<u8>, bool) {
+        let mut c = LzxCompressor::new(32768, 20);
+        let mut buf = [a, b].concat();
+        e8::preprocess(&mut buf);
+        c.buf = buf[..a.len()].to_vec();
+        c.parse_lazy();
+        let seqs = std::mem::take(&mut c.seqs);
+        let mut reps = [1u32; NUM_REPS];
+        for s in &seqs {
+            if s.len != 0 {
+                update_reps(&mut reps, s.off, s.off.wrapping_sub(2));
+            }
+        }
+        let block = c.buf.clone();
+        c.write_block(&block, &seqs);
+        c.bw.put(BLOCK_UNCOMPRESSED, 3);
+        c.bw.put(0, 1);
+        c.bw.put(b.len() as u32, 16);
+        // Align: when already on a 16-bit boundary a whole padding word
+        // follows.
+        let on_boundary = c.bw.cnt == 0;
+        if on_boundary {
+            c.bw.put(0, 16);
+        } else {
+            c.bw.flush();
+        }
+        let mut out = std::mem::take(&mut c.bw.out);
+        for r in reps {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        out.extend_from_slice(&buf[a.len()..]);
+        if b.len() % 2 == 1 {
+            out.push(0);
+        }
+        (out, on_boundary)
+    }
+
+    #[test]
+    fn uncompressed_block_after_a_compressed_one() {
+        let text =
+            b"an example of text, an example of text with E8\xE8\x10\x00\x00\x00 and more text ";
+        let mut boundary_cases = [0; 2];
+        for b_len in [1usize, 2, 501, 4000] {
+            let b: Vec<u8> = (0..b_len).map(|i| (i * 7 + 3) as u8 ^ 0xE8).collect();
+            for a_len in 3000..3040 {
+                let a: Vec<u8> = text.iter().cycle().take(a_len).copied().collect();
+                let (z, on_boundary) = verbatim_then_raw(&a, &b);
+                boundary_cases[usize::from(on_boundary)] += 1;
+                let mut d = LzxDecompressor::new(32768);
+                let mut out = vec![0u8; a.len() + b.len()];
+                d.decompress_chunk(&z, &mut out).expect("decodes");
+                assert_eq!(&out[..a.len()], &a[..]);
+                assert_eq!(&out[a.len()..], &b[..]);
+                let mut w =
+                    wimlib_oracle::WimlibDecompressor::new(wimlib_oracle::Ctype::Lzx, 32768)
+                        .unwrap();
+                // wimlib, the reference decoder, reads the layout the same way.
+                assert_eq!(
+                    w.decompress(&z, a.len() + b.len()).as_deref(),
+                    Some(&out[..])
+                );
+            }
+        }
+        assert!(
+            boundary_cases[0] > 0 && boundary_cases[1] > 0,
+            "{boundary_cases:?}"
+        );
     }
 }

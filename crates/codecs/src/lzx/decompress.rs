@@ -13,7 +13,7 @@
 //! bounded length array, so decoding always terminates.
 
 use super::e8;
-use super::huffdec::DecodeTable;
+use super::huffdec::{DecodeTable, NO_SYMBOL};
 use super::tables::*;
 use crate::{CompressionFormat, DecompressError};
 
@@ -50,6 +50,20 @@ impl<'a> BitReader<'a> {
     /// Makes sure at least 49 bits are buffered.
     #[inline(always)]
     fn refill(&mut self) {
+        if self.bits > 48 {
+            return;
+        }
+        if let Some(b) = self.data.get(self.pos..self.pos + 8) {
+            // Fast path: take as many whole words as fit (1 to 4).
+            let k = ((64 - self.bits) / 16) as usize;
+            for j in 0..k {
+                let w = u16::from_le_bytes([b[2 * j], b[2 * j + 1]]);
+                self.buf |= u64::from(w) << (48 - self.bits);
+                self.bits += 16;
+            }
+            self.pos += 2 * k;
+            return;
+        }
         while self.bits <= 48 {
             let w = match self.data.get(self.pos..self.pos + 2) {
                 Some(b) => {
@@ -101,13 +115,13 @@ impl<'a> BitReader<'a> {
         self.pos * 8 + self.virt as usize - self.bits as usize
     }
 
+    /// Decodes a symbol; an empty code yields [`NO_SYMBOL`], which every
+    /// caller rejects as out of its alphabet.
     #[inline(always)]
-    fn decode(&mut self, t: &DecodeTable) -> Result<u32, DecompressError> {
-        let (sym, n) = t
-            .decode(self.peek16())
-            .ok_or(corrupt("symbol from an empty code"))?;
+    fn decode(&mut self, t: &DecodeTable) -> u32 {
+        let (sym, n) = t.decode(self.peek16());
         self.consume(n);
-        Ok(sym)
+        sym
     }
 }
 
@@ -143,7 +157,7 @@ impl LzxDecompressor {
             len_lens: [0; LEN_SYMS],
             pre_lens: [0; PRE_SYMS],
             aligned_lens: [0; ALIGNED_SYMS],
-            main: DecodeTable::new(10),
+            main: DecodeTable::new(11),
             len: DecodeTable::new(8),
             pre: DecodeTable::new(6),
             aligned: DecodeTable::new(7),
@@ -175,6 +189,7 @@ impl LzxDecompressor {
         self.main_lens = [0; MAX_MAIN_SYMS];
         self.len_lens = [0; LEN_SYMS];
         let mut reps = [1u32; NUM_REPS];
+        let mut may_have_e8 = false;
         let mut r = BitReader::new(input, 0);
         let mut pos = 0usize;
         while pos < out.len() {
@@ -225,6 +240,10 @@ impl LzxDecompressor {
                     self.main
                         .build(&self.main_lens[..n])
                         .map_err(|_| corrupt("bad main code"))?;
+                    if self.main.is_empty() {
+                        // Then every main symbol decoded is known valid.
+                        return Err(corrupt("empty main code"));
+                    }
                     self.len
                         .build(&self.len_lens)
                         .map_err(|_| corrupt("bad length code"))?;
@@ -233,12 +252,16 @@ impl LzxDecompressor {
                     }
                     let end = pos + size;
                     self.decode_block(&mut r, out, pos, end, aligned, &mut reps)?;
+                    // Output bytes all come from literals, so without a
+                    // codeword for 0xE8 this block added no E8 byte.
+                    may_have_e8 |= self.main_lens[0xE8] != 0;
                     if r.overrun() {
                         return Err(corrupt("truncated block"));
                     }
                     pos = end;
                 }
                 BLOCK_UNCOMPRESSED => {
+                    may_have_e8 = true;
                     // Skip to the next 16-bit boundary; when already on one,
                     // a whole 16-bit word of padding follows.
                     let consumed = r.consumed_bits();
@@ -271,7 +294,9 @@ impl LzxDecompressor {
                 _ => return Err(corrupt("invalid block type")),
             }
         }
-        e8::postprocess(out);
+        if may_have_e8 {
+            e8::postprocess(out);
+        }
         Ok(())
     }
 
@@ -293,17 +318,41 @@ impl LzxDecompressor {
         };
         while pos < end {
             r.refill();
-            let sym = r.decode(&self.main)? as usize;
+            // After a refill at least 49 bits are buffered: enough for three
+            // main symbols, so runs of literals need one refill per three.
+            let mut sym = r.decode(&self.main) as usize;
             if sym < NUM_CHARS {
                 out[pos] = sym as u8;
                 pos += 1;
-                continue;
+                if pos == end {
+                    break;
+                }
+                sym = r.decode(&self.main) as usize;
+                if sym < NUM_CHARS {
+                    out[pos] = sym as u8;
+                    pos += 1;
+                    if pos == end {
+                        break;
+                    }
+                    sym = r.decode(&self.main) as usize;
+                    if sym < NUM_CHARS {
+                        out[pos] = sym as u8;
+                        pos += 1;
+                        continue;
+                    }
+                }
+                // A match header after literals: top the buffer up again.
+                r.refill();
             }
             let hdr = sym - NUM_CHARS;
             let slot = hdr / NUM_LEN_HEADERS;
             let mut len = hdr % NUM_LEN_HEADERS;
             if len == NUM_PRIMARY_LENS {
-                len += r.decode(&self.len)? as usize;
+                let ls = r.decode(&self.len);
+                if ls == NO_SYMBOL {
+                    return Err(corrupt("length symbol from an empty code"));
+                }
+                len += ls as usize;
             }
             len += MIN_MATCH;
             let offset;
@@ -316,7 +365,11 @@ impl LzxDecompressor {
                 r.refill();
                 let bits = if slot >= min_aligned_slot {
                     let hi = r.read(extra - 3);
-                    (hi << 3) | r.decode(&self.aligned)?
+                    let a = r.decode(&self.aligned);
+                    if a == NO_SYMBOL {
+                        return Err(corrupt("aligned symbol from an empty code"));
+                    }
+                    (hi << 3) | a
                 } else {
                     r.read(extra)
                 };
@@ -344,14 +397,32 @@ impl LzxDecompressor {
 #[inline(always)]
 fn copy_match(out: &mut [u8], pos: usize, offset: usize, len: usize) {
     let src = pos - offset;
-    if offset >= len {
+    if offset >= 8 && pos + len + 8 <= out.len() {
+        // Short copies are the common case: move 8 bytes at a time (may
+        // write up to 7 bytes past the match, which later output overwrites;
+        // 8-byte steps never read bytes this copy has not yet written since
+        // the offset is at least 8).
+        let mut k = 0;
+        while k < len {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&out[src + k..src + k + 8]);
+            out[pos + k..pos + k + 8].copy_from_slice(&w);
+            k += 8;
+        }
+    } else if offset >= len {
         out.copy_within(src..src + len, pos);
     } else if offset == 1 {
         let b = out[src];
         out[pos..pos + len].fill(b);
     } else {
-        for i in 0..len {
-            out[pos + i] = out[src + i];
+        // Overlapping copy with a short period: everything from `src` on is
+        // periodic with period `offset`, so each step may copy as much as
+        // has been produced so far, doubling the step.
+        let mut done = 0;
+        while done < len {
+            let n = (pos + done - src).min(len - done);
+            out.copy_within(src..src + n, pos + done);
+            done += n;
         }
     }
 }
@@ -371,7 +442,7 @@ fn read_lens(
     let mut i = 0;
     while i < lens.len() {
         r.refill();
-        let sym = r.decode(pre)?;
+        let sym = r.decode(pre);
         match sym {
             0..=16 => {
                 lens[i] = delta(lens[i], sym);
@@ -389,9 +460,9 @@ fn read_lens(
                 lens[i..stop].fill(0);
                 i = stop;
             }
-            _ => {
+            19 => {
                 let run = 4 + r.read(1) as usize;
-                let s = r.decode(pre)?;
+                let s = r.decode(pre);
                 if s > 16 {
                     return Err(corrupt("bad pretree run symbol"));
                 }
@@ -400,6 +471,7 @@ fn read_lens(
                 lens[i..stop].fill(v);
                 i = stop;
             }
+            _ => return Err(corrupt("pretree symbol from an empty code")),
         }
     }
     Ok(())

@@ -13,13 +13,23 @@
 use super::tables::MAX_CODEWORD_LEN;
 
 /// Entry layout: `symbol << 16 | kind << 8 | length`. `kind` 0 = symbol,
-/// 1 = pointer to a subtable (symbol field = subtable start), 2 = invalid.
+/// 1 = pointer to a subtable (symbol field = subtable start).
 const KIND_SUB: u32 = 1 << 8;
-const INVALID: u32 = 2 << 8;
+/// What an empty code decodes to: an impossible symbol, no bits consumed.
+/// Callers reject symbols beyond their alphabet, so decoding from an empty
+/// code is reported as corruption.
+pub const NO_SYMBOL: u32 = 0xFFFF;
+const EMPTY: u32 = NO_SYMBOL << 16;
+/// Root tables are indexed by at most this many bits.
+const MAX_ROOT_BITS: u32 = 11;
 
 pub struct DecodeTable {
     root_bits: u32,
-    entries: Vec<u32>,
+    /// Fixed size so that any masked index is in bounds; only the first
+    /// `2^root_bits` entries are used.
+    root: Box<[u32; 1 << MAX_ROOT_BITS]>,
+    sub: Vec<u32>,
+    empty: bool,
     /// Scratch: symbols sorted by (length, symbol).
     sorted: Vec<u16>,
 }
@@ -30,12 +40,19 @@ pub struct BadCode;
 
 impl DecodeTable {
     pub fn new(root_bits: u32) -> Self {
-        debug_assert!(root_bits <= MAX_CODEWORD_LEN);
+        debug_assert!(root_bits <= MAX_ROOT_BITS);
         Self {
             root_bits,
-            entries: vec![INVALID; 1 << root_bits],
+            root: Box::new([EMPTY; 1 << MAX_ROOT_BITS]),
+            sub: Vec::new(),
+            empty: true,
             sorted: Vec::new(),
         }
+    }
+
+    /// True when the last built code has no symbols.
+    pub fn is_empty(&self) -> bool {
+        self.empty
     }
 
     /// Builds the table for the codeword lengths `lens` (each at most 16).
@@ -55,12 +72,15 @@ impl DecodeTable {
         for (l, &c) in count.iter().enumerate().skip(1) {
             kraft += u64::from(c) << (MAX_CODEWORD_LEN as usize - l);
         }
-        self.entries.clear();
-        self.entries.resize(1 << rb, INVALID);
+        self.sub.clear();
+        self.empty = kraft == 0;
         if kraft == 0 {
-            return Ok(()); // empty code: every entry stays invalid
+            self.root.fill(EMPTY);
+            return Ok(());
         }
         if kraft != 1 << MAX_CODEWORD_LEN {
+            self.empty = true;
+            self.root.fill(EMPTY);
             return Err(BadCode);
         }
         // Sort symbols canonically with a counting sort.
@@ -79,6 +99,7 @@ impl DecodeTable {
             }
         }
         // Assign canonical codes in order; `code` is left-aligned to 16 bits.
+        // A complete code covers every root entry, so none stays stale.
         let mut code: u32 = 0;
         let mut cur_prefix = u32::MAX;
         let mut sub_start = 0u32;
@@ -89,20 +110,19 @@ impl DecodeTable {
                 let first = (code >> sub_bits) as usize;
                 let n = (span >> sub_bits) as usize;
                 let e = (u32::from(sym) << 16) | len;
-                self.entries[first..first + n].fill(e);
+                self.root[first..first + n].fill(e);
             } else {
                 let prefix = code >> sub_bits;
                 if prefix != cur_prefix {
                     cur_prefix = prefix;
-                    sub_start = self.entries.len() as u32;
-                    self.entries[prefix as usize] = (sub_start << 16) | KIND_SUB | rb;
-                    self.entries
-                        .resize(self.entries.len() + (1 << sub_bits), INVALID);
+                    sub_start = self.sub.len() as u32;
+                    self.root[prefix as usize] = (sub_start << 16) | KIND_SUB | rb;
+                    self.sub.resize(self.sub.len() + (1 << sub_bits), EMPTY);
                 }
                 let low = code & ((1 << sub_bits) - 1);
                 let first = (sub_start + low) as usize;
                 let e = (u32::from(sym) << 16) | (len - rb);
-                self.entries[first..first + span as usize].fill(e);
+                self.sub[first..first + span as usize].fill(e);
             }
             code += span;
         }
@@ -110,26 +130,20 @@ impl DecodeTable {
     }
 
     /// Decodes one symbol from the next 16 bits of the stream (`bits16`,
-    /// most significant first). Returns `(symbol, bits used)`; `None` when
-    /// the code is empty.
+    /// most significant first). Returns `(symbol, bits used)`; an empty code
+    /// gives `(NO_SYMBOL, 0)`.
     #[inline(always)]
-    pub fn decode(&self, bits16: u32) -> Option<(u32, u32)> {
+    pub fn decode(&self, bits16: u32) -> (u32, u32) {
         let rb = self.root_bits;
-        let root = (bits16 >> (MAX_CODEWORD_LEN - rb)) as usize;
-        // The root table has exactly 2^rb entries, so `root` is in bounds;
-        // `get` keeps the compiler from having to prove it.
-        let mut e = *self.entries.get(root)?;
-        let mut used = 0;
-        if e & KIND_SUB != 0 {
-            let sub_bits = MAX_CODEWORD_LEN - rb;
-            let idx = (e >> 16) + (bits16 & ((1 << sub_bits) - 1));
-            e = *self.entries.get(idx as usize)?;
-            used = rb;
+        let idx = (bits16 >> (MAX_CODEWORD_LEN - rb)) as usize & ((1 << MAX_ROOT_BITS) - 1);
+        let e = self.root[idx];
+        if e & KIND_SUB == 0 {
+            return (e >> 16, e & 0xFF);
         }
-        if e & INVALID != 0 {
-            return None;
-        }
-        Some((e >> 16, used + (e & 0xFF)))
+        let sub_bits = MAX_CODEWORD_LEN - rb;
+        let si = ((e >> 16) + (bits16 & ((1 << sub_bits) - 1))) as usize;
+        let e2 = self.sub.get(si).copied().unwrap_or(EMPTY);
+        (e2 >> 16, rb + (e2 & 0xFF))
     }
 }
 
@@ -142,10 +156,10 @@ mod tests {
         // lens: A=2 B=1 C=3 D=3 -> B=0, A=10, C=110, D=111
         let mut t = DecodeTable::new(2);
         t.build(&[2, 1, 3, 3]).unwrap();
-        assert_eq!(t.decode(0b0 << 15), Some((1, 1)));
-        assert_eq!(t.decode(0b10 << 14), Some((0, 2)));
-        assert_eq!(t.decode(0b110 << 13), Some((2, 3)));
-        assert_eq!(t.decode(0b111 << 13 | 0x1FFF), Some((3, 3)));
+        assert_eq!(t.decode(0b0 << 15), (1, 1));
+        assert_eq!(t.decode(0b10 << 14), (0, 2));
+        assert_eq!(t.decode(0b110 << 13), (2, 3));
+        assert_eq!(t.decode(0b111 << 13 | 0x1FFF), (3, 3));
     }
 
     #[test]
@@ -159,10 +173,10 @@ mod tests {
         for k in 0..15u32 {
             let code = ((1u32 << k) - 1) << 1; // k ones, then 0, len k+1
             let bits = code << (16 - (k + 1));
-            assert_eq!(t.decode(bits), Some((k, k + 1)), "k={k}");
+            assert_eq!(t.decode(bits), (k, k + 1), "k={k}");
         }
-        assert_eq!(t.decode(0xFFFE), Some((15, 16)));
-        assert_eq!(t.decode(0xFFFF), Some((16, 16)));
+        assert_eq!(t.decode(0xFFFE), (15, 16));
+        assert_eq!(t.decode(0xFFFF), (16, 16));
     }
 
     #[test]
@@ -172,6 +186,7 @@ mod tests {
         assert_eq!(t.build(&[1, 1, 1]), Err(BadCode));
         assert_eq!(t.build(&[17, 1]), Err(BadCode));
         assert_eq!(t.build(&[0, 0, 0]), Ok(()));
-        assert_eq!(t.decode(0), None);
+        assert!(t.is_empty());
+        assert_eq!(t.decode(0), (NO_SYMBOL, 0));
     }
 }

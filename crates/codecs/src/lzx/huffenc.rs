@@ -147,3 +147,83 @@ pub fn canonical_codes(lens: &[u8], codes: &mut [u16]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kraft(lens: &[u8]) -> f64 {
+        lens.iter()
+            .filter(|&&l| l > 0)
+            .map(|&l| 0.5f64.powi(i32::from(l)))
+            .sum()
+    }
+
+    #[test]
+    fn single_and_empty_codes_are_complete_or_empty() {
+        let mut h = HuffmanBuilder::new();
+        let (mut lens, mut codes) = ([0u8; 8], [0u16; 8]);
+        h.build(&[0; 8], 7, &mut lens, &mut codes);
+        assert_eq!(lens, [0; 8]);
+        h.build(&[0, 0, 5, 0, 0, 0, 0, 0], 7, &mut lens, &mut codes);
+        assert_eq!(kraft(&lens), 1.0);
+        assert_eq!(lens[2], 1);
+    }
+
+    #[test]
+    fn fibonacci_frequencies_are_limited() {
+        // Fibonacci weights make the deepest possible Huffman tree.
+        let mut f = vec![1u32, 1];
+        while f.len() < 30 {
+            let k = f.len();
+            f.push(f[k - 1] + f[k - 2]);
+        }
+        let mut h = HuffmanBuilder::new();
+        let (mut lens, mut codes) = (vec![0u8; 30], vec![0u16; 30]);
+        h.build(&f, 16, &mut lens, &mut codes);
+        assert!(lens.iter().all(|&l| (1..=16).contains(&l)));
+        assert_eq!(kraft(&lens), 1.0);
+        // Rarer symbols never get shorter codes.
+        for w in lens.windows(2) {
+            assert!(w[0] >= w[1]);
+        }
+        h.build(&f[..20], 7, &mut lens[..20], &mut codes[..20]);
+        assert!(lens[..20].iter().all(|&l| (1..=7).contains(&l)));
+        assert_eq!(kraft(&lens[..20]), 1.0);
+    }
+
+    proptest! {
+        #[test]
+        fn codes_are_complete_limited_and_prefix_free(
+            freqs in proptest::collection::vec(prop_oneof![Just(0u32), 1u32..5, 1u32..100000], 2..300),
+            limit in 9u32..=16,
+        ) {
+            let n = freqs.len();
+            let mut h = HuffmanBuilder::new();
+            let (mut lens, mut codes) = (vec![0u8; n], vec![0u16; n]);
+            h.build(&freqs, limit, &mut lens, &mut codes);
+            let used = freqs.iter().filter(|&&f| f > 0).count();
+            if used == 0 {
+                prop_assert!(lens.iter().all(|&l| l == 0));
+            } else {
+                prop_assert_eq!(kraft(&lens), 1.0);
+                for (s, &f) in freqs.iter().enumerate() {
+                    prop_assert!(u32::from(lens[s]) <= limit);
+                    if f > 0 {
+                        prop_assert!(lens[s] > 0);
+                    }
+                }
+                // The decoder's table accepts and inverts the code.
+                let mut t = super::super::huffdec::DecodeTable::new(8);
+                prop_assert!(t.build(&lens).is_ok());
+                for s in 0..n {
+                    if lens[s] > 0 {
+                        let bits = u32::from(codes[s]) << (16 - lens[s]);
+                        prop_assert_eq!(t.decode(bits), (s as u32, u32::from(lens[s])));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -48,27 +48,27 @@ fn hash2(d: &[u8], i: usize, bits: u32) -> usize {
     (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
 }
 
-const NONE: u32 = u32::MAX;
-const HC_BITS: u32 = 15;
+const HC_BITS: u32 = 14;
 
 /// Hash chains for the lazy parser.
-pub struct HashChains {
-    head: Vec<u32>,
-    prev: Vec<u32>,
+pub struct HashChains<P: Pos> {
+    head: Vec<P>,
+    prev: Vec<P>,
 }
 
-impl HashChains {
+impl<P: Pos> HashChains<P> {
     pub fn new() -> Self {
         Self {
-            head: vec![NONE; 1 << HC_BITS],
+            head: vec![P::NONE; 1 << HC_BITS],
             prev: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
-        self.head.fill(NONE);
+        debug_assert!(n < P::LIMIT);
+        self.head.fill(P::NONE);
         self.prev.clear();
-        self.prev.resize(n, NONE);
+        self.prev.resize(n, P::NONE);
     }
 
     /// Adds position `i` (needs 3 bytes) to its chain.
@@ -77,7 +77,7 @@ impl HashChains {
         if i + 3 <= d.len() {
             let h = hash3(d, i, HC_BITS);
             self.prev[i] = self.head[h];
-            self.head[h] = i as u32;
+            self.head[h] = P::make(i);
         }
     }
 
@@ -99,12 +99,12 @@ impl HashChains {
         let h = hash3(d, i, HC_BITS);
         let mut cand = self.head[h];
         self.prev[i] = cand;
-        self.head[h] = i as u32;
+        self.head[h] = P::make(i);
         let (mut best_len, mut best_off) = (2usize, 0usize);
         let nice = nice.min(max_len);
         let mut left = depth;
-        while cand != NONE && left > 0 {
-            let c = cand as usize;
+        while cand != P::NONE && left > 0 {
+            let c = cand.get();
             let off = i - c;
             if off > max_off {
                 break;
@@ -141,31 +141,68 @@ pub struct Match {
     pub off: u32,
 }
 
-/// Binary-tree match finder (see the module comment).
-pub struct BinaryTrees {
-    head3: Vec<u32>,
-    head2: Vec<u32>,
-    /// `child[2p]`: root of the subtree of suffixes smaller than suffix `p`,
-    /// `child[2p + 1]`: larger.
-    child: Vec<u32>,
+/// A stored position: `u16` for chunks below 64 KiB (half the memory, so
+/// the trees stay in cache), `u32` otherwise. `NONE` marks "no position".
+pub trait Pos: Copy + Eq {
+    const NONE: Self;
+    /// Chunks must be shorter than this.
+    const LIMIT: usize;
+    fn get(self) -> usize;
+    fn make(p: usize) -> Self;
 }
 
-impl BinaryTrees {
+impl Pos for u16 {
+    const NONE: Self = u16::MAX;
+    const LIMIT: usize = u16::MAX as usize;
+    #[inline(always)]
+    fn get(self) -> usize {
+        self as usize
+    }
+    #[inline(always)]
+    fn make(p: usize) -> Self {
+        p as u16
+    }
+}
+
+impl Pos for u32 {
+    const NONE: Self = u32::MAX;
+    const LIMIT: usize = u32::MAX as usize;
+    #[inline(always)]
+    fn get(self) -> usize {
+        self as usize
+    }
+    #[inline(always)]
+    fn make(p: usize) -> Self {
+        p as u32
+    }
+}
+
+/// Binary-tree match finder (see the module comment).
+pub struct BinaryTrees<P: Pos> {
+    head3: Vec<P>,
+    head2: Vec<P>,
+    /// `child[2p]`: root of the subtree of suffixes smaller than suffix `p`,
+    /// `child[2p + 1]`: larger.
+    child: Vec<P>,
+}
+
+impl<P: Pos> BinaryTrees<P> {
     pub fn new() -> Self {
         Self {
-            head3: vec![NONE; 1 << BT_BITS],
-            head2: vec![NONE; 1 << H2_BITS],
+            head3: vec![P::NONE; 1 << BT_BITS],
+            head2: vec![P::NONE; 1 << H2_BITS],
             child: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
-        self.head3.fill(NONE);
-        self.head2.fill(NONE);
+        debug_assert!(n < P::LIMIT);
+        self.head3.fill(P::NONE);
+        self.head2.fill(P::NONE);
         // Every child slot of position p is written when p is inserted,
         // before anything reads it, so no clearing is needed.
         if self.child.len() < 2 * n {
-            self.child.resize(2 * n, NONE);
+            self.child.resize(2 * n, P::NONE);
         }
     }
 
@@ -190,9 +227,9 @@ impl BinaryTrees {
         let nice = nice.min(max_len);
         let h2 = hash2(d, i, H2_BITS);
         let c2 = self.head2[h2];
-        self.head2[h2] = i as u32;
-        if c2 != NONE {
-            let c = c2 as usize;
+        self.head2[h2] = P::make(i);
+        if c2 != P::NONE {
+            let c = c2.get();
             if i - c <= max_off && d[c] == d[i] && d[c + 1] == d[i + 1] && d[c + 2] != d[i + 2] {
                 // A length-3+ match at c2 is found again through the tree.
                 out.push(Match {
@@ -203,44 +240,50 @@ impl BinaryTrees {
         }
         let h = hash3(d, i, BT_BITS);
         let mut cand = self.head3[h];
-        self.head3[h] = i as u32;
+        self.head3[h] = P::make(i);
+        let child = &mut self.child[..];
         let mut lt_slot = 2 * i;
         let mut gt_slot = 2 * i + 1;
         let (mut lt_len, mut gt_len) = (0usize, 0usize);
         let mut best = 2usize;
         let mut left = depth;
+        let min_pos = i.saturating_sub(max_off);
         loop {
-            if cand == NONE || i - cand as usize > max_off || left == 0 {
-                self.child[lt_slot] = NONE;
-                self.child[gt_slot] = NONE;
+            let c = cand.get();
+            if cand == P::NONE || c < min_pos || left == 0 {
+                child[lt_slot] = P::NONE;
+                child[gt_slot] = P::NONE;
                 return;
             }
             left -= 1;
-            let c = cand as usize;
             let mut len = lt_len.min(gt_len);
-            len += match_len(d, c + len, i + len, max_len - len);
-            if len > best {
-                best = len;
-                out.push(Match {
-                    len: len as u16,
-                    off: (i - c) as u32,
-                });
-            }
-            if len >= nice {
-                // Equal as far as we may look: c takes i's place.
-                self.child[lt_slot] = self.child[2 * c];
-                self.child[gt_slot] = self.child[2 * c + 1];
-                return;
+            // Most candidates differ right at `len`: test that byte before
+            // extending word by word. (len < max_len, so both are in bounds.)
+            if d[c + len] == d[i + len] {
+                len += 1 + match_len(d, c + len + 1, i + len + 1, max_len - len - 1);
+                if len > best {
+                    best = len;
+                    out.push(Match {
+                        len: len as u16,
+                        off: (i - c) as u32,
+                    });
+                }
+                if len >= nice {
+                    // Equal as far as we may look: c takes i's place.
+                    child[lt_slot] = child[2 * c];
+                    child[gt_slot] = child[2 * c + 1];
+                    return;
+                }
             }
             if d[c + len] < d[i + len] {
-                self.child[lt_slot] = cand;
+                child[lt_slot] = cand;
                 lt_slot = 2 * c + 1;
-                cand = self.child[lt_slot];
+                cand = child[lt_slot];
                 lt_len = len;
             } else {
-                self.child[gt_slot] = cand;
+                child[gt_slot] = cand;
                 gt_slot = 2 * c;
-                cand = self.child[gt_slot];
+                cand = child[gt_slot];
                 gt_len = len;
             }
         }
@@ -269,7 +312,7 @@ mod tests {
                 b"abcab"[(seed >> 16) as usize % 5]
             })
             .collect();
-        let mut bt = BinaryTrees::new();
+        let mut bt = BinaryTrees::<u16>::new();
         bt.reset(d.len());
         let mut out = Vec::new();
         for i in 0..d.len() {
@@ -293,7 +336,7 @@ mod tests {
     #[test]
     fn hash_chains_find_the_longest_match_with_unbounded_depth() {
         let d: Vec<u8> = (0..5000u32).map(|i| (i * i % 7 + i % 3) as u8).collect();
-        let mut hc = HashChains::new();
+        let mut hc = HashChains::<u16>::new();
         hc.reset(d.len());
         for i in 0..d.len() {
             let max_len = (d.len() - i).min(257);
