@@ -42,7 +42,9 @@ pub enum BlobEvent {
 pub struct BlobReader<'w> {
     wim: &'w Wim,
     blobs: Vec<&'w BlobEntry>,
-    pool: OrderedPool<Job, JobResult>,
+    /// Worker threads; `None` for an uncompressed WIM, whose chunks are
+    /// only copied: handing them to threads would cost more than it saves.
+    pool: Option<OrderedPool<Job, JobResult>>,
     meta: VecDeque<(usize, bool)>,
     hasher: Option<Sha1Hasher>,
     /// Next blob / chunk to submit.
@@ -65,25 +67,27 @@ impl<'w> BlobReader<'w> {
         };
         let format = wim.compression();
         let cs = (wim.header.chunk_size as usize).max(1);
-        let pool = OrderedPool::new(threads, || {
-            let mut dec = new_decompressor(format, cs);
-            move |job: Job| -> JobResult {
-                job.into_iter()
-                    .map(|p| {
-                        if !p.compressed || p.raw.len() == p.usize as usize {
-                            return Ok(p.raw);
-                        }
-                        let mut out = vec![0u8; p.usize as usize];
-                        match dec.as_mut() {
-                            Some(d) => d.decompress(&p.raw, &mut out).map(|_| out),
-                            None => Err(DecompressError::Corrupt {
-                                format,
-                                reason: "no decompressor for this format",
-                            }),
-                        }
-                    })
-                    .collect()
-            }
+        let pool = (format != tasq_codecs::CompressionFormat::None).then(|| {
+            OrderedPool::new(threads, || {
+                let mut dec = new_decompressor(format, cs);
+                move |job: Job| -> JobResult {
+                    job.into_iter()
+                        .map(|p| {
+                            if !p.compressed || p.raw.len() == p.usize as usize {
+                                return Ok(p.raw);
+                            }
+                            let mut out = vec![0u8; p.usize as usize];
+                            match dec.as_mut() {
+                                Some(d) => d.decompress(&p.raw, &mut out).map(|_| out),
+                                None => Err(DecompressError::Corrupt {
+                                    format,
+                                    reason: "no decompressor for this format",
+                                }),
+                            }
+                        })
+                        .collect()
+                }
+            })
         });
         BlobReader {
             wim,
@@ -107,7 +111,7 @@ impl<'w> BlobReader<'w> {
     /// Submits batches of chunks until the pool is full or everything is
     /// submitted.
     fn fill(&mut self) -> Result<()> {
-        while !self.pool.is_full() {
+        while !self.pool.as_ref().is_some_and(|p| p.is_full()) {
             let mut batch: Job = Vec::new();
             let mut bytes = 0usize;
             while batch.len() < BATCH_CHUNKS && bytes < BATCH_BYTES {
@@ -167,7 +171,14 @@ impl<'w> BlobReader<'w> {
                 return Ok(());
             }
             self.outstanding += batch.len();
-            self.pool.submit(batch);
+            match self.pool.as_mut() {
+                Some(p) => p.submit(batch),
+                None => {
+                    // Inline: the pieces are the data.
+                    self.ready.extend(batch.into_iter().map(|p| Ok(p.raw)));
+                    return Ok(());
+                }
+            }
         }
         Ok(())
     }
@@ -182,12 +193,15 @@ impl<'w> BlobReader<'w> {
             if self.outstanding == 0 {
                 return Ok(None);
             }
-            let Some(batch) = self.pool.next_result() else {
-                return Err(WimError::InvalidArgument(
-                    "a decompressor thread failed".into(),
-                ));
-            };
-            self.ready.extend(batch);
+            // Without a pool, fill() put the data straight into `ready`.
+            if let Some(pool) = self.pool.as_mut() {
+                let Some(batch) = pool.next_result() else {
+                    return Err(WimError::InvalidArgument(
+                        "a decompressor thread failed".into(),
+                    ));
+                };
+                self.ready.extend(batch);
+            }
         }
         let Some(res) = self.ready.pop_front() else {
             return Err(WimError::InvalidArgument(
