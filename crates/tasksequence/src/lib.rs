@@ -17,10 +17,13 @@
 pub mod condition;
 pub mod configmgr;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod package;
 pub mod secrets;
 pub mod steps;
+pub mod variables;
+pub mod wql;
 pub mod xml;
 
 pub use configmgr::{export, import_bytes, import_str, ExportOptions};
