@@ -22,7 +22,10 @@ pub mod model;
 pub mod package;
 pub mod secrets;
 pub mod steps;
+pub mod templates;
 pub mod variables;
+pub mod wiminfo;
+pub mod wizard;
 pub mod wql;
 pub mod xml;
 
