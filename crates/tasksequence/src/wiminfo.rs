@@ -83,6 +83,9 @@ pub struct WimImage {
 
 /// Reads the XML location from the header bytes (at least 208).
 pub fn xml_location(header: &[u8]) -> Result<XmlLocation, WimInfoError> {
+    if header.len() < HEADER_LEN {
+        return Err(WimInfoError::Truncated);
+    }
     let magic = header.get(..8).ok_or(WimInfoError::Truncated)?;
     if magic != b"MSWIM\0\0\0" && magic != b"WLPWM\0\0\0" {
         return Err(WimInfoError::NotWim);

@@ -32,7 +32,8 @@ fn example_answers_give_the_mission_structure() {
     let (seq, pkg) = build(&example(), Some(&images())).unwrap();
     assert_eq!(pkg.name, "Build and capture Windows 11");
     assert_eq!(pkg.boot_image_id, "PS100005");
-    let groups: Vec<(&str, Vec<(String, String, String, bool)>)> = seq
+    type Row = (String, String, String, bool);
+    let groups: Vec<(&str, Vec<Row>)> = seq
         .items
         .iter()
         .map(|it| match it {
