@@ -16,6 +16,7 @@
 
 pub mod condition;
 pub mod configmgr;
+pub mod editor;
 pub mod error;
 pub mod eval;
 pub mod model;
@@ -23,6 +24,7 @@ pub mod package;
 pub mod secrets;
 pub mod steps;
 pub mod templates;
+pub mod validate;
 pub mod variables;
 pub mod wiminfo;
 pub mod wizard;

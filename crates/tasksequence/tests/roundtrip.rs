@@ -149,3 +149,15 @@ fn secrets_are_blanked_unless_kept() {
     assert!(export(&seq, keep()).contains("property=\"SafeModeAdminPassword\">asdf<"));
     assert!(out.contains("property=\"SafeModeAdminPassword\"></variable>"));
 }
+
+#[test]
+fn validate_runs_on_every_sample() {
+    for p in sample_xml_files() {
+        let seq = import_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let problems = tasq_tasksequence::validate::validate(&seq, &Default::default());
+        // MDT sequences read variables that Gather sets: warnings, never a panic.
+        for pr in &problems {
+            assert!(!pr.to_string().is_empty());
+        }
+    }
+}

@@ -3,17 +3,48 @@
 //! good one, naming the field.
 
 use tasq_tasksequence::steps::{self, StepKind};
+use tasq_tasksequence::validate;
 use tasq_tasksequence::wiminfo::{Arch, WimImage};
 use tasq_tasksequence::wizard::{build, Answers, AnswersError, Template};
 use tasq_tasksequence::{export, import_str, ExportOptions, Item};
 
-fn example() -> Answers {
+fn example_file() -> Answers {
     let p = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/build-and-capture.answers.toml"
     );
     let text = std::fs::read_to_string(p).expect("examples/build-and-capture.answers.toml");
     Answers::from_toml(&text).expect("the example answers parse")
+}
+
+/// The example file, joined to a domain so that the domain fields are checked too.
+fn example() -> Answers {
+    let mut a = example_file();
+    a.configure_network.join = "domain".into();
+    a.configure_network.domain = "corp.example.com".into();
+    a.configure_network.domain_ou =
+        "LDAP://OU=Reference,OU=Computers,DC=corp,DC=example,DC=com".into();
+    a.configure_network.domain_account = "CORP\\svc-osdjoin".into();
+    a.configure_network.domain_password = "Example-Only-2".into();
+    a
+}
+
+#[test]
+fn example_file_output_passes_validation() {
+    let (seq, pkg) = build(&example_file(), Some(&images())).unwrap();
+    let ctx = validate::Context {
+        boot_image_id: Some(pkg.boot_image_id),
+        ..Default::default()
+    };
+    let problems = validate::validate(&seq, &ctx);
+    assert!(problems.is_empty(), "{problems:?}");
+    // Joined to a domain, the capture preparation is reported.
+    let (seq, _) = build(&example(), Some(&images())).unwrap();
+    let rules: Vec<&str> = validate::validate(&seq, &validate::Context::default())
+        .iter()
+        .map(|p| p.rule)
+        .collect();
+    assert_eq!(rules, vec!["domain-before-capture"]);
 }
 
 fn images() -> Vec<WimImage> {
