@@ -238,7 +238,7 @@ pub fn move_to(seq: &mut Sequence, path: &str, pos: &Position) -> Result<Address
     let from = resolve(seq, path)?;
     if let Position::After(t) | Position::Before(t) | Position::Into(t) = pos {
         let to = resolve(seq, t)?;
-        if to.starts_with(&from) && !(to == from && !matches!(pos, Position::Into(_))) {
+        if (to != from || matches!(pos, Position::Into(_))) && to.starts_with(&from) {
             return Err(EditError::Invalid(format!(
                 "cannot move \"{path}\" into itself"
             )));

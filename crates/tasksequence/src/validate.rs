@@ -103,7 +103,7 @@ pub fn validate(seq: &Sequence, ctx: &Context) -> Vec<Problem> {
             }
         }
     }
-    v.out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    v.out.sort_by_key(|p| std::cmp::Reverse(p.severity));
     v.out
 }
 
