@@ -22,6 +22,7 @@ pub mod eval;
 pub mod model;
 pub mod package;
 pub mod secrets;
+pub mod show;
 pub mod steps;
 pub mod templates;
 pub mod validate;

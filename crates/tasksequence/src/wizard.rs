@@ -192,6 +192,134 @@ impl Answers {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
     }
+
+    /// One answer as text, by its `page.field` name (lists comma-separated);
+    /// empty when unset or unknown.
+    pub fn get_field(&self, key: &str) -> String {
+        let doc = toml::Value::try_from(self).ok();
+        let mut v = doc.as_ref();
+        for part in key.split('.') {
+            let name = part.split('[').next().unwrap_or(part);
+            v = v.and_then(|x| x.get(name));
+        }
+        match v {
+            Some(toml::Value::String(s)) => s.clone(),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// Sets one answer by its `page.field` name from text, as `--set` and the
+    /// terminal prompts do. The text is read as the field's type (number,
+    /// true/false, comma-separated list).
+    pub fn set_field(&mut self, key: &str, value: &str) -> Result<(), AnswersError> {
+        let bad = |m: String| {
+            AnswersError::Invalid(vec![FieldError {
+                field: key.to_string(),
+                message: m,
+            }])
+        };
+        let mut doc =
+            toml::Value::try_from(&*self).map_err(|e| AnswersError::Toml(e.to_string()))?;
+        let root = doc
+            .as_table_mut()
+            .ok_or_else(|| bad("answers are not a table".into()))?;
+        let number = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| bad(format!("\"{value}\" is not a whole number")))
+        };
+        if key == "template" {
+            root.insert(
+                "template".into(),
+                toml::Value::String(value.trim().to_string()),
+            );
+        } else {
+            let (page, field) = key.split_once('.').ok_or_else(|| {
+                bad("is not an answer (use page.field, e.g. install_windows.image_index)".into())
+            })?;
+            let kind = field_kind(page, field)
+                .ok_or_else(|| bad("is not an answer of the wizard".into()))?;
+            let parsed = match kind {
+                FieldKind::OptionalNumber if value.trim().is_empty() => None,
+                FieldKind::Number | FieldKind::OptionalNumber => Some(number()?),
+                FieldKind::Text => Some(toml::Value::String(value.to_string())),
+                FieldKind::Bool => Some(toml::Value::Boolean(
+                    crate::model::parse_bool(value)
+                        .ok_or_else(|| bad(format!("\"{value}\" is not true or false")))?,
+                )),
+                FieldKind::List => Some(toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                )),
+            };
+            let table = root
+                .entry(page)
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .ok_or_else(|| bad(format!("{page} is not a page")))?;
+            match parsed {
+                Some(v) => table.insert(field.to_string(), v),
+                None => table.remove(field),
+            };
+        }
+        *self = doc
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    Text,
+    Number,
+    OptionalNumber,
+    Bool,
+    List,
+}
+
+fn field_kind(page: &str, field: &str) -> Option<FieldKind> {
+    use FieldKind::*;
+    Some(match (page, field) {
+        (
+            "task_sequence",
+            "name"
+            | "description"
+            | "boot_image"
+            | "boot_image_architecture"
+            | "target_architecture",
+        ) => Text,
+        (
+            "install_windows",
+            "image_package" | "image_file" | "product_key" | "server_licensing" | "local_admin"
+            | "admin_password",
+        ) => Text,
+        ("install_windows", "image_index") => Number,
+        ("install_windows", "max_server_connections") => OptionalNumber,
+        (
+            "configure_network",
+            "join" | "workgroup" | "domain" | "domain_ou" | "domain_account" | "domain_password",
+        ) => Text,
+        ("install_configmgr", "client_package" | "installation_properties") => Text,
+        ("include_updates", "mode") => Text,
+        ("install_applications", "applications") => List,
+        ("install_applications", "continue_on_error") => Bool,
+        ("image_properties", "created_by" | "version" | "description") => Text,
+        ("capture_image", "path" | "account" | "password") => Text,
+        _ => return None,
+    })
 }
 
 /// The characters of a product key (no vowels but N, no 0/1/5: no look-alikes).
@@ -793,6 +921,43 @@ mod tests {
             "/srv/ref.wim",
         ] {
             assert!(check_capture_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn set_field_by_name() {
+        let mut a = Answers::default();
+        a.set_field("template", "custom").unwrap();
+        assert_eq!(a.template, Template::Custom);
+        a.set_field("install_windows.image_index", "3").unwrap();
+        assert_eq!(a.install_windows.image_index, 3);
+        assert_eq!(a.get_field("install_windows.image_index"), "3");
+        a.set_field("install_windows.max_server_connections", "10")
+            .unwrap();
+        assert_eq!(a.install_windows.max_server_connections, Some(10));
+        a.set_field("install_windows.max_server_connections", "")
+            .unwrap();
+        assert_eq!(a.install_windows.max_server_connections, None);
+        a.set_field("install_applications.applications", "A, B")
+            .unwrap();
+        assert_eq!(a.install_applications.applications, vec!["A", "B"]);
+        assert_eq!(a.get_field("install_applications.applications"), "A,B");
+        assert_eq!(a.get_field("install_applications.nope"), "");
+        a.set_field("install_applications.continue_on_error", "true")
+            .unwrap();
+        assert!(a.install_applications.continue_on_error);
+        a.set_field("capture_image.path", "\\\\fs\\c\\r.wim")
+            .unwrap();
+        assert_eq!(a.capture_image.path, "\\\\fs\\c\\r.wim");
+        for (k, v) in [
+            ("install_windows.image_index", "x"),
+            ("install_windows.nope", "1"),
+            ("nope", "1"),
+            ("template", "other"),
+            ("install_applications.continue_on_error", "perhaps"),
+        ] {
+            let e = a.set_field(k, v).unwrap_err();
+            assert!(e.to_string().contains(k) || k == "template", "{k}: {e}");
         }
     }
 
