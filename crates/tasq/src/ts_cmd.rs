@@ -606,6 +606,7 @@ fn new(
                 let mut xml = export(&seq, opts);
                 xml.push('\n');
                 write_atomic(&out, xml.as_bytes())?;
+                let zip_given = export_zip.is_some();
                 if let Some(zip) = export_zip {
                     let pkg = Package {
                         package_id: package_id.clone(),
@@ -615,6 +616,9 @@ fn new(
                         sequence: seq.clone(),
                     };
                     write_atomic(&zip, &package::write_package(&pkg, opts)?)?;
+                }
+                if !zip_given {
+                    eprintln!("note: name, description and boot image are package properties; --export-zip writes them with the sequence");
                 }
                 // The wizard's answers were fine; still say what the sequence will hit.
                 let ctx = validate::Context {
@@ -667,11 +671,23 @@ fn ask(label: &str, default: &str) -> Result<String> {
 
 /// The wizard's pages on a terminal, in the console's order, with defaults.
 fn prompt_pages(a: &mut Answers) -> Result<()> {
-    fn page(title: &str, fields: &[(&str, &str)], a: &mut Answers) -> Result<()> {
-        println!("\n== {title} ==");
+    let mut last = String::new();
+    /// `last` is the page shown before: a page asked in several parts (its
+    /// fields depend on earlier answers) shows its title once.
+    fn page(
+        last: &mut String,
+        title: &str,
+        fields: &[(&str, &str)],
+        a: &mut Answers,
+    ) -> Result<()> {
+        if last != title {
+            println!("\n== {title} ==");
+            *last = title.to_string();
+        }
         for (field, default) in fields {
             let cur = a.get_field(field);
-            let d = if cur.is_empty() {
+            // An unset index reads as 0: offer the page's default instead.
+            let d = if cur.is_empty() || cur == "0" {
                 default.to_string()
             } else {
                 cur
@@ -687,6 +703,7 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
         Ok(())
     }
     page(
+        &mut last,
         "Task Sequence Information",
         &[
             ("task_sequence.name", ""),
@@ -700,6 +717,7 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
         return Ok(());
     }
     page(
+        &mut last,
         "Install Windows",
         &[
             ("install_windows.image_package", ""),
@@ -715,12 +733,14 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
         .eq_ignore_ascii_case("per-server")
     {
         page(
+            &mut last,
             "Install Windows",
             &[("install_windows.max_server_connections", "5")],
             a,
         )?;
     }
     page(
+        &mut last,
         "Install Windows",
         &[("install_windows.local_admin", "random")],
         a,
@@ -730,18 +750,21 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
         .eq_ignore_ascii_case("specify")
     {
         page(
+            &mut last,
             "Install Windows",
             &[("install_windows.admin_password", "")],
             a,
         )?;
     }
     page(
+        &mut last,
         "Configure Network",
         &[("configure_network.join", "workgroup")],
         a,
     )?;
     if a.configure_network.join.eq_ignore_ascii_case("domain") {
         page(
+            &mut last,
             "Configure Network",
             &[
                 ("configure_network.domain", ""),
@@ -753,12 +776,14 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
         )?;
     } else {
         page(
+            &mut last,
             "Configure Network",
             &[("configure_network.workgroup", "WORKGROUP")],
             a,
         )?;
     }
     page(
+        &mut last,
         "Install Configuration Manager",
         &[
             ("install_configmgr.client_package", ""),
@@ -767,11 +792,13 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
         a,
     )?;
     page(
+        &mut last,
         "Include Updates",
         &[("include_updates.mode", "required")],
         a,
     )?;
     page(
+        &mut last,
         "Install Applications",
         &[
             ("install_applications.applications", ""),
@@ -781,6 +808,7 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
     )?;
     println!("\n== System Preparation ==\n(nothing to set)");
     page(
+        &mut last,
         "Image Properties",
         &[
             ("image_properties.created_by", ""),
@@ -790,6 +818,7 @@ fn prompt_pages(a: &mut Answers) -> Result<()> {
         a,
     )?;
     page(
+        &mut last,
         "Capture Image",
         &[
             ("capture_image.path", ""),
