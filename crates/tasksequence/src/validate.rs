@@ -110,9 +110,10 @@ pub fn validate(seq: &Sequence, ctx: &Context) -> Vec<Problem> {
 /// Every content ID the sequence needs, with where it is used.
 pub fn referenced_content(seq: &Sequence, ctx: &Context) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut push = |w: String, id: &str| {
         let id = id.trim();
-        if !id.is_empty() && !out.iter().any(|(_, x)| x.eq_ignore_ascii_case(id)) {
+        if !id.is_empty() && seen.insert(id.to_ascii_uppercase()) {
             out.push((w, id.to_string()));
         }
     };
@@ -247,7 +248,8 @@ impl Validator {
     }
 
     fn duplicates(&mut self, items: &[Item], prefix: &str) {
-        let mut seen: Vec<String> = Vec::new();
+        // Names compare case-insensitively; a set keeps big groups linear.
+        let mut seen = std::collections::HashSet::new();
         for it in items {
             let Some(name) = it.name() else { continue };
             let path = if prefix.is_empty() {
@@ -255,7 +257,7 @@ impl Validator {
             } else {
                 format!("{prefix}/{name}")
             };
-            if seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            if !seen.insert(name.to_lowercase()) {
                 let level = if prefix.is_empty() {
                     "the top level".to_string()
                 } else {
@@ -267,8 +269,6 @@ impl Validator {
                     &path,
                     format!("another entry in {level} has the name \"{name}\""),
                 );
-            } else {
-                seen.push(name.to_string());
             }
             if let Item::Group(g) = it {
                 self.duplicates(&g.items, &path);

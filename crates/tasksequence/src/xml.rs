@@ -156,6 +156,45 @@ pub fn pos_of(text: &str, offset: usize) -> Pos {
     }
 }
 
+/// Line and column of increasing offsets in linear total time: the parser asks
+/// for every element's position, and recounting from the start each time
+/// made a large one-line document quadratic.
+struct PosCursor<'a> {
+    text: &'a str,
+    offset: usize,
+    pos: Pos,
+}
+
+impl<'a> PosCursor<'a> {
+    fn new(text: &'a str) -> Self {
+        PosCursor {
+            text,
+            offset: 0,
+            pos: Pos { line: 1, column: 1 },
+        }
+    }
+
+    fn at(&mut self, offset: usize) -> Pos {
+        if offset < self.offset {
+            return pos_of(self.text, offset);
+        }
+        let mut end = offset.min(self.text.len());
+        while end > self.offset && !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        for c in self.text[self.offset..end].chars() {
+            if c == '\n' {
+                self.pos.line += 1;
+                self.pos.column = 1;
+            } else {
+                self.pos.column += 1;
+            }
+        }
+        self.offset = end;
+        self.pos
+    }
+}
+
 fn predefined_entity(name: &str) -> Option<&'static str> {
     match name {
         "lt" => Some("<"),
@@ -191,6 +230,7 @@ pub fn parse(text: &str) -> Result<Element, Error> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut nodes = 0usize;
+    let mut cursor = PosCursor::new(text);
 
     loop {
         let start = reader.buffer_position();
@@ -218,7 +258,7 @@ pub fn parse(text: &str) -> Result<Element, Error> {
                     .map_err(|_| syntax(start, "element name is not UTF-8".into()))?
                     .to_string();
                 let mut el = Element::new(name);
-                el.pos = pos_of(text, start as usize);
+                el.pos = cursor.at(start as usize);
                 for a in s.attributes().with_checks(true) {
                     let a = a.map_err(|e| syntax(start, format!("bad attribute: {e}")))?;
                     let key = std::str::from_utf8(a.key.as_ref())
@@ -498,6 +538,18 @@ mod tests {
         assert_eq!(decode_bytes(&utf16).unwrap(), "<a/>");
         assert!(decode_bytes(b"\xFF\xFE\x00\xD8").is_err());
         assert!(decode_bytes(b"<a>\xC3</a>").is_err());
+    }
+
+    #[test]
+    fn cursor_agrees_with_pos_of() {
+        let t = "<a>\n  <b x=\"é\"/>\r\n<c>ü</c>\n</a>";
+        let mut c = PosCursor::new(t);
+        for off in 0..=t.len() + 2 {
+            if t.is_char_boundary(off.min(t.len())) {
+                assert_eq!(c.at(off), pos_of(t, off), "offset {off}");
+            }
+        }
+        assert_eq!(c.at(1), pos_of(t, 1), "going back still answers");
     }
 
     #[test]
