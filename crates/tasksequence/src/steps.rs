@@ -461,9 +461,7 @@ impl PartitionDisk {
         // Old partition variables go first so that a shorter layout leaves none behind.
         if let Some(vars) = step.variables.as_mut() {
             vars.retain(|v| {
-                !(v.name.len() > "OSDPartitions".len()
-                    && v.name[..13].eq_ignore_ascii_case("OSDPartitions")
-                    && v.name.as_bytes().get(13).is_some_and(u8::is_ascii_digit))
+                crate::variables::split_array_element(&v.name, "OSDPartitions").is_none()
             });
         }
         step.set_var(
@@ -1329,5 +1327,9 @@ mod tests {
         let mut s = StepKind::FormatAndPartitionDisk.new_step("p");
         s.set_var("OSDPartitions", None, "4000000000");
         assert!(PartitionDisk::read(&s).is_err());
+        // Names from a file may hold any character: no slicing inside one.
+        s.set_var("OSDPartitionéé0Type", None, "x");
+        PartitionDisk::bios_default().write(&mut s);
+        assert_eq!(s.var("OSDPartitionéé0Type"), Some("x"));
     }
 }

@@ -323,6 +323,16 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn expansion_never_panics_and_is_identity_without_values(s in "\\PC{0,60}") {
+            proptest::prop_assert_eq!(expand(&s, &|_| None), s.clone());
+            let _ = expand(&s, &|n| Some(n.to_uppercase()));
+            let _ = references(&s);
+            let _ = split_array_element(&s, "OSDPartitions");
+        }
+    }
+
     #[test]
     fn expansion() {
         let look = |n: &str| match n.to_ascii_lowercase().as_str() {
