@@ -2,6 +2,7 @@
 //! crates together and prints one clear line per failure.
 
 mod demo;
+mod ts_cmd;
 mod wim_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,11 @@ enum Command {
         #[command(subcommand)]
         cmd: wim_cmd::WimCommand,
     },
+    /// Task sequences: show, export, new (wizard), validate, edit.
+    Ts {
+        #[command(subcommand)]
+        cmd: ts_cmd::TsCommand,
+    },
     /// Run the built-in example end to end (everything under --out).
     Demo {
         #[arg(long, default_value_os_t = demo::default_out())]
@@ -36,6 +42,7 @@ fn main() {
     let result = match cli.cmd {
         Command::Wim { cmd } => wim_cmd::run(cmd),
         Command::Demo { out } => demo::run(&out),
+        Command::Ts { cmd } => ts_cmd::run(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),
