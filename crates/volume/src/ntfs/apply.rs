@@ -23,7 +23,7 @@ use std::io;
 
 use ntfs3g_sys as sys;
 use tasq_wim::apply::{ApplyEntry, ApplyOptions, ApplyProgress, ApplyTarget, WimPath};
-use tasq_wim::image::{ImageTree, Inode, Stream, FILE_ATTRIBUTE_SPARSE_FILE};
+use tasq_wim::image::{ImageTree, Stream, FILE_ATTRIBUTE_SPARSE_FILE};
 use tasq_wim::reader::Wim;
 use tasq_wim::reparse::REPARSE_POINT_MAX_SIZE;
 use tasq_wim::{Result, WimError};
@@ -47,6 +47,23 @@ struct OpenStream {
     sparse: bool,
 }
 
+/// A non-directory whose creation waits for all its names.
+struct PendingFile {
+    /// (path, short name) of every name, in the order announced.
+    names: Vec<(WimPath, Vec<u16>)>,
+    attributes: u32,
+}
+
+/// The name of the last component as UTF-16, checked for NTFS's limit.
+fn name_units(path: &WimPath) -> Result<Vec<u16>> {
+    let name = path.file_name().ok_or_else(|| apply_err(path, "no name"))?;
+    let units: Vec<u16> = name.encode_utf16().collect();
+    if units.len() > MAX_NAME_UNITS {
+        return Err(apply_err(path, "name longer than 255 UTF-16 units"));
+    }
+    Ok(units)
+}
+
 /// An NTFS volume, mounted writable, as an apply target. Owns the volume
 /// so that [`finish`](ApplyTarget::finish) can unmount it and report
 /// whether everything reached the disk.
@@ -55,6 +72,9 @@ pub struct NtfsTarget {
     /// Image path → MFT record of what was created there.
     mft: HashMap<WimPath, u64>,
     current: Option<OpenStream>,
+    /// Files announced but not created yet (see `flush_pending`).
+    pending: Vec<PendingFile>,
+    pending_index: HashMap<WimPath, usize>,
     /// Records of files whose image inode is sparse: their zero blocks
     /// are left as holes.
     sparse: HashSet<u64>,
@@ -81,6 +101,8 @@ impl NtfsTarget {
             vol: Some(vol),
             mft: HashMap::new(),
             current: None,
+            pending: Vec::new(),
+            pending_index: HashMap::new(),
             sparse: HashSet::new(),
             warnings: Vec::new(),
         })
@@ -116,44 +138,115 @@ impl NtfsTarget {
         self.mft_of(&parent)
     }
 
-    /// Creates `entry` in its parent directory with `ntfs_create`.
-    fn create(&mut self, entry: &ApplyEntry, mode: sys::libc::mode_t) -> Result<()> {
-        let name = entry
-            .path
-            .file_name()
-            .ok_or_else(|| apply_err(entry.path, "no name"))?;
-        let name16: Vec<u16> = name.encode_utf16().collect();
-        if name16.len() > MAX_NAME_UNITS {
-            return Err(apply_err(entry.path, "name longer than 255 UTF-16 units"));
-        }
-        let parent = self.parent_of(entry.path)?;
+    /// Creates `path` in its parent directory with `ntfs_create` and gives
+    /// it its attributes at once.
+    fn create(&mut self, path: &WimPath, attributes: u32, mode: sys::libc::mode_t) -> Result<u64> {
+        let name16 = name_units(path)?;
+        let parent = self.parent_of(path)?;
         let vol = self.vol()?;
         let m = vol.lock();
         let dir = Ino::open(&m, parent)
-            .ok_or_else(|| apply_err(entry.path, last_error("cannot open the parent", m.fault())))?;
+            .ok_or_else(|| apply_err(path, last_error("cannot open the parent", m.fault())))?;
         // SAFETY: dir is open on the locked volume; the name lives for
-        // the call and its length fits in u8 (checked above).
+        // the call and its length fits in u8 (checked by name_units).
         let ni = unsafe { sys::ntfs_create(dir.0, 0, name16.as_ptr(), name16.len() as u8, mode) };
         if ni.is_null() {
-            return Err(apply_err(entry.path, last_error("cannot create", m.fault())));
+            return Err(apply_err(path, last_error("cannot create", m.fault())));
         }
         let ino = Ino(ni);
         let mft = ino.mft_no();
-        let r = set_attributes(&m, &ino, entry.inode);
+        let r = set_attributes(&ino, attributes);
         // SAFETY: both inodes are open; close_in_dir closes `ino` only.
         let closed = unsafe { sys::ntfs_inode_close_in_dir(ino.into_raw(), dir.0) } == 0;
-        r.map_err(|e| apply_err(entry.path, e))?;
+        r.map_err(|e| apply_err(path, e))?;
         if !closed {
-            return Err(apply_err(entry.path, last_error("cannot write the new file", m.fault())));
+            return Err(apply_err(path, last_error("cannot write the new file", m.fault())));
         }
         if !dir.close() {
-            return Err(apply_err(entry.path, last_error("cannot write the parent", m.fault())));
+            return Err(apply_err(path, last_error("cannot write the parent", m.fault())));
         }
         drop(m);
-        if entry.inode.attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
+        if attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
             self.sparse.insert(mft);
         }
-        self.mft.insert(entry.path.clone(), mft);
+        self.mft.insert(path.clone(), mft);
+        Ok(mft)
+    }
+
+    /// Gives the file at `path` (which must have no other name yet: the
+    /// library refuses short names on files with several links) its short
+    /// name. The call rewrites the long name in the Win32 namespace.
+    fn set_short_name(&mut self, path: &WimPath, short: &[u16]) -> Result<()> {
+        let short = String::from_utf16(short)
+            .map_err(|_| apply_err(path, "short name is not valid UTF-16"))?;
+        let mft = self.mft_of(path)?;
+        let parent = self.parent_of(path)?;
+        let vol = self.vol()?;
+        let m = vol.lock();
+        let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
+        let dir = Ino::open(&m, parent)
+            .ok_or_else(|| apply_err(path, last_error("cannot open the parent", m.fault())))?;
+        // SAFETY: both are open; the call closes both, whatever it returns.
+        let r = unsafe {
+            sys::ntfs_set_ntfs_dos_name(ino.into_raw(), dir.into_raw(), short.as_ptr().cast(), short.len(), 0)
+        };
+        if r != 0 {
+            return Err(apply_err(path, last_error(&format!("cannot set short name {short:?}"), m.fault())));
+        }
+        Ok(())
+    }
+
+    /// Adds `path` as a name of record `mft`.
+    fn link(&mut self, mft: u64, path: &WimPath) -> Result<()> {
+        let name16 = name_units(path)?;
+        let parent = self.parent_of(path)?;
+        let vol = self.vol()?;
+        let m = vol.lock();
+        let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
+        let dir = Ino::open(&m, parent)
+            .ok_or_else(|| apply_err(path, last_error("cannot open the parent", m.fault())))?;
+        // SAFETY: both inodes are open; the name lives for the call.
+        if unsafe { sys::ntfs_link(ino.0, dir.0, name16.as_ptr(), name16.len() as u8) } != 0 {
+            return Err(apply_err(path, last_error("cannot link", m.fault())));
+        }
+        if !dir.close() || !ino.close() {
+            return Err(apply_err(path, last_error("cannot write the link", m.fault())));
+        }
+        drop(m);
+        self.mft.insert(path.clone(), mft);
+        Ok(())
+    }
+
+    /// Creates the files announced by `create_file` and `create_hard_link`.
+    /// They are held back until all names of each file are known, because
+    /// a short name can only be given while a file has a single name:
+    /// the name that has a short name is created first, gets it, and the
+    /// other names are linked afterwards (wimlib orders it the same way).
+    fn flush_pending(&mut self) -> Result<()> {
+        for file in std::mem::take(&mut self.pending) {
+            let first = file
+                .names
+                .iter()
+                .position(|(_, short)| !short.is_empty())
+                .unwrap_or(0);
+            let Some((path, short)) = file.names.get(first) else {
+                continue;
+            };
+            let mft = self.create(path, file.attributes, sys::libc::S_IFREG)?;
+            if !short.is_empty() {
+                self.set_short_name(path, short)?;
+            }
+            for (i, (p, s)) in file.names.iter().enumerate() {
+                if i == first {
+                    continue;
+                }
+                if !s.is_empty() {
+                    return Err(apply_err(p, "a second short name for one file"));
+                }
+                self.link(mft, p)?;
+            }
+        }
+        self.pending_index.clear();
         Ok(())
     }
 
@@ -193,8 +286,8 @@ impl NtfsTarget {
     }
 }
 
-fn set_attributes(_m: &Mounted, ino: &Ino, inode: &Inode) -> std::result::Result<(), String> {
-    let a = inode.attributes.to_le_bytes();
+fn set_attributes(ino: &Ino, attributes: u32) -> std::result::Result<(), String> {
+    let a = attributes.to_le_bytes();
     // SAFETY: ino is open; the value is the 4 bytes given.
     if unsafe { sys::ntfs_set_ntfs_attrib(ino.0, a.as_ptr().cast(), 4, 0) } != 0 {
         return Err(last_error("cannot set the attributes", None));
@@ -234,49 +327,56 @@ impl ApplyTarget for NtfsTarget {
             let m = vol.lock();
             let ino = Ino::open(&m, sys::FILE_root)
                 .ok_or_else(|| apply_err(entry.path, last_error("cannot open the root", m.fault())))?;
-            set_attributes(&m, &ino, entry.inode).map_err(|e| apply_err(entry.path, e))?;
+            set_attributes(&ino, entry.inode.attributes).map_err(|e| apply_err(entry.path, e))?;
             if !ino.close() {
                 return Err(apply_err(entry.path, last_error("cannot write the root", m.fault())));
             }
             return Ok(());
         }
-        self.create(entry, sys::libc::S_IFDIR)
-    }
-
-    fn create_file(&mut self, entry: &ApplyEntry) -> Result<()> {
-        self.create(entry, sys::libc::S_IFREG)
-    }
-
-    fn create_hard_link(&mut self, existing: &WimPath, entry: &ApplyEntry) -> Result<()> {
-        let name = entry
-            .path
-            .file_name()
-            .ok_or_else(|| apply_err(entry.path, "no name"))?;
-        let name16: Vec<u16> = name.encode_utf16().collect();
-        if name16.len() > MAX_NAME_UNITS {
-            return Err(apply_err(entry.path, "name longer than 255 UTF-16 units"));
+        self.create(entry.path, entry.inode.attributes, sys::libc::S_IFDIR)?;
+        if !entry.short_name.is_empty() {
+            self.set_short_name(entry.path, entry.short_name)?;
         }
-        let target = self.mft_of(existing)?;
-        let parent = self.parent_of(entry.path)?;
-        let vol = self.vol()?;
-        let m = vol.lock();
-        let ino = Ino::open(&m, target)
-            .ok_or_else(|| apply_err(existing, last_error("cannot open", m.fault())))?;
-        let dir = Ino::open(&m, parent)
-            .ok_or_else(|| apply_err(entry.path, last_error("cannot open the parent", m.fault())))?;
-        // SAFETY: both inodes are open; the name lives for the call.
-        if unsafe { sys::ntfs_link(ino.0, dir.0, name16.as_ptr(), name16.len() as u8) } != 0 {
-            return Err(apply_err(entry.path, last_error("cannot link", m.fault())));
-        }
-        if !dir.close() || !ino.close() {
-            return Err(apply_err(entry.path, last_error("cannot write the link", m.fault())));
-        }
-        drop(m);
-        self.mft.insert(entry.path.clone(), target);
         Ok(())
     }
 
+    fn create_file(&mut self, entry: &ApplyEntry) -> Result<()> {
+        name_units(entry.path)?;
+        if self.pending_index.contains_key(entry.path) || self.mft.contains_key(entry.path) {
+            return Err(apply_err(entry.path, "created twice"));
+        }
+        self.pending_index.insert(entry.path.clone(), self.pending.len());
+        self.pending.push(PendingFile {
+            names: vec![(entry.path.clone(), entry.short_name.to_vec())],
+            attributes: entry.inode.attributes,
+        });
+        Ok(())
+    }
+
+    fn create_hard_link(&mut self, existing: &WimPath, entry: &ApplyEntry) -> Result<()> {
+        name_units(entry.path)?;
+        match self.pending_index.get(existing) {
+            Some(&i) => {
+                self.pending_index.insert(entry.path.clone(), i);
+                if let Some(f) = self.pending.get_mut(i) {
+                    f.names.push((entry.path.clone(), entry.short_name.to_vec()));
+                }
+                Ok(())
+            }
+            None => {
+                // The file already exists on the volume (created in an
+                // earlier phase): link now; a short name is impossible.
+                let mft = self.mft_of(existing)?;
+                if !entry.short_name.is_empty() {
+                    return Err(apply_err(entry.path, "cannot give a short name to a second link"));
+                }
+                self.link(mft, entry.path)
+            }
+        }
+    }
+
     fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()> {
+        self.flush_pending()?;
         if self.current.is_some() {
             return Err(apply_err(path, "two streams open at once"));
         }
@@ -366,6 +466,7 @@ impl ApplyTarget for NtfsTarget {
     }
 
     fn set_reparse_point(&mut self, entry: &ApplyEntry, data: &[u8]) -> Result<()> {
+        self.flush_pending()?;
         if data.len() + 8 > REPARSE_POINT_MAX_SIZE {
             return Err(apply_err(entry.path, format!("reparse data of {} bytes", data.len())));
         }
@@ -392,36 +493,12 @@ impl ApplyTarget for NtfsTarget {
     }
 
     fn set_metadata(&mut self, entry: &ApplyEntry) -> Result<()> {
+        self.flush_pending()?;
         let mft = self.mft_of(entry.path)?;
-        let parent = if entry.path.is_root() {
-            None
-        } else {
-            Some(self.parent_of(entry.path)?)
-        };
         let vol = self.vol.as_ref().ok_or_else(|| apply_err(entry.path, "target finished"))?;
         let m = vol.lock();
-        // 1. Short name. It rewrites the names (and touches the parent's
-        // times, restored when the parent's own metadata comes later).
-        if let (Some(parent), false) = (parent, entry.short_name.is_empty()) {
-            let short = String::from_utf16(entry.short_name)
-                .map_err(|_| apply_err(entry.path, "short name is not valid UTF-16"))?;
-            let ino = Ino::open(&m, mft)
-                .ok_or_else(|| apply_err(entry.path, last_error("cannot open", m.fault())))?;
-            let dir = Ino::open(&m, parent)
-                .ok_or_else(|| apply_err(entry.path, last_error("cannot open the parent", m.fault())))?;
-            // SAFETY: both are open; the call closes both, whatever it returns.
-            let r = unsafe {
-                sys::ntfs_set_ntfs_dos_name(ino.into_raw(), dir.into_raw(), short.as_ptr().cast(), short.len(), 0)
-            };
-            if r != 0 {
-                return Err(apply_err(
-                    entry.path,
-                    last_error(&format!("cannot set short name {short:?}"), m.fault()),
-                ));
-            }
-        }
         let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(entry.path, last_error("cannot open", m.fault())))?;
-        // 2. Object id.
+        // Object id.
         if let Some(oid) = find_object_id(&entry.inode.extra) {
             // SAFETY: ino is open; oid is readable for its length.
             if unsafe { sys::ntfs_set_ntfs_object_id(ino.0, oid.as_ptr().cast(), oid.len(), 0) } != 0 {
@@ -434,10 +511,10 @@ impl ApplyTarget for NtfsTarget {
                 }
             }
         }
-        // 3. Attributes (again: reparse and sparse flags were set by the
+        // Attributes (again: reparse and sparse flags were set by the
         // library meanwhile; the library keeps those it manages).
-        set_attributes(&m, &ino, entry.inode).map_err(|e| apply_err(entry.path, e))?;
-        // 4. Security descriptor.
+        set_attributes(&ino, entry.inode.attributes).map_err(|e| apply_err(entry.path, e))?;
+        // Security descriptor.
         if let Some(sd) = entry.security_descriptor {
             // SAFETY: ino is open on m.vol; sd is readable for its length.
             if unsafe { sys::tasq_ntfs_set_acl(m.vol, ino.0, sd.as_ptr().cast(), sd.len()) } != 0 {
@@ -447,7 +524,7 @@ impl ApplyTarget for NtfsTarget {
                 ));
             }
         }
-        // 5. Times, last.
+        // Times, last.
         let mut t = [0u8; 24];
         t[0..8].copy_from_slice(&entry.inode.creation_time.to_le_bytes());
         t[8..16].copy_from_slice(&entry.inode.last_write_time.to_le_bytes());
@@ -463,6 +540,7 @@ impl ApplyTarget for NtfsTarget {
     }
 
     fn finish(&mut self) -> Result<()> {
+        self.flush_pending()?;
         self.close_current()?;
         match self.vol.take() {
             Some(v) => v.close(),
