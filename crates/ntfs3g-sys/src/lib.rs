@@ -15,6 +15,9 @@
 
 #![allow(non_camel_case_types, non_upper_case_globals)]
 
+/// Re-exported so that users see the same C types as these declarations.
+pub use libc;
+
 use libc::{c_char, c_int, c_long, c_uint, c_ulong, c_void, mode_t, size_t};
 
 pub type ntfschar = u16;
