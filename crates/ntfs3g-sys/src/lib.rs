@@ -52,12 +52,19 @@ opaque!(
 pub struct ntfs_device_operations {
     pub open: Option<unsafe extern "C" fn(dev: *mut ntfs_device, flags: c_int) -> c_int>,
     pub close: Option<unsafe extern "C" fn(dev: *mut ntfs_device) -> c_int>,
-    pub seek: Option<unsafe extern "C" fn(dev: *mut ntfs_device, offset: s64, whence: c_int) -> s64>,
-    pub read: Option<unsafe extern "C" fn(dev: *mut ntfs_device, buf: *mut c_void, count: s64) -> s64>,
+    pub seek:
+        Option<unsafe extern "C" fn(dev: *mut ntfs_device, offset: s64, whence: c_int) -> s64>,
+    pub read:
+        Option<unsafe extern "C" fn(dev: *mut ntfs_device, buf: *mut c_void, count: s64) -> s64>,
     pub write:
         Option<unsafe extern "C" fn(dev: *mut ntfs_device, buf: *const c_void, count: s64) -> s64>,
     pub pread: Option<
-        unsafe extern "C" fn(dev: *mut ntfs_device, buf: *mut c_void, count: s64, offset: s64) -> s64,
+        unsafe extern "C" fn(
+            dev: *mut ntfs_device,
+            buf: *mut c_void,
+            count: s64,
+            offset: s64,
+        ) -> s64,
     >,
     pub pwrite: Option<
         unsafe extern "C" fn(
@@ -214,8 +221,7 @@ extern "C" {
     ) -> c_int;
 
     // object_id.h
-    pub fn ntfs_get_ntfs_object_id(ni: *mut ntfs_inode, value: *mut c_char, size: size_t)
-        -> c_int;
+    pub fn ntfs_get_ntfs_object_id(ni: *mut ntfs_inode, value: *mut c_char, size: size_t) -> c_int;
     pub fn ntfs_set_ntfs_object_id(
         ni: *mut ntfs_inode,
         value: *const c_char,

@@ -75,7 +75,12 @@ fn capture_matches_wimlib_capture_of_the_same_volume() {
     build_fixture(&fixture);
     let img = dir.path().join("vol.img");
     mkntfs(&img, 64);
-    wimlib(&["apply", fixture.to_str().unwrap(), "1", img.to_str().unwrap()]);
+    wimlib(&[
+        "apply",
+        fixture.to_str().unwrap(),
+        "1",
+        img.to_str().unwrap(),
+    ]);
 
     let ours = dir.path().join("tasq.wim");
     let vol = NtfsVolume::open_whole(&img, false).unwrap();
@@ -90,8 +95,15 @@ fn capture_matches_wimlib_capture_of_the_same_volume() {
     assert_has_fixture_features(&a);
     assert!(!a.contains_key(SYSVOL), "the default exclusions apply");
     // tasq keeps the not-fixed flag on every reparse point.
-    assert!(a.values().filter(|v| v.reparse.0 != 0).all(|v| v.reparse.2 == WIM_RP_FLAG_NOT_FIXED));
-    assert_same(&normalize_rp_flags(a), &normalize_rp_flags(b), "tasq vs wimlib capture");
+    assert!(a
+        .values()
+        .filter(|v| v.reparse.0 != 0)
+        .all(|v| v.reparse.2 == WIM_RP_FLAG_NOT_FIXED));
+    assert_same(
+        &normalize_rp_flags(a),
+        &normalize_rp_flags(b),
+        "tasq vs wimlib capture",
+    );
 }
 
 #[test]
@@ -103,7 +115,8 @@ fn apply_then_wimlib_capture_gives_the_source_image() {
     mkntfs(&img, 64);
     let vol = NtfsVolume::open_whole(&img, true).unwrap();
     let wim = Wim::open(&fixture).unwrap();
-    let warnings = apply_image_to_ntfs(&wim, 1, vol, &ApplyOptions::default(), &mut |_| {}).unwrap();
+    let warnings =
+        apply_image_to_ntfs(&wim, 1, vol, &ApplyOptions::default(), &mut |_| {}).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     run("ntfsfix", &["--no-action", img.to_str().unwrap()]);
 
@@ -118,11 +131,20 @@ fn apply_then_wimlib_capture_gives_the_source_image() {
     // would be meaningless for that field.
     let img2 = dir.path().join("vol2.img");
     mkntfs(&img2, 64);
-    wimlib(&["apply", fixture.to_str().unwrap(), "1", img2.to_str().unwrap()]);
+    wimlib(&[
+        "apply",
+        fixture.to_str().unwrap(),
+        "1",
+        img2.to_str().unwrap(),
+    ]);
     let captured2 = dir.path().join("wimlib2.wim");
     wimlib_capture(&img2, &captured2);
     let peer = describe(&captured2);
-    assert_same(&normalize_rp_flags(source.clone()), &normalize_rp_flags(peer), "wimlib round trip");
+    assert_same(
+        &normalize_rp_flags(source.clone()),
+        &normalize_rp_flags(peer),
+        "wimlib round trip",
+    );
 
     assert_same(
         &normalize_rp_flags(source),

@@ -29,7 +29,7 @@ use tasq_wim::reparse::REPARSE_POINT_MAX_SIZE;
 use tasq_wim::{Result, WimError};
 
 use super::capture::find_object_id;
-use super::{last_error, Attr, Ino, Mounted, NtfsVolume};
+use super::{last_error, on_volume, Attr, Ino, Mounted, NtfsVolume};
 
 /// Longest file name NTFS stores, in UTF-16 units.
 const MAX_NAME_UNITS: usize = 255;
@@ -133,8 +133,9 @@ impl NtfsTarget {
 
     fn parent_of(&self, p: &WimPath) -> Result<u64> {
         let comps = p.components();
-        let parent = WimPath::from_components(comps[..comps.len().saturating_sub(1)].iter().cloned())
-            .map_err(|r| apply_err(p, r))?;
+        let parent =
+            WimPath::from_components(comps[..comps.len().saturating_sub(1)].iter().cloned())
+                .map_err(|r| apply_err(p, r))?;
         self.mft_of(&parent)
     }
 
@@ -160,10 +161,16 @@ impl NtfsTarget {
         let closed = unsafe { sys::ntfs_inode_close_in_dir(ino.into_raw(), dir.0) } == 0;
         r.map_err(|e| apply_err(path, e))?;
         if !closed {
-            return Err(apply_err(path, last_error("cannot write the new file", m.fault())));
+            return Err(apply_err(
+                path,
+                last_error("cannot write the new file", m.fault()),
+            ));
         }
         if !dir.close() {
-            return Err(apply_err(path, last_error("cannot write the parent", m.fault())));
+            return Err(apply_err(
+                path,
+                last_error("cannot write the parent", m.fault()),
+            ));
         }
         drop(m);
         if attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
@@ -183,15 +190,25 @@ impl NtfsTarget {
         let parent = self.parent_of(path)?;
         let vol = self.vol()?;
         let m = vol.lock();
-        let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
+        let ino = Ino::open(&m, mft)
+            .ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
         let dir = Ino::open(&m, parent)
             .ok_or_else(|| apply_err(path, last_error("cannot open the parent", m.fault())))?;
         // SAFETY: both are open; the call closes both, whatever it returns.
         let r = unsafe {
-            sys::ntfs_set_ntfs_dos_name(ino.into_raw(), dir.into_raw(), short.as_ptr().cast(), short.len(), 0)
+            sys::ntfs_set_ntfs_dos_name(
+                ino.into_raw(),
+                dir.into_raw(),
+                short.as_ptr().cast(),
+                short.len(),
+                0,
+            )
         };
         if r != 0 {
-            return Err(apply_err(path, last_error(&format!("cannot set short name {short:?}"), m.fault())));
+            return Err(apply_err(
+                path,
+                last_error(&format!("cannot set short name {short:?}"), m.fault()),
+            ));
         }
         Ok(())
     }
@@ -202,7 +219,8 @@ impl NtfsTarget {
         let parent = self.parent_of(path)?;
         let vol = self.vol()?;
         let m = vol.lock();
-        let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
+        let ino = Ino::open(&m, mft)
+            .ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
         let dir = Ino::open(&m, parent)
             .ok_or_else(|| apply_err(path, last_error("cannot open the parent", m.fault())))?;
         // SAFETY: both inodes are open; the name lives for the call.
@@ -210,7 +228,10 @@ impl NtfsTarget {
             return Err(apply_err(path, last_error("cannot link", m.fault())));
         }
         if !dir.close() || !ino.close() {
-            return Err(apply_err(path, last_error("cannot write the link", m.fault())));
+            return Err(apply_err(
+                path,
+                last_error("cannot write the link", m.fault()),
+            ));
         }
         drop(m);
         self.mft.insert(path.clone(), mft);
@@ -272,15 +293,24 @@ impl NtfsTarget {
         }
         // SAFETY: attr is open on the locked volume.
         if sparse && unsafe { sys::ntfs_attr_truncate(attr.0, size as i64) } != 0 {
-            return Err(apply_err(&path, last_error("cannot extend the sparse stream", m.fault())));
+            return Err(apply_err(
+                &path,
+                last_error("cannot extend the sparse stream", m.fault()),
+            ));
         }
         // SAFETY: as above; pclose flushes compressed blocks.
         if unsafe { sys::ntfs_attr_pclose(attr.0) } != 0 {
-            return Err(apply_err(&path, last_error("cannot finish the stream", m.fault())));
+            return Err(apply_err(
+                &path,
+                last_error("cannot finish the stream", m.fault()),
+            ));
         }
         drop(attr);
         if !ino.close() {
-            return Err(apply_err(&path, last_error("cannot write the file", m.fault())));
+            return Err(apply_err(
+                &path,
+                last_error("cannot write the file", m.fault()),
+            ));
         }
         Ok(())
     }
@@ -296,7 +326,12 @@ fn set_attributes(ino: &Ino, attributes: u32) -> std::result::Result<(), String>
 }
 
 /// Writes all of `data` at `pos`.
-fn pwrite_all(m: &Mounted, attr: &Attr, mut pos: u64, mut data: &[u8]) -> std::result::Result<(), String> {
+fn pwrite_all(
+    m: &Mounted,
+    attr: &Attr,
+    mut pos: u64,
+    mut data: &[u8],
+) -> std::result::Result<(), String> {
     while !data.is_empty() {
         // SAFETY: attr is open on the locked volume; data is readable.
         let r = unsafe {
@@ -325,11 +360,15 @@ impl ApplyTarget for NtfsTarget {
             self.mft.insert(WimPath::root(), sys::FILE_root);
             let vol = self.vol()?;
             let m = vol.lock();
-            let ino = Ino::open(&m, sys::FILE_root)
-                .ok_or_else(|| apply_err(entry.path, last_error("cannot open the root", m.fault())))?;
+            let ino = Ino::open(&m, sys::FILE_root).ok_or_else(|| {
+                apply_err(entry.path, last_error("cannot open the root", m.fault()))
+            })?;
             set_attributes(&ino, entry.inode.attributes).map_err(|e| apply_err(entry.path, e))?;
             if !ino.close() {
-                return Err(apply_err(entry.path, last_error("cannot write the root", m.fault())));
+                return Err(apply_err(
+                    entry.path,
+                    last_error("cannot write the root", m.fault()),
+                ));
             }
             return Ok(());
         }
@@ -345,7 +384,8 @@ impl ApplyTarget for NtfsTarget {
         if self.pending_index.contains_key(entry.path) || self.mft.contains_key(entry.path) {
             return Err(apply_err(entry.path, "created twice"));
         }
-        self.pending_index.insert(entry.path.clone(), self.pending.len());
+        self.pending_index
+            .insert(entry.path.clone(), self.pending.len());
         self.pending.push(PendingFile {
             names: vec![(entry.path.clone(), entry.short_name.to_vec())],
             attributes: entry.inode.attributes,
@@ -359,7 +399,8 @@ impl ApplyTarget for NtfsTarget {
             Some(&i) => {
                 self.pending_index.insert(entry.path.clone(), i);
                 if let Some(f) = self.pending.get_mut(i) {
-                    f.names.push((entry.path.clone(), entry.short_name.to_vec()));
+                    f.names
+                        .push((entry.path.clone(), entry.short_name.to_vec()));
                 }
                 Ok(())
             }
@@ -368,7 +409,10 @@ impl ApplyTarget for NtfsTarget {
                 // earlier phase): link now; a short name is impossible.
                 let mft = self.mft_of(existing)?;
                 if !entry.short_name.is_empty() {
-                    return Err(apply_err(entry.path, "cannot give a short name to a second link"));
+                    return Err(apply_err(
+                        entry.path,
+                        "cannot give a short name to a second link",
+                    ));
                 }
                 self.link(mft, entry.path)
             }
@@ -383,7 +427,8 @@ impl ApplyTarget for NtfsTarget {
         let mft = self.mft_of(path)?;
         let vol = self.vol()?;
         let m = vol.lock();
-        let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
+        let ino = Ino::open(&m, mft)
+            .ok_or_else(|| apply_err(path, last_error("cannot open", m.fault())))?;
         let mut name = stream.name.clone();
         if !name.is_empty() {
             if name.len() > MAX_NAME_UNITS {
@@ -391,12 +436,22 @@ impl ApplyTarget for NtfsTarget {
             }
             // SAFETY: ino is open; the library copies the name.
             let r = unsafe {
-                sys::ntfs_attr_add(ino.0, sys::AT_DATA, name.as_mut_ptr(), name.len() as u8, std::ptr::null(), 0)
+                sys::ntfs_attr_add(
+                    ino.0,
+                    sys::AT_DATA,
+                    name.as_mut_ptr(),
+                    name.len() as u8,
+                    std::ptr::null(),
+                    0,
+                )
             };
             if r != 0 {
                 return Err(apply_err(
                     path,
-                    last_error(&format!("cannot add stream {:?}", stream.name_string()), m.fault()),
+                    last_error(
+                        &format!("cannot add stream {:?}", stream.name_string()),
+                        m.fault(),
+                    ),
                 ));
             }
         }
@@ -428,7 +483,10 @@ impl ApplyTarget for NtfsTarget {
     }
 
     fn write_stream(&mut self, data: &[u8]) -> Result<()> {
-        let vol = self.vol.as_ref().ok_or_else(|| apply_err(&"?", "target finished"))?;
+        let vol = self
+            .vol
+            .as_ref()
+            .ok_or_else(|| apply_err(&"?", "target finished"))?;
         let s = self
             .current
             .as_mut()
@@ -468,7 +526,10 @@ impl ApplyTarget for NtfsTarget {
     fn set_reparse_point(&mut self, entry: &ApplyEntry, data: &[u8]) -> Result<()> {
         self.flush_pending()?;
         if data.len() + 8 > REPARSE_POINT_MAX_SIZE {
-            return Err(apply_err(entry.path, format!("reparse data of {} bytes", data.len())));
+            return Err(apply_err(
+                entry.path,
+                format!("reparse data of {} bytes", data.len()),
+            ));
         }
         let mut buf = Vec::with_capacity(8 + data.len());
         buf.extend_from_slice(&entry.inode.reparse_tag.to_le_bytes());
@@ -478,16 +539,24 @@ impl ApplyTarget for NtfsTarget {
         let mft = self.mft_of(entry.path)?;
         let vol = self.vol()?;
         let m = vol.lock();
-        let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(entry.path, last_error("cannot open", m.fault())))?;
+        let ino = Ino::open(&m, mft)
+            .ok_or_else(|| apply_err(entry.path, last_error("cannot open", m.fault())))?;
         // SAFETY: ino is open; buf holds buf.len() bytes.
-        if unsafe { sys::ntfs_set_ntfs_reparse_data(ino.0, buf.as_ptr().cast(), buf.len(), 0) } != 0 {
+        if unsafe { sys::ntfs_set_ntfs_reparse_data(ino.0, buf.as_ptr().cast(), buf.len(), 0) } != 0
+        {
             return Err(apply_err(
                 entry.path,
-                last_error(&format!("cannot set reparse tag {:#x}", entry.inode.reparse_tag), m.fault()),
+                last_error(
+                    &format!("cannot set reparse tag {:#x}", entry.inode.reparse_tag),
+                    m.fault(),
+                ),
             ));
         }
         if !ino.close() {
-            return Err(apply_err(entry.path, last_error("cannot write the reparse point", m.fault())));
+            return Err(apply_err(
+                entry.path,
+                last_error("cannot write the reparse point", m.fault()),
+            ));
         }
         Ok(())
     }
@@ -495,19 +564,29 @@ impl ApplyTarget for NtfsTarget {
     fn set_metadata(&mut self, entry: &ApplyEntry) -> Result<()> {
         self.flush_pending()?;
         let mft = self.mft_of(entry.path)?;
-        let vol = self.vol.as_ref().ok_or_else(|| apply_err(entry.path, "target finished"))?;
+        let vol = self
+            .vol
+            .as_ref()
+            .ok_or_else(|| apply_err(entry.path, "target finished"))?;
         let m = vol.lock();
-        let ino = Ino::open(&m, mft).ok_or_else(|| apply_err(entry.path, last_error("cannot open", m.fault())))?;
+        let ino = Ino::open(&m, mft)
+            .ok_or_else(|| apply_err(entry.path, last_error("cannot open", m.fault())))?;
         // Object id.
         if let Some(oid) = find_object_id(&entry.inode.extra) {
             // SAFETY: ino is open; oid is readable for its length.
-            if unsafe { sys::ntfs_set_ntfs_object_id(ino.0, oid.as_ptr().cast(), oid.len(), 0) } != 0 {
+            if unsafe { sys::ntfs_set_ntfs_object_id(ino.0, oid.as_ptr().cast(), oid.len(), 0) }
+                != 0
+            {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() == Some(sys::libc::EEXIST) {
                     super::discard_log();
-                    self.warnings.push(format!("{}: duplicate object id", entry.path));
+                    self.warnings
+                        .push(format!("{}: duplicate object id", entry.path));
                 } else {
-                    return Err(apply_err(entry.path, last_error("cannot set the object id", m.fault())));
+                    return Err(apply_err(
+                        entry.path,
+                        last_error("cannot set the object id", m.fault()),
+                    ));
                 }
             }
         }
@@ -520,7 +599,10 @@ impl ApplyTarget for NtfsTarget {
             if unsafe { sys::tasq_ntfs_set_acl(m.vol, ino.0, sd.as_ptr().cast(), sd.len()) } != 0 {
                 return Err(apply_err(
                     entry.path,
-                    last_error("cannot set the security descriptor (libntfs-3g found it invalid?)", m.fault()),
+                    last_error(
+                        "cannot set the security descriptor (libntfs-3g found it invalid?)",
+                        m.fault(),
+                    ),
                 ));
             }
         }
@@ -531,10 +613,16 @@ impl ApplyTarget for NtfsTarget {
         t[16..24].copy_from_slice(&entry.inode.last_access_time.to_le_bytes());
         // SAFETY: ino is open; t holds 24 bytes.
         if unsafe { sys::ntfs_inode_set_times(ino.0, t.as_ptr().cast(), 24, 0) } != 0 {
-            return Err(apply_err(entry.path, last_error("cannot set the times", m.fault())));
+            return Err(apply_err(
+                entry.path,
+                last_error("cannot set the times", m.fault()),
+            ));
         }
         if !ino.close() {
-            return Err(apply_err(entry.path, last_error("cannot write the metadata", m.fault())));
+            return Err(apply_err(
+                entry.path,
+                last_error("cannot write the metadata", m.fault()),
+            ));
         }
         Ok(())
     }
@@ -592,7 +680,9 @@ pub fn apply_image_to_ntfs(
             ),
         });
     }
+    let desc = vol.describe().to_string();
     let mut target = NtfsTarget::new(vol)?;
-    tasq_wim::apply::apply_image(wim, n, &mut target, opts, progress)?;
+    tasq_wim::apply::apply_image(wim, n, &mut target, opts, progress)
+        .map_err(|e| on_volume(e, &desc))?;
     Ok(target.warnings)
 }

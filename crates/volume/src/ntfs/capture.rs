@@ -30,7 +30,7 @@ use tasq_wim::reparse::REPARSE_POINT_MAX_SIZE;
 use tasq_wim::security::SecurityDescriptorSet;
 use tasq_wim::{Result, Sha1Hash, WimError};
 
-use super::{last_error, Attr, Ino, Mounted, NtfsVolume};
+use super::{last_error, on_volume, Attr, Ino, Mounted, NtfsVolume};
 
 /// Tag of an object-id item in the inode's tagged items (wimlib's
 /// TAG_OBJECT_ID).
@@ -179,7 +179,10 @@ impl<'v> NtfsSource<'v> {
         // SAFETY: ino is open; the buffer holds the 4 bytes asked for.
         let r = unsafe { sys::ntfs_get_ntfs_attrib(ino.0, attr.as_mut_ptr().cast(), 4) };
         if r != 4 {
-            return Err(cap_err(path, last_error("cannot read the attributes", m.fault())));
+            return Err(cap_err(
+                path,
+                last_error("cannot read the attributes", m.fault()),
+            ));
         }
         let attributes = u32::from_le_bytes(attr);
         if attributes & FILE_ATTRIBUTE_ENCRYPTED != 0 {
@@ -193,7 +196,10 @@ impl<'v> NtfsSource<'v> {
         // SAFETY: ino is open; the buffer holds the 24 bytes asked for.
         let r = unsafe { sys::ntfs_inode_get_times(ino.0, times.as_mut_ptr().cast(), 24) };
         if r != 24 {
-            return Err(cap_err(path, last_error("cannot read the times", m.fault())));
+            return Err(cap_err(
+                path,
+                last_error("cannot read the times", m.fault()),
+            ));
         }
         let t = |i: usize| {
             let mut b = [0u8; 8];
@@ -236,9 +242,8 @@ impl<'v> NtfsSource<'v> {
         }
 
         for name in data_attribute_names(m, ino, path)? {
-            let a = Attr::open(ino, sys::AT_DATA, &name).ok_or_else(|| {
-                cap_err(path, last_error("cannot open a data stream", m.fault()))
-            })?;
+            let a = Attr::open(ino, sys::AT_DATA, &name)
+                .ok_or_else(|| cap_err(path, last_error("cannot open a data stream", m.fault())))?;
             let size = a.data_size();
             drop(a);
             let source = if size > 0 {
@@ -280,7 +285,10 @@ fn data_attribute_names(m: &Mounted, ino: &Ino, path: &str) -> Result<Vec<Vec<u1
     // SAFETY: ino is open; ctx is released below on every path.
     let ctx = unsafe { sys::ntfs_attr_get_search_ctx(ino.0, std::ptr::null_mut()) };
     if ctx.is_null() {
-        return Err(cap_err(path, last_error("cannot list the streams", m.fault())));
+        return Err(cap_err(
+            path,
+            last_error("cannot list the streams", m.fault()),
+        ));
     }
     let mut names: Vec<Vec<u16>> = Vec::new();
     let result = loop {
@@ -303,7 +311,10 @@ fn data_attribute_names(m: &Mounted, ino: &Ino, path: &str) -> Result<Vec<Vec<u1
                 super::discard_log();
                 break Ok(());
             }
-            break Err(cap_err(path, last_error("cannot list the streams", m.fault())));
+            break Err(cap_err(
+                path,
+                last_error("cannot list the streams", m.fault()),
+            ));
         }
         let (mut np, mut nl, mut vl) = (std::ptr::null(), 0u32, 0i64);
         // SAFETY: the lookup succeeded, so ctx points at an attribute
@@ -327,21 +338,25 @@ fn data_attribute_names(m: &Mounted, ino: &Ino, path: &str) -> Result<Vec<Vec<u1
 /// Tag, reserved field and data (after the 8-byte header) of the reparse
 /// point attribute, read through a bounded attribute read.
 fn read_reparse(m: &Mounted, ino: &Ino, path: &str) -> Result<(u32, u16, Vec<u8>)> {
-    let a = Attr::open(ino, sys::AT_REPARSE_POINT, &[]).ok_or_else(|| {
-        cap_err(path, last_error("cannot open the reparse point", m.fault()))
-    })?;
+    let a = Attr::open(ino, sys::AT_REPARSE_POINT, &[])
+        .ok_or_else(|| cap_err(path, last_error("cannot open the reparse point", m.fault())))?;
     let size = a.data_size();
     if size < 8 || size > REPARSE_POINT_MAX_SIZE as u64 {
         return Err(cap_err(
             path,
-            format!("reparse point attribute of {size} bytes (must be 8 to {REPARSE_POINT_MAX_SIZE})"),
+            format!(
+                "reparse point attribute of {size} bytes (must be 8 to {REPARSE_POINT_MAX_SIZE})"
+            ),
         ));
     }
     let mut buf = vec![0u8; size as usize];
     // SAFETY: a is open; buf holds `size` bytes.
     let r = unsafe { sys::ntfs_attr_pread(a.0, 0, size as i64, buf.as_mut_ptr().cast()) };
     if r != size as i64 {
-        return Err(cap_err(path, last_error("cannot read the reparse point", m.fault())));
+        return Err(cap_err(
+            path,
+            last_error("cannot read the reparse point", m.fault()),
+        ));
     }
     let tag = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let reserved = u16::from_le_bytes([buf[6], buf[7]]);
@@ -352,9 +367,7 @@ fn read_security_descriptor(m: &Mounted, ino: &Ino, path: &str) -> Result<Option
     let mut buf = vec![0u8; 4096];
     loop {
         // SAFETY: ino is open on m.vol; buf holds buf.len() bytes.
-        let r = unsafe {
-            sys::tasq_ntfs_get_acl(m.vol, ino.0, buf.as_mut_ptr().cast(), buf.len())
-        };
+        let r = unsafe { sys::tasq_ntfs_get_acl(m.vol, ino.0, buf.as_mut_ptr().cast(), buf.len()) };
         if r < 0 {
             return Err(cap_err(
                 path,
@@ -392,6 +405,22 @@ impl CaptureSource for NtfsSource<'_> {
         filter: &dyn CaptureFilter,
         progress: &mut dyn FnMut(ScanProgress),
     ) -> Result<ImageTree> {
+        let desc = self.vol.describe().to_string();
+        self.scan_tree(filter, progress)
+            .map_err(|e| on_volume(e, &desc))
+    }
+
+    fn open_stream(&self, id: u64) -> Result<Box<dyn Read + Send + '_>> {
+        self.open(id).map_err(|e| on_volume(e, self.vol.describe()))
+    }
+}
+
+impl NtfsSource<'_> {
+    fn scan_tree(
+        &mut self,
+        filter: &dyn CaptureFilter,
+        progress: &mut dyn FnMut(ScanProgress),
+    ) -> Result<ImageTree> {
         self.streams.clear();
         self.warnings.clear();
         let vol = self.vol;
@@ -403,7 +432,10 @@ impl CaptureSource for NtfsSource<'_> {
         let mut by_mft: HashMap<u64, usize> = HashMap::new();
 
         let root = Ino::open(&m, sys::FILE_root).ok_or_else(|| {
-            cap_err("\\", last_error("cannot open the root directory", m.fault()))
+            cap_err(
+                "\\",
+                last_error("cannot open the root directory", m.fault()),
+            )
         })?;
         let root_inode = self
             .read_inode(&m, &root, "\\", &mut sds)?
@@ -460,9 +492,8 @@ impl CaptureSource for NtfsSource<'_> {
                     progress(prog);
                     continue;
                 }
-                let ino = Ino::open(&m, e.mft).ok_or_else(|| {
-                    cap_err(&path, last_error("cannot open the file", m.fault()))
-                })?;
+                let ino = Ino::open(&m, e.mft)
+                    .ok_or_else(|| cap_err(&path, last_error("cannot open the file", m.fault())))?;
                 let Some(inode) = self.read_inode(&m, &ino, &path, &mut sds)? else {
                     continue;
                 };
@@ -493,7 +524,7 @@ impl CaptureSource for NtfsSource<'_> {
         Ok(tree)
     }
 
-    fn open_stream(&self, id: u64) -> Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, id: u64) -> Result<Box<dyn Read + Send + '_>> {
         let loc = usize::try_from(id)
             .ok()
             .and_then(|i| self.streams.get(i))
@@ -502,7 +533,10 @@ impl CaptureSource for NtfsSource<'_> {
         let ino = Ino::open(&m, loc.mft)
             .ok_or_else(|| cap_err(&loc.path, last_error("cannot open the file", m.fault())))?;
         let attr = Attr::open(&ino, sys::AT_DATA, &loc.name).ok_or_else(|| {
-            cap_err(&loc.path, last_error("cannot open the data stream", m.fault()))
+            cap_err(
+                &loc.path,
+                last_error("cannot open the data stream", m.fault()),
+            )
         })?;
         if attr.data_size() != loc.size {
             return Err(cap_err(
@@ -559,12 +593,18 @@ impl Read for StreamReader<'_> {
         // SAFETY: the attribute is open and the volume locked; buf holds
         // at least `want` bytes.
         let r = unsafe {
-            sys::ntfs_attr_pread(h.attr.0, self.pos as i64, want as i64, buf.as_mut_ptr().cast())
+            sys::ntfs_attr_pread(
+                h.attr.0,
+                self.pos as i64,
+                want as i64,
+                buf.as_mut_ptr().cast(),
+            )
         };
         if r <= 0 {
             return Err(io::Error::other(format!(
-                "{}: {}",
+                "{} on the {}: {}",
                 self.path,
+                self.vol.describe(),
                 last_error(&format!("read at {} failed", self.pos), m.fault())
             )));
         }

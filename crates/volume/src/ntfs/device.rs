@@ -335,7 +335,11 @@ unsafe extern "C" fn op_stat(dev: *mut sys::ntfs_device, buf: *mut libc::stat) -
     0
 }
 
-unsafe extern "C" fn op_ioctl(_dev: *mut sys::ntfs_device, _req: c_ulong, _arg: *mut c_void) -> c_int {
+unsafe extern "C" fn op_ioctl(
+    _dev: *mut sys::ntfs_device,
+    _req: c_ulong,
+    _arg: *mut c_void,
+) -> c_int {
     set_errno(libc::EOPNOTSUPP);
     -1
 }

@@ -117,6 +117,22 @@ pub(crate) fn last_error(what: &str, fault: Option<&str>) -> String {
     msg
 }
 
+/// Adds which volume (image and offset) an error of a file inside it
+/// happened on.
+pub(crate) fn on_volume(e: WimError, desc: &str) -> WimError {
+    match e {
+        WimError::Capture { path, reason } => WimError::Capture {
+            path: format!("{path} on the {desc}"),
+            reason,
+        },
+        WimError::Apply { path, reason } => WimError::Apply {
+            path: format!("{path} on the {desc}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
 /// Clears log lines left by calls whose failure was expected.
 pub(crate) fn discard_log() {
     let mut buf = [0 as c_char; 16];
@@ -182,7 +198,7 @@ impl NtfsVolume {
                 ))
             }
         }
-        check_boot_sector(&file, offset).map_err(|r| mount_error(&desc, r))?;
+        check_boot_sector(&file, offset, size).map_err(|r| mount_error(&desc, r))?;
         log_init();
         let device = Device::new(
             &path.display().to_string(),
@@ -200,7 +216,10 @@ impl NtfsVolume {
         // (Mounted drops the volume first).
         let vol = unsafe { sys::ntfs_device_mount(device.dev, flags) };
         if vol.is_null() {
-            let reason = last_error("libntfs-3g refused the volume", device.state.fault.as_deref());
+            let reason = last_error(
+                "libntfs-3g refused the volume",
+                device.state.fault.as_deref(),
+            );
             // SAFETY: the failed mount closed the device; it is ours to free.
             unsafe { sys::ntfs_device_free(device.dev) };
             return Err(mount_error(&desc, reason));
@@ -283,9 +302,8 @@ impl NtfsVolume {
     pub fn close(self) -> Result<()> {
         let desc = self.desc.clone();
         let mut m = self.inner.into_inner().unwrap_or_else(|p| p.into_inner());
-        m.unmount().map_err(|e| {
-            WimError::io(format!("{desc}: unmount failed"), io::Error::other(e))
-        })
+        m.unmount()
+            .map_err(|e| WimError::io(format!("{desc}: unmount failed"), io::Error::other(e)))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Mounted> {
@@ -321,7 +339,7 @@ fn volume_info(m: &Mounted) -> VolumeInfo {
 
 /// A first look at the boot sector, so that "this is not NTFS at all"
 /// gets a plain message instead of the library's EINVAL.
-fn check_boot_sector(file: &File, offset: u64) -> std::result::Result<(), String> {
+fn check_boot_sector(file: &File, offset: u64, size: u64) -> std::result::Result<(), String> {
     let mut bs = [0u8; 512];
     file.read_exact_at(&mut bs, offset)
         .map_err(|e| format!("cannot read the boot sector: {e}"))?;
@@ -330,6 +348,17 @@ fn check_boot_sector(file: &File, offset: u64) -> std::result::Result<(), String
     }
     if bs[510..512] != [0x55, 0xAA] {
         return Err("the NTFS boot sector has no 55 AA end marker".into());
+    }
+    // The library checks this too, by reading the last sector; saying it
+    // plainly helps when a partition table lies about a partition's size.
+    let bytes_per_sector = u16::from_le_bytes([bs[0x0B], bs[0x0C]]) as u64;
+    let mut total = [0u8; 8];
+    total.copy_from_slice(&bs[0x28..0x30]);
+    let claimed = u64::from_le_bytes(total).saturating_mul(bytes_per_sector);
+    if claimed > size {
+        return Err(format!(
+            "the boot sector claims {claimed} bytes, more than the partition's {size}"
+        ));
     }
     Ok(())
 }
@@ -401,7 +430,6 @@ impl Attr {
         // SAFETY: self.0 is an open attribute.
         unsafe { sys::tasq_ntfs_attr_is_compressed(self.0) != 0 }
     }
-
 }
 
 impl Drop for Attr {

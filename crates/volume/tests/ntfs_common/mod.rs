@@ -103,7 +103,13 @@ pub fn acl(aces: &[Vec<u8>]) -> Vec<u8> {
 
 /// A self-relative descriptor laid out as Windows does: header, SACL,
 /// DACL, owner, group.
-pub fn sd(owner: &[u8], group: &[u8], dacl: Option<&[u8]>, sacl: Option<&[u8]>, control: u16) -> Vec<u8> {
+pub fn sd(
+    owner: &[u8],
+    group: &[u8],
+    dacl: Option<&[u8]>,
+    sacl: Option<&[u8]>,
+    control: u16,
+) -> Vec<u8> {
     let mut control = control | 0x8000; // SE_SELF_RELATIVE
     let mut body = Vec::new();
     let mut off = 20u32;
@@ -155,7 +161,9 @@ impl CaptureSource for TreeSource {
         Ok(self.tree.clone())
     }
     fn open_stream(&self, id: u64) -> Result<Box<dyn Read + Send + '_>> {
-        Ok(Box::new(Cursor::new(self.data[id as usize].as_ref().clone())))
+        Ok(Box::new(Cursor::new(
+            self.data[id as usize].as_ref().clone(),
+        )))
     }
 }
 
@@ -180,7 +188,11 @@ impl Builder {
         let root = b.src.tree.root_inode_mut();
         root.attributes = FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM;
         root.security_id = Some(sid);
-        (root.creation_time, root.last_write_time, root.last_access_time) = t;
+        (
+            root.creation_time,
+            root.last_write_time,
+            root.last_access_time,
+        ) = t;
         b
     }
 
@@ -230,7 +242,9 @@ impl Builder {
         } else {
             t.find(parent).unwrap()
         };
-        self.src.tree.add_dentry(p, utf16(name), utf16(short), inode)
+        self.src
+            .tree
+            .add_dentry(p, utf16(name), utf16(short), inode)
     }
 
     pub fn dir(&mut self, path: &str, short: &str, attributes: u32, sd: &[u8]) -> usize {
@@ -238,9 +252,20 @@ impl Builder {
         self.name(path, short, i)
     }
 
-    pub fn file(&mut self, path: &str, short: &str, attributes: u32, sd: &[u8], data: &[u8]) -> usize {
+    pub fn file(
+        &mut self,
+        path: &str,
+        short: &str,
+        attributes: u32,
+        sd: &[u8],
+        data: &[u8],
+    ) -> usize {
         let s = self.data_stream("", data);
-        let i = self.inode(attributes, sd, if data.is_empty() { vec![] } else { vec![s] });
+        let i = self.inode(
+            attributes,
+            sd,
+            if data.is_empty() { vec![] } else { vec![s] },
+        );
         self.name(path, short, i);
         i
     }
@@ -284,7 +309,10 @@ pub fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
 
 /// Reparse data (no header) of a junction to `target` (an NT path).
 pub fn junction_data(target: &str, print: &str) -> Vec<u8> {
-    let s: Vec<u8> = target.encode_utf16().flat_map(|c| c.to_le_bytes()).collect();
+    let s: Vec<u8> = target
+        .encode_utf16()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
     let p: Vec<u8> = print.encode_utf16().flat_map(|c| c.to_le_bytes()).collect();
     let mut v = Vec::new();
     v.extend_from_slice(&0u16.to_le_bytes());
@@ -308,7 +336,11 @@ pub fn build_fixture(wim: &Path) {
     let root_sd = sd(
         &administrators(),
         &system(),
-        Some(&acl(&[admins_full.clone(), system_full.clone(), users_read.clone()])),
+        Some(&acl(&[
+            admins_full.clone(),
+            system_full.clone(),
+            users_read.clone(),
+        ])),
         None,
         0x1000, // SE_DACL_PROTECTED
     );
@@ -342,7 +374,12 @@ pub fn build_fixture(wim: &Path) {
     );
     let mut b = Builder::new(&root_sd);
 
-    b.dir("\\Documents and Settings", "DOCUME~1", FILE_ATTRIBUTE_HIDDEN, &user_sd);
+    b.dir(
+        "\\Documents and Settings",
+        "DOCUME~1",
+        FILE_ATTRIBUTE_HIDDEN,
+        &user_sd,
+    );
     b.dir("\\Docs", "", 0, &inherited_sd);
     b.dir("\\Other", "", FILE_ATTRIBUTE_READONLY, &audited_sd);
     b.dir("\\Docs\\Deep", "", 0, &inherited_sd);
@@ -351,7 +388,11 @@ pub fn build_fixture(wim: &Path) {
     let main = b.data_stream("", b"The annual report.\r\n");
     let zone = b.data_stream("Zone.Identifier", b"[ZoneTransfer]\r\nZoneId=3\r\n");
     let empty = b.data_stream("empty stream", b"");
-    let i = b.inode(FILE_ATTRIBUTE_ARCHIVE, &inherited_sd, vec![main, zone, empty]);
+    let i = b.inode(
+        FILE_ATTRIBUTE_ARCHIVE,
+        &inherited_sd,
+        vec![main, zone, empty],
+    );
     b.name("\\Docs\\Report for 2024.txt", "REPORT~1.TXT", i);
 
     // A directory with a named stream.
@@ -368,13 +409,25 @@ pub fn build_fixture(wim: &Path) {
     b.name("\\Docs\\Deep\\third.dat", "", i);
 
     // Same content in an unrelated file (deduplicated in the WIM only).
-    b.file("\\Other\\copy of big.dat", "COPYOF~1.DAT", FILE_ATTRIBUTE_ARCHIVE, &user_sd, &big);
+    b.file(
+        "\\Other\\copy of big.dat",
+        "COPYOF~1.DAT",
+        FILE_ATTRIBUTE_ARCHIVE,
+        &user_sd,
+        &big,
+    );
 
     // Sparse: data at the start and in the middle, holes elsewhere.
     let mut sparse = vec![0u8; 1 << 20];
     sparse[..5000].copy_from_slice(&pseudo_random(5000, 2));
     sparse[600_000..610_000].copy_from_slice(&pseudo_random(10_000, 3));
-    b.file("\\sparse.bin", "", FILE_ATTRIBUTE_SPARSE_FILE | FILE_ATTRIBUTE_ARCHIVE, &root_sd, &sparse);
+    b.file(
+        "\\sparse.bin",
+        "",
+        FILE_ATTRIBUTE_SPARSE_FILE | FILE_ATTRIBUTE_ARCHIVE,
+        &root_sd,
+        &sparse,
+    );
 
     // Compressed directory: files created in it are compressed by NTFS.
     b.dir("\\Packed", "", FILE_ATTRIBUTE_COMPRESSED, &inherited_sd);
@@ -396,7 +449,10 @@ pub fn build_fixture(wim: &Path) {
     b.file(
         "\\empty.txt",
         "",
-        FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE,
+        FILE_ATTRIBUTE_READONLY
+            | FILE_ATTRIBUTE_HIDDEN
+            | FILE_ATTRIBUTE_SYSTEM
+            | FILE_ATTRIBUTE_ARCHIVE,
         &root_sd,
         b"",
     );
@@ -407,11 +463,23 @@ pub fn build_fixture(wim: &Path) {
         &user_sd,
         b"unicode",
     );
-    b.file("\\Other\\small.txt", "", FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_TEMPORARY, &audited_sd, b"x");
+    b.file(
+        "\\Other\\small.txt",
+        "",
+        FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_TEMPORARY,
+        &audited_sd,
+        b"x",
+    );
 
     // Object id, with birth volume, birth object and domain ids (the
     // 64-byte form the volume's $ObjId index gives back).
-    let i = b.file("\\Docs\\tracked.txt", "", FILE_ATTRIBUTE_ARCHIVE, &inherited_sd, b"tracked");
+    let i = b.file(
+        "\\Docs\\tracked.txt",
+        "",
+        FILE_ATTRIBUTE_ARCHIVE,
+        &inherited_sd,
+        b"tracked",
+    );
     let oid: Vec<u8> = (0x10..0x50).collect();
     b.src.tree.inodes[i].extra = tasq_volume::ntfs::capture::object_id_item(&oid);
 
@@ -425,7 +493,11 @@ pub fn build_fixture(wim: &Path) {
         size: data.len() as u64,
         source: StreamSource::Inline(Arc::new(data)),
     };
-    let i = b.inode(FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_ARCHIVE, &root_sd, vec![rs]);
+    let i = b.inode(
+        FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_ARCHIVE,
+        &root_sd,
+        vec![rs],
+    );
     b.src.tree.inodes[i].reparse_tag = IO_REPARSE_TAG_SYMLINK;
     b.src.tree.inodes[i].rp_flags = WIM_RP_FLAG_NOT_FIXED;
     b.name("\\link to tracked", "LINKTO~1", i);
@@ -438,7 +510,11 @@ pub fn build_fixture(wim: &Path) {
         size: data.len() as u64,
         source: StreamSource::Inline(Arc::new(data)),
     };
-    let i = b.inode(FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY, &root_sd, vec![rs]);
+    let i = b.inode(
+        FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY,
+        &root_sd,
+        vec![rs],
+    );
     b.src.tree.inodes[i].reparse_tag = IO_REPARSE_TAG_SYMLINK;
     b.src.tree.inodes[i].rp_flags = WIM_RP_FLAG_NOT_FIXED;
     b.name("\\dirlink", "", i);
@@ -452,7 +528,10 @@ pub fn build_fixture(wim: &Path) {
         source: StreamSource::Inline(Arc::new(data)),
     };
     let i = b.inode(
-        FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM,
+        FILE_ATTRIBUTE_REPARSE_POINT
+            | FILE_ATTRIBUTE_DIRECTORY
+            | FILE_ATTRIBUTE_HIDDEN
+            | FILE_ATTRIBUTE_SYSTEM,
         &inherited_sd,
         vec![rs],
     );
@@ -461,7 +540,12 @@ pub fn build_fixture(wim: &Path) {
     b.name("\\Application Data", "APPLIC~1", i);
 
     // Excluded by the default capture configuration.
-    b.dir(SYSVOL, "SYSTEM~1", FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM, &root_sd);
+    b.dir(
+        SYSVOL,
+        "SYSTEM~1",
+        FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM,
+        &root_sd,
+    );
     b.file(
         &format!("{SYSVOL}\\tracking.log"),
         "TRACKI~1.LOG",
@@ -516,10 +600,7 @@ pub fn describe(wim: &Path) -> BTreeMap<String, Described> {
             } else {
                 w.blob(&s.hash).unwrap().reshdr.uncompressed_size
             };
-            streams.insert(
-                s.name_string(),
-                (format!("{:?}", s.kind), s.hash, size),
-            );
+            streams.insert(s.name_string(), (format!("{:?}", s.kind), s.hash, size));
         }
         let mut links = paths_of[&de.inode].clone();
         links.sort();
@@ -548,7 +629,8 @@ pub fn describe(wim: &Path) -> BTreeMap<String, Described> {
 pub fn without(mut d: BTreeMap<String, Described>, prefix: &str) -> BTreeMap<String, Described> {
     d.retain(|k, _| k != prefix && !k.starts_with(&format!("{prefix}\\")));
     for v in d.values_mut() {
-        v.links.retain(|k| k != prefix && !k.starts_with(&format!("{prefix}\\")));
+        v.links
+            .retain(|k| k != prefix && !k.starts_with(&format!("{prefix}\\")));
     }
     d
 }
@@ -568,7 +650,12 @@ pub fn assert_same(a: &BTreeMap<String, Described>, b: &BTreeMap<String, Describ
             diffs.push(format!("{k}: only in the second"));
         }
     }
-    assert!(diffs.is_empty(), "{what}: {} differences:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }
 
 /// The features the fixture exercises are really in a description, so a
@@ -581,7 +668,10 @@ pub fn assert_has_fixture_features(d: &BTreeMap<String, Described>) {
     assert_eq!(d["\\Docs\\Hard link one.dat"].links.len(), 3);
     assert_eq!(d["\\Docs\\Hard link one.dat"].short_name, "HARDLI~1.DAT");
     assert_eq!(d["\\link to tracked"].reparse.0, IO_REPARSE_TAG_SYMLINK);
-    assert_eq!(d["\\Application Data"].reparse.0, IO_REPARSE_TAG_MOUNT_POINT);
+    assert_eq!(
+        d["\\Application Data"].reparse.0,
+        IO_REPARSE_TAG_MOUNT_POINT
+    );
     assert!(d["\\Docs\\With stream"].streams.contains_key("dirstream"));
     assert!(!d["\\Docs\\tracked.txt"].extra.is_empty());
     assert!(d["\\Other"].sd.as_ref().unwrap().len() > 60);
