@@ -152,3 +152,56 @@ fn apply_then_wimlib_capture_gives_the_source_image() {
         "tasq apply, wimlib capture",
     );
 }
+
+/// What `ntfsinfo` (ntfs-3g's own tool) reports about a file's unnamed
+/// $DATA attribute on an image file.
+fn data_attribute_info(img: &Path, file: &str) -> String {
+    let out = run("ntfsinfo", &["-F", file, img.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let start = text
+        .find("Dumping attribute $DATA")
+        .expect("no $DATA attribute");
+    text[start..].to_string()
+}
+
+#[test]
+fn apply_leaves_holes_in_sparse_files_and_compresses_in_compressed_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("fixture.wim");
+    build_fixture(&fixture);
+    let img = dir.path().join("vol.img");
+    mkntfs(&img, 64);
+    let vol = NtfsVolume::open_whole(&img, true).unwrap();
+    let wim = Wim::open(&fixture).unwrap();
+    apply_image_to_ntfs(&wim, 1, vol, &ApplyOptions::default(), &mut |_| {}).unwrap();
+    // ATTR_IS_SPARSE; 15 000 bytes of data in a 1 MiB file take 5 clusters.
+    let sparse = data_attribute_info(&img, "/sparse.bin");
+    assert_eq!(
+        field(&sparse, "Attribute flags:") & 0x8000,
+        0x8000,
+        "{sparse}"
+    );
+    assert_eq!(field(&sparse, "Data size:"), 1 << 20, "{sparse}");
+    assert!(field(&sparse, "Compressed size:") <= 6 * 4096, "{sparse}");
+    // ATTR_IS_COMPRESSED, and the repetitive text takes far less room.
+    let packed = data_attribute_info(&img, "/Packed/text.txt");
+    assert_eq!(
+        field(&packed, "Attribute flags:") & 0x00FF,
+        0x0001,
+        "{packed}"
+    );
+    assert!(field(&packed, "Compressed size:") < 100_000, "{packed}");
+    // A plain file is neither.
+    let plain = data_attribute_info(&img, "/Other/copy of big.dat");
+    assert_eq!(field(&plain, "Attribute flags:"), 0, "{plain}");
+}
+
+/// The number after `label` in ntfsinfo's output (decimal, or 0x hex).
+fn field(text: &str, label: &str) -> u64 {
+    let rest = &text[text.find(label).unwrap_or_else(|| panic!("no {label}")) + label.len()..];
+    let tok = rest.split_whitespace().next().unwrap();
+    match tok.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).unwrap(),
+        None => tok.parse().unwrap(),
+    }
+}
