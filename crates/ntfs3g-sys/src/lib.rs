@@ -300,7 +300,6 @@ extern "C" {
         value_len: *mut s64,
     );
     pub fn tasq_ntfs_attr_is_compressed(na: *mut ntfs_attr) -> c_int;
-    pub fn tasq_ntfs_attr_is_encrypted(na: *mut ntfs_attr) -> c_int;
     pub fn tasq_ntfs_attr_data_size(na: *mut ntfs_attr) -> s64;
     pub fn tasq_ntfs_log_init();
     pub fn tasq_ntfs_log_take(buf: *mut c_char, size: size_t) -> size_t;

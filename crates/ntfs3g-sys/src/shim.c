@@ -115,11 +115,6 @@ int tasq_ntfs_attr_is_compressed(ntfs_attr *na)
 	return (na->data_flags & ATTR_COMPRESSION_MASK) ? 1 : 0;
 }
 
-int tasq_ntfs_attr_is_encrypted(ntfs_attr *na)
-{
-	return (na->data_flags & ATTR_IS_ENCRYPTED) ? 1 : 0;
-}
-
 s64 tasq_ntfs_attr_data_size(ntfs_attr *na)
 {
 	return na->data_size;

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use ntfs3g_sys as sys;
 use tasq_wim::capture::{CaptureFilter, CaptureSource, ScanProgress};
 use tasq_wim::image::{
-    ImageTree, Inode, Stream, StreamKind, StreamSource, FILE_ATTRIBUTE_DIRECTORY,
-    FILE_ATTRIBUTE_ENCRYPTED, FILE_ATTRIBUTE_REPARSE_POINT, WIM_RP_FLAG_NOT_FIXED,
+    ImageTree, Inode, Stream, StreamKind, StreamSource, FILE_ATTRIBUTE_ENCRYPTED,
+    FILE_ATTRIBUTE_REPARSE_POINT, WIM_RP_FLAG_NOT_FIXED,
 };
 use tasq_wim::reparse::REPARSE_POINT_MAX_SIZE;
 use tasq_wim::security::SecurityDescriptorSet;
@@ -441,6 +441,9 @@ impl NtfsSource<'_> {
             .read_inode(&m, &root, "\\", &mut sds)?
             .ok_or_else(|| cap_err("\\", "the root directory is encrypted"))?;
         drop(root);
+        if !root_inode.is_plain_directory() {
+            return Err(cap_err("\\", "the root is not a plain directory"));
+        }
         tree.inodes[0] = root_inode;
         by_mft.insert(sys::FILE_root, 0);
         prog.dirs += 1;
@@ -517,8 +520,6 @@ impl NtfsSource<'_> {
             }
         }
         drop(m);
-        // A directory inode always carries the directory attribute.
-        debug_assert!(tree.inodes[0].attributes & FILE_ATTRIBUTE_DIRECTORY != 0);
         tree.security = sds.descriptors;
         tree.warnings.extend(self.warnings.iter().cloned());
         Ok(tree)

@@ -439,13 +439,13 @@ impl Drop for Attr {
     }
 }
 
-/// `NtfsVolume` is handed between threads by the capture reader.
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
+    // The capture reader hands `&NtfsVolume` to whichever thread reads.
     #[test]
     fn volume_is_send_and_sync() {
         assert_send_sync::<NtfsVolume>();
