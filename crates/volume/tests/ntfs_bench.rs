@@ -4,6 +4,7 @@
 //! host directory (`TASQ_NTFS_BENCH_SRC`, default `/usr/share`).
 //!
 //! `cargo test --release -p tasq-volume --test ntfs_bench -- --ignored --nocapture`
+#![cfg(feature = "ntfs")]
 
 mod ntfs_common;
 

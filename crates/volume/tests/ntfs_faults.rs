@@ -1,6 +1,7 @@
 //! Bad volumes and bad requests: each gives an error naming the image and
 //! the offset (never a panic or an abort), and a volume too small for an
 //! image is refused before anything is written.
+#![cfg(feature = "ntfs")]
 
 mod ntfs_common;
 

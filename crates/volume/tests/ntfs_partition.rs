@@ -2,6 +2,7 @@
 //! file (as in a disk image), applied and captured in place. The bytes
 //! around the partition must not change, and the partition, cut out into
 //! its own file, must hold what wimlib expects.
+#![cfg(feature = "ntfs")]
 
 mod ntfs_common;
 

@@ -7,6 +7,7 @@
 //! names, five different security descriptors (one with a SACL), an object
 //! id, a sparse file, a compressed directory, odd attributes and distinct
 //! 100 ns times.
+#![cfg(feature = "ntfs")]
 
 mod ntfs_common;
 
