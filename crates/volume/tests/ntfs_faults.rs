@@ -259,3 +259,27 @@ fn random_mft_damage_never_crashes() {
     // The damage is real: not every volume survives it.
     assert!(read_all < 60);
 }
+
+/// A boot sector whose $MFT lies beyond the volume: refused with the
+/// library's reason, and a writable open writes nothing. (Reads past the
+/// window itself are refused by the device; that is tested in
+/// `ntfs::device`, since the library's own checks stop this case first.)
+#[test]
+fn mft_beyond_the_volume_is_refused() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(dir.path(), 16, false);
+    let (cluster, _, _) = geometry(&d);
+    let beyond = (16u64 << 20) / cluster + 16; // a cluster past the end
+    let f = fs::OpenOptions::new().write(true).open(&d).unwrap();
+    f.write_all_at(&beyond.to_le_bytes(), OFFSET + 0x30)
+        .unwrap();
+    f.write_all_at(&(beyond + 8).to_le_bytes(), OFFSET + 0x38)
+        .unwrap();
+    drop(f);
+    let before = fs::read(&d).unwrap();
+    let s = open_err(&d, 16 << 20, true);
+    assert!(s.contains("greater than the number of clusters"), "{s}");
+    // Nothing was written outside (or inside) the partition.
+    assert!(fs::read(&d).unwrap() == before);
+}
