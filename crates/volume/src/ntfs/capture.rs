@@ -643,4 +643,32 @@ mod tests {
         assert_eq!(find_object_id(&[1, 0, 0, 0, 255, 255, 255, 255]), None);
         assert_eq!(find_object_id(&[]), None);
     }
+
+    /// Arbitrary tagged-item bytes never panic, and whatever is found lies
+    /// inside the input.
+    #[test]
+    fn object_id_search_survives_any_input() {
+        let mut x = 0x9E37_79B9u32;
+        for len in 0..400usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    // Small length fields now and then, so items chain.
+                    if i % 8 == 4 && x % 3 == 0 {
+                        (x % 40) as u8
+                    } else if i % 8 > 4 && x % 3 == 0 {
+                        0
+                    } else {
+                        x as u8
+                    }
+                })
+                .collect();
+            if let Some(id) = find_object_id(&bytes) {
+                let start = id.as_ptr() as usize - bytes.as_ptr() as usize;
+                assert!(start + id.len() <= bytes.len());
+            }
+        }
+    }
 }
