@@ -7,8 +7,16 @@
 //!   `wimlib-imagex` treats one (no `--unix-data`), so that images made by
 //!   either tool apply with the other.
 //!
-//! NTFS (through libntfs-3g) and FAT backends will sit beside it.
+//! - [`ntfs`] (feature `ntfs`, on by default): an unmounted NTFS volume in
+//!   an image file or device, at a byte offset, through libntfs-3g. A
+//!   build with this feature links a GPL library (see the module's notes).
+//!
+//! A FAT backend will sit beside them.
 
 pub mod hostdir;
+#[cfg(feature = "ntfs")]
+pub mod ntfs;
 
 pub use hostdir::{HostDirSource, HostDirTarget};
+#[cfg(feature = "ntfs")]
+pub use ntfs::{NtfsSource, NtfsTarget, NtfsVolume};
