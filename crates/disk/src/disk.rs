@@ -325,6 +325,25 @@ impl DiskSlice {
         self.len == 0
     }
 
+    /// A second view of the same range with its own (empty) cache. Flush
+    /// this one first if it holds writes the other must see.
+    pub fn reopen(&self) -> io::Result<DiskSlice> {
+        Ok(DiskSlice::new(self.file.try_clone()?, self.offset, self.len))
+    }
+
+    /// Reads at `off` straight from the disk, bypassing the cache (for
+    /// bulk file data; only coherent when this slice holds no unflushed
+    /// writes to the range).
+    pub fn read_uncached_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        if off.checked_add(buf.len() as u64).is_none_or(|e| e > self.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the partition",
+            ));
+        }
+        self.file.read_exact_at(buf, self.offset + off)
+    }
+
     fn block(&mut self, b: u64) -> io::Result<&mut CacheBlock> {
         if !self.cache.contains_key(&b) {
             if self.cache.len() >= MAX_BLOCKS {

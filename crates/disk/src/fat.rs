@@ -248,6 +248,38 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
         }
     }
 
+    /// Where a file's bytes lie: (offset, length) runs of contiguous
+    /// clusters covering exactly `size` bytes. A chain shorter than the
+    /// size is an error.
+    pub fn file_runs(&mut self, first_cluster: u32, size: u64) -> Result<Vec<(u64, u64)>, String> {
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let csize = self.geo.sectors_per_cluster * self.geo.bytes_per_sector;
+        let chain = self.chain(first_cluster)?;
+        if (chain.len() as u64).saturating_mul(csize) < size {
+            return Err(format!(
+                "{} clusters cannot hold the recorded size of {size} bytes",
+                chain.len()
+            ));
+        }
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut left = size;
+        for c in chain {
+            if left == 0 {
+                break;
+            }
+            let n = csize.min(left);
+            let off = self.cluster_offset(c);
+            match runs.last_mut() {
+                Some(r) if r.0 + r.1 == off => r.1 += n,
+                _ => runs.push((off, n)),
+            }
+            left -= n;
+        }
+        Ok(runs)
+    }
+
     fn cluster_offset(&self, c: u32) -> u64 {
         let g = self.geo;
         (g.first_data_sector + (c as u64 - 2) * g.sectors_per_cluster) * g.bytes_per_sector

@@ -70,6 +70,16 @@ pub fn format_fat32(disk: &Disk, index: u32, offset: u64, len: u64, label: &str)
     }
     fatfs::format_volume(&mut slice, opts).map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
     fat::set_hidden_sectors(&mut slice, hidden).map_err(|e| ferr(disk, index, "FAT32", e))?;
+    // fatfs leaves the FSInfo free-cluster count "unknown"; counting once
+    // and unmounting records it, as Windows' format does.
+    {
+        let fs = fatfs::FileSystem::new(&mut slice, fatfs::FsOptions::new())
+            .map_err(|e| ferr(disk, index, "FAT32", format!("mount after format: {e}")))?;
+        fs.stats()
+            .map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
+        fs.unmount()
+            .map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
+    }
     slice
         .flush()
         .map_err(|e| ferr(disk, index, "FAT32", format!("write: {e}")))?;

@@ -7,8 +7,13 @@
 //!   `wimlib-imagex` treats one (no `--unix-data`), so that images made by
 //!   either tool apply with the other.
 //!
-//! NTFS (through libntfs-3g) and FAT backends will sit beside it.
+//! - [`fat`]: a FAT12/16/32 volume at an offset inside a disk image or
+//!   device (long names, attributes, times), through `fatfs`.
+//!
+//! The NTFS backend (through libntfs-3g) sits beside them.
 
+pub mod fat;
 pub mod hostdir;
 
+pub use fat::{FatSource, FatTarget};
 pub use hostdir::{HostDirSource, HostDirTarget};
