@@ -73,6 +73,11 @@ pub fn format_fat32(disk: &Disk, index: u32, offset: u64, len: u64, label: &str)
     // fatfs leaves the FSInfo free-cluster count "unknown"; counting once
     // and unmounting records it, as Windows' format does.
     {
+        use std::io::{Seek, SeekFrom};
+        // fatfs insists on finding its stream at offset 0 (it asserts).
+        slice
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
         let fs = fatfs::FileSystem::new(&mut slice, fatfs::FsOptions::new())
             .map_err(|e| ferr(disk, index, "FAT32", format!("mount after format: {e}")))?;
         fs.stats()

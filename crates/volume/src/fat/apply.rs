@@ -105,6 +105,10 @@ impl FatTarget {
         };
         let mut slice = disk.slice(offset, len).map_err(|e| aerr(e.to_string()))?;
         RawFat::open(&mut slice).map_err(|e| aerr(format!("not a FAT volume: {e}")))?;
+        // fatfs asserts that its stream starts at offset 0.
+        slice
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| aerr(e.to_string()))?;
         let io = Shared(Rc::new(RefCell::new(slice)));
         let fs = fatfs::FileSystem::new(io.clone(), fatfs::FsOptions::new())
             .map_err(|e| aerr(format!("cannot mount: {e}")))?;
