@@ -448,6 +448,51 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
     }
 }
 
+impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
+    /// Puts a directory's `.` and `..` entries where the specification
+    /// wants them: the first two slots, with `..` naming cluster 0 when the
+    /// parent is the root. fatfs 0.3 writes a long-name entry before each
+    /// of them (so `.` lands in slot 1) and gives `..` the root's cluster
+    /// number; fsck.fat then "repairs" the directory. The long-name slots
+    /// are marked deleted.
+    pub fn fix_dot_entries(&mut self, dir_cluster: u32, parent_cluster: u32) -> Result<(), String> {
+        if (dir_cluster as u64) < 2 || (dir_cluster as u64) >= self.geo.cluster_count + 2 {
+            return Err(format!("directory cluster {dir_cluster} is invalid"));
+        }
+        let off = self.cluster_offset(dir_cluster);
+        let mut head = [0u8; 128];
+        self.read_at(off, &mut head)?;
+        let slot = |name: &[u8; 11], head: &[u8; 128]| {
+            (0..4).find(|&i| &head[i * 32..i * 32 + 11] == name && head[i * 32 + 11] & ATTR_DIRECTORY != 0)
+        };
+        let (Some(dot), Some(dotdot)) = (slot(b".          ", &head), slot(b"..         ", &head))
+        else {
+            return Err("no '.' and '..' entries in the first slots".into());
+        };
+        let mut out = head;
+        out[0..32].copy_from_slice(&head[dot * 32..dot * 32 + 32]);
+        out[32..64].copy_from_slice(&head[dotdot * 32..dotdot * 32 + 32]);
+        for i in 2..4 {
+            if i == dot.max(dotdot) + 1 {
+                break;
+            }
+            out[i * 32] = 0xE5;
+        }
+        let root = if self.geo.bits == FatBits::Fat32 {
+            self.geo.root_cluster
+        } else {
+            0
+        };
+        let parent = if parent_cluster == root { 0 } else { parent_cluster };
+        out[32 + 20..32 + 22].copy_from_slice(&((parent >> 16) as u16).to_le_bytes());
+        out[32 + 26..32 + 28].copy_from_slice(&(parent as u16).to_le_bytes());
+        if out != head {
+            self.write_at(off, &out)?;
+        }
+        Ok(())
+    }
+}
+
 /// Sets the BPB hidden-sectors field (the partition's start sector, which
 /// Windows' boot code needs) in the boot sector and, on FAT32, in the
 /// backup boot sector.

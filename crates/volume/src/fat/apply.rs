@@ -343,7 +343,9 @@ impl ApplyTarget for FatTarget {
             let comps = path.components();
             let mut cluster = 0u32;
             let mut found: Option<RawEntry> = None;
+            let mut parent = 0u32;
             for c in comps {
+                parent = cluster;
                 if let std::collections::hash_map::Entry::Vacant(v) = dirs.entry(cluster) {
                     let list = raw
                         .read_dir(cluster)
@@ -361,6 +363,11 @@ impl ApplyTarget for FatTarget {
             if let Some(e) = found {
                 raw.patch_entry(e.entry_offset, *attrs, times)
                     .map_err(|e| aerr(format!("{path}: {e}")))?;
+                if e.attributes & tasq_disk::fat::ATTR_DIRECTORY != 0 {
+                    let parent = if parent == 0 { raw.geo.root_cluster } else { parent };
+                    raw.fix_dot_entries(e.first_cluster, parent)
+                        .map_err(|e| aerr(format!("{path}: {e}")))?;
+                }
             }
         }
         drop(raw);

@@ -1,0 +1,350 @@
+//! The FAT backend against the independent tools: what our target writes,
+//! mtools (`mdir`, `mtype`, `mattrib`) reads and `fsck.fat` accepts; what
+//! mtools writes, our source captures; a WIM round trip from one FAT
+//! volume to another; and a damaged volume gives an error, not a panic.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tasq_disk::{partition_and_format, Disk, Layout};
+use tasq_volume::{FatSource, FatTarget};
+use tasq_wim::capture::{CaptureSource, NoFilter};
+use tasq_wim::image::*;
+use tasq_wim::Sha1Hash;
+
+const MIB: u64 = 1 << 20;
+
+fn tool(name: &str) -> PathBuf {
+    tasq_disk::format::find_program(name)
+        .unwrap_or_else(|| panic!("{name} is not installed (scripts/setup.sh)"))
+}
+
+fn run(name: &str, args: &[&str]) -> (bool, Vec<u8>, String) {
+    let out = Command::new(tool(name))
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .env("LC_ALL", "C.UTF-8")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A 1 GiB GPT image with one 600 MiB FAT32 partition named `label`.
+fn fat_disk(dir: &Path, name: &str, label: &str) -> (PathBuf, Disk, u64, u64) {
+    let layout = Layout::from_toml(
+        &format!(
+            "style = \"gpt\"\n[[partition]]\ntype = \"Primary\"\nfile_system = \"FAT32\"\nsize = 600\nunit = \"MB\"\nvolume_name = \"{label}\"\n"
+        ),
+        "test",
+    )
+    .unwrap();
+    let p = dir.join(name);
+    let d = Disk::create(&p, 1 << 30).unwrap();
+    let v = partition_and_format(&d, &layout).unwrap();
+    let (off, len) = (v[0].offset, v[0].size);
+    (p, d, off, len)
+}
+
+fn file_inode(attrs: u32, ctime: u64, wtime: u64, size: u64, id: u64) -> Inode {
+    let mut i = Inode {
+        attributes: attrs,
+        creation_time: ctime,
+        last_write_time: wtime,
+        last_access_time: wtime,
+        ..Inode::default()
+    };
+    if size > 0 {
+        i.streams.push(Stream {
+            kind: StreamKind::Data,
+            name: Vec::new(),
+            hash: Sha1Hash([id as u8; 20]),
+            size,
+            source: StreamSource::External(id),
+        });
+    }
+    i
+}
+
+/// 2021-03-04 05:06:08.50 UTC and 2022-12-31 23:59:58 UTC as FILETIMEs
+/// (UNIX 1614834368 and 1672531198).
+const T_CREATE: u64 = (1_614_834_368 + 11_644_473_600) * 10_000_000 + 5_000_000;
+const T_WRITE: u64 = (1_672_531_198 + 11_644_473_600) * 10_000_000;
+
+/// The tree applied in the tests, and each stream's content by id.
+fn sample_tree() -> (ImageTree, BTreeMap<u64, Vec<u8>>) {
+    let mut t = ImageTree::new();
+    let mut data = BTreeMap::new();
+    let dir = |t: &mut ImageTree, parent: usize, name: &str, attrs: u32| {
+        let i = t.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_DIRECTORY | attrs,
+            creation_time: T_CREATE,
+            last_write_time: T_WRITE,
+            last_access_time: T_WRITE,
+            ..Inode::default()
+        });
+        t.add_dentry(parent, utf16(name), vec![], i)
+    };
+    let efi = dir(&mut t, 0, "EFI", 0);
+    let ms = dir(&mut t, efi, "Microsoft", 0);
+    let boot = dir(&mut t, ms, "Boot", FILE_ATTRIBUTE_HIDDEN);
+    let mut add = |t: &mut ImageTree, parent: usize, name: &str, attrs: u32, content: Vec<u8>| {
+        let id = data.len() as u64 + 1;
+        let i = t.add_inode(file_inode(attrs, T_CREATE, T_WRITE, content.len() as u64, id));
+        data.insert(id, content);
+        t.add_dentry(parent, utf16(name), vec![], i);
+        i
+    };
+    add(&mut t, boot, "bootmgfw.efi", FILE_ATTRIBUTE_ARCHIVE, common::pattern(100_000, 1));
+    add(
+        &mut t,
+        boot,
+        "BCD",
+        FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE,
+        common::pattern(24_576, 2),
+    );
+    add(&mut t, 0, "A Long File Name with Spaces.txt", FILE_ATTRIBUTE_READONLY, b"long\n".to_vec());
+    add(&mut t, 0, "Ünïcödé.txt", FILE_ATTRIBUTE_ARCHIVE, b"unicode\n".to_vec());
+    add(&mut t, 0, "empty.dat", FILE_ATTRIBUTE_NORMAL, Vec::new());
+    // Larger than the target's 8 MiB write buffer: several appends.
+    add(&mut t, 0, "big.bin", FILE_ATTRIBUTE_ARCHIVE, common::pattern(9 * MIB as usize + 123, 3));
+    // Hard links: both names get the data.
+    let hl = add(&mut t, 0, "link1.txt", FILE_ATTRIBUTE_ARCHIVE, b"linked\n".to_vec());
+    t.add_dentry(efi, utf16("link2.txt"), vec![], hl);
+    (t, data)
+}
+
+fn apply_sample(d: &Disk, off: u64, len: u64) -> Vec<String> {
+    let (tree, data) = sample_tree();
+    let mut target = FatTarget::new(d, off, len, "test.img:1").unwrap();
+    common::drive_apply(&tree, &mut target, &|s: &Stream| match s.source {
+        StreamSource::External(id) => data[&id].clone(),
+        _ => Vec::new(),
+    });
+    target.warnings().to_vec()
+}
+
+fn extract(img: &Path, off: u64, len: u64, out: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut src = std::fs::File::open(img).unwrap();
+    src.seek(SeekFrom::Start(off)).unwrap();
+    let mut dst = std::fs::File::create(out).unwrap();
+    std::io::copy(&mut src.take(len), &mut dst).unwrap();
+    dst.flush().unwrap();
+}
+
+#[test]
+fn applied_volume_is_read_by_mtools_and_passes_fsck() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, d, off, len) = fat_disk(dir.path(), "a.img", "TASQ");
+    let warnings = apply_sample(&d, off, len);
+    assert!(
+        warnings.iter().any(|w| w.contains("1 hard links written as separate copies")),
+        "{warnings:?}"
+    );
+    let at = format!("{}@@{off}", img.display());
+    let (_, data) = sample_tree();
+    for (path, id) in [
+        ("::/EFI/Microsoft/Boot/bootmgfw.efi", 1u64),
+        ("::/EFI/Microsoft/Boot/BCD", 2),
+        ("::/A Long File Name with Spaces.txt", 3),
+        ("::/Ünïcödé.txt", 4),
+        ("::/big.bin", 6),
+        ("::/link1.txt", 7),
+        ("::/EFI/link2.txt", 7),
+    ] {
+        let (ok, out, err) = run("mtype", &["-i", &at, path]);
+        assert!(ok, "{path}: {err}");
+        assert!(out == data[&id], "{path}: content differs ({} bytes)", out.len());
+    }
+    // Attributes, as mattrib prints them before the path.
+    for (path, want) in [
+        ("::/EFI/Microsoft/Boot/BCD", "ASH"),
+        ("::/A Long File Name with Spaces.txt", "R"),
+        ("::/empty.dat", ""),
+        ("::/EFI/Microsoft/Boot", "H"),
+    ] {
+        let (ok, out, err) = run("mattrib", &["-i", &at, path]);
+        assert!(ok, "{err}");
+        let out = String::from_utf8_lossy(&out);
+        let flags: String = out.split("::/").next().unwrap().chars().filter(|c| !c.is_whitespace()).collect();
+        let mut f: Vec<char> = flags.chars().collect();
+        f.sort();
+        let mut w: Vec<char> = want.chars().collect();
+        w.sort();
+        assert_eq!(f, w, "{path}: {out}");
+    }
+    // Write times, as mdir shows them (2022-12-31 23:59).
+    let (ok, out, _) = run("mdir", &["-a", "-i", &at, "::/"]);
+    assert!(ok);
+    let out = String::from_utf8_lossy(&out);
+    let line = out.lines().find(|l| l.ends_with("A Long File Name with Spaces.txt")).unwrap();
+    assert!(line.contains("2022-12-31  23:59"), "{line}");
+    // fsck.fat finds nothing to repair.
+    let part = dir.path().join("part.img");
+    extract(&img, off, len, &part);
+    let (ok, out, err) = run("fsck.fat", &["-n", part.to_str().unwrap()]);
+    let text = format!("{}{err}", String::from_utf8_lossy(&out));
+    assert!(ok, "{text}");
+    assert!(!text.contains("differ") && !text.contains("uninitialized") && !text.contains("Dirty"), "{text}");
+}
+
+fn scan(d: &Disk, off: u64, len: u64) -> (FatSource, ImageTree) {
+    let mut src = FatSource::new(d, off, len, "test.img:1").unwrap();
+    let tree = src.scan(&NoFilter, &mut |_| {}).unwrap();
+    (src, tree)
+}
+
+fn read_stream(src: &FatSource, s: &Stream) -> Vec<u8> {
+    let StreamSource::External(id) = s.source else {
+        panic!("{s:?}")
+    };
+    let mut v = Vec::new();
+    src.open_stream(id).unwrap().read_to_end(&mut v).unwrap();
+    assert_eq!(v.len() as u64, s.size);
+    v
+}
+
+#[test]
+fn files_written_by_mtools_are_captured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, d, off, len) = fat_disk(dir.path(), "m.img", "MT");
+    let at = format!("{}@@{off}", img.display());
+    let host = dir.path().join("h");
+    std::fs::create_dir(&host).unwrap();
+    let big = common::pattern(3 * MIB as usize + 5, 9);
+    std::fs::write(host.join("big"), &big).unwrap();
+    std::fs::write(host.join("small"), b"tiny").unwrap();
+    for args in [
+        vec!["mmd", "-i", &at, "::/Program Files"],
+        vec!["mmd", "-i", &at, "::/Program Files/Sub Dir"],
+        vec!["mcopy", "-i", &at, host.join("big").to_str().unwrap(), "::/Program Files/Sub Dir/A big file.bin"],
+        vec!["mcopy", "-i", &at, host.join("small").to_str().unwrap(), "::/SHORT.TXT"],
+        vec!["mattrib", "-i", &at, "+r", "+h", "::/SHORT.TXT"],
+    ] {
+        let (ok, _, err) = run(args[0], &args[1..]);
+        assert!(ok, "{args:?}: {err}");
+    }
+    let (src, tree) = scan(&d, off, len);
+    let f = tree.find("Program Files\\Sub Dir\\A big file.bin").expect("long names captured");
+    let inode = tree.inode_of(f);
+    assert_eq!(inode.attributes, FILE_ATTRIBUTE_ARCHIVE);
+    assert_eq!(read_stream(&src, inode.unnamed_data().unwrap()), big);
+    // mtools gives a long name an 8.3 alias; the capture keeps it.
+    let short = String::from_utf16(&tree.dentries[f].short_name).unwrap();
+    assert!(short.starts_with("ABIGFI~") && short.ends_with(".BIN"), "{short}");
+    assert!(tree.inode_of(tree.find("Program Files").unwrap()).is_directory());
+    let s = tree.find("SHORT.TXT").unwrap();
+    assert!(tree.dentries[s].short_name.is_empty(), "an 8.3 name has no alias");
+    let si = tree.inode_of(s);
+    assert_eq!(
+        si.attributes,
+        FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_HIDDEN
+    );
+    assert_eq!(read_stream(&src, si.unnamed_data().unwrap()), b"tiny");
+    // mtools stamps the current time; it must decode to within a day.
+    let now = tasq_volume::hostdir::unix_to_filetime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        0,
+    );
+    let day = 86_400 * 10_000_000u64;
+    assert!(si.last_write_time.abs_diff(now) < day, "{} vs {now}", si.last_write_time);
+}
+
+#[test]
+fn applied_tree_captures_back_with_names_attributes_and_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_img, d, off, len) = fat_disk(dir.path(), "r.img", "RT");
+    apply_sample(&d, off, len);
+    let (src, tree) = scan(&d, off, len);
+    let (want, data) = sample_tree();
+    // Every path of the sample is there with its attributes and content.
+    for dn in 1..want.dentries.len() {
+        let path = want.path_of(dn);
+        let got = tree.find(&path).unwrap_or_else(|| panic!("{path} missing"));
+        let wi = want.inode_of(dn);
+        let gi = tree.inode_of(got);
+        assert_eq!(gi.attributes, wi.attributes, "{path}");
+        assert_eq!(gi.creation_time, T_CREATE, "{path}: creation time to 10 ms");
+        assert_eq!(gi.last_write_time, T_WRITE, "{path}: write time to 2 s");
+        // Access times keep the day only.
+        assert_eq!(gi.last_access_time, T_WRITE / (86_400 * 10_000_000) * (86_400 * 10_000_000));
+        if let Some(s) = wi.unnamed_data() {
+            let StreamSource::External(id) = s.source else { unreachable!() };
+            assert_eq!(read_stream(&src, gi.unnamed_data().unwrap()), data[&id], "{path}");
+        }
+    }
+    assert_eq!(tree.dentries.len(), want.dentries.len());
+}
+
+#[test]
+fn wim_round_trip_between_two_fat_volumes() {
+    use tasq_wim::apply::{apply_image, ApplyOptions};
+    use tasq_wim::writer::{ImageOptions, WimWriter, WriteOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, da, oa, la) = fat_disk(dir.path(), "a.img", "SRC");
+    apply_sample(&da, oa, la);
+    let wim = dir.path().join("fat.wim");
+    let mut w = WimWriter::create(&wim, WriteOptions::default()).unwrap();
+    let mut src = FatSource::new(&da, oa, la, "a.img:1").unwrap();
+    w.add_image(&mut src, &NoFilter, &ImageOptions::default(), &mut |_| {})
+        .unwrap();
+    w.finish().unwrap();
+    // wimlib reads what we wrote from a FAT volume.
+    if let Some(wimlib) = tasq_disk::format::find_program("wimlib-imagex") {
+        let out = Command::new(wimlib).args(["verify", wim.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (_b, db, ob, lb) = fat_disk(dir.path(), "b.img", "DST");
+    let r = tasq_wim::reader::Wim::open(&wim).unwrap();
+    let mut t = FatTarget::new(&db, ob, lb, "b.img:1").unwrap();
+    apply_image(&r, 1, &mut t, &ApplyOptions::default(), &mut |_| {}).unwrap();
+    let (_, ta) = scan(&da, oa, la);
+    let (sb, tb) = scan(&db, ob, lb);
+    let (_, data) = sample_tree();
+    assert_eq!(ta.dentries.len(), tb.dentries.len());
+    for dn in 1..ta.dentries.len() {
+        let path = ta.path_of(dn);
+        let g = tb.find(&path).unwrap_or_else(|| panic!("{path} missing"));
+        let (ia, ib) = (ta.inode_of(dn), tb.inode_of(g));
+        assert_eq!(
+            (ia.attributes, ia.creation_time, ia.last_write_time, ia.last_access_time),
+            (ib.attributes, ib.creation_time, ib.last_write_time, ib.last_access_time),
+            "{path}"
+        );
+        assert_eq!(ia.data_size(), ib.data_size(), "{path}");
+    }
+    let big = tb.find("big.bin").unwrap();
+    assert_eq!(read_stream(&sb, tb.inode_of(big).unnamed_data().unwrap()), data[&6]);
+}
+
+#[test]
+fn a_looping_directory_chain_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_img, d, off, len) = fat_disk(dir.path(), "bad.img", "BAD");
+    apply_sample(&d, off, len);
+    // Make the root directory's cluster point at itself in the FAT.
+    let mut boot = [0u8; 512];
+    d.read_exact_at(&mut boot, off).unwrap();
+    let reserved = u16::from_le_bytes([boot[14], boot[15]]) as u64;
+    let root = u32::from_le_bytes([boot[44], boot[45], boot[46], boot[47]]);
+    d.write_all_at(&root.to_le_bytes(), off + reserved * 512 + root as u64 * 4)
+        .unwrap();
+    let mut src = FatSource::new(&d, off, len, "bad.img:1").unwrap();
+    let e = src.scan(&NoFilter, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("bad.img:1") && e.contains("loops"), "{e}");
+    // Not a FAT volume at all.
+    let e = FatSource::new(&d, 0, MIB, "bad.img:0").unwrap_err().to_string();
+    assert!(e.contains("not a FAT volume"), "{e}");
+}
+
