@@ -104,7 +104,13 @@ fn cstr_label(b: &[u8]) -> Option<String> {
 /// Detects the file system of `len` bytes at `offset` of `disk`.
 pub fn detect(disk: &Disk, offset: u64, len: u64) -> Result<Detected> {
     let mut s = disk.slice(offset, len)?;
-    let io = |e: std::io::Error| crate::error::DiskError::io(disk.name(), format!("read the volume at offset {offset}"), e);
+    let io = |e: std::io::Error| {
+        crate::error::DiskError::io(
+            disk.name(),
+            format!("read the volume at offset {offset}"),
+            e,
+        )
+    };
     let head = read_some(&mut s, 0, 4096).map_err(io)?;
     Ok(detect_in(&mut s, &head).unwrap_or(Detected {
         fs: FsType::Unknown,
@@ -132,7 +138,9 @@ fn detect_in(s: &mut DiskSlice, head: &[u8]) -> Option<Detected> {
             FatBits::Fat16 => FsType::Fat16,
             FatBits::Fat32 => FsType::Fat32,
         };
-        let root = RawFat::open(s).ok().and_then(|mut r| r.root_label().ok().flatten());
+        let root = RawFat::open(s)
+            .ok()
+            .and_then(|mut r| r.root_label().ok().flatten());
         let label = root
             .filter(|l| !l.is_empty())
             .or_else(|| fat::boot_sector_label(head, geo.bits));

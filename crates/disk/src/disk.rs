@@ -328,14 +328,21 @@ impl DiskSlice {
     /// A second view of the same range with its own (empty) cache. Flush
     /// this one first if it holds writes the other must see.
     pub fn reopen(&self) -> io::Result<DiskSlice> {
-        Ok(DiskSlice::new(self.file.try_clone()?, self.offset, self.len))
+        Ok(DiskSlice::new(
+            self.file.try_clone()?,
+            self.offset,
+            self.len,
+        ))
     }
 
     /// Reads at `off` straight from the disk, bypassing the cache (for
     /// bulk file data; only coherent when this slice holds no unflushed
     /// writes to the range).
     pub fn read_uncached_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
-        if off.checked_add(buf.len() as u64).is_none_or(|e| e > self.len) {
+        if off
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "read past the end of the partition",

@@ -293,7 +293,11 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
             let off = (g.reserved_sectors + g.fats * g.fat_sectors) * g.bytes_per_sector;
             return Ok(vec![(off, g.root_entries * 32)]);
         }
-        let start = if cluster == 0 { g.root_cluster } else { cluster };
+        let start = if cluster == 0 {
+            g.root_cluster
+        } else {
+            cluster
+        };
         let csize = g.sectors_per_cluster * g.bytes_per_sector;
         Ok(self
             .chain(start)?
@@ -463,7 +467,9 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
         let mut head = [0u8; 128];
         self.read_at(off, &mut head)?;
         let slot = |name: &[u8; 11], head: &[u8; 128]| {
-            (0..4).find(|&i| &head[i * 32..i * 32 + 11] == name && head[i * 32 + 11] & ATTR_DIRECTORY != 0)
+            (0..4).find(|&i| {
+                &head[i * 32..i * 32 + 11] == name && head[i * 32 + 11] & ATTR_DIRECTORY != 0
+            })
         };
         let (Some(dot), Some(dotdot)) = (slot(b".          ", &head), slot(b"..         ", &head))
         else {
@@ -483,7 +489,11 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
         } else {
             0
         };
-        let parent = if parent_cluster == root { 0 } else { parent_cluster };
+        let parent = if parent_cluster == root {
+            0
+        } else {
+            parent_cluster
+        };
         out[32 + 20..32 + 22].copy_from_slice(&((parent >> 16) as u16).to_le_bytes());
         out[32 + 26..32 + 28].copy_from_slice(&(parent as u16).to_le_bytes());
         if out != head {
@@ -615,7 +625,11 @@ pub fn filetime_to_fat(ft: u64) -> (u16, u16, u8) {
     }
     let (y, m, d) = civil_from_days(days - DAYS_1601_TO_1970);
     if y > 2107 {
-        return ((127 << 9) | (12 << 5) | 31, (23 << 11) | (59 << 5) | 29, 199);
+        return (
+            (127 << 9) | (12 << 5) | 31,
+            (23 << 11) | (59 << 5) | 29,
+            199,
+        );
     }
     let rem = secs % 86_400;
     let (h, mi, s) = (rem / 3600, rem / 60 % 60, rem % 60);
@@ -641,7 +655,10 @@ mod tests {
         let time = (13 << 11) | (45 << 5) | 29;
         let ft = fat_to_filetime(date, time, 37);
         // Independent: 2024-02-29T13:45:58Z is UNIX 1709214358.
-        assert_eq!(ft, (1_709_214_358 + 11_644_473_600) * TICKS_PER_SEC + 3_700_000);
+        assert_eq!(
+            ft,
+            (1_709_214_358 + 11_644_473_600) * TICKS_PER_SEC + 3_700_000
+        );
         assert_eq!(filetime_to_fat(ft), (date, time, 37));
         assert_eq!(filetime_to_fat(0), ((1 << 5) | 1, 0, 0));
         assert_eq!(fat_to_filetime(0, 0, 0), 0, "month 0 is invalid");
@@ -666,9 +683,6 @@ mod tests {
 
     #[test]
     fn short_names_honour_nt_case_flags() {
-        assert_eq!(
-            short_name_string(b"README  TXT", 0x08 | 0x10),
-            "readme.txt"
-        );
+        assert_eq!(short_name_string(b"README  TXT", 0x08 | 0x10), "readme.txt");
     }
 }

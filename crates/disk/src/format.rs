@@ -56,8 +56,14 @@ fn volume_serial() -> u32 {
 
 /// Formats `len` bytes at `offset` as FAT32 with `label`.
 pub fn format_fat32(disk: &Disk, index: u32, offset: u64, len: u64, label: &str) -> Result<()> {
-    let sectors = u32::try_from(len / SECTOR_SIZE)
-        .map_err(|_| ferr(disk, index, "FAT32", "the partition is larger than FAT32 allows"))?;
+    let sectors = u32::try_from(len / SECTOR_SIZE).map_err(|_| {
+        ferr(
+            disk,
+            index,
+            "FAT32",
+            "the partition is larger than FAT32 allows",
+        )
+    })?;
     let hidden = u32::try_from(offset / SECTOR_SIZE).unwrap_or(u32::MAX);
     let mut slice = disk.slice(offset, len)?;
     let mut opts = fatfs::FormatVolumeOptions::new()
@@ -68,7 +74,8 @@ pub fn format_fat32(disk: &Disk, index: u32, offset: u64, len: u64, label: &str)
     if let Some(l) = fat_label_bytes(label) {
         opts = opts.volume_label(l);
     }
-    fatfs::format_volume(&mut slice, opts).map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
+    fatfs::format_volume(&mut slice, opts)
+        .map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
     fat::set_hidden_sectors(&mut slice, hidden).map_err(|e| ferr(disk, index, "FAT32", e))?;
     // fatfs leaves the FSInfo free-cluster count "unknown"; counting once
     // and unmounting records it, as Windows' format does.
@@ -104,8 +111,8 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 /// Formats `len` bytes at `offset` as NTFS with `label`, by `mkntfs -Q`.
 pub fn format_ntfs(disk: &Disk, index: u32, offset: u64, len: u64, label: &str) -> Result<()> {
     let fs = "NTFS";
-    let mkntfs =
-        find_program("mkntfs").ok_or_else(|| ferr(disk, index, fs, "mkntfs not found (install ntfs-3g)"))?;
+    let mkntfs = find_program("mkntfs")
+        .ok_or_else(|| ferr(disk, index, fs, "mkntfs not found (install ntfs-3g)"))?;
     let tmp = tempfile::NamedTempFile::new()
         .map_err(|e| ferr(disk, index, fs, format!("temporary file: {e}")))?;
     tmp.as_file()
@@ -138,7 +145,12 @@ pub fn format_ntfs(disk: &Disk, index: u32, offset: u64, len: u64, label: &str) 
 
 /// Copies the allocated extents of sparse file `src` (of `len` bytes) to
 /// `disk` at `offset`.
-fn copy_data_extents(src: &std::fs::File, len: u64, disk: &Disk, offset: u64) -> std::io::Result<()> {
+fn copy_data_extents(
+    src: &std::fs::File,
+    len: u64,
+    disk: &Disk,
+    offset: u64,
+) -> std::io::Result<()> {
     use rustix::fs::{seek, SeekFrom};
     use std::os::unix::fs::FileExt;
     let mut pos = 0u64;

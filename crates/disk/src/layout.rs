@@ -373,7 +373,11 @@ pub fn plan(layout: &Layout, sectors: u64, disk: &str) -> Result<Vec<PlannedPart
                 "an MBR addresses at most 2 TiB; the disk has {sectors} sectors"
             )));
         }
-        if let Some(p) = layout.partitions.iter().position(|p| p.kind == PartKind::Msr) {
+        if let Some(p) = layout
+            .partitions
+            .iter()
+            .position(|p| p.kind == PartKind::Msr)
+        {
             return Err(lerr(format!("partition {}: an MSR needs GPT", p + 1)));
         }
     }

@@ -40,7 +40,9 @@ pub fn capturable(fs: FsType, usb: bool) -> std::result::Result<(), String> {
     match fs {
         FsType::Ntfs | FsType::Fat32 => Ok(()),
         FsType::Unknown => Err("no recognised file system".into()),
-        other => Err(format!("file system {other} is not captured (only NTFS and FAT32)")),
+        other => Err(format!(
+            "file system {other} is not captured (only NTFS and FAT32)"
+        )),
     }
 }
 
@@ -92,8 +94,12 @@ mod tests {
     fn capture_rule() {
         assert!(capturable(FsType::Ntfs, false).is_ok());
         assert!(capturable(FsType::Fat32, false).is_ok());
-        assert!(capturable(FsType::Fat16, false).unwrap_err().contains("FAT16"));
-        assert!(capturable(FsType::Ext4, false).unwrap_err().contains("ext4"));
+        assert!(capturable(FsType::Fat16, false)
+            .unwrap_err()
+            .contains("FAT16"));
+        assert!(capturable(FsType::Ext4, false)
+            .unwrap_err()
+            .contains("ext4"));
         assert!(capturable(FsType::Ntfs, true).unwrap_err().contains("USB"));
         assert!(capturable(FsType::Unknown, false).is_err());
     }

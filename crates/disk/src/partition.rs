@@ -71,8 +71,12 @@ pub fn write_partition_table(disk: &Disk, layout: &Layout) -> Result<Vec<Planned
     match layout.style {
         Style::Mbr => {
             let sig = *uuid::Uuid::new_v4().as_bytes();
-            let mut mbr = mbrman::MBR::new_from(&mut f, SECTOR_SIZE as u32, [sig[0], sig[1], sig[2], sig[3] | 1])
-                .map_err(|e| terr(disk, "MBR", e))?;
+            let mut mbr = mbrman::MBR::new_from(
+                &mut f,
+                SECTOR_SIZE as u32,
+                [sig[0], sig[1], sig[2], sig[3] | 1],
+            )
+            .map_err(|e| terr(disk, "MBR", e))?;
             for p in &planned {
                 let entry = mbrman::MBRPartitionEntry {
                     boot: if p.spec.bootable {
@@ -102,9 +106,8 @@ pub fn write_partition_table(disk: &Disk, layout: &Layout) -> Result<Vec<Planned
             mbr.write_into(&mut f).map_err(|e| terr(disk, "MBR", e))?;
         }
         Style::Gpt => {
-            let pm = gpt::mbr::ProtectiveMBR::with_lb_size(
-                u32::try_from(n - 1).unwrap_or(u32::MAX),
-            );
+            let pm =
+                gpt::mbr::ProtectiveMBR::with_lb_size(u32::try_from(n - 1).unwrap_or(u32::MAX));
             pm.overwrite_lba0(&mut f)
                 .map_err(|e| terr(disk, "protective MBR", e))?;
             let mut g = gpt::GptConfig::new()

@@ -220,7 +220,10 @@ pub fn read_table(disk: &Disk) -> Result<PartitionTable> {
 }
 
 /// The used entries of an MBR/EBR sector: (index, type, active, start, sectors).
-fn parse_mbr_entries(s: &[u8], disk: &str) -> Result<Vec<(u32, u8, bool, u64, u64)>> {
+/// One used MBR/EBR slot: (index, type, active, start, sectors).
+type MbrSlot = (u32, u8, bool, u64, u64);
+
+fn parse_mbr_entries(s: &[u8], disk: &str) -> Result<Vec<MbrSlot>> {
     let mut out = Vec::new();
     for i in 0..4u32 {
         let o = 446 + 16 * i as usize;
@@ -308,7 +311,9 @@ fn read_logical(
                 return Err(DiskError::BadPartition {
                     disk: name,
                     index: ext_index,
-                    reason: format!("extended chain points outside the extended partition (sector {l})"),
+                    reason: format!(
+                        "extended chain points outside the extended partition (sector {l})"
+                    ),
                 })
             }
             None => return Ok(()),
@@ -348,7 +353,10 @@ fn read_gpt_at(disk: &Disk, lba: u64) -> std::result::Result<Vec<PartitionEntry>
         }
         (buf, esize)
     };
-    Ok(parse_gpt_entries(&entries_bytes.0, entries_bytes.1 as usize))
+    Ok(parse_gpt_entries(
+        &entries_bytes.0,
+        entries_bytes.1 as usize,
+    ))
 }
 
 /// Checks a GPT header; returns (entry LBA, entry count, entry size).
@@ -373,9 +381,11 @@ pub(crate) fn check_gpt_header(
     let count = le32(h, 80);
     let esize = le32(h, 84);
     if count > MAX_GPT_ENTRIES {
-        return Err(format!("GPT header claims {count} entries (at most {MAX_GPT_ENTRIES})"));
+        return Err(format!(
+            "GPT header claims {count} entries (at most {MAX_GPT_ENTRIES})"
+        ));
     }
-    if esize < 128 || esize > 4096 || !esize.is_power_of_two() {
+    if !(128..=4096).contains(&esize) || !esize.is_power_of_two() {
         return Err(format!("GPT entry size {esize} is invalid"));
     }
     let sectors = (count as u64 * esize as u64).div_ceil(SECTOR_SIZE);

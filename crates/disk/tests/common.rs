@@ -12,7 +12,8 @@ pub const MIB: u64 = 1 << 20;
 
 /// Runs a tool; returns (success, stdout + stderr).
 pub fn run(prog: &str, args: &[&str]) -> (bool, String) {
-    let path = tasq_disk::format::find_program(prog).unwrap_or_else(|| panic!("{prog} is not installed (scripts/setup.sh)"));
+    let path = tasq_disk::format::find_program(prog)
+        .unwrap_or_else(|| panic!("{prog} is not installed (scripts/setup.sh)"));
     let out = Command::new(path).args(args).output().unwrap();
     let text = format!(
         "{}{}",

@@ -24,7 +24,10 @@ fn blank_disk(dir: &std::path::Path, n: usize) -> (std::path::PathBuf, Disk) {
 /// partition `index` (1-based, 64 MiB each from 1 MiB).
 fn make_into(img: &std::path::Path, dir: &std::path::Path, index: u64, prog: &str, args: &[&str]) {
     let f = dir.join(format!("fs{index}.img"));
-    std::fs::File::create(&f).unwrap().set_len(64 * MIB).unwrap();
+    std::fs::File::create(&f)
+        .unwrap()
+        .set_len(64 * MIB)
+        .unwrap();
     let mut a: Vec<&str> = args.to_vec();
     a.push(f.to_str().unwrap());
     let (ok, out) = run(prog, &a);
@@ -37,9 +40,21 @@ fn make_into(img: &std::path::Path, dir: &std::path::Path, index: u64, prog: &st
 fn linux_and_other_file_systems_are_detected_with_labels_and_not_captured() {
     let dir = tempfile::tempdir().unwrap();
     let (img, disk) = blank_disk(dir.path(), 7);
-    make_into(&img, dir.path(), 1, "mkfs.ext4", &["-q", "-F", "-L", "rootfs"]);
+    make_into(
+        &img,
+        dir.path(),
+        1,
+        "mkfs.ext4",
+        &["-q", "-F", "-L", "rootfs"],
+    );
     make_into(&img, dir.path(), 2, "mkswap", &["-L", "swappy"]);
-    make_into(&img, dir.path(), 3, "mkfs.fat", &["-F", "16", "-n", "SIXTEEN"]);
+    make_into(
+        &img,
+        dir.path(),
+        3,
+        "mkfs.fat",
+        &["-F", "16", "-n", "SIXTEEN"],
+    );
     make_into(&img, dir.path(), 4, "mkfs.ext2", &["-q", "-F", "-L", "old"]);
     let exfat = have("mkfs.exfat");
     if exfat {
@@ -101,8 +116,14 @@ fn the_usb_flag_makes_every_volume_uncapturable() {
 fn a_file_system_on_the_whole_disk_is_volume_0() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("super.img");
-    std::fs::File::create(&p).unwrap().set_len(64 * MIB).unwrap();
-    let (ok, out) = run("mkfs.fat", &["-F", "32", "-n", "FLOPPY", p.to_str().unwrap()]);
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(64 * MIB)
+        .unwrap();
+    let (ok, out) = run(
+        "mkfs.fat",
+        &["-F", "32", "-n", "FLOPPY", p.to_str().unwrap()],
+    );
     assert!(ok, "{out}");
     let d = Disk::open(&p, false).unwrap();
     let r = list_volumes(&d).unwrap();

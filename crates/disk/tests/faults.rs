@@ -64,7 +64,10 @@ fn damaged_mbr_and_overlaps_are_errors() {
     mbr_entry(&mut s0, 1, 0, 0x07, 4000, 1000);
     let p = image_with_sector0(dir.path(), 4 << 20, &s0);
     let e = read_table(&Disk::open(&p, false).unwrap()).unwrap_err();
-    assert!(e.to_string().contains("partition 2: overlaps partition 1"), "{e}");
+    assert!(
+        e.to_string().contains("partition 2: overlaps partition 1"),
+        "{e}"
+    );
 
     // An extended chain that points at itself.
     let mut s0 = [0u8; 512];
@@ -104,7 +107,10 @@ fn corrupt_gpt_falls_back_to_the_backup_then_fails_clearly() {
     d.write_all_at(&[0xFF; 4], last + 16).unwrap();
     let e = read_table(&d).unwrap_err();
     let s = e.to_string();
-    assert!(s.contains("g.img") && s.contains("damaged partition table") && s.contains("CRC"), "{s}");
+    assert!(
+        s.contains("g.img") && s.contains("damaged partition table") && s.contains("CRC"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -125,7 +131,10 @@ fn truncated_image_names_the_partition_past_the_end() {
     let d = Disk::open(&p, false).unwrap();
     let e = read_table(&d).unwrap_err();
     let s = e.to_string();
-    assert!(s.contains("t.img") && s.contains("partition 3") && s.contains("truncated"), "{s}");
+    assert!(
+        s.contains("t.img") && s.contains("partition 3") && s.contains("truncated"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -134,7 +143,10 @@ fn a_disk_too_small_for_a_layout_is_refused_before_writing() {
     let p = dir.path().join("s.img");
     let d = Disk::create(&p, 300 << 20).unwrap();
     let e = write_partition_table(&d, &Layout::uefi()).unwrap_err();
-    assert!(e.to_string().contains("s.img") && e.to_string().contains("partition 1"), "{e}");
+    assert!(
+        e.to_string().contains("s.img") && e.to_string().contains("partition 1"),
+        "{e}"
+    );
     let mut s0 = [0u8; 512];
     d.read_exact_at(&mut s0, 0).unwrap();
     assert!(s0.iter().all(|&b| b == 0), "nothing written");

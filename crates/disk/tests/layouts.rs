@@ -79,7 +79,13 @@ fn bios_layout_on_8_gib_read_back_by_sfdisk() {
         vec![
             (1, MIB, FsType::Ntfs, Some("System Reserved".into()), true),
             (2, 351 * MIB, FsType::Ntfs, Some("Windows".into()), true),
-            (3, (351 + windows) * MIB, FsType::Ntfs, Some("Recovery".into()), true),
+            (
+                3,
+                (351 + windows) * MIB,
+                FsType::Ntfs,
+                Some("Recovery".into()),
+                true
+            ),
         ]
     );
     // The image stays sparse: formatting wrote metadata only.
@@ -112,19 +118,55 @@ fn uefi_layout_on_2_gib_read_back_by_sgdisk() {
     let rec = (win.1 + 1, last_usable);
 
     let expect = [
-        (1, efi, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "0000000000000000", "EFI"),
-        (2, msr, "E3C9E316-0B5C-4DB8-817D-F92DF00215AE", "0000000000000000", "MSR"),
-        (3, win, "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", "0000000000000000", "Windows"),
-        (4, rec, "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC", "8000000000000001", "Recovery"),
+        (
+            1,
+            efi,
+            "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+            "0000000000000000",
+            "EFI",
+        ),
+        (
+            2,
+            msr,
+            "E3C9E316-0B5C-4DB8-817D-F92DF00215AE",
+            "0000000000000000",
+            "MSR",
+        ),
+        (
+            3,
+            win,
+            "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+            "0000000000000000",
+            "Windows",
+        ),
+        (
+            4,
+            rec,
+            "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC",
+            "8000000000000001",
+            "Recovery",
+        ),
     ];
     for (i, (first, last), guid, attrs, name) in expect {
         let (ok, out) = run("sgdisk", &["-i", &i.to_string(), p]);
         assert!(ok, "{out}");
-        assert!(out.contains(&format!("Partition GUID code: {guid}")), "{i}: {out}");
-        assert!(out.contains(&format!("First sector: {first} ")), "{i}: {out}");
+        assert!(
+            out.contains(&format!("Partition GUID code: {guid}")),
+            "{i}: {out}"
+        );
+        assert!(
+            out.contains(&format!("First sector: {first} ")),
+            "{i}: {out}"
+        );
         assert!(out.contains(&format!("Last sector: {last} ")), "{i}: {out}");
-        assert!(out.contains(&format!("Attribute flags: {attrs}")), "{i}: {out}");
-        assert!(out.contains(&format!("Partition name: '{name}'")), "{i}: {out}");
+        assert!(
+            out.contains(&format!("Attribute flags: {attrs}")),
+            "{i}: {out}"
+        );
+        assert!(
+            out.contains(&format!("Partition name: '{name}'")),
+            "{i}: {out}"
+        );
     }
 
     // The ESP: fsck.fat finds nothing to fix, mtools sees the label.
@@ -134,7 +176,10 @@ fn uefi_layout_on_2_gib_read_back_by_sgdisk() {
     extract(&img, esp.offset, esp.size, &part);
     let (ok, out) = run("fsck.fat", &["-n", part.to_str().unwrap()]);
     assert!(ok, "{out}");
-    assert!(!out.contains("uninitialized") && !out.contains("differ"), "{out}");
+    assert!(
+        !out.contains("uninitialized") && !out.contains("differ"),
+        "{out}"
+    );
     let (ok, out) = run("mdir", &["-i", &format!("{p}@@{}", esp.offset), "::/"]);
     assert!(ok, "{out}");
     assert!(out.contains("Volume in drive : is EFI"), "{out}");
@@ -157,7 +202,11 @@ fn uefi_layout_on_2_gib_read_back_by_sgdisk() {
             (FsType::Ntfs, Some("Recovery".into()), true),
         ]
     );
-    assert!(report.volumes[1].reason.as_deref().unwrap().contains("reserved"));
+    assert!(report.volumes[1]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("reserved"));
 }
 
 #[test]

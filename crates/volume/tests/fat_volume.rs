@@ -97,12 +97,24 @@ fn sample_tree() -> (ImageTree, BTreeMap<u64, Vec<u8>>) {
     let boot = dir(&mut t, ms, "Boot", FILE_ATTRIBUTE_HIDDEN);
     let mut add = |t: &mut ImageTree, parent: usize, name: &str, attrs: u32, content: Vec<u8>| {
         let id = data.len() as u64 + 1;
-        let i = t.add_inode(file_inode(attrs, T_CREATE, T_WRITE, content.len() as u64, id));
+        let i = t.add_inode(file_inode(
+            attrs,
+            T_CREATE,
+            T_WRITE,
+            content.len() as u64,
+            id,
+        ));
         data.insert(id, content);
         t.add_dentry(parent, utf16(name), vec![], i);
         i
     };
-    add(&mut t, boot, "bootmgfw.efi", FILE_ATTRIBUTE_ARCHIVE, common::pattern(100_000, 1));
+    add(
+        &mut t,
+        boot,
+        "bootmgfw.efi",
+        FILE_ATTRIBUTE_ARCHIVE,
+        common::pattern(100_000, 1),
+    );
     add(
         &mut t,
         boot,
@@ -110,13 +122,37 @@ fn sample_tree() -> (ImageTree, BTreeMap<u64, Vec<u8>>) {
         FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE,
         common::pattern(24_576, 2),
     );
-    add(&mut t, 0, "A Long File Name with Spaces.txt", FILE_ATTRIBUTE_READONLY, b"long\n".to_vec());
-    add(&mut t, 0, "Ünïcödé.txt", FILE_ATTRIBUTE_ARCHIVE, b"unicode\n".to_vec());
+    add(
+        &mut t,
+        0,
+        "A Long File Name with Spaces.txt",
+        FILE_ATTRIBUTE_READONLY,
+        b"long\n".to_vec(),
+    );
+    add(
+        &mut t,
+        0,
+        "Ünïcödé.txt",
+        FILE_ATTRIBUTE_ARCHIVE,
+        b"unicode\n".to_vec(),
+    );
     add(&mut t, 0, "empty.dat", FILE_ATTRIBUTE_NORMAL, Vec::new());
     // Larger than the target's 8 MiB write buffer: several appends.
-    add(&mut t, 0, "big.bin", FILE_ATTRIBUTE_ARCHIVE, common::pattern(9 * MIB as usize + 123, 3));
+    add(
+        &mut t,
+        0,
+        "big.bin",
+        FILE_ATTRIBUTE_ARCHIVE,
+        common::pattern(9 * MIB as usize + 123, 3),
+    );
     // Hard links: both names get the data.
-    let hl = add(&mut t, 0, "link1.txt", FILE_ATTRIBUTE_ARCHIVE, b"linked\n".to_vec());
+    let hl = add(
+        &mut t,
+        0,
+        "link1.txt",
+        FILE_ATTRIBUTE_ARCHIVE,
+        b"linked\n".to_vec(),
+    );
     t.add_dentry(efi, utf16("link2.txt"), vec![], hl);
     (t, data)
 }
@@ -146,7 +182,9 @@ fn applied_volume_is_read_by_mtools_and_passes_fsck() {
     let (img, d, off, len) = fat_disk(dir.path(), "a.img", "TASQ");
     let warnings = apply_sample(&d, off, len);
     assert!(
-        warnings.iter().any(|w| w.contains("1 hard links written as separate copies")),
+        warnings
+            .iter()
+            .any(|w| w.contains("1 hard links written as separate copies")),
         "{warnings:?}"
     );
     let at = format!("{}@@{off}", img.display());
@@ -162,7 +200,11 @@ fn applied_volume_is_read_by_mtools_and_passes_fsck() {
     ] {
         let (ok, out, err) = run("mtype", &["-i", &at, path]);
         assert!(ok, "{path}: {err}");
-        assert!(out == data[&id], "{path}: content differs ({} bytes)", out.len());
+        assert!(
+            out == data[&id],
+            "{path}: content differs ({} bytes)",
+            out.len()
+        );
     }
     // Attributes, as mattrib prints them before the path.
     for (path, want) in [
@@ -174,7 +216,13 @@ fn applied_volume_is_read_by_mtools_and_passes_fsck() {
         let (ok, out, err) = run("mattrib", &["-i", &at, path]);
         assert!(ok, "{err}");
         let out = String::from_utf8_lossy(&out);
-        let flags: String = out.split("::/").next().unwrap().chars().filter(|c| !c.is_whitespace()).collect();
+        let flags: String = out
+            .split("::/")
+            .next()
+            .unwrap()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         let mut f: Vec<char> = flags.chars().collect();
         f.sort();
         let mut w: Vec<char> = want.chars().collect();
@@ -185,7 +233,10 @@ fn applied_volume_is_read_by_mtools_and_passes_fsck() {
     let (ok, out, _) = run("mdir", &["-a", "-i", &at, "::/"]);
     assert!(ok);
     let out = String::from_utf8_lossy(&out);
-    let line = out.lines().find(|l| l.ends_with("A Long File Name with Spaces.txt")).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.ends_with("A Long File Name with Spaces.txt"))
+        .unwrap();
     assert!(line.contains("2022-12-31  23:59"), "{line}");
     // fsck.fat finds nothing to repair.
     let part = dir.path().join("part.img");
@@ -193,7 +244,10 @@ fn applied_volume_is_read_by_mtools_and_passes_fsck() {
     let (ok, out, err) = run("fsck.fat", &["-n", part.to_str().unwrap()]);
     let text = format!("{}{err}", String::from_utf8_lossy(&out));
     assert!(ok, "{text}");
-    assert!(!text.contains("differ") && !text.contains("uninitialized") && !text.contains("Dirty"), "{text}");
+    assert!(
+        !text.contains("differ") && !text.contains("uninitialized") && !text.contains("Dirty"),
+        "{text}"
+    );
 }
 
 fn scan(d: &Disk, off: u64, len: u64) -> (FatSource, ImageTree) {
@@ -225,24 +279,46 @@ fn files_written_by_mtools_are_captured() {
     for args in [
         vec!["mmd", "-i", &at, "::/Program Files"],
         vec!["mmd", "-i", &at, "::/Program Files/Sub Dir"],
-        vec!["mcopy", "-i", &at, host.join("big").to_str().unwrap(), "::/Program Files/Sub Dir/A big file.bin"],
-        vec!["mcopy", "-i", &at, host.join("small").to_str().unwrap(), "::/SHORT.TXT"],
+        vec![
+            "mcopy",
+            "-i",
+            &at,
+            host.join("big").to_str().unwrap(),
+            "::/Program Files/Sub Dir/A big file.bin",
+        ],
+        vec![
+            "mcopy",
+            "-i",
+            &at,
+            host.join("small").to_str().unwrap(),
+            "::/SHORT.TXT",
+        ],
         vec!["mattrib", "-i", &at, "+r", "+h", "::/SHORT.TXT"],
     ] {
         let (ok, _, err) = run(args[0], &args[1..]);
         assert!(ok, "{args:?}: {err}");
     }
     let (src, tree) = scan(&d, off, len);
-    let f = tree.find("Program Files\\Sub Dir\\A big file.bin").expect("long names captured");
+    let f = tree
+        .find("Program Files\\Sub Dir\\A big file.bin")
+        .expect("long names captured");
     let inode = tree.inode_of(f);
     assert_eq!(inode.attributes, FILE_ATTRIBUTE_ARCHIVE);
     assert_eq!(read_stream(&src, inode.unnamed_data().unwrap()), big);
     // mtools gives a long name an 8.3 alias; the capture keeps it.
     let short = String::from_utf16(&tree.dentries[f].short_name).unwrap();
-    assert!(short.starts_with("ABIGFI~") && short.ends_with(".BIN"), "{short}");
-    assert!(tree.inode_of(tree.find("Program Files").unwrap()).is_directory());
+    assert!(
+        short.starts_with("ABIGFI~") && short.ends_with(".BIN"),
+        "{short}"
+    );
+    assert!(tree
+        .inode_of(tree.find("Program Files").unwrap())
+        .is_directory());
     let s = tree.find("SHORT.TXT").unwrap();
-    assert!(tree.dentries[s].short_name.is_empty(), "an 8.3 name has no alias");
+    assert!(
+        tree.dentries[s].short_name.is_empty(),
+        "an 8.3 name has no alias"
+    );
     let si = tree.inode_of(s);
     assert_eq!(
         si.attributes,
@@ -258,7 +334,11 @@ fn files_written_by_mtools_are_captured() {
         0,
     );
     let day = 86_400 * 10_000_000u64;
-    assert!(si.last_write_time.abs_diff(now) < day, "{} vs {now}", si.last_write_time);
+    assert!(
+        si.last_write_time.abs_diff(now) < day,
+        "{} vs {now}",
+        si.last_write_time
+    );
 }
 
 #[test]
@@ -278,10 +358,19 @@ fn applied_tree_captures_back_with_names_attributes_and_times() {
         assert_eq!(gi.creation_time, T_CREATE, "{path}: creation time to 10 ms");
         assert_eq!(gi.last_write_time, T_WRITE, "{path}: write time to 2 s");
         // Access times keep the day only.
-        assert_eq!(gi.last_access_time, T_WRITE / (86_400 * 10_000_000) * (86_400 * 10_000_000));
+        assert_eq!(
+            gi.last_access_time,
+            T_WRITE / (86_400 * 10_000_000) * (86_400 * 10_000_000)
+        );
         if let Some(s) = wi.unnamed_data() {
-            let StreamSource::External(id) = s.source else { unreachable!() };
-            assert_eq!(read_stream(&src, gi.unnamed_data().unwrap()), data[&id], "{path}");
+            let StreamSource::External(id) = s.source else {
+                unreachable!()
+            };
+            assert_eq!(
+                read_stream(&src, gi.unnamed_data().unwrap()),
+                data[&id],
+                "{path}"
+            );
         }
     }
     assert_eq!(tree.dentries.len(), want.dentries.len());
@@ -302,8 +391,15 @@ fn wim_round_trip_between_two_fat_volumes() {
     w.finish().unwrap();
     // wimlib reads what we wrote from a FAT volume.
     if let Some(wimlib) = tasq_disk::format::find_program("wimlib-imagex") {
-        let out = Command::new(wimlib).args(["verify", wim.to_str().unwrap()]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(wimlib)
+            .args(["verify", wim.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let (_b, db, ob, lb) = fat_disk(dir.path(), "b.img", "DST");
     let r = tasq_wim::reader::Wim::open(&wim).unwrap();
@@ -318,14 +414,27 @@ fn wim_round_trip_between_two_fat_volumes() {
         let g = tb.find(&path).unwrap_or_else(|| panic!("{path} missing"));
         let (ia, ib) = (ta.inode_of(dn), tb.inode_of(g));
         assert_eq!(
-            (ia.attributes, ia.creation_time, ia.last_write_time, ia.last_access_time),
-            (ib.attributes, ib.creation_time, ib.last_write_time, ib.last_access_time),
+            (
+                ia.attributes,
+                ia.creation_time,
+                ia.last_write_time,
+                ia.last_access_time
+            ),
+            (
+                ib.attributes,
+                ib.creation_time,
+                ib.last_write_time,
+                ib.last_access_time
+            ),
             "{path}"
         );
         assert_eq!(ia.data_size(), ib.data_size(), "{path}");
     }
     let big = tb.find("big.bin").unwrap();
-    assert_eq!(read_stream(&sb, tb.inode_of(big).unnamed_data().unwrap()), data[&6]);
+    assert_eq!(
+        read_stream(&sb, tb.inode_of(big).unnamed_data().unwrap()),
+        data[&6]
+    );
 }
 
 #[test]
@@ -344,7 +453,8 @@ fn a_looping_directory_chain_is_an_error_not_a_hang() {
     let e = src.scan(&NoFilter, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("bad.img:1") && e.contains("loops"), "{e}");
     // Not a FAT volume at all.
-    let e = FatSource::new(&d, 0, MIB, "bad.img:0").unwrap_err().to_string();
+    let e = FatSource::new(&d, 0, MIB, "bad.img:0")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a FAT volume"), "{e}");
 }
-

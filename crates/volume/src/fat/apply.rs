@@ -86,7 +86,9 @@ struct Dropped {
 
 impl std::fmt::Debug for FatTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FatTarget").field("desc", &self.desc).finish()
+        f.debug_struct("FatTarget")
+            .field("desc", &self.desc)
+            .finish()
     }
 }
 
@@ -350,7 +352,11 @@ impl ApplyTarget for FatTarget {
                     let list = raw
                         .read_dir(cluster)
                         .map_err(|e| aerr(format!("{path}: {e}")))?;
-                    v.insert(list.into_iter().map(|e| (e.name.to_lowercase(), e)).collect());
+                    v.insert(
+                        list.into_iter()
+                            .map(|e| (e.name.to_lowercase(), e))
+                            .collect(),
+                    );
                 }
                 let e = dirs
                     .get(&cluster)
@@ -364,13 +370,16 @@ impl ApplyTarget for FatTarget {
                 raw.patch_entry(e.entry_offset, *attrs, times)
                     .map_err(|e| aerr(format!("{path}: {e}")))?;
                 if e.attributes & tasq_disk::fat::ATTR_DIRECTORY != 0 {
-                    let parent = if parent == 0 { raw.geo.root_cluster } else { parent };
+                    let parent = if parent == 0 {
+                        raw.geo.root_cluster
+                    } else {
+                        parent
+                    };
                     raw.fix_dot_entries(e.first_cluster, parent)
                         .map_err(|e| aerr(format!("{path}: {e}")))?;
                 }
             }
         }
-        drop(raw);
         slice.flush().map_err(|e| aerr(e.to_string()))?;
         drop(slice);
         let d = &self.dropped;

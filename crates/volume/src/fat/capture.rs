@@ -12,7 +12,9 @@ use std::io::Read;
 use tasq_disk::fat::{fat_to_filetime, RawEntry, RawFat, ATTR_DIRECTORY};
 use tasq_disk::{Disk, DiskSlice};
 use tasq_wim::capture::{CaptureFilter, CaptureSource, ScanProgress};
-use tasq_wim::image::{utf16, ImageTree, Inode, Stream, StreamKind, StreamSource, FILE_ATTRIBUTE_DIRECTORY};
+use tasq_wim::image::{
+    utf16, ImageTree, Inode, Stream, StreamKind, StreamSource, FILE_ATTRIBUTE_DIRECTORY,
+};
 use tasq_wim::{Result, Sha1Hash, WimError};
 
 use super::attributes_from_fat;
@@ -91,10 +93,17 @@ impl CaptureSource for FatSource {
         // (dentry, first cluster (0 = root), path in the image)
         let mut pending = vec![(ImageTree::ROOT, 0u32, String::new())];
         while let Some((dentry, cluster, path)) = pending.pop() {
-            let shown = if path.is_empty() { "\\".to_string() } else { path.clone() };
-            let entries = raw
-                .read_dir(cluster)
-                .map_err(|e| cerr(&format!("{desc}{shown}"), format!("cannot read the directory: {e}")))?;
+            let shown = if path.is_empty() {
+                "\\".to_string()
+            } else {
+                path.clone()
+            };
+            let entries = raw.read_dir(cluster).map_err(|e| {
+                cerr(
+                    &format!("{desc}{shown}"),
+                    format!("cannot read the directory: {e}"),
+                )
+            })?;
             for e in entries {
                 let wpath = format!("{path}\\{}", e.name);
                 if e.name.contains(['/', '\\', '\0']) || e.name.is_empty() {
@@ -128,7 +137,8 @@ impl CaptureSource for FatSource {
                 } else {
                     if e.size > 0 {
                         let id = self.files.len() as u64;
-                        self.files.push((e.first_cluster, e.size as u64, wpath.clone()));
+                        self.files
+                            .push((e.first_cluster, e.size as u64, wpath.clone()));
                         inode.streams.push(Stream {
                             kind: StreamKind::Data,
                             name: Vec::new(),
@@ -156,7 +166,10 @@ impl CaptureSource for FatSource {
             .cloned()
             .ok_or_else(|| cerr(&self.desc, format!("no stream {id}")))?;
         let shown = format!("{}{path}", self.desc);
-        let mut slice = self.slice.reopen().map_err(|e| cerr(&shown, e.to_string()))?;
+        let mut slice = self
+            .slice
+            .reopen()
+            .map_err(|e| cerr(&shown, e.to_string()))?;
         let runs = RawFat::open(&mut slice)
             .and_then(|mut r| r.file_runs(first, size))
             .map_err(|e| cerr(&shown, e))?;
@@ -186,7 +199,8 @@ impl Read for RunReader {
                 continue;
             }
             let n = ((len - self.within) as usize).min(buf.len());
-            self.slice.read_uncached_at(&mut buf[..n], off + self.within)?;
+            self.slice
+                .read_uncached_at(&mut buf[..n], off + self.within)?;
             self.within += n as u64;
             return Ok(n);
         }
