@@ -93,6 +93,15 @@ impl Disk {
         let size = file
             .seek(SeekFrom::End(0))
             .map_err(|e| DiskError::io(&name, "find the size", e))?;
+        if kind == DiskKind::BlockDevice {
+            let lbs = sysfs_logical_block_size(path);
+            if lbs.is_some_and(|n| n != SECTOR_SIZE) {
+                return Err(DiskError::InvalidArgument(format!(
+                    "{name}: logical sector size {} is not supported (only {SECTOR_SIZE})",
+                    lbs.unwrap_or(0)
+                )));
+            }
+        }
         let removability = match kind {
             DiskKind::BlockDevice => sysfs_removability(path),
             DiskKind::ImageFile => Removability {
@@ -246,6 +255,30 @@ fn sysfs_removability(dev: &Path) -> Removability {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     sysfs_removability_in(Path::new("/sys/class/block"), &name)
+}
+
+/// The logical sector size sysfs gives for a block device (a partition
+/// reports its disk's), if it can be read.
+fn sysfs_logical_block_size(dev: &Path) -> Option<u64> {
+    let canon = std::fs::canonicalize(dev).ok()?;
+    let name = canon.file_name()?.to_string_lossy().into_owned();
+    logical_block_size_in(Path::new("/sys/class/block"), &name)
+}
+
+/// The same, with the sysfs root given.
+pub fn logical_block_size_in(class_block: &Path, name: &str) -> Option<u64> {
+    let node = class_block.join(name);
+    let real = std::fs::canonicalize(&node).ok()?;
+    let disk_dir = if node.join("partition").exists() {
+        real.parent()?.to_path_buf()
+    } else {
+        real
+    };
+    std::fs::read_to_string(disk_dir.join("queue/logical_block_size"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The same, with the sysfs root given (tests point it at a fake tree).
@@ -511,5 +544,9 @@ mod tests {
         assert!(r.usb && r.removable);
         let r = sysfs_removability_in(&class, "sda");
         assert!(!r.usb && !r.removable);
+        std::fs::create_dir_all(usbdisk.join("queue")).unwrap();
+        std::fs::write(usbdisk.join("queue/logical_block_size"), "4096\n").unwrap();
+        assert_eq!(logical_block_size_in(&class, "sdb1"), Some(4096));
+        assert_eq!(logical_block_size_in(&class, "sda"), None);
     }
 }

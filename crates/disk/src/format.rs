@@ -76,6 +76,31 @@ pub fn format_fat32(disk: &Disk, index: u32, offset: u64, len: u64, label: &str)
     }
     fatfs::format_volume(&mut slice, opts)
         .map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
+    // FAT type is decided by the cluster count alone; fatfs will lay out
+    // FAT32 structures on a volume too small to have 65525 clusters, which
+    // every reader would then take for FAT16.
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut boot = [0u8; 512];
+        slice
+            .flush()
+            .and_then(|_| slice.seek(SeekFrom::Start(0)))
+            .and_then(|_| slice.read_exact(&mut boot))
+            .map_err(|e| ferr(disk, index, "FAT32", e.to_string()))?;
+        let geo = fat::parse_boot_sector(&boot).map_err(|e| ferr(disk, index, "FAT32", e))?;
+        if geo.bits != fat::FatBits::Fat32 {
+            return Err(ferr(
+                disk,
+                index,
+                "FAT32",
+                format!(
+                    "{} MiB is too small: {} clusters, FAT32 needs at least 65525",
+                    len >> 20,
+                    geo.cluster_count
+                ),
+            ));
+        }
+    }
     fat::set_hidden_sectors(&mut slice, hidden).map_err(|e| ferr(disk, index, "FAT32", e))?;
     // fatfs leaves the FSInfo free-cluster count "unknown"; counting once
     // and unmounting records it, as Windows' format does.

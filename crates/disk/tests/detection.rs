@@ -132,3 +132,55 @@ fn a_file_system_on_the_whole_disk_is_volume_0() {
     assert_eq!(r.volumes[0].fs, FsType::Fat32);
     assert_eq!(r.volumes[0].label.as_deref(), Some("FLOPPY"));
 }
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Writes `bytes` as a whole-disk image and runs detection on it.
+    fn detect_bytes(bytes: &[u8]) -> tasq_disk::Detected {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.img");
+        std::fs::write(&p, bytes).unwrap();
+        let d = Disk::open(&p, false).unwrap();
+        tasq_disk::detect(&d, 0, d.size()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// An NTFS boot sector pointing at a random MFT record 3: the
+        /// label parser (fixups, attribute walk) never panics or loops.
+        #[test]
+        fn random_ntfs_volume_record(rec in proptest::collection::vec(any::<u8>(), 1024),
+                                     usa in 0u16..1100, count in 0u16..8, first_attr in 0u16..1100) {
+            let mut v = vec![0u8; 16 * 512 + 4 * 1024];
+            v[3..11].copy_from_slice(b"NTFS    ");
+            v[11..13].copy_from_slice(&512u16.to_le_bytes());
+            v[13] = 1;
+            v[0x30..0x38].copy_from_slice(&16u64.to_le_bytes());
+            v[0x40] = (-10i8) as u8;
+            let at = 16 * 512 + 3 * 1024;
+            v[at..at + 1024].copy_from_slice(&rec);
+            v[at..at + 4].copy_from_slice(b"FILE");
+            v[at + 4..at + 6].copy_from_slice(&usa.to_le_bytes());
+            v[at + 6..at + 8].copy_from_slice(&count.to_le_bytes());
+            v[at + 0x14..at + 0x16].copy_from_slice(&first_attr.to_le_bytes());
+            prop_assert_eq!(detect_bytes(&v).fs, FsType::Ntfs);
+        }
+
+        /// Random boot sectors with each signature: never a panic.
+        #[test]
+        fn random_boot_sectors(b in proptest::collection::vec(any::<u8>(), 70_000), kind in 0u8..5) {
+            let mut v = b;
+            match kind {
+                0 => v[3..11].copy_from_slice(b"EXFAT   "),
+                1 => { v[510] = 0x55; v[511] = 0xAA; v[11] = 0; v[12] = 2; }
+                2 => { v[1080..1082].copy_from_slice(&0xEF53u16.to_le_bytes()); }
+                3 => v[4086..4096].copy_from_slice(b"SWAPSPACE2"),
+                _ => v[0x10040..0x10048].copy_from_slice(b"_BHRfS_M"),
+            }
+            let _ = detect_bytes(&v);
+        }
+    }
+}

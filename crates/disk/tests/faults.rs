@@ -184,3 +184,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_fat32_partition_too_small_for_fat32_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tiny.img");
+    let d = Disk::create(&p, 64 << 20).unwrap();
+    let layout = Layout::from_toml(
+        "style = \"mbr\"\n[[partition]]\ntype = \"Primary\"\nfile_system = \"FAT32\"\nsize = 8\nunit = \"MB\"\nvolume_name = \"x\"\n",
+        "tiny",
+    )
+    .unwrap();
+    let e = tasq_disk::partition_and_format(&d, &layout).unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("tiny.img: partition 1: format as FAT32") && s.contains("too small"),
+        "{s}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// GPT headers with a valid CRC but random geometry: bounded reads,
+    /// errors or a table inside the disk, never a panic.
+    #[test]
+    fn gpt_headers_with_valid_crc_never_panic(entry_lba in 0u64..4096, count in any::<u32>(),
+                                              esize_log in 0u32..14, entries in proptest::collection::vec(any::<u8>(), 4096)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s0 = [0u8; 512];
+        s0[510] = 0x55;
+        s0[511] = 0xAA;
+        mbr_entry(&mut s0, 0, 0, 0xEE, 1, 2047);
+        let p = image_with_sector0(dir.path(), 1 << 20, &s0);
+        let d = Disk::open(&p, true).unwrap();
+        let mut h = [0u8; 512];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[72..80].copy_from_slice(&entry_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&count.to_le_bytes());
+        h[84..88].copy_from_slice(&(1u32 << esize_log).to_le_bytes());
+        // Entries at LBA 2 with their own CRC, when they are there.
+        d.write_all_at(&entries, 1024).unwrap();
+        let len = (count as u64).saturating_mul(1 << esize_log).min(4096) as usize;
+        h[88..92].copy_from_slice(&crc32fast::hash(&entries[..len]).to_le_bytes());
+        let crc = crc32fast::hash(&h[..92]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        d.write_all_at(&h, 512).unwrap();
+        if let Ok(t) = read_table(&d) {
+            for e in t.entries {
+                prop_assert!(e.start_lba + e.sectors <= d.sectors());
+            }
+        }
+    }
+}
