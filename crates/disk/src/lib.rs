@@ -10,7 +10,9 @@
 //! - [`detect`]: file systems and labels by superblock.
 //! - [`list`]: a disk's volumes and the capture rule.
 //! - [`fat`]: raw FAT structures (labels, entry attributes and times).
+//! - [`address`]: `disk.img:3` volume addresses.
 
+pub mod address;
 pub mod detect;
 pub mod disk;
 pub mod error;
@@ -21,6 +23,7 @@ pub mod list;
 pub mod partition;
 pub mod table;
 
+pub use address::{locate, VolumeAddress};
 pub use detect::{detect, Detected, FsType};
 pub use disk::{parse_size, Disk, DiskKind, DiskSlice, SECTOR_SIZE};
 pub use error::{DiskError, Result};
