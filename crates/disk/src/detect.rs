@@ -40,12 +40,12 @@ pub enum FsType {
 
 impl std::fmt::Display for FsType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = serde_json_name(*self);
+        let s = fs_name(*self);
         f.write_str(s)
     }
 }
 
-fn serde_json_name(t: FsType) -> &'static str {
+fn fs_name(t: FsType) -> &'static str {
     match t {
         FsType::Ntfs => "NTFS",
         FsType::Fat12 => "FAT12",

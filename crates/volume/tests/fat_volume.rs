@@ -458,3 +458,39 @@ fn a_looping_directory_chain_is_an_error_not_a_hang() {
         .to_string();
     assert!(e.contains("not a FAT volume"), "{e}");
 }
+
+/// Throughput of the FAT backend (run with `--ignored --nocapture`):
+/// 256 MiB in 8 files applied, then captured and read back.
+#[test]
+#[ignore]
+fn measure_fat_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_img, d, off, len) = fat_disk(dir.path(), "perf.img", "PERF");
+    let mut t = ImageTree::new();
+    let chunk = common::pattern(32 * MIB as usize, 5);
+    for i in 0..8u64 {
+        let ino = t.add_inode(file_inode(FILE_ATTRIBUTE_ARCHIVE, T_CREATE, T_WRITE, chunk.len() as u64, i + 1));
+        t.add_dentry(0, utf16(&format!("file{i}.bin")), vec![], ino);
+    }
+    let start = std::time::Instant::now();
+    let mut target = FatTarget::new(&d, off, len, "perf.img:1").unwrap();
+    common::drive_apply(&t, &mut target, &|_| chunk.clone());
+    let apply = start.elapsed();
+    let start = std::time::Instant::now();
+    let (src, tree) = scan(&d, off, len);
+    let mut total = 0usize;
+    for dn in 1..tree.dentries.len() {
+        let v = read_stream(&src, tree.inode_of(dn).unnamed_data().unwrap());
+        assert!(v == chunk);
+        total += v.len();
+    }
+    let capture = start.elapsed();
+    let mib = total as f64 / MIB as f64;
+    println!(
+        "FAT apply {mib:.0} MiB in {:.2} s ({:.0} MiB/s); scan+read {:.2} s ({:.0} MiB/s)",
+        apply.as_secs_f64(),
+        mib / apply.as_secs_f64(),
+        capture.as_secs_f64(),
+        mib / capture.as_secs_f64()
+    );
+}
