@@ -227,19 +227,40 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
         }
     }
 
-    /// The clusters of a chain starting at `start`, in order.
-    pub fn chain(&mut self, start: u32) -> Result<Vec<u32>, String> {
+    /// The clusters of a chain starting at `start`, in order, up to its
+    /// end marker; a chain longer than `limit` clusters (which is how a
+    /// loop shows) is an error.
+    pub fn chain(&mut self, start: u32, limit: u64) -> Result<Vec<u32>, String> {
+        self.chain_inner(start, limit, false)
+    }
+
+    /// `stop_at_limit`: return the first `limit` clusters without needing
+    /// the end marker (a file needs only as many as its size).
+    fn chain_inner(
+        &mut self,
+        start: u32,
+        limit: u64,
+        stop_at_limit: bool,
+    ) -> Result<Vec<u32>, String> {
         let max = self.geo.cluster_count + 2;
+        let limit = limit.min(self.geo.cluster_count);
         let mut out = Vec::new();
         let mut c = start;
         loop {
             if (c as u64) < 2 || (c as u64) >= max {
-                return Err(format!("cluster chain reaches invalid cluster {c}"));
+                return Err(format!(
+                    "cluster chain from {start} reaches invalid cluster {c}"
+                ));
             }
-            if out.len() as u64 >= self.geo.cluster_count {
-                return Err(format!("cluster chain from {start} loops"));
+            if out.len() as u64 >= limit {
+                return Err(format!(
+                    "cluster chain from {start} loops or runs past {limit} clusters"
+                ));
             }
             out.push(c);
+            if stop_at_limit && out.len() as u64 == limit {
+                return Ok(out);
+            }
             let next = self.fat_entry(c)?;
             if self.is_end(next) {
                 return Ok(out);
@@ -256,7 +277,8 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
             return Ok(Vec::new());
         }
         let csize = self.geo.sectors_per_cluster * self.geo.bytes_per_sector;
-        let chain = self.chain(first_cluster)?;
+        let need = size.div_ceil(csize);
+        let chain = self.chain_inner(first_cluster, need, true)?;
         if (chain.len() as u64).saturating_mul(csize) < size {
             return Err(format!(
                 "{} clusters cannot hold the recorded size of {size} bytes",
@@ -299,8 +321,10 @@ impl<'a, D: Read + Write + Seek> RawFat<'a, D> {
             cluster
         };
         let csize = g.sectors_per_cluster * g.bytes_per_sector;
+        // A directory holds at most 65536 entries of 32 bytes.
+        let limit = (65536 * 32u64).div_ceil(csize);
         Ok(self
-            .chain(start)?
+            .chain(start, limit)?
             .into_iter()
             .map(|c| (self.cluster_offset(c), csize))
             .collect())

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use tasq_disk::{partition_and_format, Disk, Layout};
 use tasq_volume::{FatSource, FatTarget};
+use tasq_wim::apply::{ApplyTarget, WimPath};
 use tasq_wim::capture::{CaptureSource, NoFilter};
 use tasq_wim::image::*;
 use tasq_wim::Sha1Hash;
@@ -469,7 +470,13 @@ fn measure_fat_throughput() {
     let mut t = ImageTree::new();
     let chunk = common::pattern(32 * MIB as usize, 5);
     for i in 0..8u64 {
-        let ino = t.add_inode(file_inode(FILE_ATTRIBUTE_ARCHIVE, T_CREATE, T_WRITE, chunk.len() as u64, i + 1));
+        let ino = t.add_inode(file_inode(
+            FILE_ATTRIBUTE_ARCHIVE,
+            T_CREATE,
+            T_WRITE,
+            chunk.len() as u64,
+            i + 1,
+        ));
         t.add_dentry(0, utf16(&format!("file{i}.bin")), vec![], ino);
     }
     let start = std::time::Instant::now();
@@ -493,4 +500,63 @@ fn measure_fat_throughput() {
         capture.as_secs_f64(),
         mib / capture.as_secs_f64()
     );
+}
+
+#[test]
+fn a_file_larger_than_its_cluster_chain_fails_to_open_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_img, d, off, len) = fat_disk(dir.path(), "short.img", "SHORT");
+    apply_sample(&d, off, len);
+    let (src, tree) = scan(&d, off, len);
+    // Claim 1 GiB for big.bin in its directory entry.
+    let e = {
+        let mut slice = d.slice(off, len).unwrap();
+        let mut raw = tasq_disk::fat::RawFat::open(&mut slice).unwrap();
+        raw.lookup(&["big.bin".to_string()]).unwrap()
+    };
+    d.write_all_at(&(1u32 << 30).to_le_bytes(), off + e.entry_offset + 28)
+        .unwrap();
+    let (src2, tree2) = scan(&d, off, len);
+    let s = tree2
+        .inode_of(tree2.find("big.bin").unwrap())
+        .unnamed_data()
+        .unwrap();
+    let StreamSource::External(id) = s.source else {
+        unreachable!()
+    };
+    let err = src2.open_stream(id).err().unwrap().to_string();
+    assert!(
+        err.contains("test.img:1\\big.bin") && err.contains("cannot hold"),
+        "{err}"
+    );
+    drop((src, tree));
+}
+
+#[test]
+fn names_and_sizes_fat_cannot_hold_are_apply_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_img, d, off, len) = fat_disk(dir.path(), "names.img", "N");
+    let mut t = FatTarget::new(&d, off, len, "names.img:1").unwrap();
+    let bad = WimPath::from_components(["what?.txt"]).unwrap();
+    let inode = file_inode(FILE_ATTRIBUTE_ARCHIVE, T_CREATE, T_WRITE, 0, 0);
+    let e = tasq_wim::apply::ApplyEntry {
+        path: &bad,
+        inode: &inode,
+        short_name: &[],
+        security_descriptor: None,
+    };
+    let err = t.create_file(&e).unwrap_err().to_string();
+    assert!(err.contains("names.img:1\\what?.txt"), "{err}");
+    let ok = WimPath::from_components(["huge.bin"]).unwrap();
+    let e = tasq_wim::apply::ApplyEntry { path: &ok, ..e };
+    t.create_file(&e).unwrap();
+    let huge = Stream {
+        kind: StreamKind::Data,
+        name: Vec::new(),
+        hash: Sha1Hash([1; 20]),
+        size: 5 << 30,
+        source: StreamSource::None,
+    };
+    let err = t.begin_stream(&ok, &huge).unwrap_err().to_string();
+    assert!(err.contains("more than a FAT file can hold"), "{err}");
 }
