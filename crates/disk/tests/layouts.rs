@@ -252,3 +252,30 @@ quick_format = false
     assert_eq!(report.volumes[0].label.as_deref(), Some("DATA"));
     assert_eq!(report.volumes[1].label.as_deref(), Some("Half"));
 }
+
+/// Time to partition and format (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_partition_and_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, size, layout) in [
+        ("bios-8G", 8u64 << 30, Layout::bios()),
+        ("uefi-8G", 8 << 30, Layout::uefi()),
+        ("uefi-64G", 64 << 30, Layout::uefi()),
+    ] {
+        let img = dir.path().join(name);
+        let d = Disk::create(&img, size).unwrap();
+        let t = std::time::Instant::now();
+        let v = partition_and_format(&d, &layout).unwrap();
+        let el = t.elapsed();
+        use std::os::unix::fs::MetadataExt;
+        let alloc = std::fs::metadata(&img).unwrap().blocks() * 512;
+        assert_eq!(list_volumes(&d).unwrap().volumes.len(), v.len());
+        println!(
+            "{name}: {:.2} s, {} MiB allocated",
+            el.as_secs_f64(),
+            alloc >> 20
+        );
+        std::fs::remove_file(&img).unwrap();
+    }
+}
