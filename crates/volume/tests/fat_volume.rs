@@ -560,3 +560,38 @@ fn names_and_sizes_fat_cannot_hold_are_apply_errors() {
     let err = t.begin_stream(&ok, &huge).unwrap_err().to_string();
     assert!(err.contains("more than a FAT file can hold"), "{err}");
 }
+
+#[test]
+fn names_equal_but_for_case_do_not_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, d, off, len) = fat_disk(dir.path(), "case.img", "CASE");
+    let mut t = ImageTree::new();
+    let mut data = BTreeMap::new();
+    for (i, name) in ["Readme.txt", "README.TXT"].into_iter().enumerate() {
+        let id = i as u64 + 1;
+        let content = format!("content {i}\n").into_bytes();
+        let ino = t.add_inode(file_inode(
+            FILE_ATTRIBUTE_ARCHIVE,
+            T_CREATE,
+            T_WRITE,
+            content.len() as u64,
+            id,
+        ));
+        data.insert(id, content);
+        t.add_dentry(0, utf16(name), vec![], ino);
+    }
+    let mut target = FatTarget::new(&d, off, len, "case.img:1").unwrap();
+    common::drive_apply(&t, &mut target, &|s: &Stream| match s.source {
+        StreamSource::External(id) => data[&id].clone(),
+        _ => Vec::new(),
+    });
+    let w = target.warnings().join("\n");
+    assert!(w.contains("same name when case is ignored"), "{w}");
+    // The first in collation order ("README.TXT") is kept, whole.
+    let (ok, out, err) = run(
+        "mtype",
+        &["-i", &format!("{}@@{off}", img.display()), "::/readme.txt"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, data[&2]);
+}

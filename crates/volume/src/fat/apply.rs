@@ -71,6 +71,9 @@ pub struct FatTarget {
     /// Names not created (reparse points).
     skipped: HashSet<WimPath>,
     metadata: Vec<(WimPath, u8, FatTimes)>,
+    /// Files created so far, lower-cased: FAT names ignore case, so a
+    /// second name equal but for case would overwrite the first.
+    created: HashSet<String>,
     warnings: Vec<String>,
     dropped: Dropped,
 }
@@ -122,6 +125,7 @@ impl FatTarget {
             links: HashMap::new(),
             skipped: HashSet::new(),
             metadata: Vec::new(),
+            created: HashSet::new(),
             warnings: Vec::new(),
             dropped: Dropped::default(),
         })
@@ -146,7 +150,17 @@ impl FatTarget {
         })
     }
 
-    fn create_empty_file(&self, path: &WimPath) -> Result<()> {
+    /// Creates an empty file; a name that differs from an earlier one
+    /// only by case is skipped with a warning instead.
+    fn create_empty_file(&mut self, path: &WimPath) -> Result<()> {
+        if !self.created.insert(fat_path(path).to_lowercase()) {
+            self.warnings.push(format!(
+                "{}{path}: skipped: another file has the same name when case is ignored",
+                self.desc
+            ));
+            self.skipped.insert(path.clone());
+            return Ok(());
+        }
         let fs = self.fs()?;
         let mut f = fs
             .root_dir()
@@ -238,6 +252,9 @@ impl ApplyTarget for FatTarget {
         }
         self.dropped.hard_links += 1;
         self.create_empty_file(entry.path)?;
+        if self.skipped.contains(entry.path) {
+            return Ok(());
+        }
         self.links
             .entry(existing.clone())
             .or_default()
