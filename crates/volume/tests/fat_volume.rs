@@ -595,3 +595,102 @@ fn names_equal_but_for_case_do_not_overwrite_each_other() {
     assert!(ok, "{err}");
     assert_eq!(out, data[&2]);
 }
+
+/// A whole-disk FAT volume made by mkfs.fat and filled by mtools.
+fn mkfs_volume(dir: &Path, name: &str, mib: u64, fat_bits: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(mib * MIB)
+        .unwrap();
+    let (ok, _, err) = run(
+        "mkfs.fat",
+        &["-F", fat_bits, "-n", "SMALL", p.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let host = dir.join(format!("{name}.src"));
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f1"), common::pattern(70_000, 4)).unwrap();
+    std::fs::write(host.join("f2"), b"two").unwrap();
+    let img = p.to_str().unwrap();
+    for args in [
+        vec!["mmd", "-i", img, "::/Some Directory"],
+        vec![
+            "mcopy",
+            "-i",
+            img,
+            host.join("f1").to_str().unwrap(),
+            "::/Some Directory/First File.bin",
+        ],
+        vec![
+            "mcopy",
+            "-i",
+            img,
+            host.join("f2").to_str().unwrap(),
+            "::/TWO.TXT",
+        ],
+    ] {
+        let (ok, _, err) = run(args[0], &args[1..]);
+        assert!(ok, "{args:?}: {err}");
+    }
+    p
+}
+
+#[test]
+fn fat12_and_fat16_volumes_are_captured() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, mib, bits) in [("f12.img", 4, "12"), ("f16.img", 32, "16")] {
+        let p = mkfs_volume(dir.path(), name, mib, bits);
+        let d = Disk::open(&p, false).unwrap();
+        let r = tasq_disk::list_volumes(&d).unwrap();
+        assert_eq!(r.volumes[0].fs.to_string(), format!("FAT{bits}"));
+        let (src, tree) = scan(&d, 0, d.size());
+        let f = tree.find("Some Directory\\First File.bin").unwrap();
+        let got = read_stream(&src, tree.inode_of(f).unnamed_data().unwrap());
+        assert_eq!(got, common::pattern(70_000, 4), "{name}");
+        let t = tree.find("TWO.TXT").unwrap();
+        assert_eq!(
+            read_stream(&src, tree.inode_of(t).unnamed_data().unwrap()),
+            b"two"
+        );
+    }
+}
+
+mod damaged {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Random bytes over the FAT and directory areas of a small FAT12
+        /// volume: scanning and reading every stream ends, with data or an
+        /// error, never a panic or a hang.
+        #[test]
+        fn random_damage_never_panics(hits in proptest::collection::vec((0usize..64 * 1024, any::<u8>()), 1..64)) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = mkfs_volume(dir.path(), "dmg.img", 4, "12");
+            let mut bytes = std::fs::read(&p).unwrap();
+            for (at, b) in hits {
+                // The first 64 KiB hold the boot sector, FATs, root
+                // directory and the first data clusters.
+                bytes[at] = b;
+            }
+            std::fs::write(&p, &bytes).unwrap();
+            let d = Disk::open(&p, false).unwrap();
+            let _ = tasq_disk::list_volumes(&d);
+            if let Ok(mut src) = FatSource::new(&d, 0, d.size(), "dmg.img:0") {
+                if let Ok(tree) = src.scan(&NoFilter, &mut |_| {}) {
+                    for inode in &tree.inodes {
+                        if let Some(StreamSource::External(id)) = inode.unnamed_data().map(|s| s.source.clone()) {
+                            if let Ok(mut r) = src.open_stream(id) {
+                                let mut v = Vec::new();
+                                let _ = r.read_to_end(&mut v);
+                                prop_assert!(v.len() as u64 <= d.size());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
