@@ -207,7 +207,7 @@ fn ntfs_label(s: &mut DiskSlice, boot: &[u8]) -> Option<String> {
         spc_raw * bps
     } else {
         // Large clusters: the byte is a negative power of two.
-        1u64.checked_shl((256 - spc_raw) as u32)? * bps
+        1u64.checked_shl((256 - spc_raw) as u32)?.checked_mul(bps)?
     };
     if cluster == 0 {
         return None;

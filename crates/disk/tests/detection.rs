@@ -171,9 +171,10 @@ mod random {
 
         /// Random boot sectors with each signature: never a panic.
         #[test]
-        fn random_boot_sectors(b in proptest::collection::vec(any::<u8>(), 70_000), kind in 0u8..5) {
+        fn random_boot_sectors(b in proptest::collection::vec(any::<u8>(), 70_000), kind in 0u8..6) {
             let mut v = b;
             match kind {
+                5 => v[3..11].copy_from_slice(b"NTFS    "),
                 0 => v[3..11].copy_from_slice(b"EXFAT   "),
                 1 => { v[510] = 0x55; v[511] = 0xAA; v[11] = 0; v[12] = 2; }
                 2 => { v[1080..1082].copy_from_slice(&0xEF53u16.to_le_bytes()); }
