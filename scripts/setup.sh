@@ -4,8 +4,10 @@
 #                         checked against (tests only; tasq never links it)
 #   ntfs-3g, ntfs-3g-dev: mkntfs and libntfs-3g for NTFS volumes
 #   time, bc:             /usr/bin/time and arithmetic for the benchmark script
+#   dosfstools, mtools, gdisk, fdisk, exfatprogs: independent checks of the
+#                         partition tables and FAT volumes tasq writes (tests)
 set -euo pipefail
-pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev time bc pkg-config)
+pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev time bc pkg-config dosfstools mtools gdisk fdisk exfatprogs)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
