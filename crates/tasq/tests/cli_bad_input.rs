@@ -39,7 +39,10 @@ fn sample_wim(dir: &Path, compress: &str, check: bool) -> PathBuf {
 }
 
 fn names_in(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
 }
 
 /// Runs the read commands on a damaged WIM: each must fail cleanly,
@@ -61,8 +64,14 @@ fn all_commands_fail(wim: &Path, needles: &[&str], ctx: &str) {
         let line = assert_clean_failure(&out, needles);
         eprintln!("{ctx}: {:?} -> {line}", args[1]);
     }
-    assert!(!target.exists(), "{ctx}: apply created its target for an unreadable WIM");
-    assert!(!dest.exists(), "{ctx}: extract created its destination for an unreadable WIM");
+    assert!(
+        !target.exists(),
+        "{ctx}: apply created its target for an unreadable WIM"
+    );
+    assert!(
+        !dest.exists(),
+        "{ctx}: extract created its destination for an unreadable WIM"
+    );
     assert_eq!(names_in(dir), before, "{ctx}: files appeared");
 }
 
@@ -72,17 +81,42 @@ fn truncated_wims_are_refused() {
     let wim = sample_wim(tmp.path(), "xpress", false);
     let bytes = fs::read(&wim).unwrap();
     let w = Wim::open(&wim).unwrap();
-    let big = w.blobs.iter().max_by_key(|b| b.reshdr.size_in_wim).unwrap().reshdr;
+    let big = w
+        .blobs
+        .iter()
+        .max_by_key(|b| b.reshdr.size_in_wim)
+        .unwrap()
+        .reshdr;
     let bt = w.header.blob_table;
     let xml = w.header.xml_data;
     assert!(big.offset_in_wim < bt.offset_in_wim && bt.offset_in_wim < xml.offset_in_wim);
     drop(w);
     let cases: [(&str, u64, &[&str]); 5] = [
-        ("inside the header", 100, &["not a WIM", "shorter than a WIM header"]),
-        ("inside a blob", big.offset_in_wim + big.size_in_wim / 2, &["blob table", "truncated"]),
-        ("inside the blob table", bt.offset_in_wim + 25, &["blob table", "truncated"]),
-        ("inside the XML data", xml.offset_in_wim + 10, &["XML data", "truncated"]),
-        ("one byte short", bytes.len() as u64 - 1, &["XML data", "truncated"]),
+        (
+            "inside the header",
+            100,
+            &["not a WIM", "shorter than a WIM header"],
+        ),
+        (
+            "inside a blob",
+            big.offset_in_wim + big.size_in_wim / 2,
+            &["blob table", "truncated"],
+        ),
+        (
+            "inside the blob table",
+            bt.offset_in_wim + 25,
+            &["blob table", "truncated"],
+        ),
+        (
+            "inside the XML data",
+            xml.offset_in_wim + 10,
+            &["XML data", "truncated"],
+        ),
+        (
+            "one byte short",
+            bytes.len() as u64 - 1,
+            &["XML data", "truncated"],
+        ),
     ];
     for (what, cut, needles) in cases {
         let d = tmp.path().join(format!("cut-{cut}"));
@@ -105,7 +139,12 @@ fn bit_flips_in_a_blob_name_the_blob() {
     for compress in ["xpress", "lzx", "none"] {
         let wim = sample_wim(tmp.path(), compress, false);
         let w = Wim::open(&wim).unwrap();
-        let e = w.blobs.iter().max_by_key(|b| b.reshdr.size_in_wim).unwrap().clone();
+        let e = w
+            .blobs
+            .iter()
+            .max_by_key(|b| b.reshdr.size_in_wim)
+            .unwrap()
+            .clone();
         drop(w);
         // Past the chunk table, in the middle of the stored data.
         flip(&wim, e.reshdr.offset_in_wim + e.reshdr.size_in_wim * 2 / 3);
@@ -114,12 +153,20 @@ fn bit_flips_in_a_blob_name_the_blob() {
         tasq_ok(&["wim", "dir", s(&wim), "1"]);
         let out = tasq(&["wim", "verify", s(&wim)]);
         let line = assert_clean_failure(&out, &[&format!("blob {hash}")]);
-        assert!(line.contains("SHA-1") || line.to_lowercase().contains("decompress") || line.contains("invalid"), "{line}");
+        assert!(
+            line.contains("SHA-1")
+                || line.to_lowercase().contains("decompress")
+                || line.contains("invalid"),
+            "{line}"
+        );
         let target = tmp.path().join(format!("t-{compress}"));
         let out = tasq(&["wim", "apply", s(&wim), s(&target)]);
         assert_clean_failure(&out, &[&format!("blob {hash}")]);
         // The peer agrees the WIM is damaged.
-        assert!(!wimlib(&["verify", s(&wim)]).status.success(), "wimlib-imagex verify accepted a flipped {compress} WIM");
+        assert!(
+            !wimlib(&["verify", s(&wim)]).status.success(),
+            "wimlib-imagex verify accepted a flipped {compress} WIM"
+        );
     }
 }
 
@@ -146,7 +193,10 @@ fn bit_flips_in_metadata_name_the_image() {
         ] {
             assert_clean_failure(&tasq(&args), &["image 1"]);
         }
-        assert!(!dir.join("target").exists(), "apply created its target for a corrupt image");
+        assert!(
+            !dir.join("target").exists(),
+            "apply created its target for a corrupt image"
+        );
         assert_eq!(names_in(&dir), before);
     }
 }
@@ -156,7 +206,12 @@ fn integrity_table_catches_a_flip() {
     let tmp = tempdir();
     let wim = sample_wim(tmp.path(), "xpress", true);
     let w = Wim::open(&wim).unwrap();
-    let e = w.blobs.iter().max_by_key(|b| b.reshdr.size_in_wim).unwrap().clone();
+    let e = w
+        .blobs
+        .iter()
+        .max_by_key(|b| b.reshdr.size_in_wim)
+        .unwrap()
+        .clone();
     drop(w);
     flip(&wim, e.reshdr.offset_in_wim + e.reshdr.size_in_wim / 2);
     assert_clean_failure(&tasq(&["wim", "verify", s(&wim)]), &["integrity"]);
@@ -198,11 +253,17 @@ struct Crafted {
 
 impl Crafted {
     fn new() -> Crafted {
-        Crafted { tree: ImageTree::new(), data: Vec::new() }
+        Crafted {
+            tree: ImageTree::new(),
+            data: Vec::new(),
+        }
     }
 
     fn dir(&mut self, parent: usize, name: &str) -> usize {
-        let ino = self.tree.add_inode(Inode { attributes: FILE_ATTRIBUTE_DIRECTORY, ..Inode::default() });
+        let ino = self.tree.add_inode(Inode {
+            attributes: FILE_ATTRIBUTE_DIRECTORY,
+            ..Inode::default()
+        });
         self.tree.add_dentry(parent, utf16(name), vec![], ino)
     }
 
@@ -224,9 +285,24 @@ impl Crafted {
     }
 
     fn write(mut self, wim: &Path, compression: CompressionFormat) {
-        let mut w = WimWriter::create(wim, WriteOptions { compression, ..WriteOptions::default() }).unwrap();
-        w.add_image(&mut self, &NoFilter, &ImageOptions { name: Some("crafted".into()), ..Default::default() }, &mut |_| {})
-            .unwrap();
+        let mut w = WimWriter::create(
+            wim,
+            WriteOptions {
+                compression,
+                ..WriteOptions::default()
+            },
+        )
+        .unwrap();
+        w.add_image(
+            &mut self,
+            &NoFilter,
+            &ImageOptions {
+                name: Some("crafted".into()),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .unwrap();
         w.finish().unwrap();
     }
 }
@@ -235,7 +311,11 @@ impl CaptureSource for Crafted {
     fn describe(&self) -> String {
         "crafted tree".into()
     }
-    fn scan(&mut self, _: &dyn CaptureFilter, _: &mut dyn FnMut(ScanProgress)) -> tasq_wim::Result<ImageTree> {
+    fn scan(
+        &mut self,
+        _: &dyn CaptureFilter,
+        _: &mut dyn FnMut(ScanProgress),
+    ) -> tasq_wim::Result<ImageTree> {
         Ok(self.tree.clone())
     }
     fn open_stream(&self, id: u64) -> tasq_wim::Result<Box<dyn std::io::Read + Send + '_>> {
@@ -253,15 +333,28 @@ fn refused(dir: &Path, wim: &Path, needles: &[&str]) {
     let target = dir.join("target");
     let line = assert_clean_failure(&tasq(&["wim", "apply", s(wim), s(&target)]), needles);
     eprintln!("{}: {line}", wim.display());
-    assert!(!target.exists(), "apply of a refused image created its target");
+    assert!(
+        !target.exists(),
+        "apply of a refused image created its target"
+    );
     // An existing (empty) target stays empty.
     fs::create_dir(&target).unwrap();
     assert_clean_failure(&tasq(&["wim", "apply", s(wim), "1", s(&target)]), needles);
-    assert!(list_all(&target) == BTreeSet::from([String::new()]), "apply wrote into the target: {:?}", list_all(&target));
+    assert!(
+        list_all(&target) == BTreeSet::from([String::new()]),
+        "apply wrote into the target: {:?}",
+        list_all(&target)
+    );
     fs::remove_dir(&target).unwrap();
     let dest = dir.join("dest");
-    assert_clean_failure(&tasq(&["wim", "extract", s(wim), "1", "/", "--dest", s(&dest)]), needles);
-    assert!(!dest.exists(), "extract of a refused image created its destination");
+    assert_clean_failure(
+        &tasq(&["wim", "extract", s(wim), "1", "/", "--dest", s(&dest)]),
+        needles,
+    );
+    assert!(
+        !dest.exists(),
+        "extract of a refused image created its destination"
+    );
     assert_eq!(list_all(dir), before, "files appeared next to the WIM");
     assert_eq!(names_in(parent), before_parent, "files appeared outside");
 }
@@ -317,7 +410,10 @@ fn cyclic_wim(wim: &Path) {
     let m = w.metadata[0].clone();
     drop(w);
     let mut bytes = fs::read(wim).unwrap();
-    let (off, len) = (m.reshdr.offset_in_wim as usize, m.reshdr.size_in_wim as usize);
+    let (off, len) = (
+        m.reshdr.offset_in_wim as usize,
+        m.reshdr.size_in_wim as usize,
+    );
     let meta = &mut bytes[off..off + len];
     let sd_len = match (u32::from_le_bytes(meta[..4].try_into().unwrap()) as usize + 7) & !7 {
         0 => 8,
@@ -326,11 +422,18 @@ fn cyclic_wim(wim: &Path) {
     let root_list = le64(&meta[sd_len + 16..]) as usize;
     // The first entry of the root's list is `a`; point its subdir offset
     // back at the root's list.
-    assert_eq!(&meta[root_list + 102..root_list + 104], &[b'a', 0], "layout changed");
+    assert_eq!(
+        &meta[root_list + 102..root_list + 104],
+        &[b'a', 0],
+        "layout changed"
+    );
     meta[root_list + 16..root_list + 24].copy_from_slice(&(root_list as u64).to_le_bytes());
     let new_hash = Sha1Hash::of(meta);
     let old = m.hash.0;
-    let pos = bytes.windows(20).rposition(|w| w == old).expect("metadata hash in the blob table");
+    let pos = bytes
+        .windows(20)
+        .rposition(|w| w == old)
+        .expect("metadata hash in the blob table");
     bytes[pos..pos + 20].copy_from_slice(&new_hash.0);
     fs::write(wim, bytes).unwrap();
 }
@@ -370,7 +473,10 @@ fn patch_entry(wim: &Path, hash: &Sha1Hash, f: impl Fn(&mut [u8])) {
     let bt = w.header.blob_table;
     drop(w);
     let table = &mut bytes[bt.offset_in_wim as usize..(bt.offset_in_wim + bt.size_in_wim) as usize];
-    let e = table.chunks_exact_mut(50).find(|e| &e[30..50] == hash.0.as_slice()).expect("entry");
+    let e = table
+        .chunks_exact_mut(50)
+        .find(|e| &e[30..50] == hash.0.as_slice())
+        .expect("entry");
     f(e);
     fs::write(wim, bytes).unwrap();
 }
@@ -382,20 +488,45 @@ fn huge_sizes_in_the_blob_table_are_rejected_early() {
     type Patch = fn(&mut [u8]);
     let cases: [(&str, bool, Patch, &[&str]); 4] = [
         // A compressed blob claiming 1 TiB: its chunk table cannot fit.
-        ("blob-1TiB", false, |e| e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes()), &["blob"]),
+        (
+            "blob-1TiB",
+            false,
+            |e| e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes()),
+            &["blob"],
+        ),
         // 5 GiB: 8-byte chunk table entries.
-        ("blob-5GiB", false, |e| e[16..24].copy_from_slice(&(5u64 << 30).to_le_bytes()), &["blob"]),
+        (
+            "blob-5GiB",
+            false,
+            |e| e[16..24].copy_from_slice(&(5u64 << 30).to_le_bytes()),
+            &["blob"],
+        ),
         // An uncompressed resource claiming 1 TiB stored: past the end of the file.
-        ("stored-1TiB", false, |e| {
-            e[..7].copy_from_slice(&(1u64 << 40).to_le_bytes()[..7]);
-            e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        }, &["extends to byte"]),
+        (
+            "stored-1TiB",
+            false,
+            |e| {
+                e[..7].copy_from_slice(&(1u64 << 40).to_le_bytes()[..7]);
+                e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+            },
+            &["extends to byte"],
+        ),
         // The metadata resource claiming 1 TiB once decompressed.
-        ("metadata-1TiB", true, |e| e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes()), &["image 1"]),
+        (
+            "metadata-1TiB",
+            true,
+            |e| e[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes()),
+            &["image 1"],
+        ),
     ];
     let orig = sample_wim(tmp.path(), "lzx", false);
     let w = Wim::open(&orig).unwrap();
-    let blob = w.blobs.iter().max_by_key(|b| b.reshdr.size_in_wim).unwrap().hash;
+    let blob = w
+        .blobs
+        .iter()
+        .max_by_key(|b| b.reshdr.size_in_wim)
+        .unwrap()
+        .hash;
     let meta = w.metadata[0].hash;
     drop(w);
     for (tag, is_meta, patch, needles) in cases {
@@ -409,10 +540,23 @@ fn huge_sizes_in_the_blob_table_are_rejected_early() {
         let line = assert_clean_failure(&out, needles);
         eprintln!("{tag}: {line}");
         let target = dir.join("t");
-        assert_clean_failure(&tasq_limited(&["wim", "apply", s(&wim), s(&target)]), needles);
-        assert!(start.elapsed() < Duration::from_secs(10), "{tag}: took {:?}", start.elapsed());
+        assert_clean_failure(
+            &tasq_limited(&["wim", "apply", s(&wim), s(&target)]),
+            needles,
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{tag}: took {:?}",
+            start.elapsed()
+        );
         // Nothing outside the target.
-        assert_eq!(names_in(&dir).into_iter().filter(|n| n != "t").collect::<Vec<_>>(), ["huge.wim"]);
+        assert_eq!(
+            names_in(&dir)
+                .into_iter()
+                .filter(|n| n != "t")
+                .collect::<Vec<_>>(),
+            ["huge.wim"]
+        );
     }
 }
 
@@ -440,7 +584,12 @@ fn lock_dir(dir: &Path) -> Option<Unlock> {
         return Some(Unlock(dir.to_path_buf(), false));
     }
     let _ = fs::remove_file(&probe);
-    let ok = Command::new("chattr").arg("+i").arg(dir).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("chattr")
+        .arg("+i")
+        .arg(dir)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     let guard = Unlock(dir.to_path_buf(), ok);
     if ok && fs::write(&probe, b"x").is_err() {
         return Some(guard);
@@ -462,7 +611,12 @@ fn failed_capture_leaves_the_existing_wim_untouched() {
     let names = names_in(&out_dir);
 
     // A source that does not exist.
-    let out = tasq(&["wim", "capture", s(&tmp.path().join("no-such-dir")), s(&wim)]);
+    let out = tasq(&[
+        "wim",
+        "capture",
+        s(&tmp.path().join("no-such-dir")),
+        s(&wim),
+    ]);
     assert_clean_failure(&out, &["no-such-dir"]);
     assert!(fs::read(&wim).unwrap() == orig, "the WIM changed");
     assert_eq!(names_in(&out_dir), names);
@@ -478,7 +632,11 @@ fn failed_capture_leaves_the_existing_wim_untouched() {
     let out = tasq(&["wim", "capture", s(&src), s(&as_dir)]);
     assert_clean_failure(&out, &["isdir.wim"]);
     assert!(as_dir.is_dir() && names_in(&as_dir).is_empty());
-    assert_eq!(names_in(&out_dir), &names | &BTreeSet::from(["isdir.wim".to_string()]), "a temporary file was left behind");
+    assert_eq!(
+        names_in(&out_dir),
+        &names | &BTreeSet::from(["isdir.wim".to_string()]),
+        "a temporary file was left behind"
+    );
     fs::remove_dir(&as_dir).unwrap();
 
     // The destination directory cannot be written to.
@@ -502,7 +660,10 @@ fn slow_source(dir: &Path, mb: usize) -> PathBuf {
     for i in 0..mb {
         // Letters at random: about 4.7 bits a byte, so LZX works hard and
         // the output grows steadily.
-        let data: Vec<u8> = random_bytes(1 << 20, 100 + i as u32).iter().map(|b| b'a' + b % 26).collect();
+        let data: Vec<u8> = random_bytes(1 << 20, 100 + i as u32)
+            .iter()
+            .map(|b| b'a' + b % 26)
+            .collect();
         fs::write(src.join(format!("f{i:03}.txt")), data).unwrap();
     }
     src
@@ -511,7 +672,11 @@ fn slow_source(dir: &Path, mb: usize) -> PathBuf {
 /// Starts `tasq ARGS` and kills it (SIGKILL: no clean-up runs) as soon as
 /// `grown` says the output has grown. Returns false if it finished first.
 fn kill_when(args: &[&str], grown: impl Fn() -> bool) -> bool {
-    let mut child = Command::new(TASQ).args(args).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(TASQ)
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     loop {
         if grown() {
@@ -522,7 +687,10 @@ fn kill_when(args: &[&str], grown: impl Fn() -> bool) -> bool {
         if child.try_wait().unwrap().is_some() {
             return false;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "tasq did not make progress");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "tasq did not make progress"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -534,32 +702,73 @@ fn interrupted_capture_and_append_leave_a_valid_wim() {
     fs::create_dir_all(&small).unwrap();
     fs::write(small.join("x.txt"), b"x").unwrap();
     let wim = tmp.path().join("w.wim");
-    tasq_ok(&["wim", "capture", s(&small), s(&wim), "--name", "first", "--check"]);
+    tasq_ok(&[
+        "wim",
+        "capture",
+        s(&small),
+        s(&wim),
+        "--name",
+        "first",
+        "--check",
+    ]);
     let orig = fs::read(&wim).unwrap();
     let slow = slow_source(tmp.path(), 6);
 
     // Capture over the WIM, killed while the temporary file grows.
     let dir = tmp.path().to_path_buf();
-    let killed = kill_when(&["wim", "capture", s(&slow), s(&wim), "--compress", "lzx:100", "--threads", "1"], || {
-        fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().contains("tmp") && e.metadata().is_ok_and(|m| m.len() > 0))
-    });
-    assert!(killed, "the capture finished before it could be interrupted");
-    assert!(fs::read(&wim).unwrap() == orig, "an interrupted capture changed the existing WIM");
+    let killed = kill_when(
+        &[
+            "wim",
+            "capture",
+            s(&slow),
+            s(&wim),
+            "--compress",
+            "lzx:100",
+            "--threads",
+            "1",
+        ],
+        || {
+            fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).any(|e| {
+                e.file_name().to_string_lossy().contains("tmp")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        },
+    );
+    assert!(
+        killed,
+        "the capture finished before it could be interrupted"
+    );
+    assert!(
+        fs::read(&wim).unwrap() == orig,
+        "an interrupted capture changed the existing WIM"
+    );
     // (The killed process's temporary file stays; a later run does not mind it.)
 
     // Append, killed while the WIM grows: the header still describes the
     // old WIM, which must be intact and verify (with its integrity table).
     let len = orig.len() as u64;
     let w2 = wim.clone();
-    let killed = kill_when(&["wim", "append", s(&slow), s(&wim), "--name", "second", "--compress", "lzx:100", "--threads", "1"], || {
-        fs::metadata(&w2).is_ok_and(|m| m.len() > len)
-    });
+    let killed = kill_when(
+        &[
+            "wim",
+            "append",
+            s(&slow),
+            s(&wim),
+            "--name",
+            "second",
+            "--compress",
+            "lzx:100",
+            "--threads",
+            "1",
+        ],
+        || fs::metadata(&w2).is_ok_and(|m| m.len() > len),
+    );
     assert!(killed, "the append finished before it could be interrupted");
     let now = fs::read(&wim).unwrap();
-    assert!(now.len() > orig.len() && now[..orig.len()] == orig[..], "an interrupted append changed the old WIM's bytes");
+    assert!(
+        now.len() > orig.len() && now[..orig.len()] == orig[..],
+        "an interrupted append changed the old WIM's bytes"
+    );
     wimlib_ok(&["verify", s(&wim)]);
     tasq_ok(&["wim", "verify", s(&wim)]);
     assert_eq!(tasq_info(&wim)["image_count"].as_u64(), Some(1));
@@ -570,7 +779,10 @@ fn interrupted_capture_and_append_leave_a_valid_wim() {
     wimlib_ok(&["verify", s(&wim)]);
     assert_eq!(assert_info_agrees(&wim), 2);
     let before = fs::read(&wim).unwrap();
-    assert_clean_failure(&tasq(&["wim", "append", s(&tmp.path().join("gone")), s(&wim)]), &["gone"]);
+    assert_clean_failure(
+        &tasq(&["wim", "append", s(&tmp.path().join("gone")), s(&wim)]),
+        &["gone"],
+    );
     assert!(fs::read(&wim).unwrap() == before);
     wimlib_ok(&["verify", s(&wim)]);
 }

@@ -14,7 +14,14 @@ use common::*;
 /// A tree with the files Windows' default exclusions name, at the root and
 /// (where they must be kept) deeper down.
 fn windows_like_tree(root: &Path) {
-    for d in ["System Volume Information", "$Recycle.Bin/S-1-5-21", "Windows/CSC/v2.0.6", "Windows/System32", "keep", "logs/old"] {
+    for d in [
+        "System Volume Information",
+        "$Recycle.Bin/S-1-5-21",
+        "Windows/CSC/v2.0.6",
+        "Windows/System32",
+        "keep",
+        "logs/old",
+    ] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
     for (f, data) in [
@@ -37,7 +44,10 @@ fn windows_like_tree(root: &Path) {
 }
 
 fn tasq_dir(wim: &Path) -> BTreeSet<String> {
-    tasq_ok(&["wim", "dir", s(wim), "1"]).lines().map(str::to_string).collect()
+    tasq_ok(&["wim", "dir", s(wim), "1"])
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn set(paths: &[&str]) -> BTreeSet<String> {
@@ -73,8 +83,15 @@ fn default_exclusions_leave_out_windows_files() {
     wimlib_ok(&["verify", s(&wim)]);
     let out = tmp.path().join("out");
     wimlib_ok(&["apply", s(&wim), "1", s(&out)]);
-    let got: BTreeSet<String> = list_all(&out).into_iter().filter(|p| !p.is_empty()).collect();
-    let want_rel: BTreeSet<String> = want.iter().filter(|p| *p != "/").map(|p| p[1..].to_string()).collect();
+    let got: BTreeSet<String> = list_all(&out)
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    let want_rel: BTreeSet<String> = want
+        .iter()
+        .filter(|p| *p != "/")
+        .map(|p| p[1..].to_string())
+        .collect();
     assert_eq!(got, want_rel);
 }
 
@@ -90,19 +107,41 @@ fn config_file_exclusions_match_wimlib() {
     )
     .unwrap();
     let wim = tmp.path().join("c.wim");
-    tasq_ok(&["wim", "capture", s(&src), s(&wim), "--config", s(&cfg), "--compress", "none"]);
+    tasq_ok(&[
+        "wim",
+        "capture",
+        s(&src),
+        s(&wim),
+        "--config",
+        s(&cfg),
+        "--compress",
+        "none",
+    ]);
     let got = tasq_dir(&wim);
     // A configuration replaces the defaults: pagefile.sys is captured now.
     assert!(got.contains("/pagefile.sys"), "{got:?}");
-    assert!(got.contains("/System Volume Information/tracking.log"), "{got:?}");
+    assert!(
+        got.contains("/System Volume Information/tracking.log"),
+        "{got:?}"
+    );
     assert!(!got.contains("/keep/a.tmp"), "{got:?}");
-    assert!(!got.contains("/logs/app.log") && !got.contains("/logs/old"), "{got:?}");
-    assert!(got.contains("/logs/keep.log"), "the exception was not honoured: {got:?}");
+    assert!(
+        !got.contains("/logs/app.log") && !got.contains("/logs/old"),
+        "{got:?}"
+    );
+    assert!(
+        got.contains("/logs/keep.log"),
+        "the exception was not honoured: {got:?}"
+    );
     // wimlib, given the same file, captures the same paths.
     let wwim = tmp.path().join("w.wim");
     let conf = format!("--config={}", s(&cfg));
     wimlib_ok(&["capture", s(&src), s(&wwim), "--compress=none", &conf]);
-    assert_eq!(got, tasq_dir(&wwim), "tasq vs wimlib capture with the same --config");
+    assert_eq!(
+        got,
+        tasq_dir(&wwim),
+        "tasq vs wimlib capture with the same --config"
+    );
     assert_dir_agrees(&wim, "1");
 }
 
@@ -121,13 +160,19 @@ fn bad_config_file_is_a_one_line_error_naming_file_and_line() {
         fs::write(&cfg, text).unwrap();
         let out = tasq(&["wim", "capture", s(&src), s(&wim), "--config", s(&cfg)]);
         assert_clean_failure(&out, &[&format!("bad.ini:{line}:")]);
-        assert!(!wim.exists(), "a WIM was written despite a bad configuration");
+        assert!(
+            !wim.exists(),
+            "a WIM was written despite a bad configuration"
+        );
     }
     let missing = tmp.path().join("missing.ini");
     let out = tasq(&["wim", "capture", s(&src), s(&wim), "--config", s(&missing)]);
     assert_clean_failure(&out, &["missing.ini"]);
     assert!(!wim.exists());
     // Nothing but the source and the config file in the directory: no temp file left.
-    let left: BTreeSet<String> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let left: BTreeSet<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(left, set(&["bad.ini", "src"]));
 }

@@ -23,12 +23,27 @@ fn round_trip(compress: &str) {
     // The fixture is what the comparisons rely on: one 3-name hard-link
     // group, four symlinks, an mtime before 1970.
     assert_eq!(want.links.iter().map(Vec::len).collect::<Vec<_>>(), [3]);
-    assert_eq!(want.entries.values().filter(|e| matches!(e.kind, Kind::Symlink(_))).count(), 4);
+    assert_eq!(
+        want.entries
+            .values()
+            .filter(|e| matches!(e.kind, Kind::Symlink(_)))
+            .count(),
+        4
+    );
     assert!(want.entries["a.txt"].mtime.0 < 0);
     for check in [false, true] {
         let tag = format!("{compress}{}", if check { "-check" } else { "" });
         let wim = tmp.path().join(format!("{tag}.wim"));
-        let mut args = vec!["wim", "capture", s(&src), s(&wim), "--name", "fixture", "--compress", compress];
+        let mut args = vec![
+            "wim",
+            "capture",
+            s(&src),
+            s(&wim),
+            "--name",
+            "fixture",
+            "--compress",
+            compress,
+        ];
         if check {
             args.push("--check");
         }
@@ -43,22 +58,36 @@ fn round_trip(compress: &str) {
         };
         assert_eq!(winfo.wim["Compression"], want_comp, "{tag}");
         assert_eq!(
-            winfo.wim.get("Attributes").is_some_and(|a| a.contains("Integrity")),
+            winfo
+                .wim
+                .get("Attributes")
+                .is_some_and(|a| a.contains("Integrity")),
             check,
             "{tag}: integrity table present iff --check"
         );
         assert_eq!(tasq_info(&wim)["integrity"].as_bool(), Some(check), "{tag}");
         assert_eq!(assert_info_agrees(&wim), 1);
         let listed = assert_dir_agrees(&wim, "1");
-        assert!(listed.iter().any(|p| p.ends_with(UNICODE_NAME)), "{listed:?}");
+        assert!(
+            listed.iter().any(|p| p.ends_with(UNICODE_NAME)),
+            "{listed:?}"
+        );
 
         let by_wimlib = tmp.path().join(format!("{tag}-wimlib-apply"));
         wimlib_ok(&["apply", s(&wim), "1", s(&by_wimlib)]);
-        assert_snapshots_equal(&want, &snapshot(&by_wimlib), &format!("{tag}: wimlib apply of tasq's WIM"));
+        assert_snapshots_equal(
+            &want,
+            &snapshot(&by_wimlib),
+            &format!("{tag}: wimlib apply of tasq's WIM"),
+        );
 
         let by_tasq = tmp.path().join(format!("{tag}-tasq-apply"));
         tasq_ok(&["wim", "apply", s(&wim), s(&by_tasq)]);
-        assert_snapshots_equal(&want, &snapshot(&by_tasq), &format!("{tag}: tasq apply of tasq's WIM"));
+        assert_snapshots_equal(
+            &want,
+            &snapshot(&by_tasq),
+            &format!("{tag}: tasq apply of tasq's WIM"),
+        );
         tasq_ok(&["wim", "verify", s(&wim)]);
     }
 
@@ -77,13 +106,24 @@ fn round_trip(compress: &str) {
     assert_dir_agrees(&wwim, "1");
     assert_dir_agrees(&wwim, "2");
     let out = tasq_ok(&["wim", "verify", s(&wwim)]);
-    assert!(out.contains("integrity table"), "tasq verify did not check the integrity table: {out}");
+    assert!(
+        out.contains("integrity table"),
+        "tasq verify did not check the integrity table: {out}"
+    );
     let t1 = tmp.path().join("wimlib-wim-1");
     tasq_ok(&["wim", "apply", s(&wwim), "1", s(&t1)]);
-    assert_snapshots_equal(&want, &snapshot(&t1), &format!("tasq apply of wimlib's {compress} WIM, image 1"));
+    assert_snapshots_equal(
+        &want,
+        &snapshot(&t1),
+        &format!("tasq apply of wimlib's {compress} WIM, image 1"),
+    );
     let t2 = tmp.path().join("wimlib-wim-2");
     tasq_ok(&["wim", "apply", s(&wwim), "second", s(&t2)]);
-    assert_snapshots_equal(&want2, &snapshot(&t2), &format!("tasq apply of wimlib's {compress} WIM, image \"second\""));
+    assert_snapshots_equal(
+        &want2,
+        &snapshot(&t2),
+        &format!("tasq apply of wimlib's {compress} WIM, image \"second\""),
+    );
 }
 
 #[test]
@@ -103,7 +143,12 @@ fn round_trip_lzx() {
 
 /// `cp -a`: contents, hard links, symlinks and times.
 fn copy_tree(from: &Path, to: &Path) {
-    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -125,7 +170,16 @@ fn append_shares_blobs() {
     fs::write(src2.join("added.txt"), b"new in image two").unwrap();
     set_fixture_times(&src2);
     let wim = tmp.path().join("a.wim");
-    tasq_ok(&["wim", "capture", s(&src), s(&wim), "--name", "base", "--compress", "lzx"]);
+    tasq_ok(&[
+        "wim",
+        "capture",
+        s(&src),
+        s(&wim),
+        "--name",
+        "base",
+        "--compress",
+        "lzx",
+    ]);
     let before = file_len(&wim);
     tasq_ok(&["wim", "append", s(&src2), s(&wim), "--name", "second"]);
     let after = file_len(&wim);
@@ -136,7 +190,11 @@ fn append_shares_blobs() {
         .sum();
     assert!(data > 1_500_000, "fixture too small: {data}");
     // New metadata (~10 KiB uncompressed), a 16-byte blob and the XML.
-    assert!(after - before < 32 * 1024, "append grew the WIM by {} bytes for {data} bytes of mostly shared data", after - before);
+    assert!(
+        after - before < 32 * 1024,
+        "append grew the WIM by {} bytes for {data} bytes of mostly shared data",
+        after - before
+    );
     wimlib_ok(&["verify", s(&wim)]);
     assert_eq!(assert_info_agrees(&wim), 2);
     let t = tmp.path().join("t2");
@@ -151,12 +209,21 @@ fn append_shares_blobs() {
     assert_clean_failure(&out, &["2 images"]);
     assert!(!tmp.path().join("nowhere").exists());
     // Unknown name and out-of-range index: clean errors.
-    assert_clean_failure(&tasq(&["wim", "apply", s(&wim), "third", s(&t)]), &["third"]);
+    assert_clean_failure(
+        &tasq(&["wim", "apply", s(&wim), "third", s(&t)]),
+        &["third"],
+    );
     assert_clean_failure(&tasq(&["wim", "dir", s(&wim), "3"]), &["3"]);
     // An image name that exists already is refused, the WIM unchanged.
     let bytes = fs::read(&wim).unwrap();
-    assert_clean_failure(&tasq(&["wim", "append", s(&src), s(&wim), "--name", "base"]), &["base"]);
-    assert!(fs::read(&wim).unwrap() == bytes, "a refused append changed the WIM");
+    assert_clean_failure(
+        &tasq(&["wim", "append", s(&src), s(&wim), "--name", "base"]),
+        &["base"],
+    );
+    assert!(
+        fs::read(&wim).unwrap() == bytes,
+        "a refused append changed the WIM"
+    );
 }
 
 /// `extract WIM 1 PATH... --dest D` gives what wimlib's extract gives, and
@@ -186,14 +253,29 @@ fn extract_selected_paths() {
         sn
     };
     let got = strip(snapshot(&d_tasq));
-    assert_snapshots_equal(&strip(snapshot(&d_wimlib)), &got, "tasq extract vs wimlib extract");
+    assert_snapshots_equal(
+        &strip(snapshot(&d_wimlib)),
+        &got,
+        "tasq extract vs wimlib extract",
+    );
     let names: Vec<&String> = got.entries.keys().filter(|k| !k.contains('/')).collect();
     assert_eq!(names.len(), 4, "{names:?}");
     assert_same_tree(&src.join("d1"), &d_tasq.join("d1"), "extracted directory");
     assert_eq!(fs::read(d_tasq.join("a.txt")).unwrap(), b"hello\n");
-    assert_eq!(fs::read_link(d_tasq.join("dir_link")).unwrap(), Path::new("d1"));
+    assert_eq!(
+        fs::read_link(d_tasq.join("dir_link")).unwrap(),
+        Path::new("d1")
+    );
     // A path that is not in the image: a clean error that names it.
-    let out = tasq(&["wim", "extract", s(&wim), "1", "/no/such/file", "--dest", s(&tmp.path().join("e"))]);
+    let out = tasq(&[
+        "wim",
+        "extract",
+        s(&wim),
+        "1",
+        "/no/such/file",
+        "--dest",
+        s(&tmp.path().join("e")),
+    ]);
     assert_clean_failure(&out, &["/no/such/file"]);
 }
 
@@ -211,21 +293,41 @@ fn three_images(tmp: &Path) -> (std::path::PathBuf, [std::path::PathBuf; 3]) {
     fs::write(three.join("g"), b"g").unwrap();
     set_fixture_times(&three);
     let wim = tmp.join("three.wim");
-    tasq_ok(&["wim", "capture", s(&one), s(&wim), "--name", "one", "--compress", "xpress"]);
+    tasq_ok(&[
+        "wim",
+        "capture",
+        s(&one),
+        s(&wim),
+        "--name",
+        "one",
+        "--compress",
+        "xpress",
+    ]);
     tasq_ok(&["wim", "append", s(&two), s(&wim), "--name", "two"]);
     tasq_ok(&["wim", "append", s(&three), s(&wim), "--name", "three"]);
     (wim, [one, two, three])
 }
 
 fn names_of(wim: &Path) -> Vec<String> {
-    wimlib_info(wim).images.iter().map(|i| i["Name"].clone()).collect()
+    wimlib_info(wim)
+        .images
+        .iter()
+        .map(|i| i["Name"].clone())
+        .collect()
 }
 
 /// Applies image `image` of `wim` with wimlib and compares with `src`.
 fn wimlib_apply_matches(tmp: &Path, wim: &Path, image: &str, src: &Path) {
-    let t = tmp.join(format!("apply-{}-{image}", wim.file_name().unwrap().to_str().unwrap()));
+    let t = tmp.join(format!(
+        "apply-{}-{image}",
+        wim.file_name().unwrap().to_str().unwrap()
+    ));
     wimlib_ok(&["apply", s(wim), image, s(&t)]);
-    assert_same_tree(src, &t, &format!("wimlib apply of {} image {image}", wim.display()));
+    assert_same_tree(
+        src,
+        &t,
+        &format!("wimlib apply of {} image {image}", wim.display()),
+    );
 }
 
 #[test]
@@ -246,7 +348,16 @@ fn export_and_delete_keep_wims_valid() {
 
     // All images, uncompressed, with an integrity table.
     let e2 = tp.join("e2.wim");
-    tasq_ok(&["wim", "export", s(&wim), "all", s(&e2), "--compress", "none", "--check"]);
+    tasq_ok(&[
+        "wim",
+        "export",
+        s(&wim),
+        "all",
+        s(&e2),
+        "--compress",
+        "none",
+        "--check",
+    ]);
     wimlib_ok(&["verify", s(&e2)]);
     assert_eq!(wimlib_info(&e2).wim["Compression"], "None");
     assert_eq!(names_of(&e2), ["one", "two", "three"]);
@@ -263,8 +374,22 @@ fn export_and_delete_keep_wims_valid() {
     wimlib_apply_matches(tp, &e1, "one", &one);
     // --compress that contradicts the existing destination is refused.
     let before = fs::read(&e1).unwrap();
-    assert_clean_failure(&tasq(&["wim", "export", s(&wim), "3", s(&e1), "--compress", "xpress"]), &["e1.wim"]);
-    assert!(fs::read(&e1).unwrap() == before, "a refused export changed the destination");
+    assert_clean_failure(
+        &tasq(&[
+            "wim",
+            "export",
+            s(&wim),
+            "3",
+            s(&e1),
+            "--compress",
+            "xpress",
+        ]),
+        &["e1.wim"],
+    );
+    assert!(
+        fs::read(&e1).unwrap() == before,
+        "a refused export changed the destination"
+    );
 
     // Delete the middle image by name: the rest keep their content, the
     // WIM shrinks (two's own blob is gone) and stays valid.
@@ -273,7 +398,10 @@ fn export_and_delete_keep_wims_valid() {
     wimlib_ok(&["verify", s(&wim)]);
     assert_eq!(names_of(&wim), ["one", "three"]);
     assert_info_agrees(&wim);
-    assert!(fs::metadata(&wim).unwrap().len() < size - 60_000, "the deleted image's data was not dropped");
+    assert!(
+        fs::metadata(&wim).unwrap().len() < size - 60_000,
+        "the deleted image's data was not dropped"
+    );
     wimlib_apply_matches(tp, &wim, "1", &one);
     wimlib_apply_matches(tp, &wim, "three", &three);
     let t = tp.join("tasq-three");
@@ -283,10 +411,16 @@ fn export_and_delete_keep_wims_valid() {
     tasq_ok(&["wim", "delete", s(&wim), "1", "--check"]);
     wimlib_ok(&["verify", s(&wim)]);
     assert_eq!(names_of(&wim), ["three"]);
-    assert!(wimlib_info(&wim).wim.get("Attributes").is_some_and(|a| a.contains("Integrity")));
+    assert!(wimlib_info(&wim)
+        .wim
+        .get("Attributes")
+        .is_some_and(|a| a.contains("Integrity")));
     let before = fs::read(&wim).unwrap();
     assert_clean_failure(&tasq(&["wim", "delete", s(&wim), "two"]), &["two"]);
-    assert!(fs::read(&wim).unwrap() == before, "a failed delete changed the WIM");
+    assert!(
+        fs::read(&wim).unwrap() == before,
+        "a failed delete changed the WIM"
+    );
 }
 
 /// `--boot` marks the image bootable; the boot index follows its image
@@ -306,7 +440,11 @@ fn boot_index_follows_the_image() {
     tasq_ok(&["wim", "capture", s(&a), s(&wim), "--name", "A", "--boot"]);
     assert_eq!(boot(&wim), "1");
     tasq_ok(&["wim", "append", s(&b), s(&wim), "--name", "B"]);
-    assert_eq!(boot(&wim), "1", "append without --boot keeps the boot image");
+    assert_eq!(
+        boot(&wim),
+        "1",
+        "append without --boot keeps the boot image"
+    );
     tasq_ok(&["wim", "append", s(&a), s(&wim), "--name", "C", "--boot"]);
     assert_eq!(boot(&wim), "3");
     wimlib_ok(&["verify", s(&wim)]);

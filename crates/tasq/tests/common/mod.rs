@@ -15,7 +15,10 @@ pub const TASQ: &str = env!("CARGO_BIN_EXE_tasq");
 
 /// Runs `tasq ARGS` and returns its output (whatever the exit status).
 pub fn tasq(args: &[&str]) -> Output {
-    Command::new(TASQ).args(args).output().expect("cannot run the tasq binary")
+    Command::new(TASQ)
+        .args(args)
+        .output()
+        .expect("cannot run the tasq binary")
 }
 
 /// Runs `tasq ARGS`, which must succeed; returns stdout.
@@ -44,7 +47,11 @@ pub fn wimlib(args: &[&str]) -> Output {
 pub fn wimlib_ok(args: &[&str]) -> String {
     let out = wimlib(args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "wimlib-imagex {args:?} failed ({:?}):\n{err}", out.status);
+    assert!(
+        out.status.success(),
+        "wimlib-imagex {args:?} failed ({:?}):\n{err}",
+        out.status
+    );
     // A warning from the peer means it found something it did not like in
     // our WIM (or could not reproduce something): that is a failure too.
     // (Its note that a WIM without an integrity table was not checked
@@ -70,23 +77,41 @@ pub fn assert_clean_failure(out: &Output, needles: &[&str]) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_no_panic(out);
     let code = out.status.code();
-    assert!(code.is_some(), "tasq was killed by a signal: {:?}\n{err}", out.status);
-    assert_ne!(code, Some(0), "tasq succeeded where it must fail; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        code.is_some(),
+        "tasq was killed by a signal: {:?}\n{err}",
+        out.status
+    );
+    assert_ne!(
+        code,
+        Some(0),
+        "tasq succeeded where it must fail; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_ne!(code, Some(101), "exit code 101 is a panic's:\n{err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
     let line = lines[0];
-    assert!(line.starts_with("tasq: error: "), "error line does not start with `tasq: error:`: {line}");
+    assert!(
+        line.starts_with("tasq: error: "),
+        "error line does not start with `tasq: error:`: {line}"
+    );
     let low = line.to_lowercase();
     for n in needles {
-        assert!(low.contains(&n.to_lowercase()), "error line does not mention {n:?}: {line}");
+        assert!(
+            low.contains(&n.to_lowercase()),
+            "error line does not mention {n:?}: {line}"
+        );
     }
     line.to_string()
 }
 
 /// A temporary directory that is removed at the end of the test.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("tasq-cli-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("tasq-cli-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 pub fn s(p: &Path) -> &str {
@@ -110,8 +135,9 @@ pub fn random_bytes(n: usize, seed: u32) -> Vec<u8> {
 /// a small vocabulary in a pseudo-random order).
 pub fn text_bytes(n: usize, seed: u32) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "windows", "system32", "driver", "imaging", "the", "of", "and", "registry", "boot", "kernel",
-        "capture", "apply", "\r\n", "sequence", "task", "0x1F", "volume", "NTFS", "chunk", "LZX",
+        "windows", "system32", "driver", "imaging", "the", "of", "and", "registry", "boot",
+        "kernel", "capture", "apply", "\r\n", "sequence", "task", "0x1F", "volume", "NTFS",
+        "chunk", "LZX",
     ];
     let r = random_bytes(n / 3 + 16, seed);
     let mut out = Vec::with_capacity(n + 16);
@@ -129,7 +155,13 @@ pub fn text_bytes(n: usize, seed: u32) -> Vec<u8> {
 /// date GNU `touch -d` understands. Whole 100 ns ticks only, so that a WIM
 /// (100 ns precision) can reproduce the time exactly.
 pub fn set_mtime(p: &Path, date: &str) {
-    let st = Command::new("touch").arg("-h").arg("-d").arg(date).arg(p).status().expect("touch");
+    let st = Command::new("touch")
+        .arg("-h")
+        .arg("-d")
+        .arg(date)
+        .arg(p)
+        .status()
+        .expect("touch");
     assert!(st.success(), "touch -h -d {date:?} {}", p.display());
 }
 
@@ -191,11 +223,25 @@ pub fn set_fixture_times(root: &Path) {
         }
     });
     for (i, p) in entries.iter().enumerate() {
-        set_mtime(p, &format!("2019-03-{:02} 10:20:30.{:07} UTC", 1 + i % 28, 1_000_000 + i * 37));
+        set_mtime(
+            p,
+            &format!(
+                "2019-03-{:02} 10:20:30.{:07} UTC",
+                1 + i % 28,
+                1_000_000 + i * 37
+            ),
+        );
     }
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     for (i, d) in dirs.iter().enumerate() {
-        set_mtime(d, &format!("2001-09-{:02} 08:00:00.{:07} UTC", 1 + i % 28, 5_000_000 + i * 11));
+        set_mtime(
+            d,
+            &format!(
+                "2001-09-{:02} 08:00:00.{:07} UTC",
+                1 + i % 28,
+                5_000_000 + i * 11
+            ),
+        );
     }
 }
 
@@ -205,7 +251,10 @@ fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
     if !m.is_dir() {
         return;
     }
-    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     for p in names {
         walk(root, &p, f);
@@ -250,9 +299,18 @@ pub fn snapshot(root: &Path) -> Snapshot {
             Kind::File(data.len() as u64, tasq_wim::Sha1Hash::of(&data).to_string())
         };
         if m.is_file() && m.nlink() > 1 {
-            by_inode.entry((m.dev(), m.ino())).or_default().push(rel.clone());
+            by_inode
+                .entry((m.dev(), m.ino()))
+                .or_default()
+                .push(rel.clone());
         }
-        entries.insert(rel, Entry { kind, mtime: (m.mtime(), m.mtime_nsec()) });
+        entries.insert(
+            rel,
+            Entry {
+                kind,
+                mtime: (m.mtime(), m.mtime_nsec()),
+            },
+        );
     });
     let links = by_inode
         .into_values()
@@ -273,7 +331,11 @@ pub fn assert_same_tree(expected: &Path, actual: &Path, ctx: &str) {
 pub fn assert_snapshots_equal(a: &Snapshot, b: &Snapshot, ctx: &str) {
     let keys: BTreeSet<&String> = a.entries.keys().chain(b.entries.keys()).collect();
     for k in keys {
-        assert_eq!(a.entries.get(k), b.entries.get(k), "{ctx}: entry {k:?} differs (left: expected, right: actual)");
+        assert_eq!(
+            a.entries.get(k),
+            b.entries.get(k),
+            "{ctx}: entry {k:?} differs (left: expected, right: actual)"
+        );
     }
     assert_eq!(a.links, b.links, "{ctx}: hard-link groups differ");
 }
@@ -287,9 +349,14 @@ pub struct WimlibInfo {
 
 pub fn wimlib_info(wim: &Path) -> WimlibInfo {
     let text = wimlib_ok(&["info", s(wim)]);
-    let mut info = WimlibInfo { wim: HashMap::new(), images: Vec::new() };
+    let mut info = WimlibInfo {
+        wim: HashMap::new(),
+        images: Vec::new(),
+    };
     for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let (k, v) = (k.trim().to_string(), v.trim().to_string());
         if k == "Index" {
             info.images.push(HashMap::new());
@@ -309,7 +376,8 @@ pub fn wimlib_info(wim: &Path) -> WimlibInfo {
 /// `tasq wim info --json`.
 pub fn tasq_info(wim: &Path) -> serde_json::Value {
     let out = tasq_ok(&["wim", "info", s(wim), "--json"]);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("tasq wim info --json is not JSON ({e}):\n{out}"))
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("tasq wim info --json is not JSON ({e}):\n{out}"))
 }
 
 /// Checks that `tasq wim info --json` and `wimlib-imagex info` agree on the
@@ -319,7 +387,12 @@ pub fn assert_info_agrees(wim: &Path) -> usize {
     let w = wimlib_info(wim);
     let t = tasq_info(wim);
     let count: usize = w.wim["Image Count"].parse().unwrap();
-    assert_eq!(t["image_count"].as_u64(), Some(count as u64), "image count of {}", wim.display());
+    assert_eq!(
+        t["image_count"].as_u64(),
+        Some(count as u64),
+        "image count of {}",
+        wim.display()
+    );
     assert_eq!(w.images.len(), count);
     assert_eq!(
         t["boot_index"].as_u64().map(|b| b.to_string()),
@@ -333,8 +406,16 @@ pub fn assert_info_agrees(wim: &Path) -> usize {
         let ctx = format!("{} image {}", wim.display(), i + 1);
         assert_eq!(ti["index"].as_u64(), Some(i as u64 + 1), "{ctx}");
         assert_eq!(ti["name"].as_str().unwrap_or(""), wi["Name"], "{ctx}: name");
-        for (tk, wk) in [("dir_count", "Directory Count"), ("file_count", "File Count"), ("total_bytes", "Total Bytes")] {
-            assert_eq!(ti[tk].as_u64().map(|v| v.to_string()), Some(wi[wk].clone()), "{ctx}: {tk}");
+        for (tk, wk) in [
+            ("dir_count", "Directory Count"),
+            ("file_count", "File Count"),
+            ("total_bytes", "Total Bytes"),
+        ] {
+            assert_eq!(
+                ti[tk].as_u64().map(|v| v.to_string()),
+                Some(wi[wk].clone()),
+                "{ctx}: {tk}"
+            );
         }
     }
     count
@@ -343,12 +424,23 @@ pub fn assert_info_agrees(wim: &Path) -> usize {
 /// The sorted path lists of `tasq wim dir` and `wimlib-imagex dir` must be
 /// equal (and not trivially empty).
 pub fn assert_dir_agrees(wim: &Path, image: &str) -> Vec<String> {
-    let mut t: Vec<String> = tasq_ok(&["wim", "dir", s(wim), image]).lines().map(str::to_string).collect();
-    let mut w: Vec<String> = wimlib_ok(&["dir", s(wim), image]).lines().map(str::to_string).collect();
+    let mut t: Vec<String> = tasq_ok(&["wim", "dir", s(wim), image])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut w: Vec<String> = wimlib_ok(&["dir", s(wim), image])
+        .lines()
+        .map(str::to_string)
+        .collect();
     t.sort();
     w.sort();
     assert!(t.len() > 1, "tasq wim dir listed only {t:?}");
-    assert_eq!(t, w, "tasq wim dir vs wimlib-imagex dir of {} image {image}", wim.display());
+    assert_eq!(
+        t,
+        w,
+        "tasq wim dir vs wimlib-imagex dir of {} image {image}",
+        wim.display()
+    );
     t
 }
 
