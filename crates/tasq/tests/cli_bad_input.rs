@@ -786,3 +786,45 @@ fn interrupted_capture_and_append_leave_a_valid_wim() {
     assert!(fs::read(&wim).unwrap() == before);
     wimlib_ok(&["verify", s(&wim)]);
 }
+
+/// Points the header's blob table or XML data at a crafted compressed
+/// resource claiming 1 GiB - 1 bytes: 512 chunks of 2 MiB (the largest LZX
+/// chunk size), a well-formed chunk table, 4 stored bytes per chunk. The
+/// reader must not reserve the claimed size before the first chunk fails
+/// to decompress.
+fn claim_huge_table(wim: &Path, reshdr_at: usize) {
+    let mut b = fs::read(wim).unwrap();
+    b[0x14..0x18].copy_from_slice(&(2u32 << 20).to_le_bytes());
+    let start = 208usize;
+    for k in 1..512u32 {
+        let p = start + (k as usize - 1) * 4;
+        b[p..p + 4].copy_from_slice(&(k * 4).to_le_bytes());
+    }
+    let size_in_wim: u64 = 511 * 4 + 512 * 4;
+    let mut rh = [0u8; 24];
+    rh[..7].copy_from_slice(&size_in_wim.to_le_bytes()[..7]);
+    rh[7] = 0x02 | 0x04; // metadata | compressed
+    rh[8..16].copy_from_slice(&(start as u64).to_le_bytes());
+    rh[16..24].copy_from_slice(&((1u64 << 30) - 1).to_le_bytes());
+    b[reshdr_at..reshdr_at + 24].copy_from_slice(&rh);
+    fs::write(wim, b).unwrap();
+}
+
+#[test]
+fn huge_compressed_tables_are_not_allocated_up_front() {
+    let tmp = tempdir();
+    let orig = sample_wim(tmp.path(), "lzx", false);
+    for (tag, at, needle) in [
+        ("blob-table", 0x30, "blob table"),
+        ("xml", 0x48, "XML data"),
+    ] {
+        let wim = tmp.path().join(format!("{tag}.wim"));
+        fs::copy(&orig, &wim).unwrap();
+        claim_huge_table(&wim, at);
+        let start = Instant::now();
+        let out = tasq_limited(&["wim", "info", s(&wim)]);
+        let line = assert_clean_failure(&out, &[needle]);
+        eprintln!("{tag}: {line}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}
