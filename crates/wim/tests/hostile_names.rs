@@ -206,3 +206,26 @@ fn selected_paths_cannot_climb_out() {
         assert_untouched(&fs, sel);
     }
 }
+
+/// A root entry that is a directory reparse point is refused: the writer
+/// gives such a directory no child list, so export or delete would have
+/// silently dropped the whole tree (found by the metadata_parse fuzz
+/// target).
+#[test]
+fn reparse_point_root_is_refused() {
+    use tasq_wim::metadata::{parse_metadata, serialize_metadata};
+    let mut t = ImageTree::new();
+    let ino = t.add_inode(Inode {
+        attributes: FILE_ATTRIBUTE_NORMAL,
+        ..Inode::default()
+    });
+    t.add_dentry(ImageTree::ROOT, utf16("child"), vec![], ino);
+    let mut bytes = serialize_metadata(&t);
+    assert_eq!(parse_metadata(&bytes, 1).unwrap().dentries.len(), 2);
+    // Security data of an empty table is 8 bytes; the root's attributes
+    // follow its 8-byte length field.
+    let attrs = FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT;
+    bytes[16..20].copy_from_slice(&attrs.to_le_bytes());
+    let err = parse_metadata(&bytes, 4).unwrap_err().to_string();
+    assert!(err.contains("image 4") && err.contains("root"), "{err}");
+}
