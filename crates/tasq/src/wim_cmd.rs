@@ -239,10 +239,7 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
         pb.set_length(p.bytes_total);
         pb.set_position(p.bytes_done);
     })
-    .map_err(|e| {
-        created.undo();
-        e
-    })
+    .inspect_err(|_| created.undo())
     .with_context(|| format!("applying image {image} of {} to {target}", wimfile.display()))?;
     pb.finish_and_clear();
     for warn in tgt.warnings() {
@@ -284,10 +281,7 @@ fn extract(wimfile: &Path, image: &str, paths: &[String], dest: &Path, threads: 
     let created = DirsCreated::before(dest);
     let mut tgt = HostDirTarget::new(dest).with_context(|| format!("destination {}", dest.display()))?;
     apply_paths(&wim, n, paths, &mut tgt, &ApplyOptions { threads }, &mut |_| {})
-        .map_err(|e| {
-            created.undo();
-            e
-        })
+        .inspect_err(|_| created.undo())
         .with_context(|| format!("extracting from image {n} of {}", wimfile.display()))?;
     Ok(0)
 }

@@ -159,7 +159,7 @@ fn every_truncation_is_refused() {
             .collect();
         for &len in &lens {
             std::fs::write(&cut_path, &bytes[..len]).unwrap();
-            if let Ok(_) = read_everything(&cut_path) {
+            if read_everything(&cut_path).is_ok() {
                 panic!(
                     "{c} (integrity {integrity}): the WIM cut to {len} of {} bytes verified",
                     bytes.len()

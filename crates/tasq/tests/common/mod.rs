@@ -215,7 +215,7 @@ pub fn set_fixture_times(root: &Path) {
     }
     let mut entries: Vec<PathBuf> = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
-    walk(root, root, &mut |p, m| {
+    walk(root, &mut |p, m| {
         if m.is_dir() {
             dirs.push(p.to_path_buf());
         } else if !p.ends_with("a.txt") {
@@ -245,7 +245,7 @@ pub fn set_fixture_times(root: &Path) {
     }
 }
 
-fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
     let m = fs::symlink_metadata(dir).unwrap();
     f(dir, &m);
     if !m.is_dir() {
@@ -257,7 +257,7 @@ fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
         .collect();
     names.sort();
     for p in names {
-        walk(root, &p, f);
+        walk(&p, f);
     }
 }
 
@@ -288,7 +288,7 @@ pub struct Snapshot {
 pub fn snapshot(root: &Path) -> Snapshot {
     let mut entries = BTreeMap::new();
     let mut by_inode: HashMap<(u64, u64), Vec<String>> = HashMap::new();
-    walk(root, root, &mut |p, m| {
+    walk(root, &mut |p, m| {
         let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
         let kind = if m.is_dir() {
             Kind::Dir
@@ -450,7 +450,7 @@ pub fn list_all(dir: &Path) -> BTreeSet<String> {
     if fs::symlink_metadata(dir).is_err() {
         return out;
     }
-    walk(dir, dir, &mut |p, _| {
+    walk(dir, &mut |p, _| {
         out.insert(p.strip_prefix(dir).unwrap().to_str().unwrap().to_string());
     });
     out
