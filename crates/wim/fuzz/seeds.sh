@@ -3,7 +3,8 @@
 # corpus/ (git-ignored): small WIMs written by wimlib-imagex in each
 # compression (with and without an integrity table, two images), and the
 # metadata resources of the uncompressed ones.
-# Needs wimlib-imagex (apt-get install wimtools) and python3.
+# Needs wimlib-imagex (apt-get install wimtools) and python3; TASQ=path
+# to a built tasq adds WIMs in tasq's layout.
 set -eu
 cd "$(dirname "$0")"
 tmp=$(mktemp -d)
@@ -24,6 +25,13 @@ for c in none xpress lzx; do
         wimlib-imagex append "$tmp/src2" "$w" two $check >/dev/null
     done
 done
+# And tasq's own layout, when a built tasq is given (TASQ=path/to/tasq).
+if [ -n "${TASQ:-}" ]; then
+    for c in none xpress lzx; do
+        "$TASQ" wim capture "$tmp/src" "corpus/wim_open/tasq-$c.wim" --compress $c --check 2>/dev/null
+        "$TASQ" wim append "$tmp/src2" "corpus/wim_open/tasq-$c.wim" --name two 2>/dev/null
+    done
+fi
 # The metadata resources of the uncompressed WIMs (header at 0; blob table
 # reshdr at 0x30; 50-byte entries; flag 2 = metadata).
 python3 - corpus/wim_open/wimlib-none.wim corpus/metadata_parse <<'PY'
