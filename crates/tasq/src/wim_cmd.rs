@@ -303,6 +303,7 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
         [i, t] => (wim.resolve_image(i)?, t.as_str()),
         _ => bail!("usage: tasq wim apply WIMFILE [IMAGE] TARGET"),
     };
+    let created = DirsCreated::before(Path::new(target));
     let mut tgt = HostDirTarget::new(target).with_context(|| format!("apply target {target}"))?;
     let pb = progress_bar(0, "Applying");
     apply_paths(
@@ -316,6 +317,7 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
             pb.set_position(p.bytes_done);
         },
     )
+    .inspect_err(|_| created.undo())
     .with_context(|| {
         format!(
             "applying image {image} of {} to {target}",
@@ -329,6 +331,35 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
     Ok(0)
 }
 
+/// The directories a `HostDirTarget` is about to create for its root (the
+/// missing ones, deepest first). `apply_paths` checks the whole image
+/// (metadata, names, blobs) before its first call to the target, so when
+/// an image is refused they are still empty: removing them again leaves
+/// nothing behind. `remove_dir` never removes a directory with content.
+struct DirsCreated(Vec<PathBuf>);
+
+impl DirsCreated {
+    fn before(target: &Path) -> DirsCreated {
+        let mut v = Vec::new();
+        let mut p = Some(target);
+        while let Some(d) =
+            p.filter(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err())
+        {
+            v.push(d.to_path_buf());
+            p = d.parent();
+        }
+        DirsCreated(v)
+    }
+
+    fn undo(&self) {
+        for d in &self.0 {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 fn extract(
     wimfile: &Path,
     image: &str,
@@ -338,6 +369,7 @@ fn extract(
 ) -> Result<i32> {
     let wim = Wim::open(wimfile)?;
     let n = wim.resolve_image(image)?;
+    let created = DirsCreated::before(dest);
     let mut tgt =
         HostDirTarget::new(dest).with_context(|| format!("destination {}", dest.display()))?;
     apply_paths(
@@ -348,6 +380,7 @@ fn extract(
         &ApplyOptions { threads },
         &mut |_| {},
     )
+    .inspect_err(|_| created.undo())
     .with_context(|| format!("extracting from image {n} of {}", wimfile.display()))?;
     Ok(0)
 }

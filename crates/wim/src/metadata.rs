@@ -208,8 +208,14 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
     let mut off = sd_len;
     let root =
         read_dentry(buf, &mut off, image)?.ok_or_else(|| bad("no root directory entry".into()))?;
-    if root.attributes & FILE_ATTRIBUTE_DIRECTORY == 0 {
-        return Err(bad("the root entry is not a directory".into()));
+    // A directory reparse point has no child list (the writer drops one):
+    // a root like that would lose the whole tree on the next rewrite.
+    if root.attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)
+        != FILE_ATTRIBUTE_DIRECTORY
+    {
+        return Err(bad(
+            "the root entry is not a directory (or is a reparse point)".into(),
+        ));
     }
     let mut tree = ImageTree {
         dentries: Vec::new(),

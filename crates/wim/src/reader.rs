@@ -37,10 +37,18 @@ impl Wim {
     pub fn open(path: impl AsRef<Path>) -> Result<Wim> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
-        let file_size = file
+        let meta = file
             .metadata()
-            .ctx(|| format!("reading {}", path.display()))?
-            .len();
+            .ctx(|| format!("reading {}", path.display()))?;
+        // Opening a directory succeeds on Linux; reading it would fail
+        // with an error that does not say which path was wrong.
+        if meta.is_dir() {
+            return Err(WimError::NotAWim {
+                path,
+                reason: "it is a directory".into(),
+            });
+        }
+        let file_size = meta.len();
         if file_size < HEADER_SIZE as u64 {
             return Err(WimError::NotAWim {
                 path,

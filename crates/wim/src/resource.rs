@@ -167,15 +167,17 @@ pub fn read_resource(
     }
     let chunks = chunk_locations(file, rh, chunk_size, what)?;
     let mut dec = new_decompressor(format, chunk_size as usize);
-    let mut out = vec![0u8; rh.uncompressed_size as usize];
+    // Grown chunk by chunk, not reserved from the header's claim: a few
+    // KiB of file can claim a GiB in 512 chunks of 2 MiB, and the claim is
+    // only believed as far as chunks actually decompress.
+    let mut out = Vec::with_capacity((rh.uncompressed_size as usize).min(1 << 20));
     let mut raw = Vec::new();
-    let mut pos = 0usize;
     for c in chunks {
         raw.resize(c.stored_size as usize, 0);
         read_exact_at(file, &mut raw, c.offset, what)?;
-        let end = pos + c.uncompressed_size as usize;
-        decode_chunk(&mut dec, &raw, &mut out[pos..end], what)?;
-        pos = end;
+        let pos = out.len();
+        out.resize(pos + c.uncompressed_size as usize, 0);
+        decode_chunk(&mut dec, &raw, &mut out[pos..], what)?;
     }
     Ok(out)
 }

@@ -1097,8 +1097,14 @@ impl WimWriter {
             .sync_all()
             .ctx(|| format!("syncing {}", self.out.what))?;
         if let Some(temp) = self.temp.take() {
-            std::fs::rename(&temp, &self.dest)
-                .ctx(|| format!("renaming {} to {}", temp.display(), self.dest.display()))?;
+            if let Err(e) = std::fs::rename(&temp, &self.dest) {
+                // `temp` is no longer in `self`, so Drop cannot remove it.
+                let _ = std::fs::remove_file(&temp);
+                return Err(WimError::io(
+                    format!("renaming {} to {}", temp.display(), self.dest.display()),
+                    e,
+                ));
+            }
             if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 if let Ok(d) = File::open(dir) {
                     let _ = d.sync_all();
