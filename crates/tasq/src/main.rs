@@ -2,6 +2,7 @@
 //! crates together and prints one clear line per failure.
 
 mod demo;
+mod disk_cmd;
 mod ts_cmd;
 mod wim_cmd;
 
@@ -25,6 +26,11 @@ enum Command {
         #[command(subcommand)]
         cmd: wim_cmd::WimCommand,
     },
+    /// Disk images: create, partition (BIOS/UEFI layouts), list volumes.
+    Disk {
+        #[command(subcommand)]
+        cmd: disk_cmd::DiskCommand,
+    },
     /// Task sequences: show, export, new (wizard), validate, edit.
     Ts {
         #[command(subcommand)]
@@ -43,6 +49,7 @@ fn main() {
         Command::Wim { cmd } => wim_cmd::run(cmd),
         Command::Demo { out } => demo::run(&out),
         Command::Ts { cmd } => ts_cmd::run(cmd),
+        Command::Disk { cmd } => disk_cmd::run(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),
