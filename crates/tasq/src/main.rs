@@ -4,6 +4,7 @@
 mod demo;
 mod disk_cmd;
 mod ts_cmd;
+mod volume_addr;
 mod wim_cmd;
 
 use clap::{Parser, Subcommand};

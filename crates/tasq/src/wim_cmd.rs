@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tasq_volume::hostdir::{HostDirSource, HostDirTarget};
+use tasq_volume::hostdir::HostDirTarget;
 use tasq_wim::apply::{apply_paths, ApplyOptions};
 use tasq_wim::capture_config::CaptureConfig;
 use tasq_wim::reader::Wim;
@@ -77,6 +77,24 @@ pub enum WimCommand {
         threads: usize,
     },
     /// Delete an image (the WIM is rebuilt without it, atomically).
+    /// Capture every capturable volume (NTFS or FAT32, not USB) of a disk
+    /// image or device as its own image of one WIM, in disk order.
+    CaptureDisk {
+        disk: PathBuf,
+        wimfile: PathBuf,
+        #[arg(long, default_value = "lzx")]
+        compress: String,
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// WimScript.ini-style exclusion list (default: the Windows exclusions).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Treat the disk as USB (its volumes are then skipped).
+        #[arg(long)]
+        usb: bool,
+    },
     Delete {
         wimfile: PathBuf,
         image: String,
@@ -161,6 +179,23 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             check,
             threads,
         ),
+        WimCommand::CaptureDisk {
+            disk,
+            wimfile,
+            compress,
+            check,
+            threads,
+            config,
+            usb,
+        } => capture_disk(
+            &disk,
+            &wimfile,
+            &compress,
+            check,
+            threads,
+            config.as_deref(),
+            usb,
+        ),
         WimCommand::Delete {
             wimfile,
             image,
@@ -243,8 +278,6 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
         threads: a.threads,
         integrity: a.check,
     };
-    let mut source = HostDirSource::new(&a.source)
-        .with_context(|| format!("capture source {}", a.source.display()))?;
     let mut w = if append {
         WimWriter::append(&a.wimfile, opts)?
     } else {
@@ -258,8 +291,8 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
         boot: a.boot,
         ..Default::default()
     };
-    let n = w
-        .add_image(&mut source, &config, &image, &mut |ev| match ev {
+    let (n, warnings) = crate::volume_addr::with_source(&a.source, |source| {
+        Ok(w.add_image(source, &config, &image, &mut |ev| match ev {
             ProgressEvent::Scan(s) => {
                 pb.set_message(format!("Scanning ({} files, {} dirs)", s.files, s.dirs))
             }
@@ -271,12 +304,13 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
                     p.files_done, p.files_total
                 ));
             }
-        })
-        .with_context(|| format!("capturing {}", a.source.display()))?;
+        })?)
+    })
+    .with_context(|| format!("capturing {}", a.source.display()))?;
     w.finish()
         .with_context(|| format!("writing {}", a.wimfile.display()))?;
     pb.finish_and_clear();
-    for warn in source.warnings() {
+    for warn in warnings {
         eprintln!("tasq: warning: {warn}");
     }
     eprintln!(
@@ -303,6 +337,25 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
         [i, t] => (wim.resolve_image(i)?, t.as_str()),
         _ => bail!("usage: tasq wim apply WIMFILE [IMAGE] TARGET"),
     };
+    if let Some(addr) = crate::volume_addr::volume_address(Path::new(target)) {
+        let pb = progress_bar(0, "Applying");
+        let warnings = crate::volume_addr::apply_to_volume(
+            &wim,
+            image,
+            &addr,
+            &ApplyOptions { threads },
+            &mut |p| {
+                pb.set_length(p.bytes_total);
+                pb.set_position(p.bytes_done);
+            },
+        )
+        .with_context(|| format!("applying image {image} of {} to {addr}", wimfile.display()))?;
+        pb.finish_and_clear();
+        for warn in warnings {
+            eprintln!("tasq: warning: {warn}");
+        }
+        return Ok(0);
+    }
     let created = DirsCreated::before(Path::new(target));
     let mut tgt = HostDirTarget::new(target).with_context(|| format!("apply target {target}"))?;
     let pb = progress_bar(0, "Applying");
@@ -690,5 +743,66 @@ fn delete(wimfile: &Path, image: &str, check: bool) -> Result<i32> {
     w.finish()
         .with_context(|| format!("rewriting {}", wimfile.display()))?;
     eprintln!("Deleted image {del} from {}", wimfile.display());
+    Ok(0)
+}
+
+fn capture_disk(
+    disk: &Path,
+    wimfile: &Path,
+    compress: &str,
+    check: bool,
+    threads: usize,
+    config: Option<&Path>,
+    usb: bool,
+) -> Result<i32> {
+    let (format, level) = parse_compression(compress)?;
+    let config = load_config(config)?;
+    let volumes = crate::volume_addr::disk_volumes(disk, usb)?;
+    if !volumes.iter().any(|v| v.2.is_ok()) {
+        for (i, d, why) in &volumes {
+            eprintln!(
+                "Skipped volume {i}: {d}: {}",
+                why.as_ref().err().map(String::as_str).unwrap_or("")
+            );
+        }
+        bail!(
+            "{}: no capturable volume (NTFS or FAT32 on a non-USB disk)",
+            disk.display()
+        );
+    }
+    let opts = WriteOptions {
+        compression: format,
+        chunk_size: 32768,
+        level,
+        threads,
+        integrity: check,
+    };
+    let mut w = WimWriter::create(wimfile, opts)?;
+    let name = disk
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for (index, desc, ok) in volumes {
+        if let Err(why) = ok {
+            eprintln!("Skipped volume {index}: {desc}: {why}");
+            continue;
+        }
+        let spec = PathBuf::from(format!("{}:{index}", disk.display()));
+        let image = ImageOptions {
+            name: Some(format!("{name}:{index}")),
+            description: Some(format!("Captured from {desc}")),
+            ..Default::default()
+        };
+        let (n, warnings) = crate::volume_addr::with_source(&spec, |src| {
+            Ok(w.add_image(src, &config, &image, &mut |_| {})?)
+        })
+        .with_context(|| format!("capturing volume {index} of {}", disk.display()))?;
+        for warn in warnings {
+            eprintln!("tasq: warning: {warn}");
+        }
+        eprintln!("Captured volume {index} ({desc}) as image {n}");
+    }
+    w.finish()
+        .with_context(|| format!("writing {}", wimfile.display()))?;
     Ok(0)
 }
