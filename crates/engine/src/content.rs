@@ -54,6 +54,12 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
+impl Manifest {
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
 pub const KINDS: [&str; 7] = [
     "boot-image",
     "os-image",
