@@ -459,3 +459,39 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod reference_tests {
+    use super::*;
+
+    #[test]
+    fn run_refuses_naming_each_missing_or_damaged_package() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("s");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("f"), "1").unwrap();
+        let lib = LocalLibrary::new(&d.path().join("lib"));
+        let good = lib
+            .add("package", "good", &src, BTreeMap::new())
+            .unwrap()
+            .id;
+        let bad = lib.add("package", "bad", &src, BTreeMap::new()).unwrap().id;
+        std::fs::write(lib.content_dir(&bad).unwrap().join("f"), "2").unwrap();
+        let xml = format!(
+            "<sequence version=\"3.10\"><referenceList><reference package=\"{good}\"/><reference package=\"TSQ00077\"/></referenceList><step type=\"SMS_TaskSequence_RunCommandLineAction\" name=\"r\"><defaultVarList><variable name=\"PackageID\" property=\"PackageID\" hidden=\"true\">{bad}</variable><variable name=\"CommandLine\" property=\"CommandLine\" hidden=\"true\">true</variable></defaultVarList></step></sequence>"
+        );
+        let seq = tasq_tasksequence::import_str(&xml).unwrap();
+        assert_eq!(
+            referenced_packages(&seq),
+            vec![good.clone(), bad.clone(), "TSQ00077".to_string()]
+        );
+        let p = check_content(&seq, &lib);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p
+            .iter()
+            .any(|x| x.contains(&bad) && x.contains("changed file f")));
+        assert!(p
+            .iter()
+            .any(|x| x.contains("TSQ00077") && x.contains("missing")));
+    }
+}

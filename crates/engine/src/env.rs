@@ -2,7 +2,6 @@
 //! set to "" deletes the variable, as in ConfigMgr), which of them are
 //! secrets, and the condition target that joins them with the computer.
 
-use crate::computer::Computer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -197,12 +196,10 @@ pub fn target_for<'a>(
     }
 }
 
-#[allow(dead_code)]
-fn _assert_computer_used(_: &Computer) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::computer::Computer;
     use tasq_tasksequence::eval::evaluate;
 
     fn cond(xml_inner: &str) -> tasq_tasksequence::condition::Condition {

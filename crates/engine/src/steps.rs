@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tasq_tasksequence::model::Step;
 use tasq_tasksequence::steps as types;
 
@@ -233,21 +233,25 @@ impl StepAction for RunCommandLine {
             .map_err(|e| fail(format!("starting /bin/sh: {e}")))?;
         let out = child.stdout.take().map(reader);
         let err = child.stderr.take().map(reader);
-        let started = Instant::now();
-        let mut nap = Duration::from_micros(20);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) => {}
-                Err(e) => return Err(fail(format!("waiting for the command: {e}"))),
-            }
-            if let Some(t) = ctx.timeout {
-                if started.elapsed() >= t {
+        // A thread waits for the child so the step wakes the moment it ends;
+        // the timeout is a receive deadline.
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let waited = match ctx.timeout {
+            None => rx
+                .recv()
+                .map_err(|_| fail("the command's waiter vanished".into()))?,
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(r) => r,
+                Err(_) => {
                     // SAFETY: killpg only sends a signal; the group id is our child's pid.
                     unsafe {
-                        libc::killpg(child.id() as libc::pid_t, libc::SIGKILL);
+                        libc::killpg(pid as libc::pid_t, libc::SIGKILL);
                     }
-                    let _ = child.wait();
+                    let _ = rx.recv();
                     return Err(StepError::new(
                         0x8007_05B4, // ERROR_TIMEOUT as HRESULT
                         format!(
@@ -256,10 +260,9 @@ impl StepAction for RunCommandLine {
                         ),
                     ));
                 }
-            }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(10));
+            },
         };
+        let status = waited.map_err(|e| fail(format!("waiting for the command: {e}")))?;
         let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
         let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
         let text = String::from_utf8_lossy(&stdout).to_string();

@@ -12,6 +12,9 @@ use tasq_engine::events::JsonLines;
 use tasq_engine::runner::{DiskImageMachine, Engine, EngineConfig, MediaType};
 use tasq_engine::steps::Registry;
 
+/// Final variables and the record of steps.
+type Final = (BTreeMap<String, String>, Vec<(usize, String, String)>);
+
 fn sequence() -> String {
     seq(&[
         setvar("set A", "A", "1", ""),
@@ -152,7 +155,7 @@ fn spawn(state: &Path, resume: bool, kill: &Kill) -> bool {
     finished
 }
 
-fn final_state(state: &Path) -> (BTreeMap<String, String>, Vec<(usize, String, String)>) {
+fn final_state(state: &Path) -> Final {
     let j = tasq_engine::journal::Journal::open(state).unwrap();
     let (st, env) = j.load().unwrap();
     let mut vars = env.to_map();
@@ -165,7 +168,7 @@ fn final_state(state: &Path) -> (BTreeMap<String, String>, Vec<(usize, String, S
     (vars, rec)
 }
 
-fn run_with_kill(kill: Kill) -> (BTreeMap<String, String>, Vec<(usize, String, String)>) {
+fn run_with_kill(kill: Kill) -> Final {
     let dir = tempfile::tempdir().unwrap();
     let mut done = spawn(dir.path(), false, &kill);
     if !matches!(kill, Kill::Never) {
@@ -190,7 +193,7 @@ fn sigkill_at_every_step_boundary_and_inside_a_long_step_then_resume() {
         Some("S3cr3t-Crash!")
     );
     assert_eq!(reference.0.get("LAST").map(|s| s.trim()), Some("done"));
-    assert!(reference.0.get("C").is_none());
+    assert!(!reference.0.contains_key("C"));
     let steps = reference.1.len();
     assert_eq!(steps, 9);
     for n in 1..=steps {

@@ -497,3 +497,62 @@ fn exit_3010_is_success_by_default_for_run_command_line_not_when_the_list_says_0
     assert_eq!(r.order, ord(&[("A", "succeeded"), ("B", "failed")]));
     assert_eq!(var(&r, "_SMSTSLastActionRetCode"), Some("3010"));
 }
+
+#[test]
+fn retry_count_limits_reruns_after_unexpected_restarts() {
+    // Simulate a crash inside a step with retryCount="1": the attempt is
+    // journaled before the step runs, so each resume counts one more start.
+    let dir = tempfile::tempdir().unwrap();
+    let xml = seq(&[
+        cmd("install", "exit 0", "retryCount=\"1\""),
+        setvar("after", "X", "1", ""),
+    ]);
+    let s = tasq_tasksequence::import_str(&xml).unwrap();
+    let e = tasq_engine::Engine::start(
+        &s,
+        xml.as_bytes(),
+        &[],
+        config(dir.path(), MediaType::Boot, Shared::default()),
+    )
+    .unwrap();
+    drop(e);
+    // Two "crashes" during the step: write the journal as the engine does before starting it.
+    let j = tasq_engine::journal::Journal::open(dir.path()).unwrap();
+    let (mut st, env) = j.load().unwrap();
+    st.attempts = Some((0, 2));
+    j.save(&st, &env).unwrap();
+    let sink = Shared::default();
+    let (mut e, _) =
+        tasq_engine::Engine::resume(config(dir.path(), MediaType::Boot, sink.clone())).unwrap();
+    let o = e.run("Test", true).unwrap();
+    let r = finish(e, o, sink);
+    assert_eq!(
+        r.order,
+        ord(&[("install", "failed")]),
+        "third start exceeds one retry"
+    );
+    // One crash only: the step runs again and succeeds.
+    let dir = tempfile::tempdir().unwrap();
+    drop(
+        tasq_engine::Engine::start(
+            &s,
+            xml.as_bytes(),
+            &[],
+            config(dir.path(), MediaType::Boot, Shared::default()),
+        )
+        .unwrap(),
+    );
+    let j = tasq_engine::journal::Journal::open(dir.path()).unwrap();
+    let (mut st, env) = j.load().unwrap();
+    st.attempts = Some((0, 1));
+    j.save(&st, &env).unwrap();
+    let sink = Shared::default();
+    let (mut e, _) =
+        tasq_engine::Engine::resume(config(dir.path(), MediaType::Boot, sink.clone())).unwrap();
+    let o = e.run("Test", true).unwrap();
+    let r = finish(e, o, sink);
+    assert_eq!(
+        r.order,
+        ord(&[("install", "succeeded"), ("after", "succeeded")])
+    );
+}
