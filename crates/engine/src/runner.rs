@@ -149,16 +149,13 @@ impl Machine for DiskImageMachine {
         match target {
             RestartTarget::BootEnvironment => RestartDisposition::Continue,
             RestartTarget::InstalledOs => {
-                let disk = computer
-                    .disks
-                    .first()
-                    .map(|d| d.path.display().to_string())
-                    .unwrap_or_else(|| "(no disk)".into());
+                let what = match computer.disks.first() {
+                    Some(d) => format!("{} (disk 0 of {})", d.path.display(), computer.name),
+                    None => format!("the installed operating system of {}", computer.name),
+                };
                 RestartDisposition::EndRun {
                     message: format!(
-                        "the sequence restarts into the installed operating system: boot {} (disk 0 of {}) in a virtual machine or on the computer, then run `tasq run --resume --computer {}` there to continue",
-                        disk,
-                        computer.name,
+                        "the sequence restarts into the installed operating system: boot {what} in a virtual machine or on the computer, then run `tasq run --resume --computer {}` there to continue",
                         self.computer_file.display()
                     ),
                 }

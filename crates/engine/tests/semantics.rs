@@ -427,39 +427,45 @@ fn restart_into_installed_os_ends_the_run_and_resume_goes_on() {
 }
 
 #[test]
-fn reboot_requested_variable_with_retry_reruns_the_step() {
-    // The command asks for a restart the first time only (a marker file), with retry.
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("m");
-    let c = format!(
-        "if [ -e {m} ]; then exit 0; fi; touch {m}; exit 0",
-        m = marker.display()
-    );
+fn reboot_requested_variable_restarts_after_the_step_and_retry_reruns_it() {
+    // SMSTSRetryRequested (here from the collection) with SMSTSRebootRequested
+    // (set by the step): restart, then the same step again; both variables are
+    // consumed, so the second run restarts without retry and goes on.
     let xml = seq(&[
-        cmd("first", &c, ""),
         setvar("req", "SMSTSRebootRequested", "WinPE", ""),
-        setvar("retry", "SMSTSRetryRequested", "true", ""),
+        setvar("after", "X", "1", ""),
     ]);
-    // Setting both in one step is what scripts do; here the last step sets
-    // retry and the request is still pending from the step before, so the
-    // restart happens after "req" (request seen) without retry.
-    let r = run(&xml);
+    let r = run_with(
+        &xml,
+        MediaType::Boot,
+        &[("SMSTSRetryRequested".into(), "true".into(), false)],
+    );
     assert_eq!(r.outcome, RunOutcome::Succeeded);
     assert_eq!(
         r.order,
         ord(&[
-            ("first", "succeeded"),
             ("req", "succeeded"),
-            ("retry", "succeeded")
+            ("req", "succeeded"),
+            ("after", "succeeded")
         ])
     );
-    assert!(r.events.iter().any(
-        |e| matches!(e, tasq_engine::events::Event::RebootRequested { name, .. } if name == "req")
-    ));
+    let reboots = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, tasq_engine::events::Event::RebootRequested { name, .. } if name == "req"))
+        .count();
+    assert_eq!(reboots, 2);
     assert_eq!(
         var(&r, "SMSTSRebootRequested"),
         None,
         "consumed by the restart"
+    );
+    assert_eq!(var(&r, "SMSTSRetryRequested"), None);
+    // Without retry: one restart, next step.
+    let r = run(&xml);
+    assert_eq!(
+        r.order,
+        ord(&[("req", "succeeded"), ("after", "succeeded")])
     );
 }
 

@@ -275,6 +275,20 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let Some(seq_path) = args.sequence.as_ref() else {
         bail!("give a sequence, or --resume");
     };
+    // A new run must not silently wipe an unfinished one.
+    if let Ok(j) = tasq_engine::journal::Journal::open(&state_dir) {
+        if let Ok((st, _)) = j.load() {
+            if !matches!(
+                st.status,
+                tasq_engine::runner::Status::Succeeded | tasq_engine::runner::Status::Failed { .. }
+            ) {
+                bail!(
+                    "an unfinished run is journaled in {}: continue it with --resume, or remove that folder to start over",
+                    state_dir.display()
+                );
+            }
+        }
+    }
     let (seq, bytes, package_id) = load_sequence(seq_path)?;
     if args.what_if {
         what_if(&seq, &registry);
