@@ -161,6 +161,76 @@ fn walk(dir: &Path) -> Result<Vec<String>, ContentError> {
     Ok(out)
 }
 
+/// Reads a WIM's XML description (images, editions, architecture).
+pub fn wim_images(path: &Path) -> Result<Vec<tasq_tasksequence::wiminfo::WimImage>, ContentError> {
+    use std::io::{Seek, SeekFrom};
+    use tasq_tasksequence::wiminfo;
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut header = vec![0u8; wiminfo::HEADER_LEN];
+    f.read_exact(&mut header).map_err(io(path))?;
+    let bad = |e: wiminfo::WimInfoError| ContentError::Invalid(format!("{}: {e}", path.display()));
+    let loc = wiminfo::xml_location(&header).map_err(bad)?;
+    if loc.size > wiminfo::MAX_XML {
+        return Err(bad(wiminfo::WimInfoError::UnsupportedXml(loc.size)));
+    }
+    f.seek(SeekFrom::Start(loc.offset)).map_err(io(path))?;
+    let mut xml = Vec::new();
+    (&mut f)
+        .take(loc.size)
+        .read_to_end(&mut xml)
+        .map_err(io(path))?;
+    if xml.len() as u64 != loc.size {
+        return Err(bad(wiminfo::WimInfoError::Truncated));
+    }
+    wiminfo::parse_xml(&xml).map_err(bad)
+}
+
+/// Boot and OS images: records every WIM's images (index, name, edition,
+/// architecture) in the properties; a package without a readable WIM is refused.
+fn describe_wims(content: &Path, props: &mut BTreeMap<String, String>) -> Result<(), ContentError> {
+    let wims: Vec<String> = walk(content)?
+        .into_iter()
+        .filter(|p| p.to_ascii_lowercase().ends_with(".wim"))
+        .collect();
+    if wims.is_empty() {
+        return Err(ContentError::Invalid(
+            "an image package needs a .wim file".into(),
+        ));
+    }
+    let mut archs = Vec::new();
+    for w in &wims {
+        let images = wim_images(&content.join(w))?;
+        let list: Vec<String> = images
+            .iter()
+            .map(|i| {
+                if let Some(a) = i.arch {
+                    archs.push(a.name().to_string());
+                }
+                format!(
+                    "{}: {}{}{}",
+                    i.index,
+                    i.name,
+                    if i.edition.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", i.edition)
+                    },
+                    i.arch
+                        .map(|a| format!(" [{}]", a.name()))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        props.insert(format!("images:{w}"), list.join("; "));
+    }
+    archs.sort();
+    archs.dedup();
+    if !archs.is_empty() {
+        props.insert("architecture".into(), archs.join(","));
+    }
+    Ok(())
+}
+
 impl LocalLibrary {
     pub fn new(root: &Path) -> LocalLibrary {
         LocalLibrary {
@@ -236,6 +306,10 @@ impl LocalLibrary {
                     .ok_or_else(|| ContentError::Invalid("source has no file name".into()))?;
                 let to = content.join(fname);
                 std::fs::copy(source, &to).map_err(io(&to))?;
+            }
+            let mut properties = properties;
+            if kind == "boot-image" || kind == "os-image" {
+                describe_wims(&content, &mut properties)?;
             }
             let mut files = Vec::new();
             for rel in walk(&content)? {
@@ -463,6 +537,48 @@ mod tests {
 #[cfg(test)]
 mod reference_tests {
     use super::*;
+
+    #[test]
+    fn image_packages_list_their_wim_images() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("tree");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a.txt"), "hello").unwrap();
+        let wimdir = d.path().join("img");
+        std::fs::create_dir_all(&wimdir).unwrap();
+        let wim = wimdir.join("install.wim");
+        let st = std::process::Command::new("wimlib-imagex")
+            .arg("capture")
+            .arg(&src)
+            .arg(&wim)
+            .arg("Reference Image")
+            .stdout(std::process::Stdio::null())
+            .status();
+        let Ok(st) = st else {
+            eprintln!("wimlib-imagex not installed; skipped");
+            return;
+        };
+        assert!(st.success());
+        let lib = LocalLibrary::new(&d.path().join("lib"));
+        let m = lib
+            .add("os-image", "Ref", &wimdir, BTreeMap::new())
+            .unwrap();
+        let imgs = m.properties.get("images:install.wim").unwrap();
+        assert!(imgs.starts_with("1: Reference Image"), "{imgs}");
+        // Not a WIM: refused.
+        std::fs::write(wimdir.join("install.wim"), vec![0u8; 300]).unwrap();
+        assert!(lib
+            .add("os-image", "Bad", &wimdir, BTreeMap::new())
+            .is_err());
+        assert!(lib
+            .add("boot-image", "None", &src, BTreeMap::new())
+            .is_err());
+        assert_eq!(
+            lib.list().unwrap().len(),
+            1,
+            "failed adds leave nothing behind"
+        );
+    }
 
     #[test]
     fn run_refuses_naming_each_missing_or_damaged_package() {
