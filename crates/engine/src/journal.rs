@@ -276,6 +276,35 @@ mod tests {
         fn unhex_never_panics(s in ".{0,40}") {
             let _ = unhex(&s);
         }
+        #[test]
+        fn damaged_journal_is_an_error_not_a_panic(cut in 0usize..400, flip in 0usize..400, byte in any::<u8>()) {
+            let d = tempfile::tempdir().unwrap();
+            let j = Journal::create(d.path()).unwrap();
+            let mut env = Environment::new();
+            env.set("A", "1");
+            env.set_with("Pw", "secret", true);
+            let st = RunState {
+                ip: 3,
+                groups: vec![1],
+                phase: crate::runner::Phase::Pe,
+                media: crate::runner::MediaType::Boot,
+                reboot_count: 0,
+                status: crate::runner::Status::Running,
+                results: Vec::new(),
+                attempts: None,
+            };
+            j.save(&st, &env).unwrap();
+            let (st2, env2) = j.load().unwrap();
+            prop_assert_eq!(&st2, &st);
+            prop_assert_eq!(env2.get("Pw"), Some("secret"));
+            let mut data = std::fs::read(j.path()).unwrap();
+            if let Some(b) = data.get_mut(flip) {
+                *b ^= byte.max(1);
+            }
+            data.truncate(cut.max(1).min(data.len()));
+            std::fs::write(j.path(), &data).unwrap();
+            let _ = j.load();
+        }
     }
 
     #[test]
