@@ -3,6 +3,7 @@
 
 mod demo;
 mod disk_cmd;
+mod run_cmd;
 mod ts_cmd;
 mod volume_addr;
 mod wim_cmd;
@@ -32,6 +33,13 @@ enum Command {
         #[command(subcommand)]
         cmd: disk_cmd::DiskCommand,
     },
+    /// Run a task sequence on a reference computer (or resume one).
+    Run(run_cmd::RunArgs),
+    /// The content library (distribution point on disk).
+    Content {
+        #[command(subcommand)]
+        cmd: run_cmd::ContentCommand,
+    },
     /// Task sequences: show, export, new (wizard), validate, edit.
     Ts {
         #[command(subcommand)]
@@ -51,6 +59,8 @@ fn main() {
         Command::Demo { out } => demo::run(&out),
         Command::Ts { cmd } => ts_cmd::run(cmd),
         Command::Disk { cmd } => disk_cmd::run(cmd),
+        Command::Run(args) => run_cmd::run(args),
+        Command::Content { cmd } => run_cmd::content(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,0 +1,320 @@
+//! Step types. Each ConfigMgr type name maps to a `StepAction` in a
+//! `Registry`; later work registers more. The general steps live here:
+//! Run Command Line, Set Task Sequence Variable, Restart Computer.
+//!
+//! A step reads its settings with `StepContext::param`: the value from the
+//! environment when the variable is set there (that is how collection
+//! variables override step settings), otherwise the step's own default;
+//! `%VAR%` references are expanded.
+
+use crate::content::ContentLibrary;
+use crate::env::Environment;
+use crate::events::Level;
+use crate::runner::{Phase, RestartTarget};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tasq_tasksequence::model::Step;
+use tasq_tasksequence::steps as types;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl StepError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        StepError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutcome {
+    pub exit_code: i64,
+    /// A restart after the step, and whether to run the same step again after it.
+    pub restart: Option<(RestartTarget, bool)>,
+}
+
+impl StepOutcome {
+    pub fn code(exit_code: i64) -> Self {
+        StepOutcome {
+            exit_code,
+            restart: None,
+        }
+    }
+}
+
+pub struct StepContext<'a> {
+    pub step: &'a Step,
+    pub env: &'a mut Environment,
+    pub timeout: Option<Duration>,
+    pub content: Option<&'a dyn ContentLibrary>,
+    /// Drive letters of target volumes → host folders (set by disk steps).
+    pub drives: &'a mut BTreeMap<char, PathBuf>,
+    pub phase: Phase,
+    /// Lines for the log: `None` level = command output.
+    pub messages: &'a mut Vec<(Option<Level>, String)>,
+}
+
+impl StepContext<'_> {
+    /// A setting: the environment's value unless the variable is hidden
+    /// (a command-line argument, not a task sequence variable), else the step's.
+    pub fn param(&self, name: &str) -> Option<String> {
+        let hidden = self
+            .step
+            .variable(name)
+            .map(|v| v.is_hidden())
+            .unwrap_or(false);
+        let raw = if hidden {
+            self.step.var(name).map(str::to_string)
+        } else {
+            self.env
+                .get(name)
+                .map(str::to_string)
+                .or_else(|| self.step.var(name).map(str::to_string))
+        };
+        raw.filter(|s| !s.is_empty()).map(|s| self.env.expand(&s))
+    }
+    pub fn log(&mut self, level: Level, text: impl Into<String>) {
+        self.messages.push((Some(level), text.into()));
+    }
+}
+
+pub trait StepAction: Send + Sync {
+    fn run(&self, ctx: &mut StepContext) -> Result<StepOutcome, StepError>;
+}
+
+/// Step implementations keyed by ConfigMgr type name.
+#[derive(Default)]
+pub struct Registry {
+    map: BTreeMap<String, Box<dyn StepAction>>,
+}
+
+impl Registry {
+    pub fn empty() -> Self {
+        Self::default()
+    }
+    /// The general steps.
+    pub fn general() -> Self {
+        let mut r = Registry::empty();
+        r.register(types::RUN_COMMAND_LINE, Box::new(RunCommandLine));
+        r.register(types::SET_VARIABLE, Box::new(SetVariable));
+        r.register(types::RESTART, Box::new(RestartComputer));
+        r
+    }
+    pub fn register(&mut self, type_name: &str, action: Box<dyn StepAction>) {
+        self.map.insert(type_name.to_ascii_lowercase(), action);
+    }
+    pub fn get(&self, type_name: &str) -> Option<&dyn StepAction> {
+        self.map
+            .get(&type_name.to_ascii_lowercase())
+            .map(|b| b.as_ref())
+    }
+    pub fn contains(&self, type_name: &str) -> bool {
+        self.map.contains_key(&type_name.to_ascii_lowercase())
+    }
+}
+
+/// Set Task Sequence Variable.
+pub struct SetVariable;
+
+impl StepAction for SetVariable {
+    fn run(&self, ctx: &mut StepContext) -> Result<StepOutcome, StepError> {
+        let step = ctx.step;
+        let name = step.var("VariableName").unwrap_or("").trim().to_string();
+        tasq_tasksequence::variables::check_settable(&name).map_err(|e| {
+            StepError::new(
+                crate::runner::E_FAIL,
+                format!("Set Task Sequence Variable: {e}"),
+            )
+        })?;
+        let value = ctx.env.expand(step.var("VariableValue").unwrap_or(""));
+        let hidden = step
+            .var("DoNotShowVariableValue")
+            .and_then(tasq_tasksequence::model::parse_bool)
+            .unwrap_or(false);
+        ctx.env.set_with(&name, &value, hidden);
+        ctx.log(
+            Level::Info,
+            format!("Set variable {name} (value hidden: {hidden})"),
+        );
+        Ok(StepOutcome::code(0))
+    }
+}
+
+/// Restart Computer: to the boot environment (`WinPE`) or the installed OS (`HD`).
+pub struct RestartComputer;
+
+impl StepAction for RestartComputer {
+    fn run(&self, ctx: &mut StepContext) -> Result<StepOutcome, StepError> {
+        let raw = ctx.param("SMSRebootTarget").unwrap_or_else(|| "HD".into());
+        let target = RestartTarget::parse(&raw).ok_or_else(|| {
+            StepError::new(
+                crate::runner::E_FAIL,
+                format!("unknown restart target {raw:?}"),
+            )
+        })?;
+        Ok(StepOutcome {
+            exit_code: 0,
+            restart: Some((target, false)),
+        })
+    }
+}
+
+/// ConfigMgr keeps at most this much of the output in the output variable.
+const OUTPUT_VAR_MAX: usize = 1000;
+/// Output kept for the log.
+const OUTPUT_LOG_MAX: usize = 64 * 1024;
+
+/// Run Command Line: `/bin/sh -c` after `%VAR%` expansion.
+pub struct RunCommandLine;
+
+impl StepAction for RunCommandLine {
+    fn run(&self, ctx: &mut StepContext) -> Result<StepOutcome, StepError> {
+        let fail = |m: String| StepError::new(crate::runner::E_FAIL, m);
+        let cmdline = ctx
+            .step
+            .var("CommandLine")
+            .map(|c| ctx.env.expand(c))
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| {
+                fail(format!(
+                    "the step \"{}\" has no command line",
+                    ctx.step.name
+                ))
+            })?;
+        let mut dir = None;
+        if let Some(pkg) = ctx.param("PackageID") {
+            let lib = ctx.content.ok_or_else(|| {
+                fail(format!("package {pkg} needed but no content library given"))
+            })?;
+            dir = Some(
+                lib.content_dir(&pkg)
+                    .map_err(|e| fail(format!("package {pkg}: {e}")))?,
+            );
+        }
+        if let Some(wd) = ctx.param("WorkingDirectory") {
+            let p = PathBuf::from(&wd);
+            dir = Some(match dir {
+                Some(base) if p.is_relative() => base.join(p),
+                _ => p,
+            });
+        }
+        let quiet = ctx
+            .env
+            .get("OSDDoNotLogCommand")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        ctx.log(
+            Level::Info,
+            if quiet {
+                "Command line for extension .exe is \"(hidden by OSDDoNotLogCommand)\"".to_string()
+            } else {
+                format!("Executing command line: {cmdline}")
+            },
+        );
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(&cmdline);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(d) = &dir {
+            cmd.current_dir(d);
+        }
+        // Own process group, so a timeout kills the whole command tree.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| fail(format!("starting /bin/sh: {e}")))?;
+        let out = child.stdout.take().map(reader);
+        let err = child.stderr.take().map(reader);
+        // A thread waits for the child so the step wakes the moment it ends;
+        // the timeout is a receive deadline.
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let waited = match ctx.timeout {
+            None => rx
+                .recv()
+                .map_err(|_| fail("the command's waiter vanished".into()))?,
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(r) => r,
+                Err(_) => {
+                    // SAFETY: killpg only sends a signal; the group id is our child's pid.
+                    unsafe {
+                        libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+                    }
+                    let _ = rx.recv();
+                    return Err(StepError::new(
+                        0x8007_05B4, // ERROR_TIMEOUT as HRESULT
+                        format!(
+                            "the command timed out after {} s and was killed",
+                            t.as_secs()
+                        ),
+                    ));
+                }
+            },
+        };
+        let status = waited.map_err(|e| fail(format!("waiting for the command: {e}")))?;
+        let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+        let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&stdout).to_string();
+        if !text.is_empty() {
+            ctx.messages.push((None, text.clone()));
+        }
+        if !stderr.is_empty() {
+            ctx.messages
+                .push((None, String::from_utf8_lossy(&stderr).to_string()));
+        }
+        if let Some(var) = ctx.param("SMSTSRunCommandLineOutputVariableName") {
+            let chars: Vec<char> = text.chars().collect();
+            let keep: String = chars[chars.len().saturating_sub(OUTPUT_VAR_MAX)..]
+                .iter()
+                .collect();
+            tasq_tasksequence::variables::check_settable(&var)
+                .map_err(|e| fail(format!("output variable: {e}")))?;
+            ctx.env.set(&var, &keep);
+        }
+        let code = match status.code() {
+            Some(c) => i64::from(c),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                return Err(fail(format!(
+                    "the command was ended by signal {}",
+                    status.signal().unwrap_or(0)
+                )));
+            }
+        };
+        Ok(StepOutcome::code(code))
+    }
+}
+
+/// Reads a pipe to the end on its own thread, keeping the last `OUTPUT_LOG_MAX` bytes.
+fn reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut keep = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    keep.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+                    if keep.len() > OUTPUT_LOG_MAX * 2 {
+                        keep.drain(..keep.len() - OUTPUT_LOG_MAX);
+                    }
+                }
+            }
+        }
+        if keep.len() > OUTPUT_LOG_MAX {
+            keep.drain(..keep.len() - OUTPUT_LOG_MAX);
+        }
+        keep
+    })
+}
