@@ -81,12 +81,13 @@ pub fn apply_to_volume(
     }
 }
 
+/// One volume of a disk for capture-disk: (index, description for the
+/// image, Err(reason) when it is skipped).
+pub type DiskVolume = (u32, String, std::result::Result<(), String>);
+
 /// The volumes of a disk in order, each with whether it is captured and
-/// why not: (index, description for the image, Err(reason) if skipped).
-pub fn disk_volumes(
-    path: &Path,
-    usb: bool,
-) -> Result<Vec<(u32, String, std::result::Result<(), String>)>> {
+/// why not.
+pub fn disk_volumes(path: &Path, usb: bool) -> Result<Vec<DiskVolume>> {
     let mut disk = Disk::open(path, false)?;
     if usb {
         disk.set_usb_flag(true);

@@ -293,7 +293,10 @@ impl ResourceWriter {
         self.batch.push(ChunkJob { data: chunk });
         if self.batch.len() >= WRITE_BATCH {
             self.send_batch();
-            if self.pool.as_ref().is_some_and(|p| p.is_full()) {
+            // Write results until a batch's worth of room is free: emit_one
+            // hands out buffered results first, so loop until a result batch
+            // has actually been taken off the pool (bounds memory).
+            while self.pool.as_ref().is_some_and(|p| p.is_full()) {
                 self.emit_one(out)?;
             }
         }

@@ -34,8 +34,10 @@ struct Faulty {
     fault: Fault,
 }
 
-const FILE: u64 = 600 * 1024;
-const FILES: u64 = 3;
+const FILE: u64 = 1024 * 1024;
+// Enough data that some of it has left the writer's in-flight window
+// (up to ~4 MiB of chunks with the compressor threads) before the fault.
+const FILES: u64 = 10; // f0..f9: the faulty last one is also last in name order
 
 fn content(id: u64, pos: u64) -> u8 {
     // splitmix64 of the position: noise.
