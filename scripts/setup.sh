@@ -2,12 +2,13 @@
 # Installs the system packages tasq's tests and tools use (Debian/Ubuntu).
 #   wimtools, libwim-dev: wimlib-imagex and libwim, the peer that our WIMs are
 #                         checked against (tests only; tasq never links it)
-#   ntfs-3g, ntfs-3g-dev: mkntfs and libntfs-3g for NTFS volumes
+#   ntfs-3g, ntfs-3g-dev, gcc: mkntfs, libntfs-3g and the C shim for NTFS volumes
+#   e2fsprogs, util-linux: mkfs.ext4, mkswap, sfdisk, chattr, prlimit (tests)
 #   time, bc:             /usr/bin/time and arithmetic for the benchmark script
 #   dosfstools, mtools, gdisk, fdisk, exfatprogs: independent checks of the
 #                         partition tables and FAT volumes tasq writes (tests)
 set -euo pipefail
-pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev time bc pkg-config dosfstools mtools gdisk fdisk exfatprogs)
+pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev gcc time bc pkg-config dosfstools mtools gdisk fdisk exfatprogs e2fsprogs util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
