@@ -28,7 +28,9 @@ fn real_smsts_sample_parses() {
         "{:?}",
         recs.iter().filter(|r| r.is_err()).collect::<Vec<_>>()
     );
-    assert_eq!(ok.len() + bad, 34);
+    // Every record of the file is seen (counted independently of the parser).
+    assert_eq!(ok.len() + bad, text.matches("<![LOG[").count());
+    assert!(ok.len() >= 30);
     assert_eq!(
         ok[0].message,
         "The action (Setup Windows and Configuration Manager) initiated a reboot request"
