@@ -346,32 +346,19 @@ pub fn apply_paths(
     }
     // 3. data streams, blobs in file order; each blob read once.
     let mut refs: HashMap<crate::hash::Sha1Hash, Vec<(usize, usize)>> = HashMap::new(); // hash -> (dentry, stream idx)
-    let dentry_of_inode = |ino: usize| -> usize {
-        if tree.inodes[ino].is_directory() {
-            tree.dentries
-                .iter()
-                .position(|d| d.inode == ino)
-                .unwrap_or(ImageTree::ROOT)
-        } else {
-            first_name.get(&ino).copied().unwrap_or(ImageTree::ROOT)
-        }
-    };
-    let mut dir_dentry: HashMap<usize, usize> = HashMap::new();
+                                                                                        // Streams are written through each inode's first name in order (for a
+                                                                                        // file that is the name `create_file` got).
+    let mut first_dentry: HashMap<usize, usize> = HashMap::new();
     for &d in &order {
-        dir_dentry.entry(tree.dentries[d].inode).or_insert(d);
+        first_dentry.entry(tree.dentries[d].inode).or_insert(d);
     }
     for (ino, inode) in tree.inodes.iter().enumerate() {
-        let Some(&d) = dir_dentry.get(&ino) else {
+        let Some(&d) = first_dentry.get(&ino) else {
             continue;
         };
         if !inode_included[ino] {
             continue;
         }
-        let d = if inode.is_directory() {
-            d
-        } else {
-            dentry_of_inode(ino)
-        };
         for (si, s) in inode.streams.iter().enumerate() {
             if s.kind != StreamKind::Data {
                 continue;

@@ -19,7 +19,7 @@ use crate::blob_table::{serialize_blob_table, BlobEntry};
 use crate::capture::{CaptureFilter, CaptureSource, ScanProgress};
 use crate::error::{IoContext, Result, WimError};
 use crate::hash::{Sha1Hash, Sha1Hasher};
-use crate::header::{Header, HDR_FLAG_WRITE_IN_PROGRESS, HEADER_SIZE};
+use crate::header::{Header, HDR_FLAG_WRITE_IN_PROGRESS};
 use crate::image::{ImageTree, StreamSource};
 use crate::integrity::build_integrity_table;
 use crate::metadata::serialize_metadata;
@@ -145,7 +145,6 @@ struct ChunkDone {
     /// Compressed bytes, or the input back when it did not shrink.
     data: Vec<u8>,
     raw: bool,
-    usize: u32,
 }
 
 /// One resource being written on the emit side.
@@ -208,12 +207,10 @@ impl ResourceWriter {
                                 Some(k) if k < n => ChunkDone {
                                     data: out[..k].to_vec(),
                                     raw: false,
-                                    usize: n as u32,
                                 },
                                 _ => ChunkDone {
                                     data: job.data,
                                     raw: true,
-                                    usize: n as u32,
                                 },
                             }
                         })
@@ -410,7 +407,6 @@ impl ResourceWriter {
         if r.nchunks == 1 {
             r.single_raw = done.raw;
         }
-        let _ = done.usize;
         if r.sizes.len() as u64 == r.nchunks {
             let r = self
                 .open
@@ -869,8 +865,7 @@ impl WimWriter {
         let (hash, rid) = self.stream_into_resource(source, id, size, buf)?;
         if self.by_hash.contains_key(&hash) {
             // Cannot happen for a unique size; keep the first copy and
-            // leave this one as unreferenced space.
-            let _ = rid;
+            // leave this one (resource `rid`) as unreferenced space.
             return Ok(hash);
         }
         self.register_new(hash, size, rid);
@@ -1187,6 +1182,5 @@ fn validate_options(o: &WriteOptions) -> Result<()> {
             o.compression
         )));
     }
-    let _ = HEADER_SIZE;
     Ok(())
 }
