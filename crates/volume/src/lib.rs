@@ -10,15 +10,19 @@
 //! - [`ntfs`] (feature `ntfs`, on by default): an unmounted NTFS volume in
 //!   an image file or device, at a byte offset, through libntfs-3g. A
 //!   build with this feature links a GPL library (see the module's notes).
+//! - [`fs`]: file-level access ([`fs::VolumeFs`]) for steps that write
+//!   single files onto a volume (unattend, drivers, boot files).
 //! - [`fat`]: a FAT12/16/32 volume at an offset inside a disk image or
 //!   device (long names, attributes, times), through `fatfs`.
 
 pub mod fat;
+pub mod fs;
 pub mod hostdir;
 #[cfg(feature = "ntfs")]
 pub mod ntfs;
 
 pub use fat::{FatSource, FatTarget};
-pub use hostdir::{HostDirSource, HostDirTarget};
+pub use fs::{VolPath, VolumeFs};
+pub use hostdir::{HostDirFs, HostDirSource, HostDirTarget};
 #[cfg(feature = "ntfs")]
 pub use ntfs::{NtfsSource, NtfsTarget, NtfsVolume};

@@ -15,9 +15,11 @@
 
 pub mod apply;
 pub mod capture;
+pub mod fs;
 
 pub use apply::HostDirTarget;
 pub use capture::HostDirSource;
+pub use fs::HostDirFs;
 
 use tasq_wim::image::{Inode, IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK};
 
