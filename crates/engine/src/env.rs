@@ -2,11 +2,14 @@
 //! set to "" deletes the variable, as in ConfigMgr), which of them are
 //! secrets, and the condition target that joins them with the computer.
 
+use crate::computer::Computer;
+use crate::volumes::Drives;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tasq_tasksequence::eval::{FileInfo, Target};
 use tasq_tasksequence::wql::{Instance, Inventory};
+use tasq_volume::fs::{EntryKind, VolPath};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Var {
@@ -123,25 +126,42 @@ fn scalar(k: &str, v: &toml::Value) -> Result<String, String> {
 }
 
 /// What conditions see: the variables, the computer's inventory, and files
-/// and folders on the target volumes (drive letters mapped to host folders
-/// by the steps that create volumes; paths without a drive letter are host
-/// paths).
+/// and folders on the target volumes (drive letters resolved through the
+/// run's drive map; paths without a drive letter are host paths).
 pub struct EngineTarget<'a> {
     pub env: &'a Environment,
     pub inventory: &'a Inventory,
-    pub drives: &'a BTreeMap<char, PathBuf>,
+    pub drives: &'a Drives,
+    pub computer: Option<&'a Computer>,
+}
+
+/// What a path names: a host path, or a path on a volume of the drive map.
+enum Located {
+    Host(PathBuf),
+    Volume(char, String),
 }
 
 impl EngineTarget<'_> {
-    fn host_path(&self, p: &str) -> Option<PathBuf> {
+    fn locate(&self, p: &str) -> Located {
         let p = self.env.expand(p);
-        let b = p.as_bytes();
-        if b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic() {
-            let root = self.drives.get(&(b[0] as char).to_ascii_uppercase())?;
-            let rest = p[2..].replace('\\', "/");
-            return Some(root.join(rest.trim_start_matches('/')));
+        match crate::volumes::split_drive_path(&p) {
+            Some((l, rest)) => Located::Volume(l, rest.to_string()),
+            None => Located::Host(PathBuf::from(p)),
         }
-        Some(PathBuf::from(p))
+    }
+
+    /// Kind and size of an entry on a volume; `None` when the letter is
+    /// unknown or nothing is there.
+    fn on_volume(&self, letter: char, rest: &str) -> Result<Option<EntryKind>, String> {
+        let (Some(vol), Some(c)) = (self.drives.get(&letter), self.computer) else {
+            return Ok(None);
+        };
+        let path = VolPath::parse(rest).map_err(|e| format!("{letter}:{rest}: {e}"))?;
+        let mut fs = vol.open(c, false).map_err(|e| e.to_string())?;
+        Ok(fs
+            .metadata(&path)
+            .map_err(|e| e.to_string())?
+            .map(|e| e.kind))
     }
 }
 
@@ -158,25 +178,36 @@ impl Target for EngineTarget<'_> {
         self.env.get(name).map(str::to_string)
     }
     fn file(&self, path: &str) -> Result<Option<FileInfo>, String> {
-        let Some(p) = self.host_path(path) else {
-            return Ok(None);
-        };
-        Ok(std::fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| FileInfo {
-                version: None,
-                modified: mtime(&m),
-            }))
+        match self.locate(path) {
+            Located::Volume(l, rest) => Ok(self
+                .on_volume(l, &rest)?
+                .filter(|k| *k == EntryKind::File)
+                .map(|_| FileInfo {
+                    version: None,
+                    modified: None,
+                })),
+            Located::Host(p) => {
+                Ok(std::fs::metadata(p)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| FileInfo {
+                        version: None,
+                        modified: mtime(&m),
+                    }))
+            }
+        }
     }
     fn folder(&self, path: &str) -> Result<Option<Option<i64>>, String> {
-        let Some(p) = self.host_path(path) else {
-            return Ok(None);
-        };
-        Ok(std::fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_dir())
-            .map(|m| mtime(&m)))
+        match self.locate(path) {
+            Located::Volume(l, rest) => Ok(self
+                .on_volume(l, &rest)?
+                .filter(|k| *k == EntryKind::Dir)
+                .map(|_| None)),
+            Located::Host(p) => Ok(std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|m| mtime(&m))),
+        }
     }
     fn wmi_instances(&self, class: &str) -> Result<Vec<Instance>, String> {
         Ok(self.inventory.instances(class).to_vec())
@@ -187,12 +218,13 @@ impl Target for EngineTarget<'_> {
 pub fn target_for<'a>(
     env: &'a Environment,
     inventory: &'a Inventory,
-    drives: &'a BTreeMap<char, PathBuf>,
+    drives: &'a Drives,
 ) -> EngineTarget<'a> {
     EngineTarget {
         env,
         inventory,
         drives,
+        computer: None,
     }
 }
 
@@ -223,7 +255,7 @@ mod tests {
         .unwrap();
         let inv = c.inventory();
         let env = Environment::new();
-        let drives = BTreeMap::new();
+        let drives = Drives::new();
         let t = target_for(&env, &inv, &drives);
         let yes = [
             "SELECT * FROM Win32_ComputerSystem WHERE Model LIKE '%Virtual%'",

@@ -292,6 +292,7 @@ mod tests {
                 status: crate::runner::Status::Running,
                 results: Vec::new(),
                 attempts: None,
+                drives: Default::default(),
             };
             j.save(&st, &env).unwrap();
             let (st2, env2) = j.load().unwrap();

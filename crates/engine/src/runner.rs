@@ -23,8 +23,8 @@ use crate::env::{EngineTarget, Environment};
 use crate::events::{mask, Event, EventSink, Level};
 use crate::journal::{Journal, JournalError, StepRecord};
 use crate::steps::{Registry, StepContext, StepError};
+use crate::volumes::Drives;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tasq_tasksequence::condition::Condition;
@@ -261,6 +261,9 @@ pub struct RunState {
     pub results: Vec<StepRecord>,
     /// Pointer of the step last started with a retry count, and how often it was started.
     pub attempts: Option<(usize, u32)>,
+    /// Drive letters assigned so far (by disk steps, or found on the disks).
+    #[serde(default)]
+    pub drives: Drives,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,7 +282,6 @@ pub struct Engine {
     cfg: EngineConfig,
     journal: Journal,
     inventory: tasq_tasksequence::wql::Inventory,
-    drives: BTreeMap<char, PathBuf>,
     step_total: usize,
     step_ordinal: Vec<usize>,
 }
@@ -322,6 +324,7 @@ impl Engine {
             status: Status::Running,
             results: Vec::new(),
             attempts: None,
+            drives: Drives::new(),
         };
         let mut e = Engine::assemble(seq, state, env, cfg, journal);
         e.set_builtins(seq);
@@ -375,7 +378,6 @@ impl Engine {
             env,
             journal,
             inventory,
-            drives: BTreeMap::new(),
             step_total: n,
             step_ordinal,
             cfg,
@@ -485,7 +487,8 @@ impl Engine {
         let t = EngineTarget {
             env: &self.env,
             inventory: &self.inventory,
-            drives: &self.drives,
+            drives: &self.state.drives,
+            computer: Some(&self.cfg.computer),
         };
         tasq_tasksequence::eval::evaluate(cond, &t, name).map_err(|e| e.to_string())
     }
@@ -664,7 +667,9 @@ impl Engine {
                         env: &mut self.env,
                         timeout,
                         content: self.cfg.content.as_deref(),
-                        drives: &mut self.drives,
+                        drives: &mut self.state.drives,
+                        computer: &self.cfg.computer,
+                        state_dir: &self.cfg.state_dir,
                         phase: self.state.phase,
                         messages: &mut msgs,
                     };

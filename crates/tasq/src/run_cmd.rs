@@ -235,7 +235,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .state
         .clone()
         .unwrap_or_else(|| default_state_dir(&args.computer, &computer));
-    let registry = Registry::general();
+    let registry = Registry::standard();
     let content: Option<Box<dyn ContentLibrary>> = args
         .content
         .as_ref()

@@ -1,124 +1,18 @@
-//! Step types. Each ConfigMgr type name maps to a `StepAction` in a
-//! `Registry`; later work registers more. The general steps live here:
-//! Run Command Line, Set Task Sequence Variable, Restart Computer.
-//!
-//! A step reads its settings with `StepContext::param`: the value from the
-//! environment when the variable is set there (that is how collection
-//! variables override step settings), otherwise the step's own default;
-//! `%VAR%` references are expanded.
+//! The general steps: Run Command Line, Set Task Sequence Variable,
+//! Restart Computer.
 
-use crate::content::ContentLibrary;
-use crate::env::Environment;
+use super::{Registry, StepAction, StepContext, StepError, StepOutcome};
 use crate::events::Level;
-use crate::runner::{Phase, RestartTarget};
-use std::collections::BTreeMap;
+use crate::runner::RestartTarget;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
-use tasq_tasksequence::model::Step;
 use tasq_tasksequence::steps as types;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepError {
-    pub code: i64,
-    pub message: String,
-}
-
-impl StepError {
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        StepError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepOutcome {
-    pub exit_code: i64,
-    /// A restart after the step, and whether to run the same step again after it.
-    pub restart: Option<(RestartTarget, bool)>,
-}
-
-impl StepOutcome {
-    pub fn code(exit_code: i64) -> Self {
-        StepOutcome {
-            exit_code,
-            restart: None,
-        }
-    }
-}
-
-pub struct StepContext<'a> {
-    pub step: &'a Step,
-    pub env: &'a mut Environment,
-    pub timeout: Option<Duration>,
-    pub content: Option<&'a dyn ContentLibrary>,
-    /// Drive letters of target volumes → host folders (set by disk steps).
-    pub drives: &'a mut BTreeMap<char, PathBuf>,
-    pub phase: Phase,
-    /// Lines for the log: `None` level = command output.
-    pub messages: &'a mut Vec<(Option<Level>, String)>,
-}
-
-impl StepContext<'_> {
-    /// A setting: the environment's value unless the variable is hidden
-    /// (a command-line argument, not a task sequence variable), else the step's.
-    pub fn param(&self, name: &str) -> Option<String> {
-        let hidden = self
-            .step
-            .variable(name)
-            .map(|v| v.is_hidden())
-            .unwrap_or(false);
-        let raw = if hidden {
-            self.step.var(name).map(str::to_string)
-        } else {
-            self.env
-                .get(name)
-                .map(str::to_string)
-                .or_else(|| self.step.var(name).map(str::to_string))
-        };
-        raw.filter(|s| !s.is_empty()).map(|s| self.env.expand(&s))
-    }
-    pub fn log(&mut self, level: Level, text: impl Into<String>) {
-        self.messages.push((Some(level), text.into()));
-    }
-}
-
-pub trait StepAction: Send + Sync {
-    fn run(&self, ctx: &mut StepContext) -> Result<StepOutcome, StepError>;
-}
-
-/// Step implementations keyed by ConfigMgr type name.
-#[derive(Default)]
-pub struct Registry {
-    map: BTreeMap<String, Box<dyn StepAction>>,
-}
-
-impl Registry {
-    pub fn empty() -> Self {
-        Self::default()
-    }
-    /// The general steps.
-    pub fn general() -> Self {
-        let mut r = Registry::empty();
-        r.register(types::RUN_COMMAND_LINE, Box::new(RunCommandLine));
-        r.register(types::SET_VARIABLE, Box::new(SetVariable));
-        r.register(types::RESTART, Box::new(RestartComputer));
-        r
-    }
-    pub fn register(&mut self, type_name: &str, action: Box<dyn StepAction>) {
-        self.map.insert(type_name.to_ascii_lowercase(), action);
-    }
-    pub fn get(&self, type_name: &str) -> Option<&dyn StepAction> {
-        self.map
-            .get(&type_name.to_ascii_lowercase())
-            .map(|b| b.as_ref())
-    }
-    pub fn contains(&self, type_name: &str) -> bool {
-        self.map.contains_key(&type_name.to_ascii_lowercase())
-    }
+pub fn register(r: &mut Registry) {
+    r.register(types::RUN_COMMAND_LINE, Box::new(RunCommandLine));
+    r.register(types::SET_VARIABLE, Box::new(SetVariable));
+    r.register(types::RESTART, Box::new(RestartComputer));
 }
 
 /// Set Task Sequence Variable.
