@@ -107,10 +107,18 @@ u64 tasq_ntfs_lookup_nocase(ntfs_inode *dir_ni, const ntfschar *name,
 u32 tasq_ntfs_inherited_id(ntfs_volume *vol, ntfs_inode *dir_ni, int fordir)
 {
 	struct SECURITY_CONTEXT scx;
+	/* The library reads the permissions cache through this pointer
+	 * whenever the parent has a security id; an empty cache is fine. */
+	struct PERMISSIONS_CACHE *cache = NULL;
+	le32 id;
 
 	memset(&scx, 0, sizeof(scx));
 	scx.vol = vol;
-	return (u32)ntfs_inherited_id(&scx, dir_ni, fordir ? TRUE : FALSE);
+	scx.pseccache = &cache;
+	id = ntfs_inherited_id(&scx, dir_ni, fordir ? TRUE : FALSE);
+	/* Frees a cache if the library made one (it does not today). */
+	ntfs_destroy_security_context(&scx);
+	return (u32)id;
 }
 
 int tasq_ntfs_get_acl(ntfs_volume *vol, ntfs_inode *ni, char *buf, size_t size)

@@ -24,8 +24,8 @@
 //!   in the same directory, then unlinking the old file and linking the
 //!   new one under the real name (`ntfs_link` + `ntfs_delete`): a write
 //!   that fails (volume full, reader error) leaves the old file as it was.
-//!   The replacement has a new security descriptor (inherited) and the
-//!   name as the caller spelled it.
+//!   The replacement has a new security descriptor (inherited) and keeps
+//!   the old name's case.
 //!
 //! libntfs-3g writes records through as it goes, but only a clean unmount
 //! leaves the volume marked consistent, so [`flush`](VolumeFs::flush)
@@ -142,7 +142,13 @@ fn lookup(m: &Mounted, dir: &Ino, name: &[u16]) -> Result<Option<u64>, String> {
 }
 
 /// Removes the name `name` of record `mft` from directory `dir`.
-fn unlink(m: &Mounted, dir: &Ino, mft: u64, name: &[u16]) -> Result<(), String> {
+///
+/// Every helper opens the inodes it needs and closes them before
+/// returning: libntfs-3g gives each `ntfs_inode_open` its own copy of the
+/// record, so two open handles of one directory would overwrite each
+/// other's index changes.
+fn unlink(m: &Mounted, dir: u64, mft: u64, name: &[u16]) -> Result<(), String> {
+    let dir = open(m, dir)?;
     let ino = open(m, mft)?;
     // SAFETY: both inodes are open on the locked volume; ntfs_delete
     // closes `ino` whatever it returns (hence into_raw) and leaves `dir`
@@ -160,17 +166,42 @@ fn unlink(m: &Mounted, dir: &Ino, mft: u64, name: &[u16]) -> Result<(), String> 
     if r != 0 {
         return Err(last_error("cannot delete", m.fault()));
     }
+    if !dir.close() {
+        return Err(last_error("cannot write the directory", m.fault()));
+    }
     Ok(())
+}
+
+/// Adds `name` in directory `dir` as a further name of record `mft`.
+fn link(m: &Mounted, dir: u64, mft: u64, name: &[u16]) -> Result<(), String> {
+    let dir = open(m, dir)?;
+    let ino = open(m, mft)?;
+    // SAFETY: both inodes are open on the locked volume; the name is
+    // readable during the call and fits in u8 (units()).
+    if unsafe { sys::ntfs_link(ino.0, dir.0, name.as_ptr(), name.len() as u8) } != 0 {
+        return Err(last_error("cannot link", m.fault()));
+    }
+    if !ino.close() || !dir.close() {
+        return Err(last_error("cannot write the link", m.fault()));
+    }
+    Ok(())
+}
+
+/// The record named `name` in directory record `dir` (see `lookup`).
+fn lookup_in(m: &Mounted, dir: u64, name: &[u16]) -> Result<Option<u64>, String> {
+    let dir = open(m, dir)?;
+    lookup(m, &dir, name)
 }
 
 /// The name under which `dir` holds record `mft`, as stored, for a name
 /// the caller gave in any case: ntfs_delete only matches POSIX-namespace
 /// names (those libntfs-3g creates) exactly.
-fn stored_name(m: &Mounted, dir: &Ino, mft: u64, given: &[u16]) -> Result<Vec<u16>, String> {
+fn stored_name(m: &Mounted, dir: u64, mft: u64, given: &[u16]) -> Result<Vec<u16>, String> {
     let fold = |n: &[u16]| String::from_utf16_lossy(n).to_uppercase();
     let want = fold(given);
     let mut fallback = None;
-    for e in read_dir(m, dir)? {
+    let entries = read_dir(m, &open(m, dir)?)?;
+    for e in entries {
         if e.mft != mft || e.name_type == sys::FILE_NAME_DOS {
             continue;
         }
@@ -278,8 +309,8 @@ fn empty_dir(m: &Mounted, mft: u64, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("directories nested deeper than {MAX_DEPTH}"));
     }
-    let dir = open(m, mft)?;
-    for e in read_dir(m, &dir)? {
+    let entries = read_dir(m, &open(m, mft)?)?;
+    for e in entries {
         // The DOS name of a file goes with its Win32 name.
         if is_dot(&e.name) || e.name_type == sys::FILE_NAME_DOS || e.mft < sys::FILE_first_user {
             continue;
@@ -294,11 +325,8 @@ fn empty_dir(m: &Mounted, mft: u64, depth: usize) -> Result<(), String> {
         if child.is_dir() && !child.is_reparse() {
             empty_dir(m, child.mft, depth + 1)?;
         }
-        unlink(m, &dir, child.mft, &e.name)
+        unlink(m, mft, child.mft, &e.name)
             .map_err(|r| format!("{}: {r}", String::from_utf16_lossy(&e.name)))?;
-    }
-    if !dir.close() {
-        return Err(last_error("cannot write the directory", m.fault()));
     }
     Ok(())
 }
@@ -441,8 +469,7 @@ impl NtfsFs {
         let name = units(leaf).map_err(|r| self.err(OP, path, r))?;
         let dir_mft = self.mkdirs(m, OP, &parent)?;
         let e = |r: String| self.err(OP, path, r);
-        let dir = open(m, dir_mft).map_err(e)?;
-        let old = match lookup(m, &dir, &name).map_err(e)? {
+        let old = match lookup_in(m, dir_mft, &name).map_err(e)? {
             None => None,
             Some(mft) if mft < sys::FILE_first_user => {
                 return Err(e(format!("{leaf:?} is an NTFS metadata file")))
@@ -468,7 +495,7 @@ impl NtfsFs {
             let t: Vec<u16> = format!("~tasq{}-{n}.tmp", std::process::id())
                 .encode_utf16()
                 .collect();
-            if lookup(m, &dir, &t).map_err(e)?.is_none() {
+            if lookup_in(m, dir_mft, &t).map_err(e)?.is_none() {
                 break t;
             }
         };
@@ -476,30 +503,27 @@ impl NtfsFs {
         let written = match fill(m, tmp_mft, data) {
             Ok(n) => n,
             Err(r) => {
-                let cleanup = unlink(m, &dir, tmp_mft, &tmp)
+                let cleanup = unlink(m, dir_mft, tmp_mft, &tmp)
                     .err()
                     .map(|c| format!(" (and the temporary file could not be removed: {c})"))
                     .unwrap_or_default();
                 return Err(e(format!("{r}{cleanup}")));
             }
         };
-        if let Some(old) = old {
-            let stored = stored_name(m, &dir, old, &name).map_err(e)?;
-            unlink(m, &dir, old, &stored).map_err(|r| e(format!("removing the old file: {r}")))?;
-        }
-        let ino = open(m, tmp_mft).map_err(e)?;
-        // SAFETY: both inodes are open on the locked volume; the name is
-        // readable during the call and fits in u8 (units()).
-        if unsafe { sys::ntfs_link(ino.0, dir.0, name.as_ptr(), name.len() as u8) } != 0 {
-            return Err(e(last_error("cannot link the new file", m.fault())));
-        }
-        if !ino.close() {
-            return Err(e(last_error("cannot write the new file", m.fault())));
-        }
-        unlink(m, &dir, tmp_mft, &tmp).map_err(|r| e(format!("removing the temporary name: {r}")))?;
-        if !dir.close() {
-            return Err(e(last_error("cannot write the directory", m.fault())));
-        }
+        // The replacement keeps the old file's name as stored (its case),
+        // as Windows does when a file is overwritten.
+        let name = match old {
+            Some(old) => {
+                let stored = stored_name(m, dir_mft, old, &name).map_err(e)?;
+                unlink(m, dir_mft, old, &stored)
+                    .map_err(|r| e(format!("removing the old file: {r}")))?;
+                stored
+            }
+            None => name,
+        };
+        link(m, dir_mft, tmp_mft, &name).map_err(e)?;
+        unlink(m, dir_mft, tmp_mft, &tmp)
+            .map_err(|r| e(format!("removing the temporary name: {r}")))?;
         Ok(written)
     }
 }
@@ -615,7 +639,7 @@ impl VolumeFs for NtfsFs {
     fn remove(&mut self, path: &VolPath) -> FsResult<()> {
         const OP: &str = "removing";
         self.check_writable(OP, path)?;
-        let (Some(parent), Some(leaf)) = (path.parent(), path.file_name()) else {
+        let Some(leaf) = path.file_name() else {
             return Err(self.err(OP, path, "the root cannot be removed"));
         };
         let vol = self.vol(OP, path)?;
@@ -628,20 +652,14 @@ impl VolumeFs for NtfsFs {
         let (Some(node), parent_node) = (chain.last().copied(), chain.iter().rev().nth(1)) else {
             return Ok(());
         };
-        debug_assert!(parent.components().len() + 1 == path.components().len());
         let parent_mft = parent_node.map(|n| n.mft).unwrap_or(sys::FILE_root);
         // A reparse point is removed itself, never what it points to.
         if node.kind() == EntryKind::Dir {
             empty_dir(&m, node.mft, 0).map_err(e)?;
         }
         let name = units(leaf).map_err(e)?;
-        let dir = open(&m, parent_mft).map_err(e)?;
-        let stored = stored_name(&m, &dir, node.mft, &name).map_err(e)?;
-        unlink(&m, &dir, node.mft, &stored).map_err(e)?;
-        if !dir.close() {
-            return Err(e(last_error("cannot write the directory", m.fault())));
-        }
-        Ok(())
+        let stored = stored_name(&m, parent_mft, node.mft, &name).map_err(e)?;
+        unlink(&m, parent_mft, node.mft, &stored).map_err(e)
     }
 
     fn free_space(&mut self) -> FsResult<u64> {
