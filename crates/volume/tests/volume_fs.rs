@@ -259,12 +259,17 @@ mod ntfs {
         assert_eq!(ino.attributes & 0xFFFF, FILE_ATTRIBUTE_ARCHIVE, "{:#x}", ino.attributes);
         assert!(ino.last_write_time + 10_000_000 >= t0, "{} < {t0}", ino.last_write_time);
         assert!(ino.creation_time + 10_000_000 >= t0);
-        let sd = &tree.security[ino.security_id.unwrap() as usize];
-        check_inherited_sd(sd);
-        let d = tree.find("Windows\\Panther").unwrap();
+        let sd_of = |i: &Inode| tree.security[i.security_id.unwrap() as usize].clone();
+        let root_sd = sd_of(&tree.inodes[tree.dentries[0].inode]);
+        let d = tree.find("Windows").unwrap();
         let dino = &tree.inodes[tree.dentries[d].inode];
         assert_eq!(dino.attributes, FILE_ATTRIBUTE_DIRECTORY, "{:#x}", dino.attributes);
-        check_inherited_sd(&tree.security[dino.security_id.unwrap() as usize]);
+        check_inherited_sd(&sd_of(dino), &root_sd, true);
+        let a = tree.find("a.txt").unwrap();
+        check_inherited_sd(&sd_of(&tree.inodes[tree.dentries[a].inode]), &root_sd, false);
+        let p = tree.find("Windows\\Panther\\Unattend").unwrap();
+        let p_sd = sd_of(&tree.inodes[tree.dentries[p].inode]);
+        check_inherited_sd(&sd_of(ino), &p_sd, false);
 
         // And tasq's own capture finds the same file.
         let vol = NtfsVolume::open(&disk, HEAD, size, false).unwrap();
@@ -274,27 +279,63 @@ mod ntfs {
         assert_eq!(tree.inodes[tree.dentries[f].inode].streams[0].size, 9);
     }
 
-    /// Owner BUILTIN\Administrators (S-1-5-32-544) and at least one ACE
-    /// flagged INHERITED_ACE (0x10), from the root mkntfs made.
-    fn check_inherited_sd(sd: &[u8]) {
+    /// The ACEs of a descriptor's DACL as (type, flags, mask, SID).
+    fn aces(sd: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
+        let dacl_off = u32::from_le_bytes(sd[16..20].try_into().unwrap()) as usize;
+        assert!(dacl_off > 0, "no DACL");
+        let count = u16::from_le_bytes(sd[dacl_off + 4..dacl_off + 6].try_into().unwrap());
+        let mut p = dacl_off + 8;
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let size = u16::from_le_bytes(sd[p + 2..p + 4].try_into().unwrap()) as usize;
+            let mask = u32::from_le_bytes(sd[p + 4..p + 8].try_into().unwrap());
+            out.push((sd[p], sd[p + 1], mask, sd[p + 8..p + size].to_vec()));
+            p += size;
+        }
+        out
+    }
+
+    /// Owner BUILTIN\Administrators (S-1-5-32-544), and the effective
+    /// ACEs are those of the parent `parent_sd` that a file (OBJECT_INHERIT)
+    /// or directory (CONTAINER_INHERIT) inherits, as Windows computes them.
+    fn check_inherited_sd(sd: &[u8], parent_sd: &[u8], dir: bool) {
         let owner_off = u32::from_le_bytes(sd[4..8].try_into().unwrap()) as usize;
         assert_eq!(
             &sd[owner_off..owner_off + 16],
             &[1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0],
             "owner"
         );
-        let dacl_off = u32::from_le_bytes(sd[16..20].try_into().unwrap()) as usize;
-        assert!(dacl_off > 0, "no DACL");
-        let count = u16::from_le_bytes(sd[dacl_off + 4..dacl_off + 6].try_into().unwrap());
-        let mut p = dacl_off + 8;
-        let mut inherited = 0;
-        for _ in 0..count {
-            if sd[p + 1] & 0x10 != 0 {
-                inherited += 1;
+        let flag = if dir { 0x02 } else { 0x01 };
+        // Inherited ACEs have their generic rights mapped to file rights.
+        let map_generic = |m: u32| {
+            let mut out = m & 0x0FFF_FFFF;
+            for (g, specific) in [
+                (0x8000_0000u32, 0x0012_0089u32),
+                (0x4000_0000, 0x0012_0116),
+                (0x2000_0000, 0x0012_00A0),
+                (0x1000_0000, 0x001F_01FF),
+            ] {
+                if m & g != 0 {
+                    out |= specific;
+                }
             }
-            p += u16::from_le_bytes(sd[p + 2..p + 4].try_into().unwrap()) as usize;
-        }
-        assert!(inherited > 0, "no inherited ACE in {sd:02x?}");
+            out
+        };
+        let mut want: Vec<_> = aces(parent_sd)
+            .into_iter()
+            .filter(|a| a.1 & flag != 0)
+            .map(|a| (a.0, map_generic(a.2), a.3))
+            .collect();
+        // Inherit-only (0x08) ACEs are for the children, not effective.
+        let mut got: Vec<_> = aces(sd)
+            .into_iter()
+            .filter(|a| a.1 & 0x08 == 0)
+            .map(|a| (a.0, a.2, a.3))
+            .collect();
+        want.sort();
+        got.sort();
+        assert!(!want.is_empty(), "the parent has nothing inheritable");
+        assert_eq!(got, want);
     }
 
     /// Makes `Junction` (a directory junction to C:\Windows) and
