@@ -63,7 +63,10 @@ fn exercise(fs: &mut dyn VolumeFs) {
         fs.metadata(&vp("Windows\\Panther")).unwrap().unwrap().kind,
         EntryKind::Dir
     );
-    assert_eq!(fs.metadata(&VolPath::root()).unwrap().unwrap().kind, EntryKind::Dir);
+    assert_eq!(
+        fs.metadata(&VolPath::root()).unwrap().unwrap().kind,
+        EntryKind::Dir
+    );
     assert_eq!(fs.metadata(&vp("Windows\\nope")).unwrap(), None);
     assert_eq!(fs.metadata(&vp("nope\\deeper")).unwrap(), None);
     // Lookup ignores case, as Windows does.
@@ -231,8 +234,14 @@ mod ntfs {
         let (ok, out, err) = run("ntfsfix", &["-n", part.to_str().unwrap()]);
         let text = format!("{}{err}", String::from_utf8_lossy(&out));
         assert!(ok, "{text}");
-        assert!(!text.contains("FAILED") && !text.contains("corrupt"), "{text}");
-        assert_eq!(ntfscat(&part, "/Windows/Panther/Unattend/unattend.xml"), b"<new/>");
+        assert!(
+            !text.contains("FAILED") && !text.contains("corrupt"),
+            "{text}"
+        );
+        assert_eq!(
+            ntfscat(&part, "/Windows/Panther/Unattend/unattend.xml"),
+            b"<new/>"
+        );
         assert!(ntfscat(&part, "/big.bin") == common::pattern(5 * MIB as usize, 7));
         assert_eq!(ntfscat(&part, &format!("/Drivers/{LONG}")), b"[Version]");
         let root = ntfsls(&part, "/");
@@ -247,7 +256,12 @@ mod ntfs {
         let wim = dir.path().join("wimlib.wim");
         let (ok, _, err) = run(
             "wimlib-imagex",
-            &["capture", part.to_str().unwrap(), wim.to_str().unwrap(), "--compress=none"],
+            &[
+                "capture",
+                part.to_str().unwrap(),
+                wim.to_str().unwrap(),
+                "--compress=none",
+            ],
         );
         assert!(ok, "{err}");
         let w = tasq_wim::reader::Wim::open(&wim).unwrap();
@@ -256,17 +270,34 @@ mod ntfs {
             .find("Windows\\Panther\\Unattend\\unattend.xml")
             .expect("unattend.xml in wimlib's image");
         let ino = &tree.inodes[tree.dentries[f].inode];
-        assert_eq!(ino.attributes & 0xFFFF, FILE_ATTRIBUTE_ARCHIVE, "{:#x}", ino.attributes);
-        assert!(ino.last_write_time + 10_000_000 >= t0, "{} < {t0}", ino.last_write_time);
+        assert_eq!(
+            ino.attributes & 0xFFFF,
+            FILE_ATTRIBUTE_ARCHIVE,
+            "{:#x}",
+            ino.attributes
+        );
+        assert!(
+            ino.last_write_time + 10_000_000 >= t0,
+            "{} < {t0}",
+            ino.last_write_time
+        );
         assert!(ino.creation_time + 10_000_000 >= t0);
         let sd_of = |i: &Inode| tree.security[i.security_id.unwrap() as usize].clone();
         let root_sd = sd_of(&tree.inodes[tree.dentries[0].inode]);
         let d = tree.find("Windows").unwrap();
         let dino = &tree.inodes[tree.dentries[d].inode];
-        assert_eq!(dino.attributes, FILE_ATTRIBUTE_DIRECTORY, "{:#x}", dino.attributes);
+        assert_eq!(
+            dino.attributes, FILE_ATTRIBUTE_DIRECTORY,
+            "{:#x}",
+            dino.attributes
+        );
         check_inherited_sd(&sd_of(dino), &root_sd, true);
         let a = tree.find("a.txt").unwrap();
-        check_inherited_sd(&sd_of(&tree.inodes[tree.dentries[a].inode]), &root_sd, false);
+        check_inherited_sd(
+            &sd_of(&tree.inodes[tree.dentries[a].inode]),
+            &root_sd,
+            false,
+        );
         let p = tree.find("Windows\\Panther\\Unattend").unwrap();
         let p_sd = sd_of(&tree.inodes[tree.dentries[p].inode]);
         check_inherited_sd(&sd_of(ino), &p_sd, false);
@@ -382,12 +413,19 @@ mod ntfs {
             EntryKind::Other
         );
         for (what, r) in [
-            ("write", fs.write_file(&vp("Junction\\evil.txt"), &mut &b"x"[..]).map(|_| ())),
+            (
+                "write",
+                fs.write_file(&vp("Junction\\evil.txt"), &mut &b"x"[..])
+                    .map(|_| ()),
+            ),
             ("mkdir", fs.create_dir_all(&vp("Junction\\sub"))),
             ("list", fs.read_dir(&vp("Junction")).map(|_| ())),
             ("read", fs.read_file(&vp("Junction\\x"), 10).map(|_| ())),
             ("meta", fs.metadata(&vp("Junction\\x")).map(|_| ())),
-            ("replace", fs.write_file(&vp("Junction"), &mut &b"x"[..]).map(|_| ())),
+            (
+                "replace",
+                fs.write_file(&vp("Junction"), &mut &b"x"[..]).map(|_| ()),
+            ),
         ] {
             let e = r.expect_err(what).to_string();
             assert!(e.contains("reparse point"), "{what}: {e}");
@@ -427,13 +465,17 @@ mod ntfs {
         mkntfs(&img, 8);
         let mut fs = NtfsFs::open(&img, 0, 8 * MIB, true).unwrap();
         let old = common::pattern(MIB as usize, 3);
-        fs.write_file(&vp("Boot\\BCD"), &mut old.as_slice()).unwrap();
+        fs.write_file(&vp("Boot\\BCD"), &mut old.as_slice())
+            .unwrap();
         let free = fs.free_space().unwrap();
         let huge = common::pattern((free + 2 * MIB) as usize, 4);
         let e = fs
             .write_file(&vp("boot\\bcd"), &mut huge.as_slice())
             .unwrap_err();
-        assert!(e.to_string().contains("BCD") || e.to_string().contains("bcd"), "{e}");
+        assert!(
+            e.to_string().contains("BCD") || e.to_string().contains("bcd"),
+            "{e}"
+        );
         assert!(fs.read_file(&vp("Boot\\BCD"), 8 * MIB).unwrap() == old);
         assert_eq!(names(&mut fs, "Boot"), ["BCD"]);
         // The space of the failed attempt is given back.
@@ -465,7 +507,10 @@ mod ntfs {
         }
         fs.flush().unwrap();
         drop(fs);
-        assert!(std::fs::read(&img).unwrap() == before, "a read-only open changed the image");
+        assert!(
+            std::fs::read(&img).unwrap() == before,
+            "a read-only open changed the image"
+        );
     }
 }
 
@@ -521,7 +566,10 @@ fn fat_scenario_then_mtools_and_fsck() {
         fs.flush().unwrap();
     }
     let at = format!("{}@@{off}", img.display());
-    assert_eq!(mtype(&at, "::/Windows/Panther/Unattend/unattend.xml"), b"<new/>");
+    assert_eq!(
+        mtype(&at, "::/Windows/Panther/Unattend/unattend.xml"),
+        b"<new/>"
+    );
     assert!(mtype(&at, "::/big.bin") == common::pattern(5 * MIB as usize, 7));
     assert_eq!(mtype(&at, &format!("::/Drivers/{LONG}")), b"[Version]");
     // New files carry ARCHIVE, as mattrib shows it.
@@ -561,7 +609,8 @@ fn fat_full_volume_keeps_the_old_file() {
     let size = std::fs::metadata(&img).unwrap().len();
     let mut fs = open_volume(&img, 0, size, FsType::Fat12, true).unwrap();
     let old = common::pattern(MIB as usize, 3);
-    fs.write_file(&vp("EFI\\Boot\\BCD"), &mut old.as_slice()).unwrap();
+    fs.write_file(&vp("EFI\\Boot\\BCD"), &mut old.as_slice())
+        .unwrap();
     let free = fs.free_space().unwrap();
     let huge = common::pattern((free + MIB) as usize, 4);
     let e = fs
@@ -603,8 +652,15 @@ fn other_file_systems_are_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("x.img");
     std::fs::write(&img, vec![0u8; MIB as usize]).unwrap();
-    for (t, name) in [(FsType::Ext4, "Ext4"), (FsType::ExFat, "ExFat"), (FsType::Unknown, "Unknown")] {
-        let e = open_volume(&img, 0, MIB, t, false).err().unwrap().to_string();
+    for (t, name) in [
+        (FsType::Ext4, "Ext4"),
+        (FsType::ExFat, "ExFat"),
+        (FsType::Unknown, "Unknown"),
+    ] {
+        let e = open_volume(&img, 0, MIB, t, false)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(name), "{e}");
     }
     // A FAT or NTFS type on bytes that are neither is an error too.

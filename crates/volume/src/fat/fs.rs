@@ -144,10 +144,7 @@ fn empty_dir(dir: &Dir, depth: usize) -> Result<(), String> {
 impl FatFs {
     /// Mounts the FAT volume of `len` bytes at `offset` of `disk`.
     pub fn new(disk: &Disk, offset: u64, len: u64, writable: bool) -> FsResult<FatFs> {
-        let desc = format!(
-            "FAT volume in {} at offset {offset}",
-            disk.path().display()
-        );
+        let desc = format!("FAT volume in {} at offset {offset}", disk.path().display());
         let err = |r: String| FsError::new(desc.clone(), "opening", VolPath::root(), r);
         let mut slice = disk.slice(offset, len).map_err(|e| err(e.to_string()))?;
         RawFat::open(&mut slice).map_err(|e| err(format!("not a FAT volume: {e}")))?;
@@ -298,12 +295,10 @@ impl VolumeFs for FatFs {
                 size: 0,
             }));
         }
-        Ok(self
-            .entry_at(fs, "reading", path)?
-            .map(|(_, e)| FsEntry {
-                name: path.file_name().unwrap_or("").to_string(),
-                ..entry_of(&e)
-            }))
+        Ok(self.entry_at(fs, "reading", path)?.map(|(_, e)| FsEntry {
+            name: path.file_name().unwrap_or("").to_string(),
+            ..entry_of(&e)
+        }))
     }
 
     fn read_dir(&mut self, path: &VolPath) -> FsResult<Vec<FsEntry>> {
@@ -327,7 +322,9 @@ impl VolumeFs for FatFs {
         self.check_writable("creating", path)?;
         let fs = self.fs("creating", path)?;
         let mut made = Vec::new();
-        let r = self.dir_at(fs, "creating", path, Some(&mut made)).map(|_| ());
+        let r = self
+            .dir_at(fs, "creating", path, Some(&mut made))
+            .map(|_| ());
         self.created.extend(made);
         r
     }

@@ -77,4 +77,3 @@ impl Seek for Shared {
         self.0.borrow_mut().seek(pos)
     }
 }
-

@@ -294,7 +294,12 @@ fn read_all(m: &Mounted, mft: u64, limit: u64) -> Result<Vec<u8>, String> {
         // SAFETY: attr is open on the locked volume; `rest` is writable
         // for its length.
         let r = unsafe {
-            sys::ntfs_attr_pread(attr.0, pos as i64, rest.len() as i64, rest.as_mut_ptr().cast())
+            sys::ntfs_attr_pread(
+                attr.0,
+                pos as i64,
+                rest.len() as i64,
+                rest.as_mut_ptr().cast(),
+            )
         };
         if r <= 0 {
             return Err(last_error(&format!("read at {pos} failed"), m.fault()));
@@ -566,9 +571,7 @@ impl VolumeFs for NtfsFs {
             EntryKind::Dir => {}
             EntryKind::File => return Err(e("not a directory".into())),
             EntryKind::Other => {
-                return Err(e(
-                    "a reparse point (junction or link), not followed".into()
-                ))
+                return Err(e("a reparse point (junction or link), not followed".into()))
             }
         }
         let dir = open(&m, node.mft).map_err(e)?;
@@ -628,11 +631,9 @@ impl VolumeFs for NtfsFs {
         match node.kind() {
             EntryKind::File => read_all(&m, node.mft, limit).map_err(|r| self.err(OP, path, r)),
             EntryKind::Dir => Err(self.err(OP, path, "a directory, not a file")),
-            EntryKind::Other => Err(self.err(
-                OP,
-                path,
-                "a reparse point (junction or link), not followed",
-            )),
+            EntryKind::Other => {
+                Err(self.err(OP, path, "a reparse point (junction or link), not followed"))
+            }
         }
     }
 

@@ -38,8 +38,8 @@ use tasq_wim::{Result, WimError};
 
 pub use apply::{apply_image_to_ntfs, NtfsTarget};
 pub use capture::NtfsSource;
-pub use fs::NtfsFs;
 use device::{Device, DeviceState};
+pub use fs::NtfsFs;
 
 /// A mounted volume. libntfs-3g is not thread-safe per volume, so the
 /// handle sits behind a mutex; every call into the library holds it.
