@@ -636,6 +636,7 @@ fn fat_read_only_refuses_writes() {
     fs.write_file(&vp("x\\y.txt"), &mut &b"yes"[..]).unwrap();
     fs.flush().unwrap();
     drop(fs);
+    let before = std::fs::read(&img).unwrap();
     let mut fs = open_volume(&img, 0, size, FsType::Fat12, false).unwrap();
     assert_eq!(fs.read_file(&vp("X\\Y.TXT"), 10).unwrap(), b"yes");
     for r in [
@@ -645,6 +646,13 @@ fn fat_read_only_refuses_writes() {
     ] {
         assert!(r.unwrap_err().to_string().contains("read-only"));
     }
+    fs.flush().unwrap();
+    drop(fs);
+    assert!(
+        std::fs::read(&img).unwrap() == before,
+        "a read-only open changed the image"
+    );
+    fsck_fat(&img);
 }
 
 #[test]

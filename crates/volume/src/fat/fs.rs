@@ -460,3 +460,31 @@ impl VolumeFs for FatFs {
         self.commit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fatfs::TimeProvider;
+
+    #[test]
+    fn the_clock_gives_a_valid_utc_date() {
+        let (date, time, _) = now_fat();
+        let t = UTC_NOW.get_current_date_time();
+        assert_eq!(t.date.year, 1980 + (date >> 9));
+        assert!(t.date.year >= 2024, "{t:?}");
+        assert!((1..=12).contains(&t.date.month) && (1..=31).contains(&t.date.day));
+        assert!(t.time.hour < 24 && t.time.min < 60 && t.time.sec < 60);
+        assert_eq!(t.time.hour, time >> 11);
+        assert_eq!(UTC_NOW.get_current_date(), t.date);
+    }
+
+    #[test]
+    fn a_volume_that_is_not_fat_is_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), vec![0u8; 1 << 20]).unwrap();
+        let d = Disk::open(f.path(), false).unwrap();
+        let e = FatFs::new(&d, 0, 1 << 20, false).err().unwrap().to_string();
+        assert!(e.contains("not a FAT volume"), "{e}");
+        assert!(FatFs::new(&d, 1 << 19, 1 << 20, false).is_err());
+    }
+}

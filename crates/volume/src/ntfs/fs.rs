@@ -685,3 +685,42 @@ impl VolumeFs for NtfsFs {
         closed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_for_ntfs_limits() {
+        assert_eq!(units("abc").unwrap(), [97, 98, 99]);
+        // 255 units is the most; astral characters count two units.
+        assert!(units(&"x".repeat(255)).is_ok());
+        assert!(units(&"😀".repeat(127)).is_ok());
+        assert!(units(&"😀".repeat(128)).is_err());
+        assert!(units("").is_err());
+    }
+
+    #[test]
+    fn node_kinds_follow_the_attributes() {
+        let n = |attrs| Node { mft: 20, attrs };
+        assert_eq!(n(0x20).kind(), EntryKind::File);
+        assert_eq!(n(FILE_ATTRIBUTE_DIRECTORY).kind(), EntryKind::Dir);
+        // A junction is a directory with a reparse point: never a Dir.
+        assert_eq!(
+            n(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT).kind(),
+            EntryKind::Other
+        );
+        assert_eq!(n(FILE_ATTRIBUTE_REPARSE_POINT).kind(), EntryKind::Other);
+    }
+
+    #[test]
+    fn opening_garbage_is_an_error_naming_the_volume() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), vec![0u8; 1 << 20]).unwrap();
+        let e = NtfsFs::open(f.path(), 4096, 65536, true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("offset 4096") && e.contains("NTFS"), "{e}");
+    }
+}
