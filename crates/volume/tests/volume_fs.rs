@@ -46,6 +46,38 @@ fn names(fs: &mut dyn VolumeFs, p: &str) -> Vec<String> {
         .collect()
 }
 
+/// Captures `src` with tasq's WIM writer, then checks with wimlib-imagex
+/// that the scenario's files are in the image with their content.
+fn capture_round_trip(src: &mut dyn tasq_wim::capture::CaptureSource, wim: &Path) {
+    use tasq_wim::writer::{ImageOptions, WimWriter, WriteOptions};
+    let mut w = WimWriter::create(wim, WriteOptions::default()).unwrap();
+    w.add_image(
+        src,
+        &tasq_wim::capture_config::CaptureConfig::windows_default(),
+        &ImageOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    w.finish().unwrap();
+    let w = wim.to_str().unwrap();
+    let extract = |path: &str| {
+        let (ok, out, err) = run("wimlib-imagex", &["extract", w, "1", path, "--to-stdout"]);
+        assert!(ok, "{path}: {err}");
+        out
+    };
+    assert_eq!(extract("/Windows/Panther/Unattend/unattend.xml"), b"<new/>");
+    assert_eq!(extract(&format!("/Drivers/{LONG}")), b"[Version]");
+    assert!(extract("/big.bin") == common::pattern(5 * MIB as usize, 7));
+    let (ok, out, err) = run("wimlib-imagex", &["dir", w, "1"]);
+    assert!(ok, "{err}");
+    let listing = String::from_utf8_lossy(&out);
+    assert!(
+        listing.lines().any(|l| l == "/_SMSTaskSequence/Logs"),
+        "{listing}"
+    );
+    assert!(!listing.contains("~tasq"), "{listing}");
+}
+
 /// The common scenario. Leaves on the volume: `Windows\Panther\Unattend\
 /// unattend.xml` = "<new/>", `Drivers\<LONG>` = "[Version]", `big.bin` =
 /// pattern(5 MiB, 7), `a.txt` = "a", `_SMSTaskSequence\Logs\` (empty).
@@ -158,7 +190,6 @@ mod ntfs {
     use super::*;
     use tasq_volume::ntfs::{NtfsFs, NtfsSource, NtfsTarget, NtfsVolume};
     use tasq_wim::apply::{ApplyEntry, ApplyTarget, WimPath};
-    use tasq_wim::capture::{CaptureSource, NoFilter};
     use tasq_wim::image::*;
 
     const HEAD: u64 = MIB;
@@ -302,12 +333,10 @@ mod ntfs {
         let p_sd = sd_of(&tree.inodes[tree.dentries[p].inode]);
         check_inherited_sd(&sd_of(ino), &p_sd, false);
 
-        // And tasq's own capture finds the same file.
+        // And tasq's own capture (NtfsSource -> WIM) holds the files.
         let vol = NtfsVolume::open(&disk, HEAD, size, false).unwrap();
         let mut src = NtfsSource::new(&vol);
-        let tree = src.scan(&NoFilter, &mut |_| {}).unwrap();
-        let f = tree.find(&format!("Drivers\\{LONG}")).unwrap();
-        assert_eq!(tree.inodes[tree.dentries[f].inode].streams[0].size, 9);
+        capture_round_trip(&mut src, &dir.path().join("tasq.wim"));
     }
 
     /// The ACEs of a descriptor's DACL as (type, flags, mask, SID).
@@ -589,6 +618,10 @@ fn fat_scenario_then_mtools_and_fsck() {
     let part = dir.path().join("part.img");
     extract(&img, off, len, &part);
     fsck_fat(&part);
+    // tasq's FAT capture (FatSource -> WIM) holds the files.
+    let d = Disk::open(&img, false).unwrap();
+    let mut src = tasq_volume::FatSource::new(&d, off, len, "fat.img:1").unwrap();
+    capture_round_trip(&mut src, &dir.path().join("fat.wim"));
 }
 
 /// A FAT12 volume of `kib` KiB made by mkfs.fat (an independent formatter).
