@@ -11,9 +11,8 @@
 //! Committing: a volume returned by [`open_volume`] is consistent on disk
 //! after [`VolumeFs::flush`] returns `Ok` (NTFS: unmounted and mounted
 //! again; FAT: fatfs unmounted, attributes and dot entries patched,
-//! mounted again). Dropping it also unmounts, but cannot report a failure
-//! and, for FAT, skips the patches (ARCHIVE bits of new files, `.`/`..` of
-//! new directories): steps call `flush()`, then drop.
+//! mounted again). Dropping it writes everything back the same way but
+//! cannot report a failure: steps call `flush()`, then drop.
 //!
 //! Paths are [`VolPath`]s: Windows-style relative paths, checked once when
 //! parsed (no `..`, no `.`, no empty or NUL-bearing components, no drive

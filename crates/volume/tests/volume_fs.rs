@@ -660,6 +660,25 @@ fn fat_full_volume_keeps_the_old_file() {
 }
 
 #[test]
+fn fat_drop_without_flush_writes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("drop.img");
+    mkfs_fat(&img, 2048);
+    let size = std::fs::metadata(&img).unwrap().len();
+    let mut fs = open_volume(&img, 0, size, FsType::Fat12, true).unwrap();
+    fs.write_file(&vp("EFI\\Microsoft\\Boot\\BCD"), &mut &b"bcd"[..])
+        .unwrap();
+    drop(fs);
+    fsck_fat(&img);
+    let at = format!("{}@@0", img.display());
+    assert_eq!(mtype(&at, "::/EFI/Microsoft/Boot/BCD"), b"bcd");
+    let (ok, out, err) = run("mattrib", &["-i", &at, "::/EFI/Microsoft/Boot/BCD"]);
+    assert!(ok, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.trim_start().starts_with('A'), "{out}");
+}
+
+#[test]
 fn fat_read_only_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("ro.img");

@@ -13,10 +13,9 @@
 //!   as Windows gives them.
 //! - fatfs 0.3 cannot set attributes and writes the `.`/`..` entries of a
 //!   new directory the way fsck.fat "repairs"; both are fixed with the raw
-//!   writer of `tasq_disk::fat` on [`flush`](VolumeFs::flush) (and on
-//!   [`FatFs::close`]), which unmounts fatfs, patches and mounts again.
-//!   Dropping the handle without flushing leaves these two fixes undone
-//!   (the data and names are on disk); steps call `flush()`.
+//!   writer of `tasq_disk::fat` on [`flush`](VolumeFs::flush), which
+//!   unmounts fatfs, patches and mounts again, and on [`FatFs::close`] or
+//!   drop (which cannot report a failure; steps call `flush()` first).
 
 use std::cell::RefCell;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -159,11 +158,10 @@ impl FatFs {
         })
     }
 
-    /// Flushes (see the module notes) and lets go of the volume.
+    /// Writes back (see the module notes) and lets go of the volume,
+    /// reporting any failure.
     pub fn close(mut self) -> FsResult<()> {
-        self.commit()?;
-        self.fs = None;
-        Ok(())
+        self.write_back()
     }
 
     fn err(&self, op: &'static str, path: &VolPath, reason: impl Into<String>) -> FsError {
@@ -233,11 +231,19 @@ impl FatFs {
         Ok(e.map(|e| (dir, e)))
     }
 
-    /// Unmounts fatfs (writing FSInfo and clearing the dirty flag), gives
-    /// the entries created since the last time their ARCHIVE bit and
-    /// proper dot entries, and mounts again.
+    /// Writes back and mounts again.
     fn commit(&mut self) -> FsResult<()> {
+        self.write_back()?;
         let root = VolPath::root();
+        let fs = mount(&self.io).map_err(|e| self.err("mounting again", &root, e.to_string()))?;
+        self.fs = Some(fs);
+        Ok(())
+    }
+
+    /// Unmounts fatfs (writing FSInfo and clearing the dirty flag) and
+    /// gives the entries created since the last time their ARCHIVE bit and
+    /// proper dot entries. Leaves the volume unmounted.
+    fn write_back(&mut self) -> FsResult<()> {
         let err = |r: String| FsError::new(self.desc.clone(), "flushing", VolPath::root(), r);
         if let Some(fs) = self.fs.take() {
             // Counting free clusters keeps FSInfo right for fsck and Windows.
@@ -275,9 +281,17 @@ impl FatFs {
             }
             slice.flush().map_err(|e| err(e.to_string()))?;
         }
-        let fs = mount(&self.io).map_err(|e| self.err("mounting again", &root, e.to_string()))?;
-        self.fs = Some(fs);
         Ok(())
+    }
+}
+
+impl Drop for FatFs {
+    /// A handle dropped without `close` is written back all the same;
+    /// only the error, if any, is lost.
+    fn drop(&mut self) {
+        if self.fs.is_some() {
+            let _ = self.write_back();
+        }
     }
 }
 
