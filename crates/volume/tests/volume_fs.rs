@@ -728,3 +728,47 @@ fn other_file_systems_are_named_in_the_error() {
     #[cfg(feature = "ntfs")]
     assert!(open_volume(&img, 0, MIB, FsType::Ntfs, false).is_err());
 }
+
+/// Rough figures, not a check: `cargo test --test volume_fs -- --ignored
+/// --nocapture volume_fs_timings`. Writes 500 small files into one
+/// directory and one 64 MiB file, on NTFS and FAT32.
+#[test]
+#[ignore]
+fn volume_fs_timings() {
+    fn time(fs: &mut dyn VolumeFs, what: &str) {
+        let t = std::time::Instant::now();
+        for i in 0..500 {
+            fs.write_file(&vp(&format!("Drivers\\f{i:04}.inf")), &mut &[7u8; 2000][..])
+                .unwrap();
+        }
+        let small = t.elapsed();
+        let big = common::pattern(64 * MIB as usize, 1);
+        let t = std::time::Instant::now();
+        fs.write_file(&vp("big.wim"), &mut big.as_slice()).unwrap();
+        let write = t.elapsed();
+        let t = std::time::Instant::now();
+        assert!(fs.read_file(&vp("big.wim"), 1 << 30).unwrap() == big);
+        let read = t.elapsed();
+        let t = std::time::Instant::now();
+        fs.flush().unwrap();
+        let flush = t.elapsed();
+        println!(
+            "{what}: 500 x 2 KB files {small:?}, 64 MiB write {write:?}, read {read:?}, flush {flush:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    #[cfg(feature = "ntfs")]
+    {
+        let img = dir.path().join("n.img");
+        let f = std::fs::File::create(&img).unwrap();
+        f.set_len(256 * MIB).unwrap();
+        drop(f);
+        let (ok, _, err) = run("mkntfs", &["-F", "-f", "-q", img.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        let mut fs = open_volume(&img, 0, 256 * MIB, FsType::Ntfs, true).unwrap();
+        time(fs.as_mut(), "NTFS");
+    }
+    let (img, off, len) = fat_disk(dir.path());
+    let mut fs = open_volume(&img, off, len, FsType::Fat32, true).unwrap();
+    time(fs.as_mut(), "FAT32");
+}
