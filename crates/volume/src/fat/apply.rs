@@ -10,43 +10,20 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::rc::Rc;
 
 use tasq_disk::fat::{filetime_to_fat, FatTimes, RawEntry, RawFat};
-use tasq_disk::{Disk, DiskSlice};
+use tasq_disk::Disk;
 use tasq_wim::apply::{ApplyEntry, ApplyTarget, WimPath};
 use tasq_wim::image::{Stream, StreamKind};
 use tasq_wim::{Result, WimError};
 
-use super::FAT_ATTRIBUTES;
+use super::{Shared, FAT_ATTRIBUTES};
 
 /// FAT files hold at most 4 GiB − 1 bytes.
 const MAX_FAT_FILE: u64 = u32::MAX as u64;
 const FLUSH_AT: usize = 8 << 20;
-
-/// One disk slice shared by fatfs and the raw patcher (never at once).
-#[derive(Clone)]
-struct Shared(Rc<RefCell<DiskSlice>>);
-
-impl Read for Shared {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().read(buf)
-    }
-}
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.borrow_mut().flush()
-    }
-}
-impl Seek for Shared {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.0.borrow_mut().seek(pos)
-    }
-}
 
 /// The stream between `begin_stream` and `end_stream`.
 enum Current {
