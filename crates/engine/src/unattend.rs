@@ -302,7 +302,12 @@ pub fn decode_password(value: &str, field: &str) -> Option<String> {
     }
     let units: Vec<u16> = bytes
         .chunks(2)
-        .map(|c| u16::from_le_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]))
+        .map(|c| {
+            u16::from_le_bytes([
+                c.first().copied().unwrap_or(0),
+                c.get(1).copied().unwrap_or(0),
+            ])
+        })
         .collect();
     let s = String::from_utf16(&units).ok()?;
     s.strip_suffix(field).map(str::to_string)
@@ -537,7 +542,9 @@ pub fn check_time_zone(var: &str, tz: &str) -> Result<&'static str, UnattendErro
         .ok_or_else(|| {
             bad(
                 var,
-                format!("{tz:?} is not a Windows time zone ID (such as \"W. Europe Standard Time\")"),
+                format!(
+                    "{tz:?} is not a Windows time zone ID (such as \"W. Europe Standard Time\")"
+                ),
             )
         })
 }
@@ -545,9 +552,9 @@ pub fn check_time_zone(var: &str, tz: &str) -> Result<&'static str, UnattendErro
 /// A language tag such as `en-US`, `zh-Hans-CN`, `sr-Latn-RS`.
 pub fn check_language(var: &str, tag: &str) -> Result<(), UnattendError> {
     let parts: Vec<&str> = tag.split('-').collect();
-    let first_ok = parts.first().is_some_and(|p| {
-        (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic())
-    });
+    let first_ok = parts
+        .first()
+        .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
     let rest_ok = parts
         .iter()
         .skip(1)
@@ -587,7 +594,10 @@ pub fn check_input_locale(var: &str, value: &str) -> Result<(), UnattendError> {
 /// A workgroup (NetBIOS) name: 1–15 characters without `\/:*?"<>|`.
 pub fn check_workgroup(var: &str, name: &str) -> Result<(), UnattendError> {
     if name.is_empty() || name.chars().count() > 15 {
-        return Err(bad(var, format!("{name:?} must be 1 to 15 characters long")));
+        return Err(bad(
+            var,
+            format!("{name:?} must be 1 to 15 characters long"),
+        ));
     }
     if let Some(c) = name
         .chars()
@@ -642,7 +652,10 @@ pub fn split_account(
 /// `LDAP://OU=Servers,DC=contoso,DC=com` → `OU=Servers,DC=contoso,DC=com`.
 pub fn check_ou(var: &str, ou: &str) -> Result<String, UnattendError> {
     let t = ou.trim();
-    let dn = if t.len() >= 7 && t.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("LDAP://")) {
+    let dn = if t.len() >= 7
+        && t.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("LDAP://"))
+    {
         t.get(7..).unwrap_or("")
     } else {
         t
@@ -822,7 +835,10 @@ impl Settings {
         if let Some(k) = &product_key {
             check_product_key("OSDProductKey", k)?;
         }
-        for (var, max) in [("OSDRegisteredUserName", 255), ("OSDRegisteredOrgName", 255)] {
+        for (var, max) in [
+            ("OSDRegisteredUserName", 255),
+            ("OSDRegisteredOrgName", 255),
+        ] {
             if get(env, var).is_some_and(|v| v.chars().count() > max) {
                 return Err(bad(var, format!("longer than {max} characters")));
             }
@@ -856,7 +872,10 @@ impl Settings {
         for (var, slot) in [
             ("OSDWindowsSettingsSystemLocale", &mut locales.system),
             ("OSDWindowsSettingsUILanguage", &mut locales.ui),
-            ("OSDWindowsSettingsUILanguageFallback", &mut locales.ui_fallback),
+            (
+                "OSDWindowsSettingsUILanguageFallback",
+                &mut locales.ui_fallback,
+            ),
             ("OSDWindowsSettingsUserLocale", &mut locales.user),
         ] {
             if let Some(v) = get(env, var) {
@@ -977,11 +996,12 @@ impl Settings {
         let Some(raw) = get(env, "OSDAdapterCount") else {
             return Ok(Vec::new());
         };
-        let count: usize = raw
-            .parse()
-            .ok()
-            .filter(|n| *n <= 64)
-            .ok_or_else(|| bad("OSDAdapterCount", format!("{raw:?} is not a number from 0 to 64")))?;
+        let count: usize = raw.parse().ok().filter(|n| *n <= 64).ok_or_else(|| {
+            bad(
+                "OSDAdapterCount",
+                format!("{raw:?} is not a number from 0 to 64"),
+            )
+        })?;
         let mut out = Vec::new();
         for i in 0..count {
             let v = |p: &str| format!("OSDAdapter{i}{p}");
@@ -1011,15 +1031,26 @@ impl Settings {
             let mut addresses = Vec::new();
             let mut gateways = Vec::new();
             if !dhcp {
-                let ips = get(env, &v("IPAddressList")).map(|s| list(&s)).unwrap_or_default();
-                let masks = get(env, &v("SubnetMask")).map(|s| list(&s)).unwrap_or_default();
+                let ips = get(env, &v("IPAddressList"))
+                    .map(|s| list(&s))
+                    .unwrap_or_default();
+                let masks = get(env, &v("SubnetMask"))
+                    .map(|s| list(&s))
+                    .unwrap_or_default();
                 if ips.is_empty() {
-                    return Err(bad(&v("IPAddressList"), "must be set when EnableDHCP is false"));
+                    return Err(bad(
+                        &v("IPAddressList"),
+                        "must be set when EnableDHCP is false",
+                    ));
                 }
                 if masks.len() != ips.len() {
                     return Err(bad(
                         &v("SubnetMask"),
-                        format!("needs one mask per address ({} addresses, {} masks)", ips.len(), masks.len()),
+                        format!(
+                            "needs one mask per address ({} addresses, {} masks)",
+                            ips.len(),
+                            masks.len()
+                        ),
                     ));
                 }
                 for (ip, mask) in ips.iter().zip(&masks) {
@@ -1027,12 +1058,18 @@ impl Settings {
                     let p = prefix_len(&v("SubnetMask"), mask)?;
                     addresses.push(format!("{a}/{p}"));
                 }
-                for g in get(env, &v("Gateways")).map(|s| list(&s)).unwrap_or_default() {
+                for g in get(env, &v("Gateways"))
+                    .map(|s| list(&s))
+                    .unwrap_or_default()
+                {
                     gateways.push(check_ipv4(&v("Gateways"), &g)?.to_string());
                 }
             }
             let mut dns_servers = Vec::new();
-            for s in get(env, &v("DNSServerList")).map(|s| list(&s)).unwrap_or_default() {
+            for s in get(env, &v("DNSServerList"))
+                .map(|s| list(&s))
+                .unwrap_or_default()
+            {
                 dns_servers.push(check_ipv4(&v("DNSServerList"), &s)?.to_string());
             }
             let dns_domain = get(env, &v("DNSDomain"));
@@ -1150,8 +1187,12 @@ impl Settings {
         }
         let active = match &self.admin {
             AdminPassword::Unset => None,
-            AdminPassword::Random(_) => Some(("DisableAdmin", "cmd /c net user Administrator /active:no")),
-            AdminPassword::Given(_) => Some(("EnableAdmin", "cmd /c net user Administrator /active:yes")),
+            AdminPassword::Random(_) => {
+                Some(("DisableAdmin", "cmd /c net user Administrator /active:no"))
+            }
+            AdminPassword::Given(_) => {
+                Some(("EnableAdmin", "cmd /c net user Administrator /active:yes"))
+            }
         };
         if let Some((desc, cmd)) = active {
             specialize.push(
@@ -1228,9 +1269,7 @@ impl Settings {
             }
             let mut iface = Element::new("Interface")
                 .attr("wcm:action", "add")
-                .child(
-                    Element::new("Ipv4Settings").child(Element::text("DhcpEnabled", "false")),
-                )
+                .child(Element::new("Ipv4Settings").child(Element::text("DhcpEnabled", "false")))
                 .child(Element::text("Identifier", &a.identifier))
                 .child(ips);
             if !a.gateways.is_empty() {
@@ -1334,7 +1373,10 @@ mod tests {
         assert_eq!(base64_encode(b"foo"), "Zm9v");
         assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
         for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
-            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).unwrap(), s.as_bytes());
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
         }
         assert!(base64_decode("Zg=").is_none());
         assert!(base64_decode("Z=g=").is_none());
@@ -1355,7 +1397,11 @@ mod tests {
             decode_password(&e, "AdministratorPassword").as_deref(),
             Some("P@ss wörd<&>")
         );
-        assert_eq!(decode_password(&e, "Password"), None);
+        assert_eq!(decode_password(&e, "AutoLogonPassword"), None);
+        assert_eq!(
+            decode_password("not base64!", "AdministratorPassword"),
+            None
+        );
     }
 
     #[test]
@@ -1425,7 +1471,12 @@ mod tests {
         assert!(xml.contains("A &amp; B &lt;C&gt;"));
         let doc = parse(&xml).unwrap();
         assert_eq!(
-            value(&doc, "specialize", "Microsoft-Windows-Shell-Setup", "RegisteredOrganization"),
+            value(
+                &doc,
+                "specialize",
+                "Microsoft-Windows-Shell-Setup",
+                "RegisteredOrganization"
+            ),
             Some("A & B <C> \"D\"")
         );
     }

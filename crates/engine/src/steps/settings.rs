@@ -17,8 +17,14 @@ use tasq_tasksequence::steps as types;
 use tasq_volume::fs::{VolPath, VolumeFs};
 
 pub fn register(r: &mut Registry) {
-    r.register(types::APPLY_WINDOWS_SETTINGS, Box::new(ApplyWindowsSettings));
-    r.register(types::APPLY_NETWORK_SETTINGS, Box::new(ApplyNetworkSettings));
+    r.register(
+        types::APPLY_WINDOWS_SETTINGS,
+        Box::new(ApplyWindowsSettings),
+    );
+    r.register(
+        types::APPLY_NETWORK_SETTINGS,
+        Box::new(ApplyNetworkSettings),
+    );
 }
 
 /// Where the answer file goes, inside the Windows volume.
@@ -80,7 +86,10 @@ pub(crate) fn default_arch(ctx: &StepContext) -> ImageArch {
 
 /// Checks the whole answer file's settings from `env`; on success the
 /// staged values replace the environment's.
-pub(crate) fn check_and_commit(ctx: &mut StepContext, env: Environment) -> Result<Settings, StepError> {
+pub(crate) fn check_and_commit(
+    ctx: &mut StepContext,
+    env: Environment,
+) -> Result<Settings, StepError> {
     let mut env = env;
     // A random administrator password is made once and kept (secret), so
     // regenerating the file later does not change it.
@@ -103,7 +112,9 @@ pub(crate) fn target_drive(ctx: &StepContext) -> Result<String, StepError> {
     for var in ["OSDTargetSystemDrive", "OSDisk"] {
         if let Some(v) = ctx.env.get(var).map(str::trim).filter(|v| !v.is_empty()) {
             if crate::volumes::drive_letter(v).is_none() {
-                return Err(fail(format!("{var}={v:?} is not a drive letter such as C:")));
+                return Err(fail(format!(
+                    "{var}={v:?} is not a drive letter such as C:"
+                )));
             }
             return Ok(v.trim_end_matches(['\\', '/']).to_string());
         }
@@ -157,7 +168,9 @@ impl StepAction for ApplyWindowsSettings {
     fn run(&self, ctx: &mut StepContext) -> Result<StepOutcome, StepError> {
         let env = staged_env(ctx, &WINDOWS_VARS);
         if env.get("OSDComputerName").is_none() {
-            return Err(fail("OSDComputerName: must be set (the new computer's name)"));
+            return Err(fail(
+                "OSDComputerName: must be set (the new computer's name)",
+            ));
         }
         // Fail before any change when the target is unknown.
         target_drive(ctx)?;

@@ -118,7 +118,9 @@ fn has_ccmsetup(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten().any(|e| {
-                e.file_name().to_string_lossy().eq_ignore_ascii_case("ccmsetup.exe")
+                e.file_name()
+                    .to_string_lossy()
+                    .eq_ignore_ascii_case("ccmsetup.exe")
                     && e.path().is_file()
             })
         })
@@ -137,7 +139,9 @@ impl StepAction for SetupWindowsAndConfigMgr {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| fail("_SMSClientPackageID: the step names no client package"))?;
         let lib = ctx.content.ok_or_else(|| {
-            fail(format!("client package {id}: no content library was given to the run"))
+            fail(format!(
+                "client package {id}: no content library was given to the run"
+            ))
         })?;
         let manifest = lib
             .manifest(&id)
@@ -154,7 +158,10 @@ impl StepAction for SetupWindowsAndConfigMgr {
         if manifest.kind != "client" {
             ctx.log(
                 Level::Warning,
-                format!("package {id} is a {} package, not a client package", manifest.kind),
+                format!(
+                    "package {id} is a {} package, not a client package",
+                    manifest.kind
+                ),
             );
         }
         let props = ctx.param("SMSClientInstallProperties").unwrap_or_default();
