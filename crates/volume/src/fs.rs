@@ -338,27 +338,6 @@ pub fn wipe_except(fs: &mut dyn VolumeFs, keep: &[&str]) -> FsResult<Vec<String>
     Ok(removed)
 }
 
-/// Opens the volume of file system `fs` at `offset` (`len` bytes) of the
-/// disk image or device `disk` for file access.
-// Interim: the NTFS and FAT implementations land in their own commit.
-pub fn open_volume(
-    disk: &Path,
-    offset: u64,
-    len: u64,
-    fs: tasq_disk::FsType,
-    _writable: bool,
-) -> FsResult<Box<dyn VolumeFs>> {
-    Err(FsError::new(
-        format!(
-            "{fs} volume in {} at offset {offset} ({len} bytes)",
-            disk.display()
-        ),
-        "opening",
-        "\\",
-        "no file access for this file system yet",
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
