@@ -1044,3 +1044,106 @@ fn client_package_without_ccmsetup_is_refused() {
     );
     assert_eq!(std::fs::read_dir(&c).unwrap().count(), 0);
 }
+
+// ---- on a real NTFS volume of a disk image ----
+
+/// Copies `len` bytes at `off` of `img` to a sparse file (holes for zero
+/// MiBs), so ntfs-3g's tools can read the partition.
+fn extract_sparse(img: &std::path::Path, off: u64, len: u64, to: &std::path::Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::File::open(img).unwrap();
+    f.seek(SeekFrom::Start(off)).unwrap();
+    let mut out = std::fs::File::create(to).unwrap();
+    out.set_len(len).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        f.read_exact(&mut buf[..n]).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            out.seek(SeekFrom::Start(done)).unwrap();
+            out.write_all(&buf[..n]).unwrap();
+        }
+        done += n as u64;
+    }
+}
+
+fn ntfscat(part: &std::path::Path, path: &str) -> Option<Vec<u8>> {
+    let out = std::process::Command::new("ntfscat")
+        .arg("-f")
+        .arg(part)
+        .arg(format!("/{path}"))
+        .output()
+        .expect("ntfscat (ntfs-3g) must be installed");
+    out.status.success().then_some(out.stdout)
+}
+
+/// The three steps on the Windows (NTFS) partition of a disk partitioned
+/// like the wizard's UEFI or BIOS layout; read back with ntfs-3g's ntfscat
+/// and checked with ntfsfix.
+fn on_disk_image(layout: tasq_disk::Layout, style: &str) {
+    let lab = lab();
+    let img = lab.dir.path().join("disk0.img");
+    let disk = tasq_disk::Disk::create(&img, 1 << 30).unwrap();
+    let vols = tasq_disk::partition_and_format(&disk, &layout).unwrap();
+    drop(disk);
+    let win = vols
+        .iter()
+        .find(|v| v.letter_variable.as_deref() == Some("OSDisk"))
+        .unwrap();
+    let computer = tasq_engine::Computer::from_toml(
+        &format!(
+            "name = \"REF01\"\nfirmware = \"{}\"\n[[disks]]\npath = {:?}\nsize = {}\n",
+            if style == "gpt" { "uefi" } else { "bios" },
+            img.display().to_string(),
+            1u64 << 30
+        ),
+        std::path::Path::new("computer.toml"),
+    )
+    .unwrap();
+    let vol = VolumeRef::Partition {
+        disk: 0,
+        partition: win.index,
+        offset: win.offset,
+        len: win.size,
+        fs: "NTFS".into(),
+        label: Some(win.label.clone()),
+    };
+    let o = run_on(
+        &lab,
+        &sequence(&lab.client, true),
+        vol,
+        Some(computer),
+        &[
+            ("OSDisk", "C:"),
+            ("_TSQDriverPaths", "C:\\_SMSTaskSequence\\Drivers\\1"),
+        ],
+    );
+    check_run(&o);
+    let part = lab.dir.path().join("windows-partition.img");
+    extract_sparse(&img, win.offset, win.size, &part);
+    let read = |p: &str| ntfscat(&part, p);
+    check_volume(&read, &lab.client, true);
+    // ntfs-3g finds the volume consistent after our writes.
+    let fix = std::process::Command::new("ntfsfix")
+        .arg("-n")
+        .arg(&part)
+        .output()
+        .expect("ntfsfix");
+    assert!(
+        fix.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&fix.stdout),
+        String::from_utf8_lossy(&fix.stderr)
+    );
+}
+
+#[test]
+fn three_steps_on_ntfs_in_a_gpt_disk_image() {
+    on_disk_image(tasq_disk::Layout::uefi(), "gpt");
+}
+
+#[test]
+fn three_steps_on_ntfs_in_an_mbr_disk_image() {
+    on_disk_image(tasq_disk::Layout::bios(), "mbr");
+}
