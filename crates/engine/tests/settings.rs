@@ -1147,3 +1147,58 @@ fn three_steps_on_ntfs_in_a_gpt_disk_image() {
 fn three_steps_on_ntfs_in_an_mbr_disk_image() {
     on_disk_image(tasq_disk::Layout::bios(), "mbr");
 }
+
+#[test]
+fn random_admin_password_is_the_kept_secret_variable_and_never_logged() {
+    let lab = lab();
+    let (c, vol) = host_c(&lab);
+    let mut seq = tasq_tasksequence::import_str(&sequence(&lab.client, false)).unwrap();
+    if let Some(Item::Step(s)) = seq.items.first_mut() {
+        let mut w = ApplyWindowsSettings::read(s).unwrap();
+        w.random_admin_password = true;
+        w.write(s);
+    }
+    let xml = tasq_tasksequence::export(
+        &seq,
+        tasq_tasksequence::ExportOptions {
+            keep_secrets: true,
+            ..Default::default()
+        },
+    );
+    let o = run_on(&lab, &xml, vol, None, &[("OSDTargetSystemDrive", "C:")]);
+    check_run(&o);
+    let kept = o
+        .vars
+        .get(unattend::VAR_RANDOM_ADMIN_PASSWORD)
+        .unwrap()
+        .clone();
+    let text = std::fs::read_to_string(c.join("Windows/Panther/Unattend/unattend.xml")).unwrap();
+    let doc = unattend::parse(&text).unwrap();
+    let v = value(
+        &doc,
+        "oobeSystem",
+        "Microsoft-Windows-Shell-Setup",
+        "UserAccounts/AdministratorPassword/Value",
+    )
+    .unwrap();
+    // The file written by the last step holds the password kept in the
+    // secret engine variable (the one a later rewrite reuses).
+    assert_eq!(
+        decode_password(v, "AdministratorPassword").as_deref(),
+        Some(kept.as_str())
+    );
+    assert!(!text.contains(&kept));
+    assert!(!o.log.contains(&kept) && !o.journal.contains(&kept));
+    assert!(o
+        .log
+        .contains("randomly generated local administrator password"));
+    assert_eq!(
+        value(
+            &doc,
+            "specialize",
+            "Microsoft-Windows-Deployment",
+            "RunSynchronous/RunSynchronousCommand/Path"
+        ),
+        Some("cmd /c net user Administrator /active:no")
+    );
+}
