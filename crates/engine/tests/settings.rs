@@ -1149,7 +1149,7 @@ fn three_steps_on_ntfs_in_an_mbr_disk_image() {
 }
 
 #[test]
-fn random_admin_password_is_the_kept_secret_variable_and_never_logged() {
+fn random_admin_password_is_made_once_kept_across_rewrites_and_never_logged() {
     let lab = lab();
     let (c, vol) = host_c(&lab);
     let mut seq = tasq_tasksequence::import_str(&sequence(&lab.client, false)).unwrap();
@@ -1158,6 +1158,16 @@ fn random_admin_password_is_the_kept_secret_variable_and_never_logged() {
         w.random_admin_password = true;
         w.write(s);
     }
+    // A copy of the first step's file, taken before the later steps rewrite it.
+    let snap = lab.dir.path().join("after-first-step.xml");
+    let copy = format!(
+        "cp '{}' '{}'",
+        c.join("Windows/Panther/Unattend/unattend.xml").display(),
+        snap.display()
+    );
+    let mut snap_step = StepKind::RunCommandLine.new_step("snapshot");
+    snap_step.set_var("CommandLine", Some("CommandLine"), &copy);
+    seq.items.insert(1, Item::Step(snap_step));
     let xml = tasq_tasksequence::export(
         &seq,
         tasq_tasksequence::ExportOptions {
@@ -1188,6 +1198,15 @@ fn random_admin_password_is_the_kept_secret_variable_and_never_logged() {
         Some(kept.as_str())
     );
     assert!(!text.contains(&kept));
+    let first = unattend::parse(&std::fs::read_to_string(&snap).unwrap()).unwrap();
+    let v1 = value(
+        &first,
+        "oobeSystem",
+        "Microsoft-Windows-Shell-Setup",
+        "UserAccounts/AdministratorPassword/Value",
+    )
+    .unwrap();
+    assert_eq!(v1, v, "the rewrites kept the first step's random password");
     assert!(!o.log.contains(&kept) && !o.journal.contains(&kept));
     assert!(o
         .log
