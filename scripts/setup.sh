@@ -7,8 +7,9 @@
 #   time, bc:             /usr/bin/time and arithmetic for the benchmark script
 #   dosfstools, mtools, gdisk, fdisk, exfatprogs: independent checks of the
 #                         partition tables and FAT volumes tasq writes (tests)
+#   python3:              an independent XML parser for the generated unattend.xml (tests)
 set -euo pipefail
-pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev gcc time bc pkg-config dosfstools mtools gdisk fdisk exfatprogs e2fsprogs util-linux)
+pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev gcc time bc pkg-config dosfstools mtools gdisk fdisk exfatprogs e2fsprogs util-linux python3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod log;
 pub mod runner;
 pub mod steps;
+pub mod unattend;
 pub mod volumes;
 
 pub use computer::Computer;

@@ -20,6 +20,8 @@ use std::time::Duration;
 use tasq_tasksequence::model::Step;
 
 pub mod general;
+pub mod settings;
+pub mod setup;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {
@@ -127,6 +129,8 @@ impl Registry {
         let mut r = Registry::general();
         // One line per step family; each family's module registers its types.
         let _ = &mut r;
+        settings::register(&mut r);
+        setup::register(&mut r);
         r
     }
     pub fn register(&mut self, type_name: &str, action: Box<dyn StepAction>) {
