@@ -13,6 +13,7 @@ pub mod env;
 pub mod events;
 pub mod journal;
 pub mod log;
+pub mod platform;
 pub mod runner;
 pub mod steps;
 pub mod volumes;
