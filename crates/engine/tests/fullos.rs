@@ -671,3 +671,158 @@ fn the_standard_registry_has_the_full_os_steps() {
         assert!(r.contains(t), "{t}");
     }
 }
+
+// ---- The same steps with C: on a partition of a disk image ----
+
+mod disk_images {
+    use super::*;
+    use std::process::Command;
+    use tasq_disk::{partition_and_format, Disk, FsType, Layout};
+    use tasq_volume::VolPath;
+
+    /// A 256 MiB disk with one 100 MB partition of `fs` (`NTFS`/`FAT32`) in
+    /// the `style` (`gpt`/`mbr`) table; its offset and size.
+    fn disk(dir: &Path, style: &str, fs: &str) -> (PathBuf, u64, u64) {
+        let layout = Layout::from_toml(
+            &format!("style = \"{style}\"\n[[partition]]\ntype = \"Primary\"\nfile_system = \"{fs}\"\nsize = 100\nunit = \"MB\"\nvolume_name = \"Windows\"\n"),
+            "test",
+        )
+        .unwrap();
+        let p = dir.join(format!("{style}-{fs}.img"));
+        let d = Disk::create(&p, 256 << 20).unwrap();
+        let v = partition_and_format(&d, &layout).unwrap();
+        (p, v[0].offset, v[0].size)
+    }
+
+    fn seed_client(img: &Path, off: u64, len: u64, fs: FsType) {
+        let mut v = tasq_volume::fs::open_volume(img, off, len, fs, true).unwrap();
+        let p = |s: &str| VolPath::parse(s).unwrap();
+        v.write_file(
+            &p("Windows\\CCM\\tasq-client.json"),
+            &mut client_json().as_bytes(),
+        )
+        .unwrap();
+        v.write_file(&p("Windows\\SMSCFG.INI"), &mut &b"[x]\n"[..])
+            .unwrap();
+        v.write_file(&p("Windows\\CCM\\Certificates\\sms.cer"), &mut &b"c"[..])
+            .unwrap();
+        v.flush().unwrap();
+    }
+
+    /// Runs Prepare Client then Prepare Windows (working fake Sysprep,
+    /// activation kept) with C: on the partition.
+    fn run_on(img: &Path, off: u64, len: u64, fs: &str) -> Ran {
+        let w = World::new();
+        let xml = seq(&[prepare_client_step(), prepare_os_step(true, false)]);
+        let s = tasq_tasksequence::import_str(&xml).unwrap();
+        let sink = Shared::default();
+        let mut cfg = w.config(fake(None, true), sink.clone());
+        cfg.computer.disks.push(tasq_engine::computer::Disk {
+            path: img.to_path_buf(),
+            size: None,
+            usb: false,
+        });
+        let mut e = Engine::start(&s, xml.as_bytes(), &[], cfg).unwrap();
+        e.state.drives.insert(
+            'C',
+            VolumeRef::Partition {
+                disk: 0,
+                partition: 1,
+                offset: off,
+                len,
+                fs: fs.into(),
+                label: Some("Windows".into()),
+            },
+        );
+        let outcome = e.run("Test", false).unwrap();
+        finish(e, outcome, sink)
+    }
+
+    fn tool(cmd: &str, args: &[&str]) -> String {
+        let o = Command::new(cmd).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    /// Copies the partition out of the disk (the tools read a file system, not a disk).
+    fn cut(img: &Path, off: u64, len: u64, to: &Path) {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(img).unwrap();
+        f.seek(SeekFrom::Start(off)).unwrap();
+        let mut out = std::fs::File::create(to).unwrap();
+        std::io::copy(&mut f.take(len), &mut out).unwrap();
+    }
+
+    fn check_client_json(text: &str) {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let o = v.as_object().unwrap();
+        assert_eq!(o.get("install_id").unwrap(), "7d1c");
+        assert!(!o.contains_key("client_guid") && !o.contains_key("site_code"));
+    }
+
+    #[test]
+    fn gpt_ntfs_system_volume_checked_with_ntfs_3g_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let (img, off, len) = disk(dir.path(), "gpt", "NTFS");
+        seed_client(&img, off, len, FsType::Ntfs);
+        let ran = run_on(&img, off, len, "NTFS");
+        assert_eq!(ran.outcome, RunOutcome::Succeeded, "{:?}", ran.events);
+        let part = dir.path().join("part.img");
+        cut(&img, off, len, &part);
+        let p = part.to_str().unwrap();
+        check_client_json(&tool(
+            "ntfscat",
+            &["-f", p, "/Windows/CCM/tasq-client.json"],
+        ));
+        let windows = tool("ntfsls", &["-f", p, "-p", "/Windows"]);
+        assert!(!windows.lines().any(|l| l == "SMSCFG.INI"), "{windows}");
+        let ccm = tool("ntfsls", &["-f", p, "-p", "/Windows/CCM"]);
+        assert!(!ccm.lines().any(|l| l == "Certificates"), "{ccm}");
+        assert!(ccm.lines().any(|l| l == "tasq-client.json"), "{ccm}");
+        let xml = tool(
+            "ntfscat",
+            &["-f", p, "/Windows/Panther/tasq-sysprep-unattend.xml"],
+        );
+        assert!(xml.contains("<SkipRearm>1</SkipRearm>"), "{xml}");
+    }
+
+    #[test]
+    fn mbr_fat32_system_volume_checked_with_mtools_and_fsck() {
+        let dir = tempfile::tempdir().unwrap();
+        let (img, off, len) = disk(dir.path(), "mbr", "FAT32");
+        seed_client(&img, off, len, FsType::Fat32);
+        let ran = run_on(&img, off, len, "FAT32");
+        assert_eq!(ran.outcome, RunOutcome::Succeeded, "{:?}", ran.events);
+        let at = format!("{}@@{off}", img.display());
+        check_client_json(&tool(
+            "mtype",
+            &["-i", &at, "::/Windows/CCM/tasq-client.json"],
+        ));
+        let windows = tool("mdir", &["-b", "-i", &at, "::/Windows"]);
+        assert!(
+            !windows.to_ascii_uppercase().contains("SMSCFG.INI"),
+            "{windows}"
+        );
+        let ccm = tool("mdir", &["-b", "-i", &at, "::/Windows/CCM"]);
+        assert!(!ccm.to_ascii_uppercase().contains("CERTIFICATES"), "{ccm}");
+        assert!(ccm.contains("tasq-client.json"), "{ccm}");
+        let xml = tool(
+            "mtype",
+            &["-i", &at, "::/Windows/Panther/tasq-sysprep-unattend.xml"],
+        );
+        assert!(xml.contains("<SkipRearm>1</SkipRearm>"), "{xml}");
+        // The file system is consistent after the steps.
+        let part = dir.path().join("part.img");
+        cut(&img, off, len, &part);
+        let o = Command::new("fsck.fat")
+            .args(["-n", part.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && !text.contains("Dirty"), "{text}");
+    }
+}

@@ -202,11 +202,13 @@ fn select_updates(
         {
             Some("required") => true,
             Some("available") => false,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "update package {} ({update_id}): deployment=\"{}\" is not required or available",
                 m.id,
                 other.unwrap_or("")
-            )),
+            ))
+            }
         };
         let targeted = prop(m, "collections").is_some_and(|c| {
             split_list(c).any(|c| collections.iter().any(|k| k.trim().eq_ignore_ascii_case(c)))
