@@ -132,6 +132,11 @@ pub struct Computer {
     pub chassis_types: Vec<i64>,
     #[serde(default)]
     pub disks: Vec<Disk>,
+    /// The ConfigMgr collections the computer is a member of (collection
+    /// IDs or names); software updates are installed only when deployed to
+    /// one of them.
+    #[serde(default)]
+    pub collections: Vec<String>,
 }
 
 impl Computer {
@@ -306,7 +311,14 @@ mod tests {
     fn no_disks_is_valid_and_sizes_parse() {
         let c = Computer::from_toml("name = \"REF01\"", Path::new("x.toml")).unwrap();
         assert!(c.disks.is_empty());
+        assert!(c.collections.is_empty());
         assert_eq!(c.architecture, Architecture::X64);
+        let c = Computer::from_toml(
+            "name = \"A\"\ncollections = [\"SMS00001\", \"Reference computers\"]",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.collections, vec!["SMS00001", "Reference computers"]);
         let c = Computer::from_toml(
             "name = \"A\"\n[[disks]]\npath = \"d0.img\"\nsize = \"2G\"\nusb = true\n[[disks]]\npath=\"/dev/sdb\"\nsize = 4096\n",
             Path::new("x.toml"),

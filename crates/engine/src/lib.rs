@@ -14,6 +14,7 @@ pub mod events;
 pub mod host;
 pub mod journal;
 pub mod log;
+pub mod platform;
 pub mod runner;
 pub mod steps;
 pub mod unattend;

@@ -3,7 +3,8 @@
 
 use super::{Registry, StepAction, StepContext, StepError, StepOutcome};
 use crate::events::Level;
-use crate::runner::RestartTarget;
+use crate::platform::{CommandRun, PlatformError, ProcessOutput};
+use crate::runner::{RestartTarget, E_FAIL};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -71,7 +72,7 @@ pub struct RunCommandLine;
 
 impl StepAction for RunCommandLine {
     fn run(&self, ctx: &mut StepContext) -> Result<StepOutcome, StepError> {
-        let fail = |m: String| StepError::new(crate::runner::E_FAIL, m);
+        let fail = |m: String| StepError::new(E_FAIL, m);
         let cmdline = ctx
             .step
             .var("CommandLine")
@@ -112,61 +113,17 @@ impl StepAction for RunCommandLine {
                 format!("Executing command line: {cmdline}")
             },
         );
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg(&cmdline);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(d) = &dir {
-            cmd.current_dir(d);
-        }
-        // Own process group, so a timeout kills the whole command tree.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| fail(format!("starting /bin/sh: {e}")))?;
-        let out = child.stdout.take().map(reader);
-        let err = child.stderr.take().map(reader);
-        // A thread waits for the child so the step wakes the moment it ends;
-        // the timeout is a receive deadline.
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let waited = match ctx.timeout {
-            None => rx
-                .recv()
-                .map_err(|_| fail("the command's waiter vanished".into()))?,
-            Some(t) => match rx.recv_timeout(t) {
-                Ok(r) => r,
-                Err(_) => {
-                    // SAFETY: killpg only sends a signal; the group id is our child's pid.
-                    unsafe {
-                        libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-                    }
-                    let _ = rx.recv();
-                    return Err(StepError::new(
-                        0x8007_05B4, // ERROR_TIMEOUT as HRESULT
-                        format!(
-                            "the command timed out after {} s and was killed",
-                            t.as_secs()
-                        ),
-                    ));
-                }
-            },
-        };
-        let status = waited.map_err(|e| fail(format!("waiting for the command: {e}")))?;
-        let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
-        let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&stdout).to_string();
-        if !text.is_empty() {
-            ctx.messages.push((None, text.clone()));
-        }
-        if !stderr.is_empty() {
-            ctx.messages
-                .push((None, String::from_utf8_lossy(&stderr).to_string()));
-        }
+        let out = run_shell(&CommandRun {
+            command_line: &cmdline,
+            dir: dir.as_deref(),
+            timeout: ctx.timeout,
+            env: &[],
+        })
+        .map_err(|e| match e {
+            PlatformError::TimedOut { .. } => StepError::new(E_TIMEOUT, e.to_string()),
+            other => fail(other.to_string()),
+        })?;
+        let text = log_output(ctx, &out);
         if let Some(var) = ctx.param("SMSTSRunCommandLineOutputVariableName") {
             let chars: Vec<char> = text.chars().collect();
             let keep: String = chars[chars.len().saturating_sub(OUTPUT_VAR_MAX)..]
@@ -176,17 +133,88 @@ impl StepAction for RunCommandLine {
                 .map_err(|e| fail(format!("output variable: {e}")))?;
             ctx.env.set(&var, &keep);
         }
-        let code = match status.code() {
-            Some(c) => i64::from(c),
-            None => {
-                use std::os::unix::process::ExitStatusExt;
-                return Err(fail(format!(
-                    "the command was ended by signal {}",
-                    status.signal().unwrap_or(0)
-                )));
+        Ok(StepOutcome::code(out.code))
+    }
+}
+
+/// Puts a process's stdout and stderr into the log as command output;
+/// returns stdout as text.
+pub fn log_output(ctx: &mut StepContext, out: &ProcessOutput) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !text.is_empty() {
+        ctx.messages.push((None, text.clone()));
+    }
+    if !out.stderr.is_empty() {
+        ctx.messages
+            .push((None, String::from_utf8_lossy(&out.stderr).to_string()));
+    }
+    text
+}
+
+/// ERROR_TIMEOUT as an HRESULT: the code of a step whose command timed out.
+pub const E_TIMEOUT: i64 = 0x8007_05B4;
+
+/// Runs `command_line` through `/bin/sh -c` in its own process group, so a
+/// timeout kills the whole command tree; keeps the last `OUTPUT_LOG_MAX`
+/// bytes of stdout and stderr. Shared by Run Command Line and the Linux
+/// platform layer (installers, updates).
+pub fn run_shell(run: &CommandRun) -> Result<ProcessOutput, PlatformError> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(run.command_line);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(d) = run.dir {
+        cmd.current_dir(d);
+    }
+    for (k, v) in run.env {
+        cmd.env(k, v);
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().map_err(|e| PlatformError::Io {
+        what: "starting /bin/sh".into(),
+        source: e,
+    })?;
+    let out = child.stdout.take().map(reader);
+    let err = child.stderr.take().map(reader);
+    // A thread waits for the child so the caller wakes the moment it ends;
+    // the timeout is a receive deadline.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let vanished = || PlatformError::Failed("the command's waiter vanished".into());
+    let waited = match run.timeout {
+        None => rx.recv().map_err(|_| vanished())?,
+        Some(t) => match rx.recv_timeout(t) {
+            Ok(r) => r,
+            Err(_) => {
+                // SAFETY: killpg only sends a signal; the group id is our child's pid.
+                unsafe {
+                    libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+                }
+                let _ = rx.recv();
+                return Err(PlatformError::TimedOut { secs: t.as_secs() });
             }
-        };
-        Ok(StepOutcome::code(code))
+        },
+    };
+    let status = waited.map_err(|e| PlatformError::Io {
+        what: "waiting for the command".into(),
+        source: e,
+    })?;
+    let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
+    match status.code() {
+        Some(c) => Ok(ProcessOutput {
+            code: i64::from(c),
+            stdout,
+            stderr,
+        }),
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            Err(PlatformError::Signal(status.signal().unwrap_or(0)))
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 use tasq_tasksequence::model::Step;
 
+pub mod fullos;
 pub mod general;
 pub mod settings;
 pub mod setup;
@@ -128,9 +129,9 @@ impl Registry {
     pub fn standard() -> Self {
         let mut r = Registry::general();
         // One line per step family; each family's module registers its types.
-        let _ = &mut r;
         settings::register(&mut r);
         setup::register(&mut r);
+        fullos::register(&mut r);
         r
     }
     pub fn register(&mut self, type_name: &str, action: Box<dyn StepAction>) {
