@@ -18,7 +18,7 @@ mod decompress;
 mod e8;
 mod huffdec;
 mod huffenc;
-mod matchfind;
+pub(crate) mod matchfind;
 mod optimal;
 mod tables;
 
