@@ -68,12 +68,6 @@ impl<const N: usize> Model<N> {
         self.state = ((self.state << 1) | bit as usize) & (N - 1);
         p
     }
-
-    /// The probability of a 0 for the next bit without recording anything.
-    #[inline]
-    pub fn peek(&self) -> u32 {
-        self.probs[self.state].get()
-    }
 }
 
 /// Forward reader of range-coded decisions.

@@ -223,7 +223,7 @@ impl LzmsCompressor {
         if i >= n {
             return NO_CHOICE;
         }
-        let max_len = n - i;
+        let max_len = (n - i).min(MAX_MATCH_LEN as usize);
         let mut cands: [(usize, u32); 3 + 24] = [(0, 0); 27];
         let mut nc = 0;
         let mut longest = 0usize;
@@ -263,7 +263,8 @@ impl LzmsCompressor {
                         cands[nc] = (l, (i - cp) as u32);
                         nc += 1;
                         longest = longest.max(l);
-                        if l >= self.nice {
+                        // (Also keeps `i + best` inside the buffer.)
+                        if l >= self.nice || l == max_len {
                             break;
                         }
                     }
