@@ -89,10 +89,7 @@ pub fn new_compressor(
             level,
         ))),
         CompressionFormat::Lzx => Some(Box::new(lzx::LzxCompressor::new(max_chunk_size, level))),
-        CompressionFormat::Lzms => Some(Box::new(lzms::LzmsCompressor::new(
-            max_chunk_size,
-            level,
-        ))),
+        CompressionFormat::Lzms => Some(Box::new(lzms::LzmsCompressor::new(max_chunk_size, level))),
         CompressionFormat::None => None,
     }
 }

@@ -32,7 +32,18 @@ fn gen(kind: u8, len: usize, seed: u64) -> Vec<u8> {
             }
         }
         2 => {
-            let words = ["setup", "driver", "\\Windows\\", "System32", "image", " ", ".dll", "\r\n", "registry", "0x"];
+            let words = [
+                "setup",
+                "driver",
+                "\\Windows\\",
+                "System32",
+                "image",
+                " ",
+                ".dll",
+                "\r\n",
+                "registry",
+                "0x",
+            ];
             while v.len() < len {
                 v.extend_from_slice(words[rng.gen_range(0..words.len())].as_bytes());
             }
@@ -108,7 +119,11 @@ fn check(data: &[u8], max: usize, level: u32) -> (Option<usize>, Option<usize>) 
     let ours = ours_c(data, max, level);
     if let Some(z) = &ours {
         assert!(z.len() < data.len());
-        assert!(ours_d(z, data.len(), max).as_deref() == Some(data), "ours->ours len {}", data.len());
+        assert!(
+            ours_d(z, data.len(), max).as_deref() == Some(data),
+            "ours->ours len {}",
+            data.len()
+        );
         let mut w = WimlibDecompressor::new(Ctype::Lzms, max).unwrap();
         assert!(
             w.decompress(z, data.len()).as_deref() == Some(data),
@@ -119,14 +134,35 @@ fn check(data: &[u8], max: usize, level: u32) -> (Option<usize>, Option<usize>) 
     let mut wc = WimlibCompressor::new(Ctype::Lzms, max, level).unwrap();
     let theirs = wc.compress(data);
     if let Some(z) = &theirs {
-        assert!(ours_d(z, data.len(), max).as_deref() == Some(data), "wimlib->ours len {} level {level}", data.len());
+        assert!(
+            ours_d(z, data.len(), max).as_deref() == Some(data),
+            "wimlib->ours len {} level {level}",
+            data.len()
+        );
     }
     (ours.map(|z| z.len()), theirs.map(|z| z.len()))
 }
 
 #[test]
 fn edge_sizes_every_kind_both_directions() {
-    for &len in &[0usize, 1, 2, 3, 4, 5, 16, 17, 18, 33, 100, 1000, 4097, 65536, CHUNK - 1, CHUNK] {
+    for &len in &[
+        0usize,
+        1,
+        2,
+        3,
+        4,
+        5,
+        16,
+        17,
+        18,
+        33,
+        100,
+        1000,
+        4097,
+        65536,
+        CHUNK - 1,
+        CHUNK,
+    ] {
         for kind in 0..5u8 {
             for level in [20u32, 50, 100] {
                 check(&gen(kind, len, len as u64 + u64::from(kind)), CHUNK, level);
@@ -140,20 +176,30 @@ fn compressible_kinds_shrink() {
     for kind in 1..5u8 {
         let data = gen(kind, CHUNK, 7);
         let (ours, theirs) = check(&data, CHUNK, 50);
-        let (o, t) = (ours.expect("ours compresses"), theirs.expect("wimlib compresses"));
+        let (o, t) = (
+            ours.expect("ours compresses"),
+            theirs.expect("wimlib compresses"),
+        );
         // Loose sanity bound against wimlib's near-optimal parser.
-        assert!(o < data.len() / 2 && o < t * 2, "kind {kind}: ours {o} wimlib {t}");
+        assert!(
+            o < data.len() / 2 && o < t * 2,
+            "kind {kind}: ours {o} wimlib {t}"
+        );
     }
     assert!(ours_c(&gen(0, CHUNK, 1), CHUNK, 50).is_none());
 }
 
 fn usr_files(step: usize, take: usize) -> Vec<Vec<u8>> {
-    let mut files: Vec<_> = ["/usr/bin", "/usr/share/doc/git", "/usr/lib/x86_64-linux-gnu"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<_> = [
+        "/usr/bin",
+        "/usr/share/doc/git",
+        "/usr/lib/x86_64-linux-gnu",
+    ]
+    .iter()
+    .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+    .map(|e| e.path())
+    .filter(|p| p.is_file())
+    .collect();
     files.sort();
     files
         .iter()
@@ -177,7 +223,10 @@ fn real_files_both_directions() {
             n += 1;
         }
     }
-    assert!(n >= 40 && raw > 1_000_000, "too little real data ({n} chunks, {raw} bytes)");
+    assert!(
+        n >= 40 && raw > 1_000_000,
+        "too little real data ({n} chunks, {raw} bytes)"
+    );
     eprintln!("real files: {raw} bytes, ours {ours_total}, wimlib {theirs_total}");
 }
 
@@ -212,7 +261,10 @@ fn corrupt_streams_fail_or_differ_without_panics() {
     for kind in 1..5u8 {
         let data = gen(kind, 20_000, 9);
         let mut wc = WimlibCompressor::new(Ctype::Lzms, CHUNK, 50).unwrap();
-        for z in [ours_c(&data, CHUNK, 50).unwrap(), wc.compress(&data).unwrap()] {
+        for z in [
+            ours_c(&data, CHUNK, 50).unwrap(),
+            wc.compress(&data).unwrap(),
+        ] {
             for _ in 0..200 {
                 let mut bad = z.clone();
                 let bit = rng.gen_range(0..bad.len() * 8);

@@ -402,7 +402,13 @@ mod tests {
         for i in 0..20000u32 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
             // Long runs of zeros then noise, so probabilities hit the clamps.
-            bits.push(if i < 5000 { 0 } else if i < 9000 { 1 } else { (x >> 16) & 1 });
+            bits.push(if i < 5000 {
+                0
+            } else if i < 9000 {
+                1
+            } else {
+                (x >> 16) & 1
+            });
         }
         let mut enc = RangeEncoder::new();
         let mut m = Model::<16>::new();
@@ -420,7 +426,9 @@ mod tests {
     #[test]
     fn bitstream_round_trips_backwards() {
         let mut w = BitWriter::new();
-        let items: Vec<(u32, u32)> = (0..500u32).map(|i| (i * 7919 % (1 << (i % 31)), i % 31)).collect();
+        let items: Vec<(u32, u32)> = (0..500u32)
+            .map(|i| (i * 7919 % (1 << (i % 31)), i % 31))
+            .collect();
         for &(v, n) in &items {
             w.write(v, n);
         }
@@ -438,7 +446,7 @@ mod tests {
     fn rep_queue_delays_the_front_insertion() {
         let mut q = RepQueue::new([1u32, 2, 3, 4]);
         q.push(100); // explicit match: pending at the front
-        // Right after it, repeat 0 is the old front (1), not 100.
+                     // Right after it, repeat 0 is the old front (1), not 100.
         assert_eq!(q.get(0, true), 1);
         assert_eq!(q.take(1, true), 2);
         // After a literal the pending entries are visible in LRU order.

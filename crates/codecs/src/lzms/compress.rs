@@ -5,12 +5,13 @@
 //! repeat offsets and the longest chain matches; each is scored by the bits
 //! it saves against coding its bytes as literals, priced with the adaptive
 //! Huffman codes as they stand. A match is deferred by one byte when the
-//! next position offers a better score. Delta matches are decoded but not
-//! produced. Items are written to the two streams as they are chosen and the
+//! next position offers a better score. From level 35 on, delta matches
+//! are searched too (one hashed candidate per stride 1..=32 plus the
+//! repeat pairs). Items are written to the two streams as they are chosen and the
 //! chunk is assembled at the end: range-coder units, then the bitstream's
 //! units in reverse order.
 
-use super::coder::{BitWriter, Models, Prev, RangeEncoder, RepQueue};
+use super::coder::{BitWriter, Model, Models, Prev, RangeEncoder, RepQueue};
 use super::huffman::{build_codes, Adaptive};
 use super::tables::*;
 use super::x86::X86Filter;
@@ -72,7 +73,10 @@ impl EncCode {
 #[derive(Clone, Copy)]
 struct Choice {
     len: usize,
+    /// LZ offset, or the raw (span-divided) offset of a delta match.
     offset: u32,
+    /// `None` for an LZ match, else the delta power (span = 2^power).
+    power: Option<u32>,
     /// Bits saved over literals (1/16 bit); <= 0 means "use a literal".
     gain: i64,
 }
@@ -80,8 +84,35 @@ struct Choice {
 const NO_CHOICE: Choice = Choice {
     len: 0,
     offset: 0,
+    power: None,
     gain: 0,
 };
+
+/// Delta matches: spans 1..=32 are searched (wimlib's choice too; the
+/// format allows up to 128), hashed on the differences of 3 bytes.
+const DELTA_POWERS: u32 = 6;
+const DELTA_HASH_BITS: u32 = 17;
+const DELTA_MIN_LEN: usize = 4;
+
+/// The two repeat queues and the previous item's kind.
+struct Reps {
+    lz: RepQueue<u32>,
+    delta: RepQueue<u64>,
+    prev: Prev,
+}
+
+/// Length of the delta match at `i` against `c` with stride `span`: how far
+/// the byte differences at `span` agree (caller: `c >= span`, `c < i`).
+#[inline]
+fn delta_len(d: &[u8], i: usize, c: usize, span: usize, max: usize) -> usize {
+    let mut l = 0;
+    while l < max
+        && d[i + l].wrapping_sub(d[i + l - span]) == d[c + l].wrapping_sub(d[c + l - span])
+    {
+        l += 1;
+    }
+    l
+}
 
 /// Reusable LZMS compressor.
 pub struct LzmsCompressor {
@@ -99,7 +130,14 @@ pub struct LzmsCompressor {
     literal: EncCode,
     lz_offset: EncCode,
     length: EncCode,
+    delta_offset: EncCode,
+    power: EncCode,
     lit_prefix: Vec<u32>,
+    /// Delta match finder: last position per hash, with its power.
+    delta_on: bool,
+    delta_pos: Vec<u32>,
+    delta_pow: Vec<u8>,
+    delta_buf: Vec<(usize, u32, u32, bool)>,
 }
 
 impl LzmsCompressor {
@@ -121,7 +159,13 @@ impl LzmsCompressor {
             literal: EncCode::new(LITERAL_REBUILD),
             lz_offset: EncCode::new(LZ_OFFSET_REBUILD),
             length: EncCode::new(LENGTH_REBUILD),
+            delta_offset: EncCode::new(DELTA_OFFSET_REBUILD),
+            power: EncCode::new(POWER_REBUILD),
             lit_prefix: Vec::new(),
+            delta_on: level >= 35,
+            delta_pos: Vec::new(),
+            delta_pow: Vec::new(),
+            delta_buf: Vec::new(),
         }
     }
 
@@ -145,43 +189,51 @@ impl LzmsCompressor {
         self.literal.reset(NUM_LITERAL_SYMS);
         self.lz_offset.reset(slots);
         self.length.reset(NUM_LENGTH_SLOTS);
+        self.delta_offset.reset(slots);
+        self.power.reset(NUM_POWER_SYMS);
+        if self.delta_on {
+            self.delta_pos.clear();
+            self.delta_pos.resize(1 << DELTA_HASH_BITS, NONE);
+            self.delta_pow.clear();
+            self.delta_pow.resize(1 << DELTA_HASH_BITS, 0);
+        }
         let mut m = Models::new();
-        let mut reps = RepQueue::new([1u32, 2, 3, 4]);
-        let mut prev = Prev::Literal;
+        let mut reps = Reps {
+            lz: RepQueue::new([1u32, 2, 3, 4]),
+            delta: RepQueue::new([1u64, 2, 3, 4]),
+            prev: Prev::Literal,
+        };
 
         let mut i = 0usize;
-        let mut cur = self.choose(i, &reps, prev == Prev::Lz);
+        let mut cur = self.choose(i, &reps, reps.prev);
         while i < n {
             // Give up as soon as the output cannot be smaller.
             if i % 4096 == 0 && self.rc.out.len() + self.bw.len_bytes() + 16 >= n {
                 return None;
             }
             if cur.gain <= 0 {
-                self.put_literal(&mut m, i);
-                prev = Prev::Literal;
+                self.put_literal(&mut m, &mut reps, i);
                 i += 1;
-                cur = self.choose(i, &reps, false);
+                cur = self.choose(i, &reps, Prev::Literal);
                 continue;
             }
+            // Lazy matching: the next position's best, assuming a literal
+            // here, may beat this one.
+            let mut inserted = i + 1;
             if self.lazy && cur.len < self.nice && i + 1 < n {
-                let next = self.choose(i + 1, &reps, false);
+                let next = self.choose(i + 1, &reps, Prev::Literal);
                 if next.gain > cur.gain + i64::from(BIT) {
-                    self.put_literal(&mut m, i);
-                    prev = Prev::Literal;
+                    self.put_literal(&mut m, &mut reps, i);
                     i += 1;
                     cur = next;
                     continue;
                 }
-                self.put_match(&mut m, &mut reps, prev, cur);
-                prev = Prev::Lz;
-                self.insert_range(i + 2, i + cur.len);
-            } else {
-                self.put_match(&mut m, &mut reps, prev, cur);
-                prev = Prev::Lz;
-                self.insert_range(i + 1, i + cur.len);
+                inserted = i + 2;
             }
+            self.put_match(&mut m, &mut reps, cur);
+            self.insert_range(inserted, i + cur.len);
             i += cur.len;
-            cur = self.choose(i, &reps, true);
+            cur = self.choose(i, &reps, reps.prev);
         }
         self.rc.finish();
         self.bw.finish();
@@ -213,12 +265,86 @@ impl LzmsCompressor {
             let h = self.hash(j);
             self.prev[j] = self.head[h];
             self.head[h] = j as u32;
+            if self.delta_on {
+                for power in 0..DELTA_POWERS {
+                    if let Some(h) = self.delta_hash(j, power) {
+                        self.delta_pos[h] = j as u32;
+                        self.delta_pow[h] = power as u8;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hash of the 3 byte differences at stride 2^power starting at `i`,
+    /// mixed with the stride and `i`'s phase within it (so one table serves
+    /// every stride). `None` where the differences are not all available.
+    #[inline]
+    fn delta_hash(&self, i: usize, power: u32) -> Option<usize> {
+        let span = 1usize << power;
+        let d = &self.buf;
+        if i < span || i + 3 > d.len() {
+            return None;
+        }
+        let diff = |k: usize| u32::from(d[i + k].wrapping_sub(d[i + k - span]));
+        let v = ((span as u32 + (i as u32 & (span as u32 - 1))) << 24)
+            | diff(2) << 16
+            | diff(1) << 8
+            | diff(0);
+        Some((v.wrapping_mul(0x9E37_79B1) >> (32 - DELTA_HASH_BITS)) as usize)
+    }
+
+    /// Delta candidates at `i` (inserting `i` into the delta table): the
+    /// repeat pairs and one hashed candidate per stride, as (len, raw
+    /// offset, power, is_rep).
+    fn delta_candidates(
+        &mut self,
+        i: usize,
+        reps: &Reps,
+        prev: Prev,
+        out: &mut Vec<(usize, u32, u32, bool)>,
+    ) {
+        let n = self.buf.len();
+        let max = (n - i).min(MAX_MATCH_LEN as usize);
+        for k in 0..NUM_REPS {
+            let pair = reps.delta.get(k, prev == Prev::Delta);
+            let power = (pair >> 32) as u32;
+            let raw = pair as u32;
+            let (span, off) = (1usize << power, (raw as usize) << power);
+            if off + span <= i {
+                let l = delta_len(&self.buf, i, i - off, span, max);
+                if l >= DELTA_MIN_LEN {
+                    out.push((l, raw, power, true));
+                }
+            }
+        }
+        for power in 0..DELTA_POWERS {
+            let Some(h) = self.delta_hash(i, power) else {
+                continue;
+            };
+            let (c, p) = (self.delta_pos[h], u32::from(self.delta_pow[h]));
+            self.delta_pos[h] = i as u32;
+            self.delta_pow[h] = power as u8;
+            let span = 1usize << power;
+            if c == NONE || p != power {
+                continue;
+            }
+            let c = c as usize;
+            let off = i - c;
+            if c < span || off % span != 0 {
+                continue;
+            }
+            let l = delta_len(&self.buf, i, c, span, max);
+            if l >= DELTA_MIN_LEN {
+                out.push((l, (off >> power) as u32, power, false));
+            }
         }
     }
 
     /// The best item at `i` (inserting `i` into the chains), given the
     /// repeat queue and whether the previous item was an LZ match.
-    fn choose(&mut self, i: usize, reps: &RepQueue<u32>, pending: bool) -> Choice {
+    fn choose(&mut self, i: usize, reps: &Reps, prev: Prev) -> Choice {
+        let pending = prev == Prev::Lz;
         let n = self.buf.len();
         if i >= n {
             return NO_CHOICE;
@@ -229,7 +355,7 @@ impl LzmsCompressor {
         let mut longest = 0usize;
         // Repeat offsets first.
         for k in 0..NUM_REPS {
-            let off = reps.get(k, pending) as usize;
+            let off = reps.lz.get(k, pending) as usize;
             if off <= i {
                 let l = match_len(&self.buf, i - off, i, max_len);
                 if l >= 2 {
@@ -272,7 +398,16 @@ impl LzmsCompressor {
                 c = self.prev[cp];
             }
         }
-        if nc == 0 {
+        let mut deltas = std::mem::take(&mut self.delta_buf);
+        deltas.clear();
+        if self.delta_on {
+            self.delta_candidates(i, reps, prev, &mut deltas);
+            for &(l, ..) in &deltas {
+                longest = longest.max(l);
+            }
+        }
+        if nc == 0 && deltas.is_empty() {
+            self.delta_buf = deltas;
             return NO_CHOICE;
         }
         // Literal costs of the bytes ahead (exact up to a cap, then an
@@ -295,8 +430,11 @@ impl LzmsCompressor {
         };
         let mut best = NO_CHOICE;
         for (k, &(len, off)) in cands[..nc].iter().enumerate() {
-            let len_cost = self.length.value_cost(len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
-            let item_cost = if k < NUM_REPS && (0..NUM_REPS).any(|r| reps.get(r, pending) == off) {
+            let len_cost = self
+                .length
+                .value_cost(len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
+            let item_cost = if k < NUM_REPS && (0..NUM_REPS).any(|r| reps.lz.get(r, pending) == off)
+            {
                 // Match, LZ, repeat decisions plus the repeat index.
                 3 * BIT + BIT + len_cost
             } else {
@@ -307,41 +445,106 @@ impl LzmsCompressor {
                 best = Choice {
                     len,
                     offset: off,
+                    power: None,
                     gain,
                 };
             }
         }
+        for &(len, raw, power, is_rep) in &deltas {
+            let len_cost = self
+                .length
+                .value_cost(len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
+            let item_cost = if is_rep {
+                4 * BIT + len_cost
+            } else {
+                3 * BIT
+                    + self.power.cost(power as usize)
+                    + self
+                        .delta_offset
+                        .value_cost(raw, &OFFSET_BASE, &OFFSET_EXTRA)
+                    + len_cost
+            };
+            let gain = lit_cost(len, &self.lit_prefix) - i64::from(item_cost);
+            if gain > best.gain {
+                best = Choice {
+                    len,
+                    offset: raw,
+                    power: Some(power),
+                    gain,
+                };
+            }
+        }
+        self.delta_buf = deltas;
         best
     }
 
-    fn put_literal(&mut self, m: &mut Models, i: usize) {
+    fn put_literal(&mut self, m: &mut Models, reps: &mut Reps, i: usize) {
         self.rc.bit(&mut m.main, 0);
         self.literal.put(&mut self.bw, usize::from(self.buf[i]));
+        reps.prev = Prev::Literal;
     }
 
-    fn put_match(&mut self, m: &mut Models, reps: &mut RepQueue<u32>, prev: Prev, c: Choice) {
-        let pending = prev == Prev::Lz;
+    fn put_match(&mut self, m: &mut Models, reps: &mut Reps, c: Choice) {
         self.rc.bit(&mut m.main, 1);
-        self.rc.bit(&mut m.is_delta, 0);
-        match (0..NUM_REPS).find(|&k| reps.get(k, pending) == c.offset) {
-            Some(k) => {
-                self.rc.bit(&mut m.lz_is_rep, 1);
-                for d in 0..k.min(2) {
-                    self.rc.bit(&mut m.lz_rep[d], 1);
-                }
-                if k < 2 {
-                    self.rc.bit(&mut m.lz_rep[k], 0);
-                }
-                reps.take(k, pending);
-            }
+        match c.power {
             None => {
-                self.rc.bit(&mut m.lz_is_rep, 0);
-                self.lz_offset
-                    .put_value(&mut self.bw, c.offset, &OFFSET_BASE, &OFFSET_EXTRA);
-                reps.push(c.offset);
+                self.rc.bit(&mut m.is_delta, 0);
+                let pending = reps.prev == Prev::Lz;
+                match (0..NUM_REPS).find(|&k| reps.lz.get(k, pending) == c.offset) {
+                    Some(k) => {
+                        self.rc.bit(&mut m.lz_is_rep, 1);
+                        put_rep_index(&mut self.rc, &mut m.lz_rep, k);
+                        reps.lz.take(k, pending);
+                    }
+                    None => {
+                        self.rc.bit(&mut m.lz_is_rep, 0);
+                        self.lz_offset.put_value(
+                            &mut self.bw,
+                            c.offset,
+                            &OFFSET_BASE,
+                            &OFFSET_EXTRA,
+                        );
+                        reps.lz.push(c.offset);
+                    }
+                }
+                reps.prev = Prev::Lz;
+            }
+            Some(power) => {
+                self.rc.bit(&mut m.is_delta, 1);
+                let pending = reps.prev == Prev::Delta;
+                let pair = (u64::from(power) << 32) | u64::from(c.offset);
+                match (0..NUM_REPS).find(|&k| reps.delta.get(k, pending) == pair) {
+                    Some(k) => {
+                        self.rc.bit(&mut m.delta_is_rep, 1);
+                        put_rep_index(&mut self.rc, &mut m.delta_rep, k);
+                        reps.delta.take(k, pending);
+                    }
+                    None => {
+                        self.rc.bit(&mut m.delta_is_rep, 0);
+                        self.power.put(&mut self.bw, power as usize);
+                        self.delta_offset.put_value(
+                            &mut self.bw,
+                            c.offset,
+                            &OFFSET_BASE,
+                            &OFFSET_EXTRA,
+                        );
+                        reps.delta.push(pair);
+                    }
+                }
+                reps.prev = Prev::Delta;
             }
         }
         self.length
             .put_value(&mut self.bw, c.len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
+    }
+}
+
+/// Repeat index 0, 1 or 2 as up to two binary decisions.
+fn put_rep_index<const N: usize>(rc: &mut RangeEncoder, models: &mut [Model<N>; 2], k: usize) {
+    for model in models.iter_mut().take(k) {
+        rc.bit(model, 1);
+    }
+    if k < 2 {
+        rc.bit(&mut models[k], 0);
     }
 }

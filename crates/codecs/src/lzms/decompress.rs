@@ -160,11 +160,9 @@ impl LzmsDecompressor {
                 let pending = prev == Prev::Delta;
                 let pair = if rd.bit(&mut m.delta_is_rep) == 0 {
                     let power = self.power.decode(&mut bits)? as u64;
-                    let raw = self.delta_offset.decode_value(
-                        &mut bits,
-                        &OFFSET_BASE,
-                        &OFFSET_EXTRA,
-                    )?;
+                    let raw =
+                        self.delta_offset
+                            .decode_value(&mut bits, &OFFSET_BASE, &OFFSET_EXTRA)?;
                     let p = (power << 32) | u64::from(raw);
                     delta.push(p);
                     p

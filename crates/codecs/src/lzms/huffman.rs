@@ -60,9 +60,7 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], scratch: &mut Vec<u32>) {
         if leaves_left >= 2 && (nodes_left == 0 || leaf_freq(leaf + 1) <= node_freq[next]) {
             f = leaf_freq(leaf) + leaf_freq(leaf + 1);
             leaf += 2;
-        } else if nodes_left >= 2
-            && (leaves_left == 0 || node_freq[next + 1] < leaf_freq(leaf))
-        {
+        } else if nodes_left >= 2 && (leaves_left == 0 || node_freq[next + 1] < leaf_freq(leaf)) {
             f = node_freq[next] + node_freq[next + 1];
             parent[next] = made;
             parent[next + 1] = made;
@@ -260,7 +258,10 @@ impl DecodeTable {
             let k = c.wrapping_sub(self.first[len]);
             if k < self.count[len] {
                 r.consume(len as u32);
-                return self.sorted.get((self.start[len] + k) as usize).map(|&s| usize::from(s));
+                return self
+                    .sorted
+                    .get((self.start[len] + k) as usize)
+                    .map(|&s| usize::from(s));
             }
         }
         None
@@ -272,7 +273,10 @@ mod tests {
     use super::*;
 
     fn kraft(lens: &[u8]) -> f64 {
-        lens.iter().filter(|&&l| l > 0).map(|&l| 0.5f64.powi(i32::from(l))).sum()
+        lens.iter()
+            .filter(|&&l| l > 0)
+            .map(|&l| 0.5f64.powi(i32::from(l)))
+            .sum()
     }
 
     #[test]

@@ -109,7 +109,9 @@ mod tests {
                 0 | 1 => {
                     let pos = data.len() as u32;
                     data.push(0xE8);
-                    data.extend_from_slice(&(((x >> 8) & 0x3FF) * 16).wrapping_sub(pos).to_le_bytes());
+                    data.extend_from_slice(
+                        &(((x >> 8) & 0x3FF) * 16).wrapping_sub(pos).to_le_bytes(),
+                    );
                 }
                 2 => data.extend_from_slice(&[0x48, 0x8D, 0x05, 1, 2, 0, 0]),
                 3 => data.extend_from_slice(&[0xFF, 0x15, 0x10, 0, 0, 0]),
