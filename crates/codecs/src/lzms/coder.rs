@@ -68,6 +68,12 @@ impl<const N: usize> Model<N> {
         self.state = ((self.state << 1) | bit as usize) & (N - 1);
         p
     }
+
+    /// The probability (n/64) that the next bit is 0, for cost estimates.
+    #[inline]
+    pub fn prob0(&self) -> u32 {
+        self.probs[self.state].get()
+    }
 }
 
 /// Forward reader of range-coded decisions.

@@ -69,6 +69,19 @@ impl EncCode {
     }
 }
 
+/// Cost of a range-coded bit: -log2(probability) in 1/16 bits, indexed by
+/// the probability of that bit in 64ths.
+fn bit_costs() -> [u32; 65] {
+    let mut t = [0u32; 65];
+    for (p, c) in t.iter_mut().enumerate().skip(1) {
+        *c = (-(p as f64 / 64.0).log2() * f64::from(BIT))
+            .round()
+            .max(1.0) as u32;
+    }
+    t[0] = t[1];
+    t
+}
+
 /// A scored parsing choice at one position.
 #[derive(Clone, Copy)]
 struct Choice {
@@ -133,6 +146,7 @@ pub struct LzmsCompressor {
     delta_offset: EncCode,
     power: EncCode,
     lit_prefix: Vec<u32>,
+    costs: [u32; 65],
     /// Delta match finder: last position per hash, with its power.
     delta_on: bool,
     delta_pos: Vec<u32>,
@@ -162,6 +176,7 @@ impl LzmsCompressor {
             delta_offset: EncCode::new(DELTA_OFFSET_REBUILD),
             power: EncCode::new(POWER_REBUILD),
             lit_prefix: Vec::new(),
+            costs: bit_costs(),
             delta_on: level >= 35,
             delta_pos: Vec::new(),
             delta_pow: Vec::new(),
@@ -205,7 +220,7 @@ impl LzmsCompressor {
         };
 
         let mut i = 0usize;
-        let mut cur = self.choose(i, &reps, reps.prev);
+        let mut cur = self.choose(i, &reps, reps.prev, &m);
         while i < n {
             // Give up as soon as the output cannot be smaller.
             if i % 4096 == 0 && self.rc.out.len() + self.bw.len_bytes() + 16 >= n {
@@ -214,14 +229,14 @@ impl LzmsCompressor {
             if cur.gain <= 0 {
                 self.put_literal(&mut m, &mut reps, i);
                 i += 1;
-                cur = self.choose(i, &reps, Prev::Literal);
+                cur = self.choose(i, &reps, Prev::Literal, &m);
                 continue;
             }
             // Lazy matching: the next position's best, assuming a literal
             // here, may beat this one.
             let mut inserted = i + 1;
             if self.lazy && cur.len < self.nice && i + 1 < n {
-                let next = self.choose(i + 1, &reps, Prev::Literal);
+                let next = self.choose(i + 1, &reps, Prev::Literal, &m);
                 if next.gain > cur.gain + i64::from(BIT) {
                     self.put_literal(&mut m, &mut reps, i);
                     i += 1;
@@ -233,7 +248,7 @@ impl LzmsCompressor {
             self.put_match(&mut m, &mut reps, cur);
             self.insert_range(inserted, i + cur.len);
             i += cur.len;
-            cur = self.choose(i, &reps, reps.prev);
+            cur = self.choose(i, &reps, reps.prev, &m);
         }
         self.rc.finish();
         self.bw.finish();
@@ -343,7 +358,7 @@ impl LzmsCompressor {
 
     /// The best item at `i` (inserting `i` into the chains), given the
     /// repeat queue and whether the previous item was an LZ match.
-    fn choose(&mut self, i: usize, reps: &Reps, prev: Prev) -> Choice {
+    fn choose(&mut self, i: usize, reps: &Reps, prev: Prev, m: &Models) -> Choice {
         let pending = prev == Prev::Lz;
         let n = self.buf.len();
         if i >= n {
@@ -414,11 +429,31 @@ impl LzmsCompressor {
         // average per byte).
         const CAP: usize = 64;
         let upto = longest.min(CAP);
+        let c = &self.costs;
+        let bit = |p0: u32, b: bool| {
+            if b {
+                c[(64 - p0) as usize]
+            } else {
+                c[p0 as usize]
+            }
+        };
+        let lit_bit = bit(m.main.prob0(), false);
+        let match_bits = bit(m.main.prob0(), true);
+        let lz_head = match_bits + bit(m.is_delta.prob0(), false);
+        let delta_head = match_bits + bit(m.is_delta.prob0(), true);
+        let rep_idx = |k: usize, models: &[Model<64>; 2]| {
+            bit(models[0].prob0(), k > 0)
+                + if k > 0 {
+                    bit(models[1].prob0(), k > 1)
+                } else {
+                    0
+                }
+        };
         self.lit_prefix.clear();
         self.lit_prefix.push(0);
         let mut s = 0u32;
         for &b in &self.buf[i..i + upto] {
-            s += self.literal.cost(usize::from(b)) + BIT / 2;
+            s += self.literal.cost(usize::from(b)) + lit_bit;
             self.lit_prefix.push(s);
         }
         let lit_cost = |len: usize, p: &[u32]| -> i64 {
@@ -429,16 +464,21 @@ impl LzmsCompressor {
             }
         };
         let mut best = NO_CHOICE;
-        for (k, &(len, off)) in cands[..nc].iter().enumerate() {
+        for &(len, off) in &cands[..nc] {
             let len_cost = self
                 .length
                 .value_cost(len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
-            let item_cost = if k < NUM_REPS && (0..NUM_REPS).any(|r| reps.lz.get(r, pending) == off)
-            {
-                // Match, LZ, repeat decisions plus the repeat index.
-                3 * BIT + BIT + len_cost
-            } else {
-                3 * BIT + self.lz_offset.value_cost(off, &OFFSET_BASE, &OFFSET_EXTRA) + len_cost
+            // Any candidate whose offset is in the queue is coded as a repeat.
+            let item_cost = match (0..NUM_REPS).find(|&r| reps.lz.get(r, pending) == off) {
+                Some(r) => {
+                    lz_head + bit(m.lz_is_rep.prob0(), true) + rep_idx(r, &m.lz_rep) + len_cost
+                }
+                None => {
+                    lz_head
+                        + bit(m.lz_is_rep.prob0(), false)
+                        + self.lz_offset.value_cost(off, &OFFSET_BASE, &OFFSET_EXTRA)
+                        + len_cost
+                }
             };
             let gain = lit_cost(len, &self.lit_prefix) - i64::from(item_cost);
             if gain > best.gain {
@@ -455,9 +495,15 @@ impl LzmsCompressor {
                 .length
                 .value_cost(len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
             let item_cost = if is_rep {
-                4 * BIT + len_cost
+                let pair = (u64::from(power) << 32) | u64::from(raw);
+                let pending = prev == Prev::Delta;
+                let r = (0..NUM_REPS)
+                    .find(|&r| reps.delta.get(r, pending) == pair)
+                    .unwrap_or(0);
+                delta_head + bit(m.delta_is_rep.prob0(), true) + rep_idx(r, &m.delta_rep) + len_cost
             } else {
-                3 * BIT
+                delta_head
+                    + bit(m.delta_is_rep.prob0(), false)
                     + self.power.cost(power as usize)
                     + self
                         .delta_offset
