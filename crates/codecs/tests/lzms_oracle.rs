@@ -307,3 +307,22 @@ proptest! {
         let _ = ours_d(&data, n, CHUNK);
     }
 }
+
+/// wimlib's default solid chunk size. Slow in debug builds, so run on
+/// demand: `cargo test --release -p tasq-codecs --test lzms_oracle -- --ignored`.
+#[test]
+#[ignore]
+fn solid_64_mib_chunk_both_directions() {
+    let len = 64 << 20;
+    let mut data = real_bytes(48 << 20);
+    // Top up with synthetic kinds if /usr holds less.
+    let mut seed = 0;
+    while data.len() < len {
+        data.extend_from_slice(&gen((seed % 4) as u8 + 1, 1 << 20, seed));
+        seed += 1;
+    }
+    data.truncate(len);
+    let (o, t) = check(&data, len, 50);
+    eprintln!("64 MiB: ours {o:?} wimlib {t:?}");
+    assert!(o.is_some() && t.is_some());
+}

@@ -12,9 +12,10 @@
 //! units in reverse order.
 
 use super::coder::{BitWriter, Model, Models, Prev, RangeEncoder, RepQueue};
-use super::huffman::{build_codes, Adaptive};
+use super::huffman::Adaptive;
 use super::tables::*;
 use super::x86::X86Filter;
+use crate::lzx::huffenc::canonical_codes;
 use crate::lzx::matchfind::match_len;
 
 /// Costs are in 1/16 bits.
@@ -38,14 +39,14 @@ impl EncCode {
     fn reset(&mut self, num_syms: usize) {
         self.a.reset(num_syms);
         self.codes.resize(num_syms, 0);
-        build_codes(&self.a.lens, &mut self.codes);
+        canonical_codes(&self.a.lens, &mut self.codes);
     }
 
     #[inline]
     fn put(&mut self, w: &mut BitWriter, sym: usize) {
         w.write(u32::from(self.codes[sym]), u32::from(self.a.lens[sym]));
         if self.a.count(sym) {
-            build_codes(&self.a.lens, &mut self.codes);
+            canonical_codes(&self.a.lens, &mut self.codes);
         }
     }
 
@@ -536,22 +537,17 @@ impl LzmsCompressor {
             None => {
                 self.rc.bit(&mut m.is_delta, 0);
                 let pending = reps.prev == Prev::Lz;
-                match (0..NUM_REPS).find(|&k| reps.lz.get(k, pending) == c.offset) {
-                    Some(k) => {
-                        self.rc.bit(&mut m.lz_is_rep, 1);
-                        put_rep_index(&mut self.rc, &mut m.lz_rep, k);
-                        reps.lz.take(k, pending);
-                    }
-                    None => {
-                        self.rc.bit(&mut m.lz_is_rep, 0);
-                        self.lz_offset.put_value(
-                            &mut self.bw,
-                            c.offset,
-                            &OFFSET_BASE,
-                            &OFFSET_EXTRA,
-                        );
-                        reps.lz.push(c.offset);
-                    }
+                let rc = &mut self.rc;
+                if !put_repeat(
+                    rc,
+                    &mut m.lz_is_rep,
+                    &mut m.lz_rep,
+                    &mut reps.lz,
+                    pending,
+                    c.offset,
+                ) {
+                    self.lz_offset
+                        .put_value(&mut self.bw, c.offset, &OFFSET_BASE, &OFFSET_EXTRA);
                 }
                 reps.prev = Prev::Lz;
             }
@@ -559,23 +555,22 @@ impl LzmsCompressor {
                 self.rc.bit(&mut m.is_delta, 1);
                 let pending = reps.prev == Prev::Delta;
                 let pair = (u64::from(power) << 32) | u64::from(c.offset);
-                match (0..NUM_REPS).find(|&k| reps.delta.get(k, pending) == pair) {
-                    Some(k) => {
-                        self.rc.bit(&mut m.delta_is_rep, 1);
-                        put_rep_index(&mut self.rc, &mut m.delta_rep, k);
-                        reps.delta.take(k, pending);
-                    }
-                    None => {
-                        self.rc.bit(&mut m.delta_is_rep, 0);
-                        self.power.put(&mut self.bw, power as usize);
-                        self.delta_offset.put_value(
-                            &mut self.bw,
-                            c.offset,
-                            &OFFSET_BASE,
-                            &OFFSET_EXTRA,
-                        );
-                        reps.delta.push(pair);
-                    }
+                let rc = &mut self.rc;
+                if !put_repeat(
+                    rc,
+                    &mut m.delta_is_rep,
+                    &mut m.delta_rep,
+                    &mut reps.delta,
+                    pending,
+                    pair,
+                ) {
+                    self.power.put(&mut self.bw, power as usize);
+                    self.delta_offset.put_value(
+                        &mut self.bw,
+                        c.offset,
+                        &OFFSET_BASE,
+                        &OFFSET_EXTRA,
+                    );
                 }
                 reps.prev = Prev::Delta;
             }
@@ -585,12 +580,34 @@ impl LzmsCompressor {
     }
 }
 
-/// Repeat index 0, 1 or 2 as up to two binary decisions.
-fn put_rep_index<const N: usize>(rc: &mut RangeEncoder, models: &mut [Model<N>; 2], k: usize) {
-    for model in models.iter_mut().take(k) {
-        rc.bit(model, 1);
-    }
-    if k < 2 {
-        rc.bit(&mut models[k], 0);
+/// Codes whether `source` is in the repeat queue and, if so, its index, and
+/// updates the queue. Returns false when the source must be coded
+/// explicitly (the caller writes it; the queue already has it in front).
+fn put_repeat<T: Copy + PartialEq, const N: usize>(
+    rc: &mut RangeEncoder,
+    is_rep: &mut Model<N>,
+    index_models: &mut [Model<N>; 2],
+    queue: &mut RepQueue<T>,
+    pending: bool,
+    source: T,
+) -> bool {
+    match (0..NUM_REPS).find(|&k| queue.get(k, pending) == source) {
+        Some(k) => {
+            rc.bit(is_rep, 1);
+            // Index 0, 1 or 2 as up to two binary decisions.
+            for model in index_models.iter_mut().take(k) {
+                rc.bit(model, 1);
+            }
+            if k < 2 {
+                rc.bit(&mut index_models[k], 0);
+            }
+            queue.take(k, pending);
+            true
+        }
+        None => {
+            rc.bit(is_rep, 0);
+            queue.push(source);
+            false
+        }
     }
 }

@@ -17,7 +17,7 @@ mod compress;
 mod decompress;
 mod e8;
 mod huffdec;
-mod huffenc;
+pub(crate) mod huffenc;
 pub(crate) mod matchfind;
 mod optimal;
 mod tables;
