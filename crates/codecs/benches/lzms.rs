@@ -3,10 +3,10 @@
 //! resources) and one large chunk per `LZMS_BENCH_SOLID_MB` MiB (solid
 //! resources; wimlib uses 64 MiB).
 //!
-//! Prints, per level and shape, the total compressed size (chunks that do
-//! not shrink count at their raw size, as in a WIM), the ratio against
-//! wimlib, and compression and decompression speeds in MB/s of uncompressed
-//! data (CPU time of this thread). Run with
+//! Prints a Markdown table: per level and shape, the total compressed size
+//! (chunks that do not shrink count at their raw size, as in a WIM), the
+//! ratio against wimlib, and compression and decompression speeds in MB/s
+//! of uncompressed data (CPU time of this thread). Run with
 //! `cargo bench -p tasq-codecs --bench lzms`; `LZMS_BENCH_MB` sets the corpus
 //! size (default 8), `LZMS_BENCH_LEVELS` the levels (default 20,50,100),
 //! `LZMS_BENCH_SOLID_MB` the large chunk size (default 8, 0 to skip) and
@@ -100,21 +100,18 @@ fn run(corpus: &[u8], chunk: usize, level: u32) {
         }
     }
     let wdt = cpu_secs(&t);
-    println!(
-        "chunk {chunk:>9} level {level:3}: tasq {os:9} B ({:.4}) {:6.1} MB/s | wimlib {ws:9} B ({:.4}) {:6.1} MB/s | size tasq/wimlib {:.4}, time tasq/wimlib {:.2}",
-        os as f64 / size,
-        mbs(ot),
-        ws as f64 / size,
-        mbs(wt),
-        os as f64 / ws as f64,
-        ot / wt
-    );
-    println!(
-        "                          decompress: tasq {:7.1} MB/s (on wimlib's data {:7.1}) | wimlib {:7.1} MB/s",
-        mbs(odt),
-        mbs(owdt),
-        mbs(wdt)
-    );
+    // One Markdown table row (header printed by main), ready for
+    // docs/performance.md.
+    let row = [
+        format!("{} KiB", chunk >> 10),
+        level.to_string(),
+        format!("{os} / {ws}"),
+        format!("{:.4}", os as f64 / ws as f64),
+        format!("{:.1} / {:.1}", mbs(ot), mbs(wt)),
+        format!("{:.2}", ot / wt),
+        format!("{:.1} ({:.1}) / {:.1}", mbs(odt), mbs(owdt), mbs(wdt)),
+    ];
+    println!("| {} |", row.join(" | "));
 }
 
 fn main() {
@@ -133,6 +130,8 @@ fn main() {
         Err(_) => common::corpus(mb << 20),
     };
     println!("LZMS corpus: {} bytes", corpus.len());
+    println!("| chunk | level | bytes tasq / wimlib | size tasq/wimlib | compress MB/s tasq / wimlib | time tasq/wimlib | decompress MB/s tasq (on wimlib's data) / wimlib |");
+    println!("|---|---|---|---|---|---|---|");
     for &level in &levels {
         run(&corpus, 1 << 17, level);
         if solid_mb > 0 {

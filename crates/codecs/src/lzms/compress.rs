@@ -428,7 +428,7 @@ impl LzmsCompressor {
         }
         // Literal costs of the bytes ahead (exact up to a cap, then an
         // average per byte).
-        const CAP: usize = 64;
+        const CAP: usize = 16;
         let upto = longest.min(CAP);
         let c = &self.costs;
         let bit = |p0: u32, b: bool| {
