@@ -16,10 +16,20 @@ const MAX_SYMS: usize = super::tables::NUM_OFFSET_SLOTS;
 /// Symbols fit in the low bits of a sort key, frequencies above them.
 const SYM_BITS: u32 = 10;
 
+/// Work arrays of [`build_lengths`], kept between rebuilds.
+#[derive(Default)]
+pub struct Scratch {
+    keys: Vec<u32>,
+    node_freq: Vec<u32>,
+    parent: Vec<usize>,
+    depth: Vec<u32>,
+}
+
 /// Codeword lengths from `freqs` (every frequency at least 1 in LZMS, but
 /// zero is handled: such symbols get length 0). `lens.len() == freqs.len()`.
-pub fn build_lengths(freqs: &[u32], lens: &mut [u8], scratch: &mut Vec<u32>) {
+pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
     lens.fill(0);
+    let scratch = &mut work.keys;
     scratch.clear();
     scratch.extend(
         freqs
@@ -50,8 +60,12 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], scratch: &mut Vec<u32>) {
     // Internal nodes in creation order: frequency, and parent index once
     // they are consumed. A parent is always created after its children.
     let leaf_freq = |i: usize| scratch[i] >> SYM_BITS;
-    let mut node_freq = vec![0u32; n - 1];
-    let mut parent = vec![0usize; n - 1];
+    let node_freq = &mut work.node_freq;
+    node_freq.clear();
+    node_freq.resize(n - 1, 0);
+    let parent = &mut work.parent;
+    parent.clear();
+    parent.resize(n - 1, 0);
     let (mut leaf, mut next, mut made) = (0usize, 0usize, 0usize);
     while made < n - 1 {
         let leaves_left = n - leaf;
@@ -82,7 +96,9 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], scratch: &mut Vec<u32>) {
     let mut count = [0u32; MAX_CODEWORD_LEN + 2];
     count[1] = 2;
     let root = n - 2;
-    let mut depth = vec![0u32; n - 1];
+    let depth = &mut work.depth;
+    depth.clear();
+    depth.resize(n - 1, 0);
     for node in (0..root).rev() {
         let d = depth[parent[node]] + 1;
         depth[node] = d;
@@ -114,7 +130,7 @@ pub struct Adaptive {
     until: u32,
     pub freqs: Vec<u32>,
     pub lens: Vec<u8>,
-    scratch: Vec<u32>,
+    scratch: Scratch,
 }
 
 impl Adaptive {
@@ -125,7 +141,7 @@ impl Adaptive {
             until: rebuild,
             freqs: Vec::with_capacity(MAX_SYMS),
             lens: Vec::with_capacity(MAX_SYMS),
-            scratch: Vec::with_capacity(MAX_SYMS),
+            scratch: Scratch::default(),
         }
     }
 
@@ -267,10 +283,10 @@ mod tests {
     #[test]
     fn equal_frequencies_give_a_balanced_complete_code() {
         let mut lens = vec![0u8; 256];
-        build_lengths(&[1; 256], &mut lens, &mut Vec::new());
+        build_lengths(&[1; 256], &mut lens, &mut Scratch::default());
         assert!(lens.iter().all(|&l| l == 8));
         let mut lens = vec![0u8; 54];
-        build_lengths(&[1; 54], &mut lens, &mut Vec::new());
+        build_lengths(&[1; 54], &mut lens, &mut Scratch::default());
         assert!(complete(&lens));
         // 54 = 64 - 10: ten 5-bit codes (the highest symbols, since equal
         // frequencies sort by symbol and the first ones get the long codes).
@@ -288,7 +304,7 @@ mod tests {
             (a, b) = (b, (a + b).min(1 << 20));
         }
         let mut lens = vec![0u8; 40];
-        build_lengths(&freqs, &mut lens, &mut Vec::new());
+        build_lengths(&freqs, &mut lens, &mut Scratch::default());
         assert!(lens.iter().all(|&l| (1..=15).contains(&l)));
         assert!(complete(&lens));
     }
@@ -297,7 +313,7 @@ mod tests {
     fn decode_table_reads_canonical_codes() {
         let freqs: Vec<u32> = (0..799u32).map(|i| 1 + (i * 37 % 101) * (i % 7)).collect();
         let mut lens = vec![0u8; 799];
-        build_lengths(&freqs, &mut lens, &mut Vec::new());
+        build_lengths(&freqs, &mut lens, &mut Scratch::default());
         let mut codes = vec![0u16; 799];
         crate::lzx::huffenc::canonical_codes(&lens, &mut codes);
         let mut w = super::super::coder::BitWriter::new();

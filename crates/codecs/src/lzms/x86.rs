@@ -13,6 +13,18 @@
 const ID_WINDOW: i64 = 65535;
 const MAX_TRANSLATION_OFFSET: i64 = 1023;
 
+/// First bytes of the instructions the filter looks at.
+const MAY_START: [bool; 256] = {
+    let mut t = [false; 256];
+    t[0x48] = true;
+    t[0x4C] = true;
+    t[0xE8] = true;
+    t[0xE9] = true;
+    t[0xF0] = true;
+    t[0xFF] = true;
+    t
+};
+
 /// Scratch state of the filter (256 KiB, reused between chunks).
 pub struct X86Filter {
     last_use: Vec<i32>,
@@ -40,6 +52,12 @@ impl X86Filter {
         // The first byte is never an opcode for this purpose.
         let mut p = 1;
         while p < end {
+            // Most bytes cannot start a translated instruction: skip them in
+            // a tight loop (this filter runs over every decoded byte).
+            if !MAY_START[usize::from(data[p])] {
+                p += 1;
+                continue;
+            }
             let b0 = data[p];
             let b1 = data[p + 1];
             let b2 = data[p + 2];
