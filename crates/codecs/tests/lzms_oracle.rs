@@ -326,3 +326,28 @@ fn solid_64_mib_chunk_both_directions() {
     eprintln!("64 MiB: ours {o:?} wimlib {t:?}");
     assert!(o.is_some() && t.is_some());
 }
+
+/// Writes a seed corpus for the `lzms_decompress` fuzz target (3-byte size,
+/// then a stream from wimlib or from us) into `$LZMS_SEEDS`:
+/// `LZMS_SEEDS=fuzz/corpus/lzms_decompress cargo test -p tasq-codecs --test lzms_oracle -- --ignored seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("LZMS_SEEDS") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut wc = WimlibCompressor::new(Ctype::Lzms, CHUNK, 50).unwrap();
+    for kind in 1..5u8 {
+        for (k, &len) in [300usize, 3000, 30_000].iter().enumerate() {
+            let data = gen(kind, len, k as u64);
+            let streams = [wc.compress(&data), ours_c(&data, CHUNK, 50)];
+            for (w, z) in streams.iter().enumerate() {
+                let Some(z) = z else { continue };
+                let mut seed = ((len - 1) as u32).to_le_bytes()[..3].to_vec();
+                seed.extend_from_slice(z);
+                std::fs::write(format!("{dir}/seed-{kind}-{len}-{w}"), seed).unwrap();
+            }
+        }
+    }
+}

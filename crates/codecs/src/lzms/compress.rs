@@ -152,7 +152,7 @@ pub struct LzmsCompressor {
     delta_on: bool,
     delta_pos: Vec<u32>,
     delta_pow: Vec<u8>,
-    delta_buf: Vec<(usize, u32, u32, bool)>,
+    delta_buf: Vec<(usize, u32, u32)>,
 }
 
 impl LzmsCompressor {
@@ -312,13 +312,13 @@ impl LzmsCompressor {
 
     /// Delta candidates at `i` (inserting `i` into the delta table): the
     /// repeat pairs and one hashed candidate per stride, as (len, raw
-    /// offset, power, is_rep).
+    /// offset, power).
     fn delta_candidates(
         &mut self,
         i: usize,
         reps: &Reps,
         prev: Prev,
-        out: &mut Vec<(usize, u32, u32, bool)>,
+        out: &mut Vec<(usize, u32, u32)>,
     ) {
         let n = self.buf.len();
         let max = (n - i).min(MAX_MATCH_LEN as usize);
@@ -330,7 +330,7 @@ impl LzmsCompressor {
             if off + span <= i {
                 let l = delta_len(&self.buf, i, i - off, span, max);
                 if l >= DELTA_MIN_LEN {
-                    out.push((l, raw, power, true));
+                    out.push((l, raw, power));
                 }
             }
         }
@@ -352,7 +352,7 @@ impl LzmsCompressor {
             }
             let l = delta_len(&self.buf, i, c, span, max);
             if l >= DELTA_MIN_LEN {
-                out.push((l, (off >> power) as u32, power, false));
+                out.push((l, (off >> power) as u32, power));
             }
         }
     }
@@ -465,58 +465,44 @@ impl LzmsCompressor {
             }
         };
         let mut best = NO_CHOICE;
-        for &(len, off) in &cands[..nc] {
+        // A source in its queue is coded as a repeat, else explicitly.
+        let source_cost =
+            |is_rep: &Model<64>, idx: &[Model<64>; 2], r: Option<usize>, explicit: u32| match r {
+                Some(r) => bit(is_rep.prob0(), true) + rep_idx(r, idx),
+                None => bit(is_rep.prob0(), false) + explicit,
+            };
+        let lz_pending = prev == Prev::Lz;
+        let delta_pending = prev == Prev::Delta;
+        let all = cands[..nc]
+            .iter()
+            .map(|&(l, o)| (l, o, None))
+            .chain(deltas.iter().map(|&(l, raw, p)| (l, raw, Some(p))));
+        for (len, off, power) in all {
             let len_cost = self
                 .length
                 .value_cost(len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
-            // Any candidate whose offset is in the queue is coded as a repeat.
-            let item_cost = match (0..NUM_REPS).find(|&r| reps.lz.get(r, pending) == off) {
-                Some(r) => {
-                    lz_head + bit(m.lz_is_rep.prob0(), true) + rep_idx(r, &m.lz_rep) + len_cost
-                }
+            let item_cost = match power {
                 None => {
-                    lz_head
-                        + bit(m.lz_is_rep.prob0(), false)
-                        + self.lz_offset.value_cost(off, &OFFSET_BASE, &OFFSET_EXTRA)
-                        + len_cost
+                    let r = (0..NUM_REPS).find(|&r| reps.lz.get(r, lz_pending) == off);
+                    let explicit = self.lz_offset.value_cost(off, &OFFSET_BASE, &OFFSET_EXTRA);
+                    lz_head + source_cost(&m.lz_is_rep, &m.lz_rep, r, explicit)
+                }
+                Some(p) => {
+                    let pair = (u64::from(p) << 32) | u64::from(off);
+                    let r = (0..NUM_REPS).find(|&r| reps.delta.get(r, delta_pending) == pair);
+                    let explicit = self.power.cost(p as usize)
+                        + self
+                            .delta_offset
+                            .value_cost(off, &OFFSET_BASE, &OFFSET_EXTRA);
+                    delta_head + source_cost(&m.delta_is_rep, &m.delta_rep, r, explicit)
                 }
             };
-            let gain = lit_cost(len, &self.lit_prefix) - i64::from(item_cost);
+            let gain = lit_cost(len, &self.lit_prefix) - i64::from(item_cost + len_cost);
             if gain > best.gain {
                 best = Choice {
                     len,
                     offset: off,
-                    power: None,
-                    gain,
-                };
-            }
-        }
-        for &(len, raw, power, is_rep) in &deltas {
-            let len_cost = self
-                .length
-                .value_cost(len as u32, &LENGTH_BASE, &LENGTH_EXTRA);
-            let item_cost = if is_rep {
-                let pair = (u64::from(power) << 32) | u64::from(raw);
-                let pending = prev == Prev::Delta;
-                let r = (0..NUM_REPS)
-                    .find(|&r| reps.delta.get(r, pending) == pair)
-                    .unwrap_or(0);
-                delta_head + bit(m.delta_is_rep.prob0(), true) + rep_idx(r, &m.delta_rep) + len_cost
-            } else {
-                delta_head
-                    + bit(m.delta_is_rep.prob0(), false)
-                    + self.power.cost(power as usize)
-                    + self
-                        .delta_offset
-                        .value_cost(raw, &OFFSET_BASE, &OFFSET_EXTRA)
-                    + len_cost
-            };
-            let gain = lit_cost(len, &self.lit_prefix) - i64::from(item_cost);
-            if gain > best.gain {
-                best = Choice {
-                    len,
-                    offset: raw,
-                    power: Some(power),
+                    power,
                     gain,
                 };
             }
