@@ -15,6 +15,7 @@
 //!   to exactly that many bytes. It never panics and never reads or writes
 //!   out of bounds, whatever the input.
 
+pub mod lzms;
 pub mod lzx;
 pub mod xpress;
 
@@ -88,7 +89,8 @@ pub fn new_compressor(
             level,
         ))),
         CompressionFormat::Lzx => Some(Box::new(lzx::LzxCompressor::new(max_chunk_size, level))),
-        CompressionFormat::None | CompressionFormat::Lzms => None,
+        CompressionFormat::Lzms => Some(Box::new(lzms::LzmsCompressor::new(max_chunk_size, level))),
+        CompressionFormat::None => None,
     }
 }
 
@@ -103,6 +105,7 @@ pub fn new_decompressor(
             Some(Box::new(xpress::XpressDecompressor::new(max_chunk_size)))
         }
         CompressionFormat::Lzx => Some(Box::new(lzx::LzxDecompressor::new(max_chunk_size))),
-        CompressionFormat::None | CompressionFormat::Lzms => None,
+        CompressionFormat::Lzms => Some(Box::new(lzms::LzmsDecompressor::new(max_chunk_size))),
+        CompressionFormat::None => None,
     }
 }

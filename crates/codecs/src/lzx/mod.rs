@@ -17,8 +17,8 @@ mod compress;
 mod decompress;
 mod e8;
 mod huffdec;
-mod huffenc;
-mod matchfind;
+pub(crate) mod huffenc;
+pub(crate) mod matchfind;
 mod optimal;
 mod tables;
 

@@ -1,0 +1,141 @@
+//! LZMS benchmark: tasq against wimlib on the same corpus, single-threaded,
+//! in two shapes: 128 KiB chunks (WIM's default for non-solid LZMS
+//! resources) and one large chunk per `LZMS_BENCH_SOLID_MB` MiB (solid
+//! resources; wimlib uses 64 MiB).
+//!
+//! Prints a Markdown table: per level and shape, the total compressed size
+//! (chunks that do not shrink count at their raw size, as in a WIM), the
+//! ratio against wimlib, and compression and decompression speeds in MB/s
+//! of uncompressed data (CPU time of this thread). Run with
+//! `cargo bench -p tasq-codecs --bench lzms`; `LZMS_BENCH_MB` sets the corpus
+//! size (default 8), `LZMS_BENCH_LEVELS` the levels (default 20,50,100),
+//! `LZMS_BENCH_SOLID_MB` the large chunk size (default 8, 0 to skip) and
+//! `LZMS_BENCH_CORPUS=<file>` reuses a saved corpus.
+
+mod common;
+
+use std::time::Instant;
+use tasq_codecs::lzms::{LzmsCompressor, LzmsDecompressor};
+use tasq_codecs::{Compressor, Decompressor};
+use wimlib_oracle::{Ctype, WimlibCompressor, WimlibDecompressor};
+
+/// CPU time of this thread from /proc/thread-self/schedstat (the machine
+/// may be shared), else wall time.
+fn cpu_secs(since: &(Instant, Option<u64>)) -> f64 {
+    let now = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+    match (since.1, now) {
+        (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+        _ => since.0.elapsed().as_secs_f64(),
+    }
+}
+
+fn clock() -> (Instant, Option<u64>) {
+    let cpu = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+    (Instant::now(), cpu)
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run(corpus: &[u8], chunk: usize, level: u32) {
+    let chunks: Vec<&[u8]> = corpus.chunks(chunk).collect();
+    let size = corpus.len() as f64;
+    let mbs = |secs: f64| size / secs / 1e6;
+
+    let mut ours = LzmsCompressor::new(chunk, level);
+    let mut buf = vec![0u8; chunk];
+    let t = clock();
+    let oz: Vec<Option<Vec<u8>>> = chunks
+        .iter()
+        .map(|c| ours.compress(c, &mut buf).map(|n| buf[..n].to_vec()))
+        .collect();
+    let ot = cpu_secs(&t);
+
+    let mut wc = WimlibCompressor::new(Ctype::Lzms, chunk, level).expect("wimlib compressor");
+    let t = clock();
+    let wz: Vec<Option<Vec<u8>>> = chunks.iter().map(|c| wc.compress(c)).collect();
+    let wt = cpu_secs(&t);
+
+    let total = |z: &[Option<Vec<u8>>]| -> usize {
+        chunks
+            .iter()
+            .zip(z)
+            .map(|(c, z)| z.as_ref().map_or(c.len(), Vec::len))
+            .sum()
+    };
+    let (os, ws) = (total(&oz), total(&wz));
+
+    let mut od = LzmsDecompressor::new(chunk);
+    let mut out = vec![0u8; chunk];
+    let t = clock();
+    for (c, z) in chunks.iter().zip(&oz) {
+        if let Some(z) = z {
+            od.decompress(z, &mut out[..c.len()]).expect("ours->ours");
+            assert!(&out[..c.len()] == *c, "ours->ours mismatch");
+        }
+    }
+    let odt = cpu_secs(&t);
+    let t = clock();
+    for (c, z) in chunks.iter().zip(&wz) {
+        if let Some(z) = z {
+            od.decompress(z, &mut out[..c.len()]).expect("wimlib->ours");
+            assert!(&out[..c.len()] == *c, "wimlib->ours mismatch");
+        }
+    }
+    let owdt = cpu_secs(&t);
+    let mut wd = WimlibDecompressor::new(Ctype::Lzms, chunk).expect("wimlib decompressor");
+    let t = clock();
+    for (c, z) in chunks.iter().zip(&wz) {
+        if let Some(z) = z {
+            let v = wd.decompress(z, c.len()).expect("wimlib->wimlib");
+            assert_eq!(v.len(), c.len());
+        }
+    }
+    let wdt = cpu_secs(&t);
+    // One Markdown table row (header printed by main), ready for
+    // docs/performance.md.
+    let row = [
+        format!("{} KiB", chunk >> 10),
+        level.to_string(),
+        format!("{os} / {ws}"),
+        format!("{:.4}", os as f64 / ws as f64),
+        format!("{:.1} / {:.1}", mbs(ot), mbs(wt)),
+        format!("{:.2}", ot / wt),
+        format!("{:.1} ({:.1}) / {:.1}", mbs(odt), mbs(owdt), mbs(wdt)),
+    ];
+    println!("| {} |", row.join(" | "));
+}
+
+fn main() {
+    let mb = env_num("LZMS_BENCH_MB", 8);
+    let solid_mb = env_num("LZMS_BENCH_SOLID_MB", 8);
+    let levels: Vec<u32> = std::env::var("LZMS_BENCH_LEVELS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![20, 50, 100]);
+    let corpus = match std::env::var("LZMS_BENCH_CORPUS") {
+        Ok(path) => {
+            let mut v = std::fs::read(path).expect("LZMS_BENCH_CORPUS file");
+            v.truncate(mb << 20);
+            v
+        }
+        Err(_) => common::corpus(mb << 20),
+    };
+    println!("LZMS corpus: {} bytes", corpus.len());
+    println!("| chunk | level | bytes tasq / wimlib | size tasq/wimlib | compress MB/s tasq / wimlib | time tasq/wimlib | decompress MB/s tasq (on wimlib's data) / wimlib |");
+    println!("|---|---|---|---|---|---|---|");
+    for &level in &levels {
+        run(&corpus, 1 << 17, level);
+        if solid_mb > 0 {
+            run(&corpus, (solid_mb << 20).min(corpus.len().max(1)), level);
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The adaptive Huffman codes of LZMS.
+//!
+//! No code is ever transmitted: both ends start from all-ones frequencies,
+//! count the symbols they code and rebuild the code every `rebuild` symbols
+//! (then halve the counts). So encoder and decoder must derive *identical*
+//! codeword lengths from the same counts, which pins down the construction:
+//! the two-queue Huffman algorithm over symbols sorted by (frequency, symbol)
+//! with ties between a leaf and an internal node going to the leaf, lengths
+//! handed out longest-first in that sorted order, and the simple length
+//! limiting (a node deeper than 15 borrows the deepest shorter free length)
+//! Microsoft's format assumes. Codewords are then canonical.
+
+use super::tables::MAX_CODEWORD_LEN;
+
+const MAX_SYMS: usize = super::tables::NUM_OFFSET_SLOTS;
+/// Symbols fit in the low bits of a sort key, frequencies above them.
+const SYM_BITS: u32 = 10;
+
+/// Work arrays of [`build_lengths`], kept between rebuilds.
+#[derive(Default)]
+pub struct Scratch {
+    keys: Vec<u32>,
+    node_freq: Vec<u32>,
+    parent: Vec<usize>,
+    depth: Vec<u32>,
+}
+
+/// Codeword lengths from `freqs` (every frequency at least 1 in LZMS, but
+/// zero is handled: such symbols get length 0). `lens.len() == freqs.len()`.
+pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
+    lens.fill(0);
+    let scratch = &mut work.keys;
+    scratch.clear();
+    scratch.extend(
+        freqs
+            .iter()
+            .enumerate()
+            .filter(|&(_, &f)| f != 0)
+            .map(|(s, &f)| (f << SYM_BITS) | s as u32),
+    );
+    scratch.sort_unstable();
+    let n = scratch.len();
+    let sym_of = |k: u32| (k & ((1 << SYM_BITS) - 1)) as usize;
+    match n {
+        0 => return,
+        1 => {
+            // A lone symbol still needs a complete code of two codewords:
+            // it is paired with symbol 0 (or 1 if it is symbol 0).
+            let s = sym_of(scratch[0]);
+            let other = if s == 0 { 1 } else { 0 };
+            lens[s] = 1;
+            if let Some(l) = lens.get_mut(other) {
+                *l = 1;
+            }
+            return;
+        }
+        _ => {}
+    }
+
+    // Internal nodes in creation order: frequency, and parent index once
+    // they are consumed. A parent is always created after its children.
+    let leaf_freq = |i: usize| scratch[i] >> SYM_BITS;
+    let node_freq = &mut work.node_freq;
+    node_freq.clear();
+    node_freq.resize(n - 1, 0);
+    let parent = &mut work.parent;
+    parent.clear();
+    parent.resize(n - 1, 0);
+    let (mut leaf, mut next, mut made) = (0usize, 0usize, 0usize);
+    while made < n - 1 {
+        let leaves_left = n - leaf;
+        let nodes_left = made - next;
+        let f;
+        if leaves_left >= 2 && (nodes_left == 0 || leaf_freq(leaf + 1) <= node_freq[next]) {
+            f = leaf_freq(leaf) + leaf_freq(leaf + 1);
+            leaf += 2;
+        } else if nodes_left >= 2 && (leaves_left == 0 || node_freq[next + 1] < leaf_freq(leaf)) {
+            f = node_freq[next] + node_freq[next + 1];
+            parent[next] = made;
+            parent[next + 1] = made;
+            next += 2;
+        } else {
+            f = leaf_freq(leaf) + node_freq[next];
+            parent[next] = made;
+            leaf += 1;
+            next += 1;
+        }
+        node_freq[made] = f;
+        made += 1;
+    }
+
+    // Count codewords per length, walking internal nodes root-first: each
+    // non-root internal node turns one codeword of its depth into two one
+    // level deeper. Depths past the limit reuse the deepest shorter length
+    // that still has a codeword to split.
+    let mut count = [0u32; MAX_CODEWORD_LEN + 2];
+    count[1] = 2;
+    let root = n - 2;
+    let depth = &mut work.depth;
+    depth.clear();
+    depth.resize(n - 1, 0);
+    for node in (0..root).rev() {
+        let d = depth[parent[node]] + 1;
+        depth[node] = d;
+        let mut len = d as usize;
+        if len >= MAX_CODEWORD_LEN {
+            len = MAX_CODEWORD_LEN - 1;
+            while len > 0 && count[len] == 0 {
+                len -= 1;
+            }
+        }
+        count[len] -= 1;
+        count[len + 1] += 2;
+    }
+
+    // Longest codewords to the rarest symbols.
+    let mut i = 0;
+    for len in (1..=MAX_CODEWORD_LEN).rev() {
+        for _ in 0..count[len] {
+            lens[sym_of(scratch[i])] = len as u8;
+            i += 1;
+        }
+    }
+}
+
+/// Frequencies and rebuild countdown of one adaptive code.
+pub struct Adaptive {
+    pub num_syms: usize,
+    rebuild: u32,
+    until: u32,
+    pub freqs: Vec<u32>,
+    pub lens: Vec<u8>,
+    scratch: Scratch,
+}
+
+impl Adaptive {
+    pub fn new(rebuild: u32) -> Self {
+        Adaptive {
+            num_syms: 0,
+            rebuild,
+            until: rebuild,
+            freqs: Vec::with_capacity(MAX_SYMS),
+            lens: Vec::with_capacity(MAX_SYMS),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Starts a chunk with `num_syms` symbols of frequency 1; the lengths
+    /// are built.
+    pub fn reset(&mut self, num_syms: usize) {
+        self.num_syms = num_syms;
+        self.freqs.clear();
+        self.freqs.resize(num_syms, 1);
+        self.lens.clear();
+        self.lens.resize(num_syms, 0);
+        self.until = self.rebuild;
+        build_lengths(&self.freqs, &mut self.lens, &mut self.scratch);
+    }
+
+    /// Counts `sym`; returns true when the lengths were just rebuilt.
+    #[inline]
+    pub fn count(&mut self, sym: usize) -> bool {
+        if let Some(f) = self.freqs.get_mut(sym) {
+            *f += 1;
+        }
+        self.until -= 1;
+        if self.until != 0 {
+            return false;
+        }
+        build_lengths(&self.freqs, &mut self.lens, &mut self.scratch);
+        for f in &mut self.freqs {
+            *f = (*f >> 1) + 1;
+        }
+        self.until = self.rebuild;
+        true
+    }
+}
+
+/// Table-driven decoding: a primary table indexed by the next `bits` bits
+/// resolves codes of at most `bits` bits; longer (rare) codes are found by
+/// canonical arithmetic, length by length.
+pub struct DecodeTable {
+    bits: u32,
+    /// `sym << 4 | len`, or 0 for "longer code".
+    primary: Vec<u16>,
+    /// Symbols sorted by (length, symbol) and, per length, the first
+    /// codeword, how many there are and where they start in `sorted`.
+    sorted: Vec<u16>,
+    first: [u32; MAX_CODEWORD_LEN + 1],
+    count: [u32; MAX_CODEWORD_LEN + 1],
+    start: [u32; MAX_CODEWORD_LEN + 1],
+}
+
+impl DecodeTable {
+    pub fn new(bits: u32) -> Self {
+        DecodeTable {
+            bits,
+            primary: vec![0; 1 << bits],
+            sorted: Vec::with_capacity(MAX_SYMS),
+            first: [0; MAX_CODEWORD_LEN + 1],
+            count: [0; MAX_CODEWORD_LEN + 1],
+            start: [0; MAX_CODEWORD_LEN + 1],
+        }
+    }
+
+    pub fn build(&mut self, lens: &[u8]) {
+        self.count = [0; MAX_CODEWORD_LEN + 1];
+        for &l in lens {
+            self.count[l as usize] += 1;
+        }
+        self.count[0] = 0;
+        let mut code = 0u32;
+        let mut pos = 0u32;
+        for len in 1..=MAX_CODEWORD_LEN {
+            self.first[len] = code;
+            self.start[len] = pos;
+            code = (code + self.count[len]) << 1;
+            pos += self.count[len];
+        }
+        self.sorted.clear();
+        self.sorted.resize(pos as usize, 0);
+        let mut fill = self.start;
+        for (s, &l) in lens.iter().enumerate() {
+            if l != 0 {
+                self.sorted[fill[l as usize] as usize] = s as u16;
+                fill[l as usize] += 1;
+            }
+        }
+        self.primary.fill(0);
+        for len in 1..=(self.bits as usize).min(MAX_CODEWORD_LEN) {
+            let shift = self.bits - len as u32;
+            for k in 0..self.count[len] {
+                let sym = self.sorted[(self.start[len] + k) as usize];
+                let c = (self.first[len] + k) as usize;
+                let lo = c << shift;
+                let entry = (sym << 4) | len as u16;
+                if let Some(slots) = self.primary.get_mut(lo..lo + (1 << shift)) {
+                    slots.fill(entry);
+                }
+            }
+        }
+    }
+
+    /// Decodes one symbol, or `None` when the bits match no codeword
+    /// (possible only with the incomplete one-symbol code).
+    #[inline]
+    pub fn decode(&self, r: &mut super::coder::BitReader) -> Option<usize> {
+        r.ensure(MAX_CODEWORD_LEN as u32);
+        let e = self.primary[r.peek(self.bits) as usize];
+        if e != 0 {
+            r.consume(u32::from(e & 15));
+            return Some(usize::from(e >> 4));
+        }
+        for len in (self.bits as usize + 1)..=MAX_CODEWORD_LEN {
+            let c = r.peek(len as u32);
+            let k = c.wrapping_sub(self.first[len]);
+            if k < self.count[len] {
+                r.consume(len as u32);
+                return self
+                    .sorted
+                    .get((self.start[len] + k) as usize)
+                    .map(|&s| usize::from(s));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the lengths fill the code space exactly (Kraft sum 1).
+    fn complete(lens: &[u8]) -> bool {
+        let space: u32 = lens
+            .iter()
+            .filter(|&&l| l > 0)
+            .map(|&l| 1u32 << (15 - l))
+            .sum();
+        space == 1 << 15
+    }
+
+    #[test]
+    fn equal_frequencies_give_a_balanced_complete_code() {
+        let mut lens = vec![0u8; 256];
+        build_lengths(&[1; 256], &mut lens, &mut Scratch::default());
+        assert!(lens.iter().all(|&l| l == 8));
+        let mut lens = vec![0u8; 54];
+        build_lengths(&[1; 54], &mut lens, &mut Scratch::default());
+        assert!(complete(&lens));
+        // 54 = 64 - 10: ten 5-bit codes (the highest symbols, since equal
+        // frequencies sort by symbol and the first ones get the long codes).
+        assert_eq!(lens.iter().filter(|&&l| l == 5).count(), 10);
+        assert!(lens[44..].iter().all(|&l| l == 5));
+    }
+
+    #[test]
+    fn skewed_frequencies_are_limited_to_15_bits_and_complete() {
+        // Fibonacci-like frequencies would need very deep codes.
+        let mut freqs = vec![1u32; 40];
+        let (mut a, mut b) = (1u32, 1u32);
+        for f in freqs.iter_mut() {
+            *f = a;
+            (a, b) = (b, (a + b).min(1 << 20));
+        }
+        let mut lens = vec![0u8; 40];
+        build_lengths(&freqs, &mut lens, &mut Scratch::default());
+        assert!(lens.iter().all(|&l| (1..=15).contains(&l)));
+        assert!(complete(&lens));
+    }
+
+    #[test]
+    fn decode_table_reads_canonical_codes() {
+        let freqs: Vec<u32> = (0..799u32).map(|i| 1 + (i * 37 % 101) * (i % 7)).collect();
+        let mut lens = vec![0u8; 799];
+        build_lengths(&freqs, &mut lens, &mut Scratch::default());
+        let mut codes = vec![0u16; 799];
+        crate::lzx::huffenc::canonical_codes(&lens, &mut codes);
+        let mut w = super::super::coder::BitWriter::new();
+        let syms: Vec<usize> = (0..3000).map(|i| (i * 131) % 799).collect();
+        for &s in &syms {
+            w.write(u32::from(codes[s]), u32::from(lens[s]));
+        }
+        w.finish();
+        let bytes: Vec<u8> = w.units.iter().rev().flat_map(|u| u.to_le_bytes()).collect();
+        let mut r = super::super::coder::BitReader::new(&bytes);
+        let mut t = DecodeTable::new(8);
+        t.build(&lens);
+        for &s in &syms {
+            assert_eq!(t.decode(&mut r), Some(s));
+        }
+    }
+}
