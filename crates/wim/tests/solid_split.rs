@@ -28,10 +28,12 @@ fn wimlib(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "wimlib-imagex {args:?} failed: {all}");
-    assert!(
-        !all.contains("WARNING") && !all.contains("ERROR"),
-        "wimlib-imagex {args:?} complained: {all}"
-    );
+    // (Parts written without an integrity table draw a warning from
+    // `verify`; that one is expected.)
+    let complaint = all
+        .lines()
+        .any(|l| (l.contains("WARNING") && !l.contains("integrity")) || l.contains("ERROR"));
+    assert!(!complaint, "wimlib-imagex {args:?} complained: {all}");
     all
 }
 
@@ -173,18 +175,21 @@ fn we_read_and_apply_wimlib_solid_wims() {
     for (ctype, chunk) in [("LZX", "32768"), ("LZX", "131072"), ("XPRESS", "4096"), ("XPRESS", "65536")] {
         let path = dir.path().join(format!("wimlib-{ctype}-{chunk}.wim"));
         let p = path.to_str().unwrap();
-        let solid_args = [
-            "--solid",
-            &format!("--solid-compress={ctype}"),
-            &format!("--solid-chunk-size={chunk}"),
+        // wimlib compresses metadata with LZMS after --solid unless told
+        // otherwise (and LZMS is not ours to read yet).
+        let solid_args: Vec<String> = vec![
+            "--solid".into(),
+            format!("--compress={ctype}"),
+            format!("--solid-compress={ctype}"),
+            format!("--solid-chunk-size={chunk}"),
         ];
         let mut args = vec!["capture", src.to_str().unwrap(), p, "one"];
-        args.extend(solid_args.iter().map(|s| s.as_str()));
+        args.extend(solid_args.iter().map(String::as_str));
         wimlib(&args);
         // A second solid resource: blob offsets in the table then count
         // from the start of the first resource.
         let mut args = vec!["append", src2.to_str().unwrap(), p, "two"];
-        args.extend(solid_args.iter().map(|s| s.as_str()));
+        args.extend(solid_args.iter().map(String::as_str));
         wimlib(&args);
         let wim = Wim::open(&path).unwrap();
         assert_eq!(wim.header.version, WIM_VERSION_SOLID);
@@ -255,6 +260,7 @@ fn export_between_solid_and_ordinary() {
         src.to_str().unwrap(),
         wl.to_str().unwrap(),
         "--solid",
+        "--compress=LZX",
         "--solid-compress=LZX",
     ]);
     // Solid (wimlib) -> ordinary XPRESS (ours) -> solid LZX (ours).
