@@ -424,3 +424,83 @@ fn broken_split_sets_are_named() {
     let err = split(&Wim::open(&s).unwrap(), &dir.path().join("s.swm"), 100_000, false).unwrap_err();
     assert!(matches!(err, WimError::Unsupported(_)), "{err}");
 }
+
+/// Malformed solid resource headers and solid blob entries: typed errors
+/// at open, never a panic or an allocation from the claimed sizes.
+#[test]
+fn malformed_solid_headers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    make_tree(&src, 41);
+    let path = dir.path().join("s.wim");
+    capture_ours(&path, &src, solid(CompressionFormat::Lzx, 32768), false);
+    let good = std::fs::read(&path).unwrap();
+    let wim = Wim::open(&path).unwrap();
+    let res = wim.solid[0].offset_in_wim as usize;
+    let bt = wim.header.blob_table.offset_in_wim as usize;
+    let nblobs = wim.header.blob_table.size_in_wim as usize / 50;
+    drop(wim);
+    let bad = dir.path().join("bad.wim");
+    let open_with = |patch: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = good.clone();
+        patch(&mut b);
+        std::fs::write(&bad, &b).unwrap();
+        Wim::open(&bad).err().map(|e| e.to_string())
+    };
+    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 6] = [
+        ("unknown compression format", Box::new(|b| b[res + 12] = 9)),
+        (
+            "invalid chunk size",
+            Box::new(|b| b[res + 8..res + 12].copy_from_slice(&1000u32.to_le_bytes())),
+        ),
+        (
+            "more than its",
+            Box::new(|b| b[res..res + 8].copy_from_slice(&(1u64 << 60).to_le_bytes())),
+        ),
+        (
+            "invalid stored size",
+            Box::new(|b| b[res + 16..res + 20].copy_from_slice(&0u32.to_le_bytes())),
+        ),
+        (
+            "outside its solid resources",
+            Box::new(|b| {
+                // The first solid blob entry: offset past the resource.
+                for i in 0..nblobs {
+                    let e = bt + i * 50;
+                    let usize = u64::from_le_bytes(b[e + 16..e + 24].try_into().unwrap());
+                    if b[e + 7] & 0x10 != 0 && usize != 1 << 32 {
+                        b[e + 8..e + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                        return;
+                    }
+                }
+                panic!("no solid blob entry");
+            }),
+        ),
+        (
+            "overlap",
+            Box::new(|b| {
+                // Two solid blobs at the same offset.
+                let mut first = None;
+                for i in 0..nblobs {
+                    let e = bt + i * 50;
+                    let usize = u64::from_le_bytes(b[e + 16..e + 24].try_into().unwrap());
+                    if b[e + 7] & 0x10 != 0 && usize != 1 << 32 {
+                        match first {
+                            None => first = Some(e),
+                            Some(f) => {
+                                let off: [u8; 8] = b[f + 8..f + 16].try_into().unwrap();
+                                b[e + 8..e + 16].copy_from_slice(&off);
+                                return;
+                            }
+                        }
+                    }
+                }
+                panic!("fewer than two solid blob entries");
+            }),
+        ),
+    ];
+    for (want, patch) in cases {
+        let e = open_with(&*patch).unwrap_or_else(|| panic!("{want}: opened"));
+        assert!(e.contains(want), "{want}: {e}");
+    }
+}
