@@ -305,7 +305,7 @@ pub fn parse_part_size(s: &str) -> Result<u64> {
         .parse()
         .with_context(|| format!("--part-size {s:?}: not a number"))?;
     let bytes = v * mult as f64;
-    if !(bytes >= 1.0 && bytes < 9.0e18) {
+    if !(1.0..9.0e18).contains(&bytes) {
         bail!("--part-size {s:?}: must be positive");
     }
     Ok(bytes as u64)
@@ -327,7 +327,13 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             xml,
             json,
             refs,
-        } => info(&open_wim(&wimfile, &refs)?, &wimfile, image.as_deref(), xml, json),
+        } => info(
+            &open_wim(&wimfile, &refs)?,
+            &wimfile,
+            image.as_deref(),
+            xml,
+            json,
+        ),
         WimCommand::Dir {
             wimfile,
             image,
@@ -340,7 +346,14 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             dest,
             threads,
             refs,
-        } => extract(&open_wim(&wimfile, &refs)?, &wimfile, &image, &paths, &dest, threads),
+        } => extract(
+            &open_wim(&wimfile, &refs)?,
+            &wimfile,
+            &image,
+            &paths,
+            &dest,
+            threads,
+        ),
         WimCommand::Verify {
             wimfile,
             threads,

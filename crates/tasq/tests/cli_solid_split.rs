@@ -99,7 +99,10 @@ fn split_parts_are_read_with_ref_and_joined_by_wimlib() {
     assert!(tmp.path().join("p2.swm").exists());
     let glob = format!("{}/p*.swm", tmp.path().display());
     let info = tasq_ok(&["wim", "info", s(&first), "--ref", &glob]);
-    assert!(info.contains(&format!("Part Number:    1/{}", ps.len())), "{info}");
+    assert!(
+        info.contains(&format!("Part Number:    1/{}", ps.len())),
+        "{info}"
+    );
     tasq_ok(&["wim", "verify", s(&first), "--ref", &glob]);
     let listing = tasq_ok(&["wim", "dir", s(&first), "1", "--ref", &glob]);
     assert!(listing.contains("/d1/d2/d3/deep.txt"), "{listing}");
@@ -108,7 +111,15 @@ fn split_parts_are_read_with_ref_and_joined_by_wimlib() {
     assert_same_tree(&src, &out, "split set applied by tasq");
     let ex = tmp.path().join("extracted");
     tasq_ok(&[
-        "wim", "extract", s(&first), "1", "/d1/d2/d3/deep.txt", "--dest", s(&ex), "--ref", &glob,
+        "wim",
+        "extract",
+        s(&first),
+        "1",
+        "/d1/d2/d3/deep.txt",
+        "--dest",
+        s(&ex),
+        "--ref",
+        &glob,
     ]);
     assert_eq!(std::fs::read(ex.join("deep.txt")).unwrap(), b"deep down\n");
     // Without the other parts: one clean error naming the file.
@@ -146,6 +157,12 @@ fn join_puts_wimlib_parts_back_together() {
     wimlib_ok(&["apply", s(&joined), s(&out)]);
     assert_same_tree(&src, &out, "wimlib split joined by tasq");
     // A part missing from the join is named.
-    let out = tasq(&["wim", "join", s(&tmp.path().join("j2.wim")), s(&ps[ps.len() - 1]), s(&ps[0])]);
+    let out = tasq(&[
+        "wim",
+        "join",
+        s(&tmp.path().join("j2.wim")),
+        s(&ps[ps.len() - 1]),
+        s(&ps[0]),
+    ]);
     assert_clean_failure(&out, &["missing"]);
 }

@@ -135,7 +135,10 @@ pub(crate) fn plan_next(
         let last_chunk = *span.end();
         for c in span {
             let loc = *res.chunks.get(c).ok_or_else(|| {
-                WimError::resource(format!("blob {}", b.hash), "chunk missing in solid resource")
+                WimError::resource(
+                    format!("blob {}", b.hash),
+                    "chunk missing in solid resource",
+                )
             })?;
             let c0 = c as u64 * cs;
             let s = Slice {
@@ -164,7 +167,9 @@ pub(crate) fn plan_next(
 /// Decompressors by (format, chunk size), made on first use: one WIM can
 /// hold resources of several formats (solid ones carry their own).
 #[derive(Default)]
-pub(crate) struct Decoders(Vec<(CompressionFormat, u32, Option<Box<dyn Decompressor>>)>);
+pub(crate) struct Decoders(Vec<(CompressionFormat, u32, MaybeDecoder)>);
+
+type MaybeDecoder = Option<Box<dyn Decompressor>>;
 
 impl Decoders {
     /// Decodes `raw` into a chunk of `usize` bytes (raw chunks are copied).
@@ -269,7 +274,10 @@ impl<'w> BlobReader<'w> {
             threads
         };
         let compressed = wim.compression() != CompressionFormat::None
-            || wim.solid.iter().any(|s| s.format != CompressionFormat::None);
+            || wim
+                .solid
+                .iter()
+                .any(|s| s.format != CompressionFormat::None);
         let pool = compressed.then(|| {
             OrderedPool::new(threads, || {
                 let mut dec = Decoders::default();
@@ -322,7 +330,9 @@ impl<'w> BlobReader<'w> {
                 if self.outstanding + batch.len() > 0 && self.inflight_bytes + usz > budget {
                     break;
                 }
-                let Some(c) = self.plan.pop_front() else { break };
+                let Some(c) = self.plan.pop_front() else {
+                    break;
+                };
                 let what = c
                     .slices
                     .first()

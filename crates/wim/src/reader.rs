@@ -155,10 +155,7 @@ fn assemble_parts(first: Part, refs: &[PathBuf]) -> Result<Vec<Part>> {
             Some(Some(other)) => {
                 return Err(split_err(
                     r,
-                    format!(
-                        "is part {k}, and so is {}",
-                        other.path.display()
-                    ),
+                    format!("is part {k}, and so is {}", other.path.display()),
                 ))
             }
             Some(slot) => *slot = Some(p),
@@ -172,7 +169,10 @@ fn assemble_parts(first: Part, refs: &[PathBuf]) -> Result<Vec<Part>> {
         .map(|(i, _)| (i + 1).to_string())
         .collect();
     if !missing.is_empty() {
-        let p0 = slots[0].as_ref().map(|p| p.path.clone()).unwrap_or_default();
+        let p0 = slots[0]
+            .as_ref()
+            .map(|p| p.path.clone())
+            .unwrap_or_default();
         return Err(split_err(
             &p0,
             format!(
@@ -370,8 +370,12 @@ impl Wim {
             rh.flags |= RESHDR_FLAG_COMPRESSED;
             rh.validate(p.size, &what)?;
             v.push(self.solid.len());
-            self.solid
-                .push(SolidResource::read(&p.file, &rh, p.header.part_number, &what)?);
+            self.solid.push(SolidResource::read(
+                &p.file,
+                &rh,
+                p.header.part_number,
+                &what,
+            )?);
         }
         Ok(v)
     }
@@ -384,8 +388,11 @@ impl Wim {
             .iter()
             .filter_map(|b| {
                 let s = b.solid?;
-                run.contains(&s.resource)
-                    .then_some((s.resource, s.offset, s.offset + b.reshdr.uncompressed_size))
+                run.contains(&s.resource).then_some((
+                    s.resource,
+                    s.offset,
+                    s.offset + b.reshdr.uncompressed_size,
+                ))
             })
             .collect();
         spans.sort_unstable();

@@ -64,6 +64,7 @@ fn plan_parts(wim: &Wim, part_size: u64) -> Vec<Vec<&BlobEntry>> {
 }
 
 /// Copies `size` stored bytes from `src` at `from` to `out` at `to`.
+#[allow(clippy::too_many_arguments)] // one call shape, two callers
 fn copy_range(
     wim: &Wim,
     part: u16,
@@ -122,16 +123,14 @@ pub fn split(wim: &Wim, first: &Path, part_size: u64, integrity: bool) -> Result
             .truncate(true)
             .open(&temp)
             .ctx(|| format!("creating {}", temp.display()))?;
-        let res = write_part(
-            wim, &file, k, total, guid, blobs, xml, integrity, &mut buf,
-        )
-        .and_then(|()| {
-            file.sync_all()
-                .ctx(|| format!("syncing {}", temp.display()))?;
-            std::fs::rename(&temp, &dest).ctx(|| {
-                format!("renaming {} to {}", temp.display(), dest.display())
-            })
-        });
+        let res = write_part(wim, &file, k, total, guid, blobs, xml, integrity, &mut buf).and_then(
+            |()| {
+                file.sync_all()
+                    .ctx(|| format!("syncing {}", temp.display()))?;
+                std::fs::rename(&temp, &dest)
+                    .ctx(|| format!("renaming {} to {}", temp.display(), dest.display()))
+            },
+        );
         if let Err(e) = res {
             let _ = std::fs::remove_file(&temp);
             return Err(e);
@@ -176,7 +175,11 @@ fn write_part(
     header.boot_metadata = ResHdr::default();
     if k == 1 {
         for (i, m) in wim.metadata.iter().enumerate() {
-            let n = copy(m, &format!("metadata resource of image {}", i + 1), &mut pos)?;
+            let n = copy(
+                m,
+                &format!("metadata resource of image {}", i + 1),
+                &mut pos,
+            )?;
             if header.boot_index as usize == i + 1 {
                 header.boot_metadata = n.reshdr;
             }
@@ -201,7 +204,16 @@ fn write_part(
     // TOTALBYTES too).
     header.xml_data = ResHdr::default();
     if !xml.is_empty() {
-        copy_range(wim, 1, xml.offset_in_wim, xml.size_in_wim, file, pos, buf, "XML data")?;
+        copy_range(
+            wim,
+            1,
+            xml.offset_in_wim,
+            xml.size_in_wim,
+            file,
+            pos,
+            buf,
+            "XML data",
+        )?;
         header.xml_data = ResHdr {
             offset_in_wim: pos,
             ..xml

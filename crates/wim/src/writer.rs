@@ -18,12 +18,12 @@ use tasq_codecs::{new_compressor, CompressionFormat};
 use crate::blob_table::{serialize_blob_table, BlobEntry};
 use crate::capture::{CaptureFilter, CaptureSource, ScanProgress};
 use crate::error::{IoContext, Result, WimError};
+use crate::extract::{BlobEvent, BlobReader};
 use crate::hash::{Sha1Hash, Sha1Hasher};
 use crate::header::{Header, HDR_FLAG_WRITE_IN_PROGRESS, WIM_VERSION_SOLID};
 use crate::image::{ImageTree, StreamSource};
 use crate::integrity::build_integrity_table;
 use crate::metadata::serialize_metadata;
-use crate::extract::{BlobEvent, BlobReader};
 use crate::pool::{default_threads, OrderedPool};
 use crate::reader::Wim;
 use crate::reshdr::{ResHdr, RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_METADATA, RESHDR_FLAG_SOLID};
@@ -636,9 +636,10 @@ impl SolidWriter {
             if self.pool.in_flight() == 0 {
                 self.send_batch();
             }
-            let batch = self.pool.next_result().ok_or_else(|| {
-                WimError::InvalidArgument("a compressor thread failed".into())
-            })?;
+            let batch = self
+                .pool
+                .next_result()
+                .ok_or_else(|| WimError::InvalidArgument("a compressor thread failed".into()))?;
             self.ready.extend(batch);
         }
         let done = self
@@ -650,9 +651,7 @@ impl SolidWriter {
         out.write(&done.data)?;
         self.sizes.push(done.data.len() as u32);
         self.inflight -= 1;
-        self.inflight_bytes = self
-            .inflight_bytes
-            .saturating_sub(self.chunk_size as u64);
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(self.chunk_size as u64);
         Ok(())
     }
 
@@ -933,9 +932,11 @@ impl WimWriter {
     fn blob_begin(&mut self, size: u64) -> Result<BlobSlot> {
         match &self.solid_cur {
             Some(sw) => Ok(BlobSlot::Solid(sw.pushed)),
-            None => Ok(BlobSlot::Resource(
-                self.rw.begin(&mut self.out, size, false)?,
-            )),
+            None => Ok(BlobSlot::Resource(self.rw.begin(
+                &mut self.out,
+                size,
+                false,
+            )?)),
         }
     }
 

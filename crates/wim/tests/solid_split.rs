@@ -68,7 +68,10 @@ fn make_tree(root: &Path, seed: u32) {
     for i in 0..40u32 {
         let len = (i as usize * 3_331) % 20_000 + 1;
         std::fs::write(
-            root.join(format!("c/f{i:02}.{}", ["txt", "dll", "bin"][i as usize % 3])),
+            root.join(format!(
+                "c/f{i:02}.{}",
+                ["txt", "dll", "bin"][i as usize % 3]
+            )),
             bytes(seed * 100 + i, len, i % 2 == 0),
         )
         .unwrap();
@@ -133,7 +136,10 @@ fn capture_ours(path: &Path, src: &Path, opts: WriteOptions, append: bool) {
 fn tasq_volume_free_source(src: &Path) -> MemFs {
     let mut fs = MemFs::new();
     fn walk(base: &Path, dir: &Path, fs: &mut MemFs) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
@@ -172,7 +178,12 @@ fn we_read_and_apply_wimlib_solid_wims() {
     let (src, src2) = (dir.path().join("src"), dir.path().join("src2"));
     make_tree(&src, 1);
     make_tree(&src2, 2);
-    for (ctype, chunk) in [("LZX", "32768"), ("LZX", "131072"), ("XPRESS", "4096"), ("XPRESS", "65536")] {
+    for (ctype, chunk) in [
+        ("LZX", "32768"),
+        ("LZX", "131072"),
+        ("XPRESS", "4096"),
+        ("XPRESS", "65536"),
+    ] {
         let path = dir.path().join(format!("wimlib-{ctype}-{chunk}.wim"));
         let p = path.to_str().unwrap();
         // wimlib compresses metadata with LZMS after --solid unless told
@@ -199,18 +210,31 @@ fn we_read_and_apply_wimlib_solid_wims() {
         } else {
             CompressionFormat::Xpress
         };
-        assert!(wim.solid.iter().all(|r| r.format == want && r.chunk_size.to_string() == chunk));
+        assert!(wim
+            .solid
+            .iter()
+            .all(|r| r.format == want && r.chunk_size.to_string() == chunk));
         assert!(wim.blobs.iter().all(|b| b.solid.is_some()));
         tasq_wim::verify::verify(&wim, 2, &mut |_, _| {}).unwrap();
-        assert_eq!(our_files(&wim, 1), host_files(&src), "{ctype} {chunk} image 1");
-        assert_eq!(our_files(&wim, 2), host_files(&src2), "{ctype} {chunk} image 2");
+        assert_eq!(
+            our_files(&wim, 1),
+            host_files(&src),
+            "{ctype} {chunk} image 1"
+        );
+        assert_eq!(
+            our_files(&wim, 2),
+            host_files(&src2),
+            "{ctype} {chunk} image 2"
+        );
         // One blob alone (read_blob): decompresses just its chunks.
         let tree = wim.read_image(2).unwrap();
         let d = (0..tree.dentries.len())
             .find(|&d| tree.path_of(d).ends_with("text.txt"))
             .unwrap();
         let h = tree.inodes[tree.dentries[d].inode].streams[0].hash;
-        let v = wim.read_blob_to_vec(wim.blob(&h).unwrap(), 1 << 20).unwrap();
+        let v = wim
+            .read_blob_to_vec(wim.blob(&h).unwrap(), 1 << 20)
+            .unwrap();
         assert_eq!(v, bytes(3, 200_000, true));
     }
 }
@@ -242,7 +266,10 @@ fn wimlib_verifies_and_applies_our_solid_wims() {
         }
         let wim = Wim::open(&path).unwrap();
         assert_eq!(wim.solid.len(), 2);
-        assert!(wim.solid.iter().all(|r| r.format == c && r.chunk_size == cs));
+        assert!(wim
+            .solid
+            .iter()
+            .all(|r| r.format == c && r.chunk_size == cs));
         assert_eq!(our_files(&wim, 2), host_files(&src2));
         // Small files were packed several to a chunk.
         assert!(wim.solid[0].chunks.len() < wim.blobs.len());
@@ -281,12 +308,15 @@ fn export_between_solid_and_ordinary() {
     assert_ne!(plain_wim.header.version, WIM_VERSION_SOLID);
     let back = dir.path().join("back.wim");
     let mut w = WimWriter::create(&back, solid(CompressionFormat::Lzx, 65536)).unwrap();
-    w.add_image_from(&plain_wim, 1, &ImageOptions::default()).unwrap();
+    w.add_image_from(&plain_wim, 1, &ImageOptions::default())
+        .unwrap();
     w.finish().unwrap();
     for p in [&plain, &back] {
         let v = wimlib(&["verify", p.to_str().unwrap()]);
         assert!(v.contains("successfully verified"), "{v}");
-        let out = dir.path().join(format!("out-{}", p.file_name().unwrap().to_string_lossy()));
+        let out = dir
+            .path()
+            .join(format!("out-{}", p.file_name().unwrap().to_string_lossy()));
         wimlib(&["apply", p.to_str().unwrap(), "1", out.to_str().unwrap()]);
         assert_eq!(host_files(&out), host_files(&src));
     }
@@ -325,13 +355,23 @@ fn our_split_is_joined_and_applied_by_wimlib() {
         assert_eq!(h.part_number as usize, i + 1);
         assert_eq!(h.total_parts as usize, parts.len());
         assert!(h.flags & HDR_FLAG_SPANNED != 0);
-        assert_eq!(h.guid, Wim::open_with_refs(&parts[0], &parts).unwrap().header.guid);
+        assert_eq!(
+            h.guid,
+            Wim::open_with_refs(&parts[0], &parts).unwrap().header.guid
+        );
     }
     let glob = format!("{}/set*.swm", dir.path().display());
     let v = wimlib(&["verify", first.to_str().unwrap(), "--ref", &glob]);
     assert!(v.contains("successfully verified"), "{v}");
     let out = dir.path().join("applied");
-    wimlib(&["apply", first.to_str().unwrap(), "1", out.to_str().unwrap(), "--ref", &glob]);
+    wimlib(&[
+        "apply",
+        first.to_str().unwrap(),
+        "1",
+        out.to_str().unwrap(),
+        "--ref",
+        &glob,
+    ]);
     assert_eq!(host_files(&out), host_files(&src));
     let joined = dir.path().join("joined.wim");
     let mut args = vec!["join", joined.to_str().unwrap()];
@@ -379,7 +419,12 @@ fn we_read_and_join_wimlib_splits() {
     let info = wimlib(&["info", joined.to_str().unwrap()]);
     assert!(info.contains("Image Count:    2"), "{info}");
     let out = dir.path().join("applied");
-    wimlib(&["apply", joined.to_str().unwrap(), "2", out.to_str().unwrap()]);
+    wimlib(&[
+        "apply",
+        joined.to_str().unwrap(),
+        "2",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(host_files(&out), host_files(&src2));
 }
 
@@ -401,7 +446,10 @@ fn broken_split_sets_are_named() {
     };
     // Missing part.
     let m = msg(Wim::open_with_refs(&a[0], &a[..a.len() - 1]));
-    assert!(m.contains("missing") && m.contains(&a.len().to_string()), "{m}");
+    assert!(
+        m.contains("missing") && m.contains(&a.len().to_string()),
+        "{m}"
+    );
     // Part 1 alone.
     let m = msg(Wim::open(&a[0]));
     assert!(m.contains("missing"), "{m}");
@@ -421,7 +469,13 @@ fn broken_split_sets_are_named() {
     // Splitting a solid WIM is refused, as wimlib does.
     let s = dir.path().join("solid.wim");
     capture_ours(&s, &src, solid(CompressionFormat::Lzx, 32768), false);
-    let err = split(&Wim::open(&s).unwrap(), &dir.path().join("s.swm"), 100_000, false).unwrap_err();
+    let err = split(
+        &Wim::open(&s).unwrap(),
+        &dir.path().join("s.swm"),
+        100_000,
+        false,
+    )
+    .unwrap_err();
     assert!(matches!(err, WimError::Unsupported(_)), "{err}");
 }
 
