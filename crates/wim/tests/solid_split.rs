@@ -46,7 +46,7 @@ fn bytes(seed: u32, len: usize, text: bool) -> Vec<u8> {
             x ^= x >> 17;
             x ^= x << 5;
             if text {
-                b"the quick brown fox jumps over a lazy dog "[(x as usize ^ i / 9) % 42]
+                b"the quick brown fox jumps over a lazy dog "[(x as usize ^ (i / 9)) % 42]
             } else {
                 x as u8
             }
@@ -501,7 +501,8 @@ fn malformed_solid_headers_are_refused() {
         std::fs::write(&bad, &b).unwrap();
         Wim::open(&bad).err().map(|e| e.to_string())
     };
-    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 6] = [
+    type Patch = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: [(&str, Patch); 6] = [
         ("unknown compression format", Box::new(|b| b[res + 12] = 9)),
         (
             "invalid chunk size",
