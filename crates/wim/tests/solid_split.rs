@@ -501,7 +501,7 @@ fn malformed_solid_headers_are_refused() {
         std::fs::write(&bad, &b).unwrap();
         Wim::open(&bad).err().map(|e| e.to_string())
     };
-    type Patch = Box<dyn Fn(&mut Vec<u8>)>;
+    type Patch<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
     let cases: [(&str, Patch); 6] = [
         ("unknown compression format", Box::new(|b| b[res + 12] = 9)),
         (
