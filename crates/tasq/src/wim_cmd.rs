@@ -11,7 +11,7 @@ use tasq_volume::hostdir::HostDirTarget;
 use tasq_wim::apply::{apply_paths, ApplyOptions};
 use tasq_wim::capture_config::CaptureConfig;
 use tasq_wim::reader::Wim;
-use tasq_wim::writer::{ImageOptions, ProgressEvent, WimWriter, WriteOptions};
+use tasq_wim::writer::{ImageOptions, ProgressEvent, SolidOptions, WimWriter, WriteOptions};
 use tasq_wim::CompressionFormat;
 
 #[derive(Subcommand)]
@@ -28,6 +28,9 @@ pub enum WimCommand {
         rest: Vec<String>,
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
+        #[arg(long = "ref", value_name = "GLOB")]
+        refs: Vec<String>,
     },
     /// Show the WIM's header and images.
     Info {
@@ -39,9 +42,18 @@ pub enum WimCommand {
         /// Print a JSON document.
         #[arg(long)]
         json: bool,
+        /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
+        #[arg(long = "ref", value_name = "GLOB")]
+        refs: Vec<String>,
     },
     /// List the paths of an image.
-    Dir { wimfile: PathBuf, image: String },
+    Dir {
+        wimfile: PathBuf,
+        image: String,
+        /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
+        #[arg(long = "ref", value_name = "GLOB")]
+        refs: Vec<String>,
+    },
     /// Extract files or directories of an image.
     Extract {
         wimfile: PathBuf,
@@ -52,12 +64,18 @@ pub enum WimCommand {
         dest: PathBuf,
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
+        #[arg(long = "ref", value_name = "GLOB")]
+        refs: Vec<String>,
     },
     /// Check the integrity table, the metadata and every blob's SHA-1.
     Verify {
         wimfile: PathBuf,
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
+        #[arg(long = "ref", value_name = "GLOB")]
+        refs: Vec<String>,
     },
     /// Copy an image (or `all`) into another WIM, new or existing.
     Export {
@@ -71,6 +89,34 @@ pub enum WimCommand {
         compress: Option<String>,
         #[arg(long)]
         boot: bool,
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[command(flatten)]
+        solid: SolidArgs,
+        /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
+        #[arg(long = "ref", value_name = "GLOB")]
+        refs: Vec<String>,
+    },
+    /// Split a WIM into parts (.swm) of at most about SIZE each (a blob is
+    /// never divided): SWMFILE, then SWMFILE with 2, 3... before its
+    /// extension.
+    Split {
+        wimfile: PathBuf,
+        swmfile: PathBuf,
+        /// Part size: a number of MiB (as wimlib's), or with a K, M or G suffix.
+        #[arg(long, value_name = "SIZE")]
+        part_size: String,
+        /// Write an integrity table in each part.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Join the parts of a split WIM into one WIM.
+    Join {
+        out: PathBuf,
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
         #[arg(long)]
         check: bool,
         #[arg(long, default_value_t = 0)]
@@ -134,6 +180,135 @@ pub struct CaptureArgs {
     /// Image flags (EDITIONID), as wimlib's --flags.
     #[arg(long)]
     flags: Option<String>,
+    #[command(flatten)]
+    solid: SolidArgs,
+}
+
+#[derive(Args, Default)]
+pub struct SolidArgs {
+    /// Put file data in solid resources (a version 0xE00 "ESD"-style WIM).
+    #[arg(long)]
+    solid: bool,
+    /// Chunk size of solid resources (default: 64 MiB for LZMS, 32 KiB otherwise).
+    #[arg(long, value_name = "SIZE", requires = "solid")]
+    solid_chunk_size: Option<u32>,
+    /// xpress, lzx or lzms (default lzms, as wimlib).
+    #[arg(long, value_name = "TYPE", requires = "solid")]
+    solid_compress: Option<String>,
+}
+
+impl SolidArgs {
+    fn options(&self) -> Result<Option<SolidOptions>> {
+        if !self.solid {
+            return Ok(None);
+        }
+        let format = match &self.solid_compress {
+            Some(c) => parse_compression(c)?.0,
+            None => CompressionFormat::Lzms,
+        };
+        if format == CompressionFormat::None {
+            bail!("--solid-compress none: solid resources must be compressed");
+        }
+        let mut o = SolidOptions::with_default_chunk(format);
+        if let Some(cs) = self.solid_chunk_size {
+            o.chunk_size = cs;
+        }
+        Ok(Some(o))
+    }
+}
+
+/// Expands `--ref` arguments: a glob (`*` and `?` in the file name part)
+/// lists the matching files of its directory, sorted; a plain path is
+/// taken as it is. A glob that matches nothing is an error.
+pub fn expand_refs(globs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for g in globs {
+        let p = Path::new(g);
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.contains(['*', '?']) {
+            out.push(p.to_path_buf());
+            continue;
+        }
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("--ref {g}: reading {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| wildcard_match(&name, &e.file_name().to_string_lossy()))
+            .map(|e| dir.join(e.file_name()))
+            .collect();
+        if found.is_empty() {
+            bail!("--ref {g}: no file matches");
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// `*` matches any run of characters, `?` any one character.
+fn wildcard_match(pat: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Opens a WIM with the other parts of a split set named by `--ref`.
+fn open_wim(path: &Path, refs: &[String]) -> Result<Wim> {
+    let refs = expand_refs(refs)?;
+    Ok(Wim::open_with_refs(path, &refs)?)
+}
+
+/// Parses a split part size: plain numbers are MiB (wimlib's unit, and
+/// like wimlib fractions are allowed), or a number with K, M or G.
+pub fn parse_part_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => bail!("--part-size {s:?}: unknown unit {c:?} (K, M or G)"),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1 << 20),
+    };
+    let v: f64 = num
+        .parse()
+        .with_context(|| format!("--part-size {s:?}: not a number"))?;
+    let bytes = v * mult as f64;
+    if !(1.0..9.0e18).contains(&bytes) {
+        bail!("--part-size {s:?}: must be positive");
+    }
+    Ok(bytes as u64)
 }
 
 pub fn run(cmd: WimCommand) -> Result<i32> {
@@ -144,22 +319,46 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             wimfile,
             rest,
             threads,
-        } => apply(&wimfile, &rest, threads),
+            refs,
+        } => apply(&open_wim(&wimfile, &refs)?, &wimfile, &rest, threads),
         WimCommand::Info {
             wimfile,
             image,
             xml,
             json,
-        } => info(&wimfile, image.as_deref(), xml, json),
-        WimCommand::Dir { wimfile, image } => dir(&wimfile, &image),
+            refs,
+        } => info(
+            &open_wim(&wimfile, &refs)?,
+            &wimfile,
+            image.as_deref(),
+            xml,
+            json,
+        ),
+        WimCommand::Dir {
+            wimfile,
+            image,
+            refs,
+        } => dir(&open_wim(&wimfile, &refs)?, &image),
         WimCommand::Extract {
             wimfile,
             image,
             paths,
             dest,
             threads,
-        } => extract(&wimfile, &image, &paths, &dest, threads),
-        WimCommand::Verify { wimfile, threads } => verify(&wimfile, threads),
+            refs,
+        } => extract(
+            &open_wim(&wimfile, &refs)?,
+            &wimfile,
+            &image,
+            &paths,
+            &dest,
+            threads,
+        ),
+        WimCommand::Verify {
+            wimfile,
+            threads,
+            refs,
+        } => verify(&open_wim(&wimfile, &refs)?, &wimfile, threads),
         WimCommand::Export {
             src,
             image,
@@ -169,8 +368,10 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             boot,
             check,
             threads,
+            solid,
+            refs,
         } => export(
-            &src,
+            &open_wim(&src, &refs)?,
             &image,
             &dest,
             name,
@@ -178,7 +379,36 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             boot,
             check,
             threads,
+            solid.options()?,
         ),
+        WimCommand::Split {
+            wimfile,
+            swmfile,
+            part_size,
+            check,
+        } => {
+            let size = parse_part_size(&part_size)?;
+            let wim = Wim::open(&wimfile)?;
+            let parts = tasq_wim::split::split(&wim, &swmfile, size, check)
+                .with_context(|| format!("splitting {}", wimfile.display()))?;
+            eprintln!("Wrote {} parts", parts.len());
+            for p in parts {
+                println!("{}", p.display());
+            }
+            Ok(0)
+        }
+        WimCommand::Join {
+            out,
+            parts,
+            check,
+            threads,
+        } => {
+            let wim = join_open(&parts)?;
+            tasq_wim::split::join(&wim, &out, threads, check)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("Joined {} parts into {}", parts.len(), out.display());
+            Ok(0)
+        }
         WimCommand::CaptureDisk {
             disk,
             wimfile,
@@ -204,6 +434,30 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
     }
 }
 
+/// Opens the parts given to `join` in any order: part 1 is found by its
+/// header.
+fn join_open(parts: &[PathBuf]) -> Result<Wim> {
+    let mut first = None;
+    for p in parts {
+        let mut f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+        let mut h = [0u8; tasq_wim::header::HEADER_SIZE];
+        use std::io::Read;
+        f.read_exact(&mut h)
+            .with_context(|| format!("{}: not a WIM part (too short)", p.display()))?;
+        let hdr = tasq_wim::header::Header::parse(&h)
+            .with_context(|| format!("{}: not a WIM part", p.display()))?;
+        if hdr.part_number == 1 {
+            first = Some(p);
+            break;
+        }
+    }
+    let Some(first) = first else {
+        bail!("none of the parts given is part 1 of a split WIM");
+    };
+    let rest: Vec<PathBuf> = parts.iter().filter(|p| *p != first).cloned().collect();
+    Ok(Wim::open_with_refs(first, &rest)?)
+}
+
 /// Parses `TYPE[:LEVEL]` as wimlib does (with its aliases).
 pub fn parse_compression(s: &str) -> Result<(CompressionFormat, u32)> {
     let (t, level) = match s.split_once(':') {
@@ -221,10 +475,10 @@ pub fn parse_compression(s: &str) -> Result<(CompressionFormat, u32)> {
         "none" => CompressionFormat::None,
         "xpress" | "fast" => CompressionFormat::Xpress,
         "lzx" | "maximum" => CompressionFormat::Lzx,
-        "lzms" | "recovery" => {
-            bail!("--compress {t}: LZMS is not supported yet (use xpress or lzx)")
-        }
-        _ => bail!("--compress {t:?}: unknown compression type (none, xpress, lzx)"),
+        // Whether LZMS can be written is the library's call (it says so
+        // when the codec is missing).
+        "lzms" | "recovery" => CompressionFormat::Lzms,
+        _ => bail!("--compress {t:?}: unknown compression type (none, xpress, lzx, lzms)"),
     };
     Ok((f, level))
 }
@@ -277,6 +531,7 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
         level,
         threads: a.threads,
         integrity: a.check,
+        solid: a.solid.options()?,
     };
     let mut w = if append {
         WimWriter::append(&a.wimfile, opts)?
@@ -321,8 +576,7 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
-    let wim = Wim::open(wimfile)?;
+fn apply(wim: &Wim, wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
     let (image, target) = match rest {
         [t] => {
             if wim.image_count() != 1 {
@@ -340,7 +594,7 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
     if let Some(addr) = crate::volume_addr::volume_address(Path::new(target)) {
         let pb = progress_bar(0, "Applying");
         let warnings = crate::volume_addr::apply_to_volume(
-            &wim,
+            wim,
             image,
             &addr,
             &ApplyOptions { threads },
@@ -360,7 +614,7 @@ fn apply(wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
     let mut tgt = HostDirTarget::new(target).with_context(|| format!("apply target {target}"))?;
     let pb = progress_bar(0, "Applying");
     apply_paths(
-        &wim,
+        wim,
         image,
         &[],
         &mut tgt,
@@ -414,19 +668,19 @@ impl DirsCreated {
 }
 
 fn extract(
+    wim: &Wim,
     wimfile: &Path,
     image: &str,
     paths: &[String],
     dest: &Path,
     threads: usize,
 ) -> Result<i32> {
-    let wim = Wim::open(wimfile)?;
     let n = wim.resolve_image(image)?;
     let created = DirsCreated::before(dest);
     let mut tgt =
         HostDirTarget::new(dest).with_context(|| format!("destination {}", dest.display()))?;
     apply_paths(
-        &wim,
+        wim,
         n,
         paths,
         &mut tgt,
@@ -464,8 +718,7 @@ fn filetime_str(ft: u64) -> String {
     )
 }
 
-fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i32> {
-    let wim = Wim::open(wimfile)?;
+fn info(wim: &Wim, wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i32> {
     if xml {
         println!("{}", wim.info.to_xml_string());
         return Ok(0);
@@ -504,6 +757,7 @@ fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i3
             "total_parts": h.total_parts,
             "boot_index": h.boot_index,
             "size": wim.file_size(),
+            "solid_resources": wim.solid.len(),
             "integrity": !h.integrity.is_empty(),
             "images": images,
         });
@@ -530,6 +784,14 @@ fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i3
         }
     );
     println!("Chunk Size:     {} bytes", h.chunk_size);
+    if let Some(r) = wim.solid.first() {
+        println!(
+            "Solid:          {} resource(s), {} in {} byte chunks",
+            wim.solid.len(),
+            r.format,
+            r.chunk_size
+        );
+    }
     println!("Part Number:    {}/{}", h.part_number, h.total_parts);
     println!("Boot Index:     {}", h.boot_index);
     println!("Size:           {} bytes", wim.file_size());
@@ -602,8 +864,7 @@ fn info(wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -> Result<i3
     Ok(0)
 }
 
-fn dir(wimfile: &Path, image: &str) -> Result<i32> {
-    let wim = Wim::open(wimfile)?;
+fn dir(wim: &Wim, image: &str) -> Result<i32> {
     let n = wim.resolve_image(image)?;
     let tree = wim.read_image(n)?;
     use std::io::Write;
@@ -619,10 +880,9 @@ fn dir(wimfile: &Path, image: &str) -> Result<i32> {
     Ok(0)
 }
 
-fn verify(wimfile: &Path, threads: usize) -> Result<i32> {
-    let wim = Wim::open(wimfile)?;
+fn verify(wim: &Wim, wimfile: &Path, threads: usize) -> Result<i32> {
     let pb = progress_bar(0, "Verifying");
-    let rep = tasq_wim::verify::verify(&wim, threads, &mut |d, t| {
+    let rep = tasq_wim::verify::verify(wim, threads, &mut |d, t| {
         pb.set_length(t);
         pb.set_position(d);
     })
@@ -645,7 +905,7 @@ fn verify(wimfile: &Path, threads: usize) -> Result<i32> {
 
 #[allow(clippy::too_many_arguments)]
 fn export(
-    src: &Path,
+    wim: &Wim,
     image: &str,
     dest: &Path,
     name: Option<String>,
@@ -653,8 +913,8 @@ fn export(
     boot: bool,
     check: bool,
     threads: usize,
+    solid: Option<SolidOptions>,
 ) -> Result<i32> {
-    let wim = Wim::open(src)?;
     let images: Vec<u32> = if image.eq_ignore_ascii_case("all") || image == "*" {
         (1..=wim.image_count()).collect()
     } else {
@@ -678,6 +938,7 @@ fn export(
         level,
         threads,
         integrity: check,
+        solid,
     };
     let mut w = if dest.exists() {
         if compress.is_some() {
@@ -702,7 +963,7 @@ fn export(
             ..Default::default()
         };
         let k = w
-            .add_image_from(&wim, *n, &opts)
+            .add_image_from(wim, *n, &opts)
             .with_context(|| format!("exporting image {n}"))?;
         if boot && images.len() > 1 && wim.header.boot_index == *n {
             w.set_boot_index(k)?;
@@ -724,6 +985,11 @@ fn delete(wimfile: &Path, image: &str, check: bool) -> Result<i32> {
             wim.header.chunk_size
         },
         integrity: check || !wim.header.integrity.is_empty(),
+        // A solid WIM stays solid, with its first solid resource's format.
+        solid: wim.solid.first().map(|r| SolidOptions {
+            compression: r.format,
+            chunk_size: r.chunk_size,
+        }),
         ..Default::default()
     };
     let mut w = WimWriter::create(wimfile, opts)?;
@@ -776,6 +1042,7 @@ fn capture_disk(
         level,
         threads,
         integrity: check,
+        solid: None,
     };
     let mut w = WimWriter::create(wimfile, opts)?;
     let name = disk

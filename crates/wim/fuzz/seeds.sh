@@ -25,12 +25,23 @@ for c in none xpress lzx; do
         wimlib-imagex append "$tmp/src2" "$w" two $check >/dev/null
     done
 done
+# Solid resources (version 0xE00; two resources in one run) in LZX and
+# XPRESS (metadata in the same format: LZMS is not readable yet), and part
+# 1 of a split WIM (opening it alone must fail cleanly).
+for c in lzx xpress; do
+    w="corpus/wim_open/wimlib-solid-$c.wim"
+    wimlib-imagex capture "$tmp/src" "$w" one --solid --compress=$c --solid-compress=$c >/dev/null
+    wimlib-imagex append "$tmp/src2" "$w" two --solid --compress=$c --solid-compress=$c >/dev/null
+done
+wimlib-imagex split corpus/wim_open/wimlib-lzx.wim "$tmp/part.swm" 0.001 >/dev/null
+cp "$tmp/part.swm" corpus/wim_open/wimlib-split-part1.swm
 # And tasq's own layout, when a built tasq is given (TASQ=path/to/tasq).
 if [ -n "${TASQ:-}" ]; then
     for c in none xpress lzx; do
         "$TASQ" wim capture "$tmp/src" "corpus/wim_open/tasq-$c.wim" --compress $c --check 2>/dev/null
         "$TASQ" wim append "$tmp/src2" "corpus/wim_open/tasq-$c.wim" --name two 2>/dev/null
     done
+    "$TASQ" wim capture "$tmp/src" corpus/wim_open/tasq-solid-lzx.wim --solid --solid-compress lzx 2>/dev/null
 fi
 # The metadata resources of the uncompressed WIMs (header at 0; blob table
 # reshdr at 0x30; 50-byte entries; flag 2 = metadata).

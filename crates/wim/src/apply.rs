@@ -394,7 +394,7 @@ pub fn apply_paths(
     }
     let mut blobs: Vec<&crate::blob_table::BlobEntry> =
         refs.keys().filter_map(|h| wim.blob(h)).collect();
-    blobs.sort_by_key(|b| b.reshdr.offset_in_wim);
+    blobs.sort_by_key(|b| b.read_order());
     const BUFFER_LIMIT: u64 = 64 << 20;
     {
         // Per blob: single reference -> stream straight into the target;

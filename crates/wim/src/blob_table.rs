@@ -13,9 +13,33 @@ pub struct BlobEntry {
     pub part_number: u16,
     pub refcnt: u32,
     pub hash: Sha1Hash,
+    /// Set (by the reader) for a blob inside a solid resource; its
+    /// `reshdr` is then normalised: `offset_in_wim` is the solid resource's
+    /// file offset and both sizes are the blob's size, so code that only
+    /// wants a blob's size or file order need not care.
+    pub solid: Option<SolidLoc>,
+}
+
+/// Where a blob lies inside a solid resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SolidLoc {
+    /// Index into the reader's list of solid resources.
+    pub resource: usize,
+    /// Offset of the blob in the resource's uncompressed data.
+    pub offset: u64,
 }
 
 impl BlobEntry {
+    /// Sort key that visits blobs in the order they lie in the (possibly
+    /// split) WIM: part, file offset, then offset inside a solid resource.
+    pub fn read_order(&self) -> (u16, u64, u64) {
+        (
+            self.part_number,
+            self.reshdr.offset_in_wim,
+            self.solid.map_or(0, |s| s.offset),
+        )
+    }
+
     pub fn to_bytes(&self) -> [u8; BLOB_ENTRY_SIZE] {
         let mut b = [0u8; BLOB_ENTRY_SIZE];
         b[..RESHDR_SIZE].copy_from_slice(&self.reshdr.to_bytes());
@@ -45,6 +69,7 @@ pub fn parse_blob_table(data: &[u8]) -> Result<Vec<BlobEntry>> {
             part_number: le16(&e[24..]),
             refcnt: le32(&e[26..]),
             hash: Sha1Hash(hash),
+            solid: None,
         });
     }
     Ok(out)
@@ -74,6 +99,7 @@ mod tests {
             part_number: 1,
             refcnt: 3,
             hash: Sha1Hash([9; 20]),
+            solid: None,
         };
         let bytes = serialize_blob_table(&[e.clone(), e.clone()]);
         assert_eq!(bytes.len(), 100);

@@ -56,6 +56,8 @@ pub enum WimError {
     Capture { path: String, reason: String },
     #[error("apply of {path}: {reason}")]
     Apply { path: String, reason: String },
+    #[error("{path}: {reason}")]
+    SplitSet { path: PathBuf, reason: String },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("invalid argument: {0}")]

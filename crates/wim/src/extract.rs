@@ -2,10 +2,16 @@
 //! file, each resource's raw chunks are read once, sequentially, and
 //! decompressed on every core through an [`OrderedPool`]; the caller pulls
 //! each blob's bytes in order, and every blob's SHA-1 is checked.
+//!
+//! The unit of work is a chunk and a list of slices saying which blob each
+//! part of its output belongs to: a chunk of an ordinary resource feeds one
+//! blob, a chunk of a solid resource may feed many (and a blob may span
+//! many chunks). Only the chunks that hold wanted blobs are decompressed,
+//! each once for a run of blobs visited in offset order.
 
 use std::collections::VecDeque;
 
-use tasq_codecs::{new_decompressor, DecompressError};
+use tasq_codecs::{new_decompressor, CompressionFormat, DecompressError, Decompressor};
 
 use crate::blob_table::BlobEntry;
 use crate::error::{Result, WimError};
@@ -14,10 +20,206 @@ use crate::pool::{default_threads, OrderedPool};
 use crate::reader::Wim;
 use crate::resource::{chunk_locations, read_exact_at, ChunkLoc};
 
+/// Bytes `start..end` of a chunk's output belong to blob `blob`; `last`
+/// marks the blob's final piece.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slice {
+    pub blob: usize,
+    pub start: u32,
+    pub end: u32,
+    pub last: bool,
+}
+
+/// One chunk to read and decompress, and where its bytes go.
+#[derive(Debug)]
+pub(crate) struct PlannedChunk {
+    pub part: u16,
+    pub loc: ChunkLoc,
+    pub format: CompressionFormat,
+    /// Chunk size the resource was compressed with (for the decompressor).
+    pub max_chunk: u32,
+    pub slices: Vec<Slice>,
+}
+
+/// Plans the chunks for `blobs[first..]`: one ordinary blob, or the run of
+/// blobs that follow each other, in offset order, in one solid resource.
+/// Returns the plan and the index of the first blob not covered.
+pub(crate) fn plan_next(
+    wim: &Wim,
+    blobs: &[&BlobEntry],
+    first: usize,
+) -> Result<(Vec<PlannedChunk>, usize)> {
+    let Some(e) = blobs.get(first) else {
+        return Ok((Vec::new(), first));
+    };
+    let what = format!("blob {}", e.hash);
+    let rh = &e.reshdr;
+    let Some(sl) = e.solid else {
+        let compressed = rh.is_compressed();
+        let chunks = if compressed {
+            chunk_locations(
+                wim.part_file(e.part_number)?,
+                rh,
+                wim.header.chunk_size,
+                &what,
+            )?
+        } else {
+            let mut v = Vec::new();
+            let mut pos = 0u64;
+            while pos < rh.uncompressed_size {
+                let n = (rh.uncompressed_size - pos).min(1 << 20) as u32;
+                v.push(ChunkLoc {
+                    offset: rh.offset_in_wim + pos,
+                    stored_size: n,
+                    uncompressed_size: n,
+                });
+                pos += n as u64;
+            }
+            v
+        };
+        if chunks.is_empty() {
+            return Err(WimError::resource(
+                what,
+                "empty resource for a non-empty blob",
+            ));
+        }
+        let n = chunks.len();
+        let plan = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, loc)| PlannedChunk {
+                part: e.part_number,
+                loc,
+                format: if compressed {
+                    wim.compression()
+                } else {
+                    CompressionFormat::None
+                },
+                max_chunk: wim.header.chunk_size,
+                slices: vec![Slice {
+                    blob: first,
+                    start: 0,
+                    end: loc.uncompressed_size,
+                    last: i + 1 == n,
+                }],
+            })
+            .collect();
+        return Ok((plan, first + 1));
+    };
+    let res = wim
+        .solid
+        .get(sl.resource)
+        .ok_or_else(|| WimError::resource(&what, "unknown solid resource"))?;
+    let cs = res.chunk_size as u64;
+    let mut plan: Vec<PlannedChunk> = Vec::new();
+    let mut next = first;
+    let mut prev_end = 0u64;
+    while let Some(b) = blobs.get(next) {
+        let Some(bl) = b.solid.filter(|s| s.resource == sl.resource) else {
+            break;
+        };
+        let (start, end) = (bl.offset, bl.offset + b.reshdr.uncompressed_size);
+        // The reader checked that blobs lie inside the resource; a blob
+        // before the previous one's end starts a new run (its chunks are
+        // read again) rather than going back in the output.
+        if next > first && start < prev_end {
+            break;
+        }
+        if end > res.uncompressed_size || start >= end {
+            return Err(WimError::resource(
+                format!("blob {}", b.hash),
+                "lies outside its solid resource",
+            ));
+        }
+        let span = res.chunk_span(start, end);
+        let last_chunk = *span.end();
+        for c in span {
+            let loc = *res.chunks.get(c).ok_or_else(|| {
+                WimError::resource(
+                    format!("blob {}", b.hash),
+                    "chunk missing in solid resource",
+                )
+            })?;
+            let c0 = c as u64 * cs;
+            let s = Slice {
+                blob: next,
+                start: (start.max(c0) - c0) as u32,
+                end: (end.min(c0 + loc.uncompressed_size as u64) - c0) as u32,
+                last: c == last_chunk,
+            };
+            match plan.last_mut() {
+                Some(p) if p.loc.offset == loc.offset => p.slices.push(s),
+                _ => plan.push(PlannedChunk {
+                    part: res.part,
+                    loc,
+                    format: res.format,
+                    max_chunk: res.chunk_size,
+                    slices: vec![s],
+                }),
+            }
+        }
+        prev_end = end;
+        next += 1;
+    }
+    Ok((plan, next))
+}
+
+/// Decompressors by (format, chunk size), made on first use: one WIM can
+/// hold resources of several formats (solid ones carry their own).
+#[derive(Default)]
+pub(crate) struct Decoders(Vec<(CompressionFormat, u32, MaybeDecoder)>);
+
+type MaybeDecoder = Option<Box<dyn Decompressor>>;
+
+impl Decoders {
+    /// Decodes `raw` into a chunk of `usize` bytes (raw chunks are copied).
+    pub fn decode(
+        &mut self,
+        format: CompressionFormat,
+        max_chunk: u32,
+        raw: Vec<u8>,
+        usize: u32,
+    ) -> std::result::Result<Vec<u8>, DecompressError> {
+        if raw.len() == usize as usize {
+            return Ok(raw);
+        }
+        if format == CompressionFormat::None {
+            return Err(DecompressError::Corrupt {
+                format,
+                reason: "stored chunk is shorter than its size",
+            });
+        }
+        let i = match self
+            .0
+            .iter()
+            .position(|(f, c, _)| *f == format && *c == max_chunk)
+        {
+            Some(i) => i,
+            None => {
+                self.0.push((
+                    format,
+                    max_chunk,
+                    new_decompressor(format, max_chunk as usize),
+                ));
+                self.0.len() - 1
+            }
+        };
+        let mut out = vec![0u8; usize as usize];
+        match self.0.get_mut(i).and_then(|d| d.2.as_mut()) {
+            Some(d) => d.decompress(&raw, &mut out).map(|_| out),
+            None => Err(DecompressError::Corrupt {
+                format,
+                reason: "no decompressor for this format in this build",
+            }),
+        }
+    }
+}
+
 struct Piece {
     raw: Vec<u8>,
     usize: u32,
-    compressed: bool,
+    format: CompressionFormat,
+    max_chunk: u32,
 }
 
 /// Chunks travel to the workers in batches (like wimlib's messages of up to
@@ -28,6 +230,9 @@ type JobResult = Vec<std::result::Result<Vec<u8>, DecompressError>>;
 
 const BATCH_CHUNKS: usize = 16;
 const BATCH_BYTES: usize = 1 << 20;
+/// Decompressed bytes allowed in flight (at least a chunk per thread, so
+/// solid resources with 64 MiB chunks still decompress in parallel).
+const INFLIGHT_BYTES: u64 = 64 << 20;
 
 /// What [`BlobReader::next_event`] reports.
 pub enum BlobEvent {
@@ -42,20 +247,23 @@ pub enum BlobEvent {
 pub struct BlobReader<'w> {
     wim: &'w Wim,
     blobs: Vec<&'w BlobEntry>,
-    /// Worker threads; `None` for an uncompressed WIM, whose chunks are
+    threads: usize,
+    /// Worker threads; `None` when nothing is compressed, whose chunks are
     /// only copied: handing them to threads would cost more than it saves.
     pool: Option<OrderedPool<Job, JobResult>>,
-    meta: VecDeque<(usize, bool)>,
-    hasher: Option<Sha1Hasher>,
-    /// Next blob / chunk to submit.
+    /// Chunks planned and not yet submitted.
+    plan: VecDeque<PlannedChunk>,
+    /// Next blob to plan.
     next_blob: usize,
-    chunks: Vec<ChunkLoc>,
-    next_chunk: usize,
-    pending_done: Option<usize>,
+    /// Slices of each submitted chunk, in submission order.
+    meta: VecDeque<(Vec<Slice>, u32)>,
     /// Results of the batch being handed out.
     ready: VecDeque<std::result::Result<Vec<u8>, DecompressError>>,
-    /// Chunks submitted and not yet handed out.
+    /// Chunks submitted and not yet handed out, and their output bytes.
     outstanding: usize,
+    inflight_bytes: u64,
+    events: VecDeque<BlobEvent>,
+    hasher: Option<Sha1Hasher>,
 }
 
 impl<'w> BlobReader<'w> {
@@ -65,26 +273,17 @@ impl<'w> BlobReader<'w> {
         } else {
             threads
         };
-        let format = wim.compression();
-        let cs = (wim.header.chunk_size as usize).max(1);
-        let pool = (format != tasq_codecs::CompressionFormat::None).then(|| {
+        let compressed = wim.compression() != CompressionFormat::None
+            || wim
+                .solid
+                .iter()
+                .any(|s| s.format != CompressionFormat::None);
+        let pool = compressed.then(|| {
             OrderedPool::new(threads, || {
-                let mut dec = new_decompressor(format, cs);
+                let mut dec = Decoders::default();
                 move |job: Job| -> JobResult {
                     job.into_iter()
-                        .map(|p| {
-                            if !p.compressed || p.raw.len() == p.usize as usize {
-                                return Ok(p.raw);
-                            }
-                            let mut out = vec![0u8; p.usize as usize];
-                            match dec.as_mut() {
-                                Some(d) => d.decompress(&p.raw, &mut out).map(|_| out),
-                                None => Err(DecompressError::Corrupt {
-                                    format,
-                                    reason: "no decompressor for this format",
-                                }),
-                            }
-                        })
+                        .map(|p| dec.decode(p.format, p.max_chunk, p.raw, p.usize))
                         .collect()
                 }
             })
@@ -92,15 +291,16 @@ impl<'w> BlobReader<'w> {
         BlobReader {
             wim,
             blobs,
+            threads,
             pool,
-            meta: VecDeque::new(),
-            hasher: None,
+            plan: VecDeque::new(),
             next_blob: 0,
-            chunks: Vec::new(),
-            next_chunk: 0,
-            pending_done: None,
+            meta: VecDeque::new(),
             ready: VecDeque::new(),
             outstanding: 0,
+            inflight_bytes: 0,
+            events: VecDeque::new(),
+            hasher: None,
         }
     }
 
@@ -108,63 +308,47 @@ impl<'w> BlobReader<'w> {
         self.blobs[i]
     }
 
-    /// Submits batches of chunks until the pool is full or everything is
-    /// submitted.
+    /// Submits batches of chunks until the pool is full, the in-flight
+    /// byte budget is spent, or everything is submitted.
     fn fill(&mut self) -> Result<()> {
         while !self.pool.as_ref().is_some_and(|p| p.is_full()) {
             let mut batch: Job = Vec::new();
             let mut bytes = 0usize;
             while batch.len() < BATCH_CHUNKS && bytes < BATCH_BYTES {
-                if self.next_chunk >= self.chunks.len() {
+                if self.plan.is_empty() {
                     if self.next_blob >= self.blobs.len() {
                         break;
                     }
-                    let e = self.blobs[self.next_blob];
-                    let what = format!("blob {}", e.hash);
-                    let rh = &e.reshdr;
-                    self.chunks = if rh.is_compressed() {
-                        chunk_locations(self.wim.file(), rh, self.wim.header.chunk_size, &what)?
-                    } else {
-                        let mut v = Vec::new();
-                        let mut pos = 0u64;
-                        while pos < rh.uncompressed_size {
-                            let n = (rh.uncompressed_size - pos).min(1 << 20) as u32;
-                            v.push(ChunkLoc {
-                                offset: rh.offset_in_wim + pos,
-                                stored_size: n,
-                                uncompressed_size: n,
-                            });
-                            pos += n as u64;
-                        }
-                        v
-                    };
-                    if self.chunks.is_empty() {
-                        return Err(WimError::resource(
-                            what,
-                            "empty resource for a non-empty blob",
-                        ));
-                    }
-                    self.next_chunk = 0;
-                    self.next_blob += 1;
+                    let (plan, next) = plan_next(self.wim, &self.blobs, self.next_blob)?;
+                    self.plan.extend(plan);
+                    self.next_blob = next;
+                    continue;
                 }
-                let bi = self.next_blob - 1;
-                let e = self.blobs[bi];
-                let c = self.chunks[self.next_chunk];
-                let mut raw = vec![0u8; c.stored_size as usize];
-                read_exact_at(
-                    self.wim.file(),
-                    &mut raw,
-                    c.offset,
-                    &format!("blob {}", e.hash),
-                )?;
-                self.next_chunk += 1;
-                self.meta
-                    .push_back((bi, self.next_chunk == self.chunks.len()));
+                let Some(c) = self.plan.front() else { break };
+                let usz = c.loc.uncompressed_size as u64;
+                let budget = INFLIGHT_BYTES.max((self.threads as u64 + 1) * usz);
+                if self.outstanding + batch.len() > 0 && self.inflight_bytes + usz > budget {
+                    break;
+                }
+                let Some(c) = self.plan.pop_front() else {
+                    break;
+                };
+                let what = c
+                    .slices
+                    .first()
+                    .and_then(|s| self.blobs.get(s.blob))
+                    .map(|b| format!("blob {}", b.hash))
+                    .unwrap_or_default();
+                let mut raw = vec![0u8; c.loc.stored_size as usize];
+                read_exact_at(self.wim.part_file(c.part)?, &mut raw, c.loc.offset, &what)?;
+                self.meta.push_back((c.slices, c.loc.uncompressed_size));
+                self.inflight_bytes += usz;
                 bytes += raw.len();
                 batch.push(Piece {
                     raw,
-                    usize: c.uncompressed_size,
-                    compressed: e.reshdr.is_compressed(),
+                    usize: c.loc.uncompressed_size,
+                    format: c.format,
+                    max_chunk: c.max_chunk,
                 });
             }
             if batch.is_empty() {
@@ -185,8 +369,8 @@ impl<'w> BlobReader<'w> {
 
     /// The next event, or `None` when every blob has been delivered.
     pub fn next_event(&mut self) -> Result<Option<BlobEvent>> {
-        if let Some(bi) = self.pending_done.take() {
-            return Ok(Some(BlobEvent::Done(bi)));
+        if let Some(ev) = self.events.pop_front() {
+            return Ok(Some(ev));
         }
         if self.ready.is_empty() {
             self.fill()?;
@@ -203,36 +387,50 @@ impl<'w> BlobReader<'w> {
                 self.ready.extend(batch);
             }
         }
-        let Some(res) = self.ready.pop_front() else {
-            return Err(WimError::InvalidArgument(
-                "chunk bookkeeping out of step".into(),
-            ));
-        };
+        let out_of_step = || WimError::InvalidArgument("chunk bookkeeping out of step".into());
+        let res = self.ready.pop_front().ok_or_else(out_of_step)?;
+        let (slices, usz) = self.meta.pop_front().ok_or_else(out_of_step)?;
         self.outstanding -= 1;
-        let Some((bi, last)) = self.meta.pop_front() else {
-            return Err(WimError::InvalidArgument(
-                "chunk bookkeeping out of step".into(),
-            ));
+        self.inflight_bytes -= usz as u64;
+        let first = slices.first().ok_or_else(out_of_step)?;
+        let what = |bi: usize| {
+            self.blobs
+                .get(bi)
+                .map(|e| format!("blob {}", e.hash))
+                .unwrap_or_default()
         };
-        let e = self.blobs[bi];
         let data = res.map_err(|err| WimError::Decompress {
-            what: format!("blob {}", e.hash),
+            what: what(first.blob),
             source: err,
         })?;
-        self.hasher
-            .get_or_insert_with(Sha1Hasher::new)
-            .update(&data);
-        if last {
-            let h = self.hasher.take().unwrap_or_default().finish();
-            if h != e.hash {
-                return Err(WimError::HashMismatch {
-                    what: format!("blob {}", e.hash),
-                    expected: e.hash.to_string(),
-                    actual: h.to_string(),
-                });
+        let whole = slices.len() == 1 && first.start == 0 && first.end as usize == data.len();
+        let mut data = Some(data);
+        for s in slices {
+            let piece = if whole {
+                data.take().unwrap_or_default()
+            } else {
+                data.as_deref()
+                    .and_then(|d| d.get(s.start as usize..s.end as usize))
+                    .ok_or_else(out_of_step)?
+                    .to_vec()
+            };
+            self.hasher
+                .get_or_insert_with(Sha1Hasher::new)
+                .update(&piece);
+            self.events.push_back(BlobEvent::Data(s.blob, piece));
+            if s.last {
+                let e = self.blobs.get(s.blob).ok_or_else(out_of_step)?;
+                let h = self.hasher.take().unwrap_or_default().finish();
+                if h != e.hash {
+                    return Err(WimError::HashMismatch {
+                        what: what(s.blob),
+                        expected: e.hash.to_string(),
+                        actual: h.to_string(),
+                    });
+                }
+                self.events.push_back(BlobEvent::Done(s.blob));
             }
-            self.pending_done = Some(bi);
         }
-        Ok(Some(BlobEvent::Data(bi, data)))
+        self.events.pop_front().map(Some).ok_or_else(out_of_step)
     }
 }

@@ -26,6 +26,7 @@ pub mod reparse;
 pub mod reshdr;
 pub mod resource;
 pub mod security;
+pub mod split;
 pub mod verify;
 pub mod writer;
 pub mod xml;

@@ -6,160 +6,437 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::blob_table::{parse_blob_table, BlobEntry};
+use crate::blob_table::{parse_blob_table, BlobEntry, SolidLoc};
 use crate::error::{IoContext, Result, WimError};
 use crate::hash::{Sha1Hash, Sha1Hasher};
-use crate::header::{Header, HDR_FLAG_SPANNED, HEADER_SIZE};
+use crate::header::{Header, HDR_FLAG_SPANNED, HEADER_SIZE, WIM_VERSION_SOLID};
 use crate::image::ImageTree;
 use crate::metadata::parse_metadata;
-use crate::resource::{chunk_locations, decode_chunk, read_exact_at, read_resource};
+use crate::reshdr::{RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_SOLID};
+use crate::resource::{read_exact_at, read_resource, SolidResource, SOLID_RESOURCE_MAGIC};
 use crate::xml::WimInfo;
-use tasq_codecs::{new_decompressor, CompressionFormat};
+use tasq_codecs::CompressionFormat;
 
 /// Largest blob table or XML data we accept (wimlib's limits are similar).
 const MAX_TABLE_SIZE: u64 = 1 << 30;
 
-/// An open WIM file.
-pub struct Wim {
+/// One file of a WIM: the only one, or one part of a split set.
+struct Part {
     path: PathBuf,
     file: File,
-    file_size: u64,
+    size: u64,
+    header: Header,
+}
+
+/// An open WIM file (or split set).
+pub struct Wim {
+    path: PathBuf,
+    /// Part 1 first, then parts 2..N in order.
+    parts: Vec<Part>,
     pub header: Header,
     /// Non-metadata blob table entries (file data), in table order.
     pub blobs: Vec<BlobEntry>,
     /// One metadata entry per image, in image order.
     pub metadata: Vec<BlobEntry>,
+    /// Solid resources, referred to by [`BlobEntry::solid`].
+    pub solid: Vec<SolidResource>,
     index: HashMap<Sha1Hash, usize>,
     pub info: WimInfo,
 }
 
+fn open_part(path: &Path) -> Result<Part> {
+    let path = path.to_path_buf();
+    let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .ctx(|| format!("reading {}", path.display()))?;
+    // Opening a directory succeeds on Linux; reading it would fail
+    // with an error that does not say which path was wrong.
+    if meta.is_dir() {
+        return Err(WimError::NotAWim {
+            path,
+            reason: "it is a directory".into(),
+        });
+    }
+    let size = meta.len();
+    if size < HEADER_SIZE as u64 {
+        return Err(WimError::NotAWim {
+            path,
+            reason: format!("only {size} bytes, shorter than a WIM header"),
+        });
+    }
+    let mut hb = [0u8; HEADER_SIZE];
+    read_exact_at(&file, &mut hb, 0, "header")?;
+    let header = Header::parse(&hb).map_err(|e| match e {
+        WimError::InvalidHeader(r) => WimError::NotAWim {
+            path: path.clone(),
+            reason: r,
+        },
+        e => e,
+    })?;
+    if header.pipable {
+        return Err(WimError::Unsupported(format!(
+            "{}: pipable WIMs (wimlib's WLPWM format) are not supported yet",
+            path.display()
+        )));
+    }
+    Ok(Part {
+        path,
+        file,
+        size,
+        header,
+    })
+}
+
+fn guid_hex(g: &[u8; 16]) -> String {
+    g.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Orders the parts of a split set: `first` must be part 1; `refs` (in
+/// any order, possibly including `first` again) must supply every other
+/// part, all with the same GUID and part count.
+fn assemble_parts(first: Part, refs: &[PathBuf]) -> Result<Vec<Part>> {
+    let total = first.header.total_parts;
+    let split_err = |path: &Path, reason: String| WimError::SplitSet {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if total == 1 && first.header.flags & HDR_FLAG_SPANNED == 0 {
+        if let Some(r) = refs.first() {
+            return Err(split_err(
+                r,
+                format!(
+                    "given as another part, but {} is not a split WIM",
+                    first.path.display()
+                ),
+            ));
+        }
+        return Ok(vec![first]);
+    }
+    if first.header.part_number != 1 {
+        return Err(split_err(
+            &first.path,
+            format!(
+                "is part {} of {}; open part 1 and give the others with --ref",
+                first.header.part_number, total
+            ),
+        ));
+    }
+    let mut slots: Vec<Option<Part>> = (0..total).map(|_| None).collect();
+    let first_canon = first.path.canonicalize().ok();
+    let guid = first.header.guid;
+    slots[0] = Some(first);
+    for r in refs {
+        if first_canon.is_some() && r.canonicalize().ok() == first_canon {
+            continue;
+        }
+        let p = open_part(r)?;
+        if p.header.guid != guid {
+            return Err(split_err(
+                r,
+                format!(
+                    "not part of this split WIM (GUID {} instead of {})",
+                    guid_hex(&p.header.guid),
+                    guid_hex(&guid)
+                ),
+            ));
+        }
+        if p.header.total_parts != total {
+            return Err(split_err(
+                r,
+                format!(
+                    "says the set has {} parts, part 1 says {total}",
+                    p.header.total_parts
+                ),
+            ));
+        }
+        let k = p.header.part_number as usize;
+        match slots.get_mut(k - 1) {
+            Some(Some(other)) => {
+                return Err(split_err(
+                    r,
+                    format!("is part {k}, and so is {}", other.path.display()),
+                ))
+            }
+            Some(slot) => *slot = Some(p),
+            None => return Err(split_err(r, format!("invalid part number {k}"))),
+        }
+    }
+    let missing: Vec<String> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    if !missing.is_empty() {
+        let p0 = slots[0]
+            .as_ref()
+            .map(|p| p.path.clone())
+            .unwrap_or_default();
+        return Err(split_err(
+            &p0,
+            format!(
+                "split WIM of {total} parts: part(s) {} missing (give them with --ref \"GLOB\")",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
 impl Wim {
     pub fn open(path: impl AsRef<Path>) -> Result<Wim> {
-        let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
-        let meta = file
-            .metadata()
-            .ctx(|| format!("reading {}", path.display()))?;
-        // Opening a directory succeeds on Linux; reading it would fail
-        // with an error that does not say which path was wrong.
-        if meta.is_dir() {
-            return Err(WimError::NotAWim {
-                path,
-                reason: "it is a directory".into(),
-            });
-        }
-        let file_size = meta.len();
-        if file_size < HEADER_SIZE as u64 {
-            return Err(WimError::NotAWim {
-                path,
-                reason: format!("only {file_size} bytes, shorter than a WIM header"),
-            });
-        }
-        let mut hb = [0u8; HEADER_SIZE];
-        read_exact_at(&file, &mut hb, 0, "header")?;
-        let header = Header::parse(&hb).map_err(|e| match e {
-            WimError::InvalidHeader(r) => WimError::NotAWim {
-                path: path.clone(),
-                reason: r,
-            },
-            e => e,
-        })?;
-        if header.pipable {
-            return Err(WimError::Unsupported(format!(
-                "{}: pipable WIMs (wimlib's WLPWM format) are not supported yet",
-                path.display()
-            )));
-        }
-        if header.flags & HDR_FLAG_SPANNED != 0 || header.total_parts != 1 {
-            return Err(WimError::Unsupported(format!(
-                "{}: part {} of a {}-part split WIM (.swm) is not supported yet",
-                path.display(),
-                header.part_number,
-                header.total_parts
-            )));
-        }
-        let format = header.compression();
-        let cs = header.chunk_size;
+        Self::open_with_refs(path, &[])
+    }
 
-        header.blob_table.validate(file_size, "blob table")?;
-        if header.blob_table.uncompressed_size > MAX_TABLE_SIZE {
-            return Err(WimError::InvalidBlobTable("larger than 1 GiB".into()));
+    /// Opens a WIM; for a split WIM, `path` is part 1 and `refs` the
+    /// other parts (extra copies of part 1 among them are ignored).
+    pub fn open_with_refs(path: impl AsRef<Path>, refs: &[PathBuf]) -> Result<Wim> {
+        let first = open_part(path.as_ref())?;
+        let path = first.path.clone();
+        let header = first.header.clone();
+        let parts = assemble_parts(first, refs)?;
+        let mut wim = Wim {
+            path,
+            parts: Vec::new(),
+            header,
+            blobs: Vec::new(),
+            metadata: Vec::new(),
+            solid: Vec::new(),
+            index: HashMap::new(),
+            info: WimInfo::default(),
+        };
+        for p in &parts {
+            wim.load_blob_table(p)?;
         }
-        let bt = read_resource(&file, &header.blob_table, format, cs, "blob table")?;
-        let entries = parse_blob_table(&bt)?;
-
-        let mut blobs = Vec::new();
-        let mut metadata = Vec::new();
-        let mut index = HashMap::new();
-        for (i, e) in entries.into_iter().enumerate() {
-            if e.reshdr.is_solid() {
-                return Err(WimError::Unsupported(format!(
-                    "{}: solid resources (ESD/LZMS) are not supported yet",
-                    path.display()
-                )));
-            }
-            if e.reshdr.is_metadata() {
-                if e.refcnt == 0 {
-                    continue;
-                }
-                e.reshdr.validate(
-                    file_size,
-                    &format!("metadata resource of image {}", metadata.len() + 1),
-                )?;
-                metadata.push(e);
-                continue;
-            }
-            if e.hash.is_zero() || e.reshdr.uncompressed_size == 0 {
-                continue;
-            }
-            e.reshdr
-                .validate(file_size, &format!("blob {} (table entry {i})", e.hash))?;
-            if index.contains_key(&e.hash) {
-                continue;
-            }
-            index.insert(e.hash, blobs.len());
-            blobs.push(e);
-        }
-        if metadata.len() != header.image_count as usize {
+        if wim.metadata.len() != wim.header.image_count as usize {
             return Err(WimError::InvalidBlobTable(format!(
                 "header says {} images but the blob table has {} metadata resources",
-                header.image_count,
-                metadata.len()
+                wim.header.image_count,
+                wim.metadata.len()
             )));
         }
-
-        let info = if header.xml_data.is_empty() {
-            WimInfo::default()
-        } else {
-            header.xml_data.validate(file_size, "XML data")?;
-            if header.xml_data.uncompressed_size > MAX_TABLE_SIZE {
+        let Some(p1) = parts.first() else {
+            return Err(WimError::InvalidArgument("no parts".into()));
+        };
+        let (format, cs) = (p1.header.compression(), p1.header.chunk_size);
+        if !wim.header.xml_data.is_empty() {
+            wim.header.xml_data.validate(p1.size, "XML data")?;
+            if wim.header.xml_data.uncompressed_size > MAX_TABLE_SIZE {
                 return Err(WimError::InvalidXml("larger than 1 GiB".into()));
             }
-            let x = read_resource(&file, &header.xml_data, format, cs, "XML data")?;
-            WimInfo::parse(&x).map_err(|e| WimError::InvalidXml(e.to_string()))?
+            let x = read_resource(&p1.file, &wim.header.xml_data, format, cs, "XML data")?;
+            wim.info = WimInfo::parse(&x).map_err(|e| WimError::InvalidXml(e.to_string()))?;
+        }
+        wim.parts = parts;
+        Ok(wim)
+    }
+
+    /// Reads one part's blob table into `self`: its metadata entries (part
+    /// 1 only), stand-alone blobs, and solid runs (see `load_solid_run`).
+    fn load_blob_table(&mut self, p: &Part) -> Result<()> {
+        let h = &p.header;
+        let part_no = h.part_number;
+        let split = self.header.total_parts > 1;
+        let name = |what: &str| {
+            if split {
+                format!("{} (part {part_no})", what)
+            } else {
+                what.to_string()
+            }
         };
-        Ok(Wim {
-            path,
-            file,
-            file_size,
-            header,
-            blobs,
-            metadata,
-            index,
-            info,
-        })
+        h.blob_table.validate(p.size, &name("blob table"))?;
+        if h.blob_table.uncompressed_size > MAX_TABLE_SIZE {
+            return Err(WimError::InvalidBlobTable("larger than 1 GiB".into()));
+        }
+        let bt = read_resource(
+            &p.file,
+            &h.blob_table,
+            h.compression(),
+            h.chunk_size,
+            &name("blob table"),
+        )?;
+        let entries = parse_blob_table(&bt)?;
+        // Solid flags mean nothing in a version 0x10D00 WIM (wimlib ignores
+        // them there too).
+        let solid_ok = h.version == WIM_VERSION_SOLID;
+        let mut run: Option<Vec<usize>> = None;
+        for (i, mut e) in entries.iter().cloned().enumerate() {
+            let is_solid = solid_ok && e.reshdr.is_solid();
+            if !is_solid {
+                e.reshdr.flags &= !RESHDR_FLAG_SOLID;
+                if let Some(r) = run.take() {
+                    self.check_solid_overlap(&r)?;
+                }
+            } else if run.is_none() {
+                run = Some(self.load_solid_run(p, &entries[i..])?);
+            }
+            if is_solid && e.reshdr.uncompressed_size == SOLID_RESOURCE_MAGIC {
+                continue;
+            }
+            if e.hash.is_zero() {
+                continue;
+            }
+            if e.part_number != part_no {
+                // As wimlib: an entry for another part is not ours to use.
+                continue;
+            }
+            if e.reshdr.is_metadata() {
+                if e.refcnt == 0 || part_no != 1 {
+                    continue;
+                }
+                if is_solid {
+                    return Err(WimError::Unsupported(format!(
+                        "{}: image metadata in a solid resource",
+                        p.path.display()
+                    )));
+                }
+                e.reshdr.validate(
+                    p.size,
+                    &format!("metadata resource of image {}", self.metadata.len() + 1),
+                )?;
+                self.metadata.push(e);
+                continue;
+            }
+            if let Some(r) = &run {
+                // A blob inside the run: its offset counts from the start
+                // of the run's resources taken as one stream.
+                let size = e.reshdr.size_in_wim;
+                if size == 0 {
+                    continue;
+                }
+                let mut off = e.reshdr.offset_in_wim;
+                let mut loc = None;
+                for &ri in r {
+                    let u = self.solid[ri].uncompressed_size;
+                    if off.checked_add(size).is_some_and(|end| end <= u) {
+                        loc = Some((ri, off));
+                        break;
+                    }
+                    if off < u {
+                        break; // straddles two resources
+                    }
+                    off -= u;
+                }
+                let Some((ri, off)) = loc else {
+                    return Err(WimError::InvalidBlobTable(format!(
+                        "blob {} (entry {i}): {size} bytes at offset {} lie outside its solid resources",
+                        e.hash, e.reshdr.offset_in_wim
+                    )));
+                };
+                e.reshdr.offset_in_wim = self.solid[ri].offset_in_wim;
+                e.reshdr.uncompressed_size = size;
+                e.solid = Some(SolidLoc {
+                    resource: ri,
+                    offset: off,
+                });
+            } else {
+                if e.reshdr.uncompressed_size == 0 {
+                    continue;
+                }
+                e.reshdr
+                    .validate(p.size, &name(&format!("blob {} (table entry {i})", e.hash)))?;
+            }
+            if self.index.contains_key(&e.hash) {
+                continue;
+            }
+            self.index.insert(e.hash, self.blobs.len());
+            self.blobs.push(e);
+        }
+        if let Some(r) = run.take() {
+            self.check_solid_overlap(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Loads every solid resource of the run starting at `entries[0]`
+    /// (the consecutive entries with the SOLID flag); returns their indices
+    /// in `self.solid`.
+    fn load_solid_run(&mut self, p: &Part, entries: &[BlobEntry]) -> Result<Vec<usize>> {
+        let mut v = Vec::new();
+        for e in entries.iter().take_while(|e| e.reshdr.is_solid()) {
+            if e.reshdr.uncompressed_size != SOLID_RESOURCE_MAGIC {
+                continue;
+            }
+            let what = format!(
+                "solid resource at offset {} of {}",
+                e.reshdr.offset_in_wim,
+                p.path.display()
+            );
+            let mut rh = e.reshdr;
+            // Its sizes come from its own header; only the stored extent
+            // is checked against the file here.
+            rh.uncompressed_size = rh.size_in_wim;
+            rh.flags |= RESHDR_FLAG_COMPRESSED;
+            rh.validate(p.size, &what)?;
+            v.push(self.solid.len());
+            self.solid.push(SolidResource::read(
+                &p.file,
+                &rh,
+                p.header.part_number,
+                &what,
+            )?);
+        }
+        Ok(v)
+    }
+
+    /// Blobs of one solid resource must not overlap (the reader hands
+    /// each decompressed byte to one blob).
+    fn check_solid_overlap(&self, run: &[usize]) -> Result<()> {
+        let mut spans: Vec<(usize, u64, u64)> = self
+            .blobs
+            .iter()
+            .filter_map(|b| {
+                let s = b.solid?;
+                run.contains(&s.resource).then_some((
+                    s.resource,
+                    s.offset,
+                    s.offset + b.reshdr.uncompressed_size,
+                ))
+            })
+            .collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            if w[0].0 == w[1].0 && w[1].1 < w[0].2 {
+                return Err(WimError::InvalidBlobTable(format!(
+                    "blobs in a solid resource overlap (at offset {})",
+                    w[1].1
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file holding part `n` (1-based) of this WIM.
+    pub fn part_file(&self, n: u16) -> Result<&File> {
+        self.parts
+            .get((n as usize).wrapping_sub(1))
+            .map(|p| &p.file)
+            .ok_or_else(|| WimError::InvalidBlobTable(format!("no part {n} in this WIM")))
+    }
+
+    /// Paths of the parts, part 1 first.
+    pub fn part_paths(&self) -> Vec<&Path> {
+        self.parts.iter().map(|p| p.path.as_path()).collect()
+    }
+
+    /// True if any blob lives in a solid resource.
+    pub fn has_solid(&self) -> bool {
+        !self.solid.is_empty()
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Part 1's file (the only one unless split).
     pub fn file(&self) -> &File {
-        &self.file
+        &self.parts[0].file
     }
 
+    /// Size of part 1's file.
     pub fn file_size(&self) -> u64 {
-        self.file_size
+        self.parts[0].size
     }
 
     pub fn image_count(&self) -> u32 {
@@ -211,14 +488,14 @@ impl Wim {
         let what = format!("metadata resource of image {n}");
         // A metadata resource can legitimately be far larger than the file
         // (many empty files), but not without bound: wimlib's 512x guard.
-        if e.reshdr.uncompressed_size / 512 > self.file_size {
+        if e.reshdr.uncompressed_size / 512 > self.file_size() {
             return Err(WimError::InvalidMetadata {
                 image: n,
                 reason: "implausibly large metadata resource".into(),
             });
         }
         let buf = read_resource(
-            &self.file,
+            self.file(),
             &e.reshdr,
             self.compression(),
             self.header.chunk_size,
@@ -255,30 +532,23 @@ impl Wim {
     ) -> Result<()> {
         let what = format!("blob {}", entry.hash);
         let mut h = Sha1Hasher::new();
-        let rh = &entry.reshdr;
-        if !rh.is_compressed() {
-            let mut buf = vec![0u8; (1 << 20).min(rh.uncompressed_size as usize)];
-            let mut pos = 0u64;
-            while pos < rh.uncompressed_size {
-                let n = ((rh.uncompressed_size - pos) as usize).min(buf.len());
-                read_exact_at(&self.file, &mut buf[..n], rh.offset_in_wim + pos, &what)?;
-                h.update(&buf[..n]);
-                sink(&buf[..n])?;
-                pos += n as u64;
-            }
-        } else {
-            let cs = self.header.chunk_size;
-            let chunks = chunk_locations(&self.file, rh, cs, &what)?;
-            let mut dec = new_decompressor(self.compression(), cs as usize);
-            let mut raw = Vec::new();
-            let mut out = Vec::new();
-            for c in chunks {
-                raw.resize(c.stored_size as usize, 0);
-                out.resize(c.uncompressed_size as usize, 0);
-                read_exact_at(&self.file, &mut raw, c.offset, &what)?;
-                decode_chunk(&mut dec, &raw, &mut out, &what)?;
-                h.update(&out);
-                sink(&out)?;
+        let (plan, _) = crate::extract::plan_next(self, &[entry], 0)?;
+        let mut dec = crate::extract::Decoders::default();
+        for c in plan {
+            let mut raw = vec![0u8; c.loc.stored_size as usize];
+            read_exact_at(self.part_file(c.part)?, &mut raw, c.loc.offset, &what)?;
+            let out = dec
+                .decode(c.format, c.max_chunk, raw, c.loc.uncompressed_size)
+                .map_err(|e| WimError::Decompress {
+                    what: what.clone(),
+                    source: e,
+                })?;
+            for s in c.slices {
+                let piece = out
+                    .get(s.start as usize..s.end as usize)
+                    .ok_or_else(|| WimError::resource(&what, "chunk slice out of range"))?;
+                h.update(piece);
+                sink(piece)?;
             }
         }
         let actual = h.finish();
@@ -313,7 +583,7 @@ impl Wim {
 
     /// Reads the raw stored bytes of a resource (to copy it unchanged into
     /// another WIM of the same compression).
-    pub fn read_raw(&self, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
-        read_exact_at(&self.file, buf, offset, what)
+    pub fn read_raw(&self, part: u16, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
+        read_exact_at(self.part_file(part)?, buf, offset, what)
     }
 }

@@ -181,3 +181,150 @@ pub fn read_resource(
     }
     Ok(out)
 }
+
+/// Size of the header at the start of a solid resource: uncompressed size
+/// (u64), chunk size (u32), compression format (u32).
+pub const SOLID_HEADER_SIZE: u64 = 16;
+
+/// `uncompressed_size` of a blob table entry that describes a solid
+/// resource rather than a blob.
+pub const SOLID_RESOURCE_MAGIC: u64 = 0x1_0000_0000;
+
+/// The compression format numbers of solid resource headers.
+pub fn solid_format_from_u32(v: u32) -> Option<CompressionFormat> {
+    Some(match v {
+        0 => CompressionFormat::None,
+        1 => CompressionFormat::Xpress,
+        2 => CompressionFormat::Lzx,
+        3 => CompressionFormat::Lzms,
+        _ => return None,
+    })
+}
+
+pub fn solid_format_to_u32(f: CompressionFormat) -> u32 {
+    match f {
+        CompressionFormat::None => 0,
+        CompressionFormat::Xpress => 1,
+        CompressionFormat::Lzx => 2,
+        CompressionFormat::Lzms => 3,
+    }
+}
+
+/// The chunk sizes a format allows (powers of two in this range), as
+/// wimlib and WIMGAPI accept them; `None` (stored) solid resources take
+/// any power of two up to LZMS's limit.
+pub fn chunk_size_range(f: CompressionFormat) -> (u32, u32) {
+    match f {
+        CompressionFormat::None => (4096, 1 << 30),
+        CompressionFormat::Xpress => (4096, 65536),
+        CompressionFormat::Lzx => (32768, 2_097_152),
+        CompressionFormat::Lzms => (32768, 1 << 30),
+    }
+}
+
+/// A solid resource: many blobs concatenated and compressed as one stream,
+/// cut into chunks that are compressed independently (so any chunk can be
+/// decompressed alone, and chunks in parallel).
+#[derive(Debug, Clone)]
+pub struct SolidResource {
+    /// Part (of a split WIM) holding it; 1 for a single WIM.
+    pub part: u16,
+    /// File offset of the resource (its 16-byte header).
+    pub offset_in_wim: u64,
+    pub size_in_wim: u64,
+    pub uncompressed_size: u64,
+    pub chunk_size: u32,
+    pub format: CompressionFormat,
+    pub chunks: Vec<ChunkLoc>,
+}
+
+impl SolidResource {
+    /// Reads and checks the header and chunk table of the solid resource
+    /// stored at `rh` (offset and stored size; the entry's uncompressed
+    /// size is the magic number). Nothing is allocated beyond what the
+    /// stored size, already checked against the file, can hold.
+    pub fn read(file: &File, rh: &ResHdr, part: u16, what: &str) -> Result<SolidResource> {
+        if rh.size_in_wim < SOLID_HEADER_SIZE {
+            return Err(WimError::resource(
+                what,
+                format!(
+                    "solid resource of {} bytes, shorter than its header",
+                    rh.size_in_wim
+                ),
+            ));
+        }
+        let mut h = [0u8; SOLID_HEADER_SIZE as usize];
+        read_exact_at(file, &mut h, rh.offset_in_wim, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&h[..8]);
+        let usize = u64::from_le_bytes(a);
+        let chunk_size = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        let fnum = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+        let format = solid_format_from_u32(fnum).ok_or_else(|| {
+            WimError::resource(what, format!("unknown compression format {fnum}"))
+        })?;
+        let (min, max) = chunk_size_range(format);
+        if !chunk_size.is_power_of_two() || chunk_size < min || chunk_size > max {
+            return Err(WimError::resource(
+                what,
+                format!("invalid chunk size {chunk_size} for {format}"),
+            ));
+        }
+        let cs = chunk_size as u64;
+        let n = usize.div_ceil(cs);
+        // Every chunk costs 4 bytes of table and at least 1 byte of data:
+        // a declared size the stored bytes cannot hold is rejected before
+        // the table is allocated.
+        let room = rh.size_in_wim - SOLID_HEADER_SIZE;
+        if n.checked_mul(5).is_none_or(|need| need > room) {
+            return Err(WimError::resource(
+                what,
+                format!(
+                    "solid resource claims {usize} bytes ({n} chunks), more than its {} stored bytes can hold",
+                    rh.size_in_wim
+                ),
+            ));
+        }
+        let table_len = n * 4;
+        let mut table = vec![0u8; table_len as usize];
+        read_exact_at(file, &mut table, rh.offset_in_wim + SOLID_HEADER_SIZE, what)?;
+        let data_len = room - table_len;
+        let mut pos = 0u64;
+        let mut chunks = Vec::with_capacity(n as usize);
+        for (i, e) in table.chunks_exact(4).enumerate() {
+            let stored = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as u64;
+            let usz = (usize - cs * i as u64).min(cs);
+            if stored == 0 || stored > usz || pos + stored > data_len {
+                return Err(WimError::resource(
+                    what,
+                    format!(
+                        "solid chunk {i} has invalid stored size {stored} (uncompressed {usz}, {} stored bytes left)",
+                        data_len - pos
+                    ),
+                ));
+            }
+            chunks.push(ChunkLoc {
+                offset: rh.offset_in_wim + SOLID_HEADER_SIZE + table_len + pos,
+                stored_size: stored as u32,
+                uncompressed_size: usz as u32,
+            });
+            pos += stored;
+        }
+        Ok(SolidResource {
+            part,
+            offset_in_wim: rh.offset_in_wim,
+            size_in_wim: rh.size_in_wim,
+            uncompressed_size: usize,
+            chunk_size,
+            format,
+            chunks,
+        })
+    }
+
+    /// Index range of the chunks holding bytes `start..end` of the
+    /// uncompressed data (`start < end <= uncompressed_size`).
+    pub fn chunk_span(&self, start: u64, end: u64) -> std::ops::RangeInclusive<usize> {
+        let cs = self.chunk_size as u64;
+        (start / cs) as usize..=((end - 1) / cs) as usize
+    }
+}

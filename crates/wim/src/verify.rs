@@ -40,7 +40,7 @@ pub fn verify(
         rep.images += 1;
     }
     let mut blobs: Vec<_> = wim.blobs.iter().collect();
-    blobs.sort_by_key(|b| b.reshdr.offset_in_wim);
+    blobs.sort_by_key(|b| b.read_order());
     let total: u64 = blobs.iter().map(|b| b.reshdr.uncompressed_size).sum();
     let mut done = 0u64;
     let n = blobs.len();

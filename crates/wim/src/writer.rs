@@ -18,14 +18,18 @@ use tasq_codecs::{new_compressor, CompressionFormat};
 use crate::blob_table::{serialize_blob_table, BlobEntry};
 use crate::capture::{CaptureFilter, CaptureSource, ScanProgress};
 use crate::error::{IoContext, Result, WimError};
+use crate::extract::{BlobEvent, BlobReader};
 use crate::hash::{Sha1Hash, Sha1Hasher};
-use crate::header::{Header, HDR_FLAG_WRITE_IN_PROGRESS};
+use crate::header::{Header, HDR_FLAG_WRITE_IN_PROGRESS, WIM_VERSION_SOLID};
 use crate::image::{ImageTree, StreamSource};
 use crate::integrity::build_integrity_table;
 use crate::metadata::serialize_metadata;
 use crate::pool::{default_threads, OrderedPool};
 use crate::reader::Wim;
-use crate::reshdr::{ResHdr, RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_METADATA};
+use crate::reshdr::{ResHdr, RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_METADATA, RESHDR_FLAG_SOLID};
+use crate::resource::{
+    chunk_size_range, solid_format_to_u32, SOLID_HEADER_SIZE, SOLID_RESOURCE_MAGIC,
+};
 use crate::xml::{filetime_now, ImageInfo, WimInfo};
 
 /// How to write.
@@ -39,6 +43,30 @@ pub struct WriteOptions {
     pub threads: usize,
     /// Write an integrity table.
     pub integrity: bool,
+    /// Put file data in solid resources (a version 0xE00 WIM); metadata
+    /// stays in ordinary resources of `compression`.
+    pub solid: Option<SolidOptions>,
+}
+
+/// How solid resources are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SolidOptions {
+    pub compression: CompressionFormat,
+    pub chunk_size: u32,
+}
+
+impl SolidOptions {
+    /// wimlib's defaults: 64 MiB chunks for LZMS, 32 KiB otherwise.
+    pub fn with_default_chunk(compression: CompressionFormat) -> SolidOptions {
+        let chunk_size = match compression {
+            CompressionFormat::Lzms => 64 << 20,
+            _ => 32768,
+        };
+        SolidOptions {
+            compression,
+            chunk_size,
+        }
+    }
 }
 
 impl Default for WriteOptions {
@@ -49,6 +77,7 @@ impl Default for WriteOptions {
             level: 50,
             threads: 0,
             integrity: false,
+            solid: None,
         }
     }
 }
@@ -137,6 +166,46 @@ impl Output {
     }
 }
 
+type CompressPool = OrderedPool<Vec<ChunkJob>, Vec<ChunkDone>>;
+
+/// Workers that compress batches of chunks, each with its own compressor;
+/// a chunk that does not shrink comes back as it was, to be stored raw.
+fn compress_pool(
+    format: CompressionFormat,
+    chunk_size: u32,
+    level: u32,
+    threads: usize,
+) -> CompressPool {
+    let cs = chunk_size as usize;
+    OrderedPool::new(threads, move || {
+        let mut c = new_compressor(format, cs, level);
+        let mut out = vec![0u8; cs];
+        move |jobs: Vec<ChunkJob>| {
+            jobs.into_iter()
+                .map(|job| {
+                    let n = job.data.len();
+                    let res = c.as_mut().and_then(|c| {
+                        if out.len() < n {
+                            out.resize(n, 0);
+                        }
+                        c.compress(&job.data, &mut out[..n])
+                    });
+                    match res {
+                        Some(k) if k < n => ChunkDone {
+                            data: out[..k].to_vec(),
+                            raw: false,
+                        },
+                        _ => ChunkDone {
+                            data: job.data,
+                            raw: true,
+                        },
+                    }
+                })
+                .collect::<Vec<_>>()
+        }
+    })
+}
+
 struct ChunkJob {
     data: Vec<u8>,
 }
@@ -162,7 +231,7 @@ struct OpenResource {
 /// Writes resources (blobs, metadata) as chunked, compressed data.
 pub struct ResourceWriter {
     chunk_size: u32,
-    pool: Option<OrderedPool<Vec<ChunkJob>, Vec<ChunkDone>>>,
+    pool: Option<CompressPool>,
     /// Chunks waiting to be sent to the workers as one batch.
     batch: Vec<ChunkJob>,
     /// Results received and not yet written.
@@ -189,34 +258,7 @@ impl ResourceWriter {
             } else {
                 threads
             };
-            let cs = chunk_size as usize;
-            Some(OrderedPool::new(threads, move || {
-                let mut c = new_compressor(format, cs, level);
-                let mut out = vec![0u8; cs];
-                move |jobs: Vec<ChunkJob>| {
-                    jobs.into_iter()
-                        .map(|job| {
-                            let n = job.data.len();
-                            let res = c.as_mut().and_then(|c| {
-                                if out.len() < n {
-                                    out.resize(n, 0);
-                                }
-                                c.compress(&job.data, &mut out[..n])
-                            });
-                            match res {
-                                Some(k) if k < n => ChunkDone {
-                                    data: out[..k].to_vec(),
-                                    raw: false,
-                                },
-                                _ => ChunkDone {
-                                    data: job.data,
-                                    raw: true,
-                                },
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                }
-            }))
+            Some(compress_pool(format, chunk_size, level, threads))
         };
         ResourceWriter {
             batch: Vec::new(),
@@ -458,6 +500,209 @@ impl ResourceWriter {
     }
 }
 
+/// A solid resource written by this writer (or, on append, already in
+/// the WIM).
+#[derive(Debug, Clone, Copy)]
+struct SolidOut {
+    offset_in_wim: u64,
+    size_in_wim: u64,
+    uncompressed_size: u64,
+}
+
+/// Writes one solid resource: the blobs pushed into it form one stream,
+/// cut into `chunk_size` chunks compressed on every core. The chunk table
+/// precedes the chunks but its length is only known at the end, so room
+/// for the largest possible table is reserved first (from the most bytes
+/// the caller may push) and the header and table are written at the end of
+/// that room, just before the chunks; the unused front of the reservation
+/// is dead space, as in wimlib.
+struct SolidWriter {
+    format: CompressionFormat,
+    chunk_size: u32,
+    threads: usize,
+    pool: CompressPool,
+    max_bytes: u64,
+    /// Offset where the chunks start, once the first byte is pushed.
+    data_start: Option<u64>,
+    reserved_chunks: u64,
+    partial: Vec<u8>,
+    batch: Vec<ChunkJob>,
+    batch_bytes: usize,
+    ready: std::collections::VecDeque<ChunkDone>,
+    /// Stored size of each chunk written so far.
+    sizes: Vec<u32>,
+    /// Bytes pushed: the offset the next blob will have.
+    pushed: u64,
+    /// Chunks submitted and not yet written, and their input bytes.
+    inflight: usize,
+    inflight_bytes: u64,
+}
+
+/// Input bytes allowed in flight while writing a solid resource (at least
+/// a chunk per thread, so 64 MiB chunks still compress in parallel).
+const SOLID_INFLIGHT_BYTES: u64 = 64 << 20;
+
+impl SolidWriter {
+    fn new(opts: SolidOptions, level: u32, threads: usize, max_bytes: u64) -> SolidWriter {
+        let threads = if threads == 0 {
+            default_threads()
+        } else {
+            threads
+        };
+        SolidWriter {
+            format: opts.compression,
+            chunk_size: opts.chunk_size,
+            threads,
+            pool: compress_pool(opts.compression, opts.chunk_size, level, threads),
+            max_bytes,
+            data_start: None,
+            reserved_chunks: 0,
+            partial: Vec::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            ready: Default::default(),
+            sizes: Vec::new(),
+            pushed: 0,
+            inflight: 0,
+            inflight_bytes: 0,
+        }
+    }
+
+    fn push(&mut self, out: &mut Output, mut data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.pushed + data.len() as u64 > self.max_bytes {
+            return Err(WimError::InvalidArgument(format!(
+                "solid resource: more than the {} bytes reserved for",
+                self.max_bytes
+            )));
+        }
+        if self.data_start.is_none() {
+            self.reserved_chunks = self.max_bytes.div_ceil(self.chunk_size as u64);
+            let room = SOLID_HEADER_SIZE + 4 * self.reserved_chunks;
+            let zeros = vec![0u8; (room as usize).min(OUT_BUF)];
+            let mut left = room;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                out.write(&zeros[..n])?;
+                left -= n as u64;
+            }
+            self.data_start = Some(out.pos());
+        }
+        self.pushed += data.len() as u64;
+        let cs = self.chunk_size as usize;
+        while !data.is_empty() {
+            if self.partial.capacity() == 0 {
+                self.partial.reserve_exact(cs.min(self.max_bytes as usize));
+            }
+            let take = (cs - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.partial.len() == cs {
+                let chunk = std::mem::take(&mut self.partial);
+                self.submit(out, chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, out: &mut Output, chunk: Vec<u8>) -> Result<()> {
+        let n = chunk.len();
+        self.inflight += 1;
+        self.inflight_bytes += n as u64;
+        self.batch_bytes += n;
+        self.batch.push(ChunkJob { data: chunk });
+        if self.batch.len() >= WRITE_BATCH || self.batch_bytes >= OUT_BUF {
+            self.send_batch();
+        }
+        let budget = SOLID_INFLIGHT_BYTES.max((self.threads as u64 + 1) * self.chunk_size as u64);
+        while self.inflight > 0 && (self.pool.is_full() || self.inflight_bytes > budget) {
+            self.emit_one(out)?;
+        }
+        Ok(())
+    }
+
+    fn send_batch(&mut self) {
+        if !self.batch.is_empty() {
+            self.batch_bytes = 0;
+            self.pool.submit(std::mem::take(&mut self.batch));
+        }
+    }
+
+    /// Writes the next compressed chunk, in order.
+    fn emit_one(&mut self, out: &mut Output) -> Result<()> {
+        if self.ready.is_empty() {
+            if self.pool.in_flight() == 0 {
+                self.send_batch();
+            }
+            let batch = self
+                .pool
+                .next_result()
+                .ok_or_else(|| WimError::InvalidArgument("a compressor thread failed".into()))?;
+            self.ready.extend(batch);
+        }
+        let done = self
+            .ready
+            .pop_front()
+            .ok_or_else(|| WimError::InvalidArgument("chunk bookkeeping out of step".into()))?;
+        // A chunk that did not shrink is stored raw: its stored size then
+        // equals its uncompressed size, which is how readers recognise it.
+        out.write(&done.data)?;
+        self.sizes.push(done.data.len() as u32);
+        self.inflight -= 1;
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(self.chunk_size as u64);
+        Ok(())
+    }
+
+    /// Writes the remaining chunks, then the header and chunk table; the
+    /// resource's extent, or `None` if nothing was pushed.
+    fn finish(mut self, out: &mut Output) -> Result<Option<SolidOut>> {
+        if !self.partial.is_empty() {
+            let chunk = std::mem::take(&mut self.partial);
+            self.inflight += 1;
+            self.inflight_bytes += chunk.len() as u64;
+            self.batch.push(ChunkJob { data: chunk });
+        }
+        self.send_batch();
+        while self.inflight > 0 {
+            self.emit_one(out)?;
+        }
+        let Some(data_start) = self.data_start else {
+            return Ok(None);
+        };
+        let n = self.sizes.len() as u64;
+        if n > self.reserved_chunks {
+            return Err(WimError::InvalidArgument(
+                "solid resource: more chunks than reserved".into(),
+            ));
+        }
+        let start = data_start - 4 * n - SOLID_HEADER_SIZE;
+        let mut head = Vec::with_capacity((SOLID_HEADER_SIZE + 4 * n) as usize);
+        head.extend_from_slice(&self.pushed.to_le_bytes());
+        head.extend_from_slice(&self.chunk_size.to_le_bytes());
+        head.extend_from_slice(&solid_format_to_u32(self.format).to_le_bytes());
+        for sz in &self.sizes {
+            head.extend_from_slice(&sz.to_le_bytes());
+        }
+        out.patch(start, &head)?;
+        Ok(Some(SolidOut {
+            offset_in_wim: start,
+            size_in_wim: out.pos() - start,
+            uncompressed_size: self.pushed,
+        }))
+    }
+}
+
+/// Where a blob being written goes.
+#[derive(Debug, Clone, Copy)]
+enum BlobSlot {
+    /// An ordinary resource, by [`ResourceWriter`] id.
+    Resource(usize),
+    /// The open solid resource, at this offset.
+    Solid(u64),
+}
+
 /// A blob known to the WIM being written.
 #[derive(Debug, Clone)]
 struct BlobRec {
@@ -466,6 +711,9 @@ struct BlobRec {
     reshdr: Option<ResHdr>,
     /// Resource id of a blob being written.
     pending_id: Option<usize>,
+    /// In a solid resource: (index in `WimWriter::solid_out`, offset).
+    /// Such a blob has no `reshdr`.
+    solid: Option<(usize, u64)>,
     size: u64,
     refcnt: u32,
 }
@@ -491,9 +739,13 @@ pub struct WimWriter {
     finished: bool,
     /// For an append: the old file length to cut back to on failure.
     append_old_len: Option<u64>,
+    /// Solid resources of the WIM, in file order.
+    solid_out: Vec<SolidOut>,
+    /// The solid resource being written, if any.
+    solid_cur: Option<SolidWriter>,
 }
 
-fn random_guid() -> [u8; 16] {
+pub(crate) fn random_guid() -> [u8; 16] {
     let mut g = [0u8; 16];
     if let Ok(mut f) = File::open("/dev/urandom") {
         let _ = f.read_exact(&mut g);
@@ -506,7 +758,7 @@ fn random_guid() -> [u8; 16] {
     g
 }
 
-fn temp_path_for(dest: &Path) -> PathBuf {
+pub(crate) fn temp_path_for(dest: &Path) -> PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -534,6 +786,9 @@ impl WimWriter {
             .ctx(|| format!("creating {}", temp.display()))?;
         let mut header = Header::new(opts.compression, opts.chunk_size, random_guid());
         header.flags |= HDR_FLAG_WRITE_IN_PROGRESS;
+        if opts.solid.is_some() {
+            header.version = WIM_VERSION_SOLID;
+        }
         let mut out = Output {
             file,
             buf: Vec::with_capacity(OUT_BUF),
@@ -555,6 +810,8 @@ impl WimWriter {
             info: WimInfo::default(),
             finished: false,
             append_old_len: None,
+            solid_out: Vec::new(),
+            solid_cur: None,
         })
     }
 
@@ -575,8 +832,17 @@ impl WimWriter {
             .open(&path)
             .ctx(|| format!("opening {} for writing", path.display()))?;
         let end = wim.file_size();
+        if wim.header.total_parts > 1 {
+            return Err(WimError::Unsupported(format!(
+                "{}: cannot append to a split WIM (join it first)",
+                path.display()
+            )));
+        }
         let mut header = wim.header.clone();
         header.flags &= !HDR_FLAG_WRITE_IN_PROGRESS;
+        if opts.solid.is_some() {
+            header.version = WIM_VERSION_SOLID;
+        }
         let mut w = WimWriter {
             out: Output {
                 file,
@@ -595,13 +861,24 @@ impl WimWriter {
             info: wim.info.clone(),
             finished: false,
             append_old_len: Some(end),
+            solid_out: wim
+                .solid
+                .iter()
+                .map(|r| SolidOut {
+                    offset_in_wim: r.offset_in_wim,
+                    size_in_wim: r.size_in_wim,
+                    uncompressed_size: r.uncompressed_size,
+                })
+                .collect(),
+            solid_cur: None,
         };
         for b in &wim.blobs {
             w.by_hash.insert(b.hash, w.blobs.len());
             w.blobs.push(BlobRec {
                 hash: b.hash,
-                reshdr: Some(b.reshdr),
+                reshdr: b.solid.is_none().then_some(b.reshdr),
                 pending_id: None,
+                solid: b.solid.map(|s| (s.resource, s.offset)),
                 size: b.reshdr.uncompressed_size,
                 refcnt: b.refcnt,
             });
@@ -642,20 +919,90 @@ impl WimWriter {
     fn add_blob_bytes(&mut self, data: &[u8]) -> Result<Sha1Hash> {
         let hash = Sha1Hash::of(data);
         if !self.by_hash.contains_key(&hash) {
-            let id = self.rw.begin(&mut self.out, data.len() as u64, false)?;
-            self.rw.push(&mut self.out, data)?;
-            self.rw.end(&mut self.out)?;
-            self.register_new(hash, data.len() as u64, id);
+            let slot = self.blob_begin(data.len() as u64)?;
+            self.blob_push(data)?;
+            self.blob_end()?;
+            self.register_new(hash, data.len() as u64, slot);
         }
         Ok(hash)
     }
 
-    fn register_new(&mut self, hash: Sha1Hash, size: u64, id: usize) {
+    /// Starts writing a blob of `size` bytes: into the open solid resource
+    /// if there is one, else as its own resource.
+    fn blob_begin(&mut self, size: u64) -> Result<BlobSlot> {
+        match &self.solid_cur {
+            Some(sw) => Ok(BlobSlot::Solid(sw.pushed)),
+            None => Ok(BlobSlot::Resource(self.rw.begin(
+                &mut self.out,
+                size,
+                false,
+            )?)),
+        }
+    }
+
+    fn blob_push(&mut self, data: &[u8]) -> Result<()> {
+        match &mut self.solid_cur {
+            Some(sw) => sw.push(&mut self.out, data),
+            None => self.rw.push(&mut self.out, data),
+        }
+    }
+
+    fn blob_end(&mut self) -> Result<()> {
+        if self.solid_cur.is_none() {
+            self.rw.end(&mut self.out)?;
+        }
+        Ok(())
+    }
+
+    /// In solid mode, opens a solid resource that will take at most
+    /// `max_bytes` of blob data (until [`close_solid`](Self::close_solid)).
+    fn open_solid(&mut self, max_bytes: u64) -> Result<()> {
+        if let Some(so) = self.opts.solid {
+            self.close_solid()?;
+            // Ordinary resources in flight must land before the solid
+            // resource's reserved room.
+            self.rw.drain(&mut self.out)?;
+            self.collect_done();
+            self.solid_cur = Some(SolidWriter::new(
+                so,
+                self.opts.level,
+                self.opts.threads,
+                max_bytes,
+            ));
+        }
+        Ok(())
+    }
+
+    fn close_solid(&mut self) -> Result<()> {
+        let Some(sw) = self.solid_cur.take() else {
+            return Ok(());
+        };
+        let idx = self.solid_out.len();
+        if let Some(r) = sw.finish(&mut self.out)? {
+            self.solid_out.push(r);
+        }
+        for b in &mut self.blobs {
+            if let Some((i, _)) = &mut b.solid {
+                if *i == usize::MAX {
+                    *i = idx;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn register_new(&mut self, hash: Sha1Hash, size: u64, slot: BlobSlot) {
         self.by_hash.insert(hash, self.blobs.len());
+        let (pending_id, solid) = match slot {
+            BlobSlot::Resource(id) => (Some(id), None),
+            // The resource's index is known when it is closed.
+            BlobSlot::Solid(off) => (None, Some((usize::MAX, off))),
+        };
         self.blobs.push(BlobRec {
             hash,
             reshdr: None,
-            pending_id: Some(id),
+            pending_id,
+            solid,
             size,
             refcnt: 0,
         });
@@ -765,18 +1112,36 @@ impl WimWriter {
             }
         }
         // Walk inodes in tree order for locality.
-        let order: Vec<usize> = {
-            let mut seen = vec![false; tree.inodes.len()];
-            let mut v = Vec::with_capacity(tree.inodes.len());
-            for d in tree.preorder() {
-                let i = tree.dentries[d].inode;
-                if !seen[i] {
-                    seen[i] = true;
-                    v.push(i);
-                }
+        let mut order: Vec<usize> = Vec::with_capacity(tree.inodes.len());
+        let mut first_name: Vec<Option<usize>> = vec![None; tree.inodes.len()];
+        for d in tree.preorder() {
+            let i = tree.dentries[d].inode;
+            if let Some(slot) = first_name.get_mut(i).filter(|s| s.is_none()) {
+                *slot = Some(d);
+                order.push(i);
             }
-            v
-        };
+        }
+        if self.opts.solid.is_some() {
+            // In a solid resource, similar data side by side compresses
+            // better: group by file name extension, then name (wimlib sorts
+            // the same way); stable, so tree order breaks ties.
+            let key = |i: &usize| {
+                let name = first_name
+                    .get(*i)
+                    .copied()
+                    .flatten()
+                    .and_then(|d| tree.dentries.get(d))
+                    .map(|d| d.name_string().to_lowercase())
+                    .unwrap_or_default();
+                let ext = match name.rfind('.') {
+                    Some(p) if p > 0 => name[p + 1..].to_string(),
+                    _ => String::new(),
+                };
+                (ext, name)
+            };
+            order.sort_by_cached_key(key);
+        }
+        self.open_solid(total.bytes_total)?;
         let cs = self.opts.chunk_size.max(65536) as usize;
         let mut buf = vec![0u8; cs.max(1 << 20)];
         let mut done_ids: HashMap<u64, Sha1Hash> = HashMap::new();
@@ -828,6 +1193,7 @@ impl WimWriter {
                 s.source = StreamSource::None;
             }
         }
+        self.close_solid()?;
         progress(ProgressEvent::Write(total));
         Ok(())
     }
@@ -862,13 +1228,13 @@ impl WimWriter {
             self.register_new(hash, size, written.1);
             return Ok(hash);
         }
-        let (hash, rid) = self.stream_into_resource(source, id, size, buf)?;
+        let (hash, slot) = self.stream_into_resource(source, id, size, buf)?;
         if self.by_hash.contains_key(&hash) {
             // Cannot happen for a unique size; keep the first copy and
-            // leave this one (resource `rid`) as unreferenced space.
+            // leave this one as unreferenced space.
             return Ok(hash);
         }
-        self.register_new(hash, size, rid);
+        self.register_new(hash, size, slot);
         Ok(hash)
     }
 
@@ -878,19 +1244,17 @@ impl WimWriter {
         id: u64,
         size: u64,
         buf: &mut [u8],
-    ) -> Result<(Sha1Hash, usize)> {
+    ) -> Result<(Sha1Hash, BlobSlot)> {
         let mut r = source.open_stream(id)?;
-        let rid = self.rw.begin(&mut self.out, size, false)?;
+        let slot = self.blob_begin(size)?;
         let mut h = Sha1Hasher::new();
-        let out = &mut self.out;
-        let rw = &mut self.rw;
         let got = read_all(&mut *r, buf, &mut |c| {
             h.update(c);
-            rw.push(out, c)
+            self.blob_push(c)
         })?;
         check_size(got, size, id)?;
-        self.rw.end(&mut self.out)?;
-        Ok((h.finish(), rid))
+        self.blob_end()?;
+        Ok((h.finish(), slot))
     }
 
     /// Copies image `n` of `src` into this WIM, copying stored blobs as they
@@ -903,9 +1267,15 @@ impl WimWriter {
             opts.name = template.as_ref().and_then(|t| t.name.clone());
         }
         self.check_name(&opts.name)?;
-        let same_format = src.compression() == self.opts.compression
+        // Stored resources are copied as they are when the compression
+        // matches; blobs of solid resources, and everything when writing
+        // solid, go through decompression (in file order, on every core).
+        let same_format = self.opts.solid.is_none()
+            && src.compression() == self.opts.compression
             && (self.opts.compression == CompressionFormat::None
                 || src.header.chunk_size == self.opts.chunk_size);
+        let mut recompress: Vec<&BlobEntry> = Vec::new();
+        let mut queued: std::collections::HashSet<Sha1Hash> = Default::default();
         for inode in &tree.inodes {
             for s in &inode.streams {
                 if s.hash.is_zero() || self.by_hash.contains_key(&s.hash) {
@@ -915,41 +1285,77 @@ impl WimWriter {
                     hash: s.hash.to_string(),
                     needed_by: format!("image {n}"),
                 })?;
-                if same_format {
-                    self.rw.drain(&mut self.out)?;
-                    self.collect_done();
-                    let mut raw = vec![0u8; entry.reshdr.size_in_wim as usize];
-                    src.read_raw(
-                        entry.reshdr.offset_in_wim,
-                        &mut raw,
-                        &format!("blob {}", entry.hash),
-                    )?;
-                    let mut rh = entry.reshdr;
-                    rh.offset_in_wim = self.out.pos();
-                    self.out.write(&raw)?;
-                    self.by_hash.insert(entry.hash, self.blobs.len());
-                    self.blobs.push(BlobRec {
-                        hash: entry.hash,
-                        reshdr: Some(rh),
-                        pending_id: None,
-                        size: rh.uncompressed_size,
-                        refcnt: 0,
-                    });
-                } else {
-                    let rid =
-                        self.rw
-                            .begin(&mut self.out, entry.reshdr.uncompressed_size, false)?;
-                    let out = &mut self.out;
-                    let rw = &mut self.rw;
-                    src.read_blob(entry, &mut |c| rw.push(out, c))?;
-                    self.rw.end(&mut self.out)?;
-                    self.register_new(entry.hash, entry.reshdr.uncompressed_size, rid);
+                if same_format && entry.solid.is_none() {
+                    self.copy_raw(src, entry)?;
+                } else if queued.insert(entry.hash) {
+                    recompress.push(entry);
                 }
             }
+        }
+        if !recompress.is_empty() {
+            recompress.sort_by_key(|b| b.read_order());
+            let total: u64 = recompress.iter().map(|b| b.reshdr.uncompressed_size).sum();
+            self.open_solid(total)?;
+            let mut reader = BlobReader::new(src, recompress.clone(), self.opts.threads);
+            let mut cur: Option<BlobSlot> = None;
+            while let Some(ev) = reader.next_event()? {
+                match ev {
+                    BlobEvent::Data(bi, d) => {
+                        if cur.is_none() {
+                            let size = recompress.get(bi).map_or(0, |b| b.reshdr.uncompressed_size);
+                            cur = Some(self.blob_begin(size)?);
+                        }
+                        self.blob_push(&d)?;
+                    }
+                    BlobEvent::Done(bi) => {
+                        let (Some(slot), Some(b)) = (cur.take(), recompress.get(bi)) else {
+                            return Err(WimError::InvalidArgument(
+                                "blob reader out of step".into(),
+                            ));
+                        };
+                        self.blob_end()?;
+                        self.register_new(b.hash, b.reshdr.uncompressed_size, slot);
+                    }
+                }
+            }
+            self.close_solid()?;
         }
         let mut tree = tree;
         tree.warnings.clear();
         self.add_tree(tree, &opts, template.as_ref())
+    }
+
+    /// Copies a stored (non-solid) resource byte for byte.
+    fn copy_raw(&mut self, src: &Wim, entry: &BlobEntry) -> Result<()> {
+        self.rw.drain(&mut self.out)?;
+        self.collect_done();
+        let what = format!("blob {}", entry.hash);
+        let mut rh = entry.reshdr;
+        rh.offset_in_wim = self.out.pos();
+        // In pieces: a stored resource can be as large as the file.
+        let mut buf = vec![0u8; (entry.reshdr.size_in_wim as usize).min(OUT_BUF)];
+        let mut pos = 0u64;
+        while pos < entry.reshdr.size_in_wim {
+            let k = ((entry.reshdr.size_in_wim - pos) as usize).min(buf.len());
+            src.read_raw(
+                entry.part_number,
+                entry.reshdr.offset_in_wim + pos,
+                &mut buf[..k],
+                &what,
+            )?;
+            self.out.write(&buf[..k])?;
+            pos += k as u64;
+        }
+        self.by_hash.insert(entry.hash, self.blobs.len());
+        self.blobs.push(BlobRec {
+            hash: entry.hash,
+            reshdr: Some(rh),
+            pending_id: None,
+            solid: None,
+            size: rh.uncompressed_size,
+            refcnt: 0,
+        });
+        Ok(())
     }
 
     /// Removes image `n` (1-based) from what will be written.
@@ -997,13 +1403,63 @@ impl WimWriter {
         }
     }
 
+    /// Appends the solid run to the blob table: each solid resource's
+    /// entry followed by its blobs, whose offsets count from the start of
+    /// the run's resources taken as one stream (what WIMGAPI expects).
+    /// Resources left with no referenced blob are dropped from the table.
+    fn solid_entries(&self, entries: &mut Vec<BlobEntry>) {
+        let mut logical = 0u64;
+        for (ri, r) in self.solid_out.iter().enumerate() {
+            let mut blobs: Vec<&BlobRec> = self
+                .blobs
+                .iter()
+                .filter(|b| b.refcnt > 0 && b.solid.is_some_and(|s| s.0 == ri))
+                .collect();
+            if blobs.is_empty() {
+                continue;
+            }
+            blobs.sort_by_key(|b| b.solid.map_or(0, |s| s.1));
+            entries.push(BlobEntry {
+                reshdr: ResHdr {
+                    size_in_wim: r.size_in_wim,
+                    flags: RESHDR_FLAG_SOLID,
+                    offset_in_wim: r.offset_in_wim,
+                    uncompressed_size: SOLID_RESOURCE_MAGIC,
+                },
+                part_number: 1,
+                refcnt: 1,
+                hash: Sha1Hash::ZERO,
+                solid: None,
+            });
+            for b in blobs {
+                entries.push(BlobEntry {
+                    reshdr: ResHdr {
+                        size_in_wim: b.size,
+                        flags: RESHDR_FLAG_SOLID | RESHDR_FLAG_COMPRESSED,
+                        offset_in_wim: logical + b.solid.map_or(0, |s| s.1),
+                        uncompressed_size: 0,
+                    },
+                    part_number: 1,
+                    refcnt: b.refcnt,
+                    hash: b.hash,
+                    solid: None,
+                });
+            }
+            logical += r.uncompressed_size;
+        }
+    }
+
     /// Writes the blob table, XML data, integrity table and header, then
     /// makes the file durable and (for a new WIM) renames it over the
     /// destination.
     pub fn finish(mut self) -> Result<()> {
+        self.close_solid()?;
         self.rw.drain(&mut self.out)?;
         self.collect_done();
-        if self.blobs.iter().any(|b| b.reshdr.is_none())
+        if self
+            .blobs
+            .iter()
+            .any(|b| b.reshdr.is_none() && b.solid.is_none_or(|s| s.0 >= self.solid_out.len()))
             || self.images.iter().any(|i| i.reshdr.is_none())
         {
             return Err(WimError::InvalidArgument(
@@ -1019,10 +1475,11 @@ impl WimWriter {
                 part_number: 1,
                 refcnt: 1,
                 hash: im.metadata_hash,
+                solid: None,
             });
         }
         for b in &self.blobs {
-            if b.refcnt == 0 {
+            if b.refcnt == 0 || b.solid.is_some() {
                 continue; // unreferenced (deleted image's data): dropped
             }
             entries.push(BlobEntry {
@@ -1030,8 +1487,10 @@ impl WimWriter {
                 part_number: 1,
                 refcnt: b.refcnt,
                 hash: b.hash,
+                solid: None,
             });
         }
+        self.solid_entries(&mut entries);
         let table = serialize_blob_table(&entries);
         let bt_off = self.out.pos();
         self.out.write(&table)?;
@@ -1165,22 +1624,31 @@ fn check_size(got: u64, want: u64, id: u64) -> Result<()> {
 }
 
 fn validate_options(o: &WriteOptions) -> Result<()> {
-    let cs = o.chunk_size;
-    let ok = match o.compression {
-        CompressionFormat::None => true,
-        CompressionFormat::Xpress => cs.is_power_of_two() && (4096..=65536).contains(&cs),
-        CompressionFormat::Lzx => cs.is_power_of_two() && (32768..=2_097_152).contains(&cs),
-        CompressionFormat::Lzms => {
-            return Err(WimError::Unsupported(
-                "writing LZMS is not supported yet".into(),
-            ))
+    let check = |f: CompressionFormat, cs: u32, what: &str| -> Result<()> {
+        if f == CompressionFormat::None {
+            return Ok(());
         }
+        let (min, max) = chunk_size_range(f);
+        if !cs.is_power_of_two() || cs < min || cs > max {
+            return Err(WimError::InvalidArgument(format!(
+                "{what}chunk size {cs} is not valid for {f} (powers of two from {min} to {max})"
+            )));
+        }
+        if new_compressor(f, cs as usize, o.level).is_none() {
+            return Err(WimError::Unsupported(format!(
+                "writing {f} is not supported yet"
+            )));
+        }
+        Ok(())
     };
-    if !ok {
-        return Err(WimError::InvalidArgument(format!(
-            "chunk size {cs} is not valid for {}",
-            o.compression
-        )));
+    check(o.compression, o.chunk_size, "")?;
+    if let Some(so) = o.solid {
+        if so.compression == CompressionFormat::None {
+            return Err(WimError::InvalidArgument(
+                "solid resources must be compressed (xpress, lzx or lzms)".into(),
+            ));
+        }
+        check(so.compression, so.chunk_size, "solid ")?;
     }
     Ok(())
 }

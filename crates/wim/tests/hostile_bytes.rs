@@ -16,7 +16,7 @@ use tasq_wim::image::*;
 use tasq_wim::memfs::{MemFs, MemNode};
 use tasq_wim::reader::Wim;
 use tasq_wim::verify::verify;
-use tasq_wim::writer::{ImageOptions, WimWriter, WriteOptions};
+use tasq_wim::writer::{ImageOptions, SolidOptions, WimWriter, WriteOptions};
 use tasq_wim::CompressionFormat;
 
 /// A small tree with a bit of everything: a 2-chunk file, a duplicate, an
@@ -65,12 +65,21 @@ fn small_fs(seed: u8) -> MemFs {
     fs
 }
 
-/// Writes a two-image WIM of `small_fs` trees.
-fn write_wim(path: &Path, compression: CompressionFormat, integrity: bool) {
+/// Writes a two-image WIM of `small_fs` trees (file data in solid
+/// resources of the same format, 4 KiB chunks for XPRESS, if `solid`).
+fn write_wim(path: &Path, compression: CompressionFormat, integrity: bool, solid: bool) {
     let opts = WriteOptions {
         compression,
         integrity,
         threads: 1,
+        solid: solid.then(|| SolidOptions {
+            compression,
+            chunk_size: if compression == CompressionFormat::Xpress {
+                4096
+            } else {
+                32768
+            },
+        }),
         ..WriteOptions::default()
     };
     let mut w = WimWriter::create(path, opts).unwrap();
@@ -130,19 +139,22 @@ fn sample_stride(n: usize) -> usize {
     }
 }
 
-const FORMATS: [(CompressionFormat, bool); 4] = [
-    (CompressionFormat::None, false),
-    (CompressionFormat::Xpress, false),
-    (CompressionFormat::Lzx, false),
-    (CompressionFormat::Xpress, true),
+/// (format, integrity table, solid)
+const FORMATS: [(CompressionFormat, bool, bool); 6] = [
+    (CompressionFormat::None, false, false),
+    (CompressionFormat::Xpress, false, false),
+    (CompressionFormat::Lzx, false, false),
+    (CompressionFormat::Xpress, true, false),
+    (CompressionFormat::Lzx, false, true),
+    (CompressionFormat::Xpress, false, true),
 ];
 
 #[test]
 fn every_truncation_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for (c, integrity) in FORMATS {
-        let path = dir.path().join(format!("{c}-{integrity}.wim"));
-        write_wim(&path, c, integrity);
+    for (c, integrity, solid) in FORMATS {
+        let path = dir.path().join(format!("{c}-{integrity}-{solid}.wim"));
+        write_wim(&path, c, integrity, solid);
         let bytes = std::fs::read(&path).unwrap();
         assert!(read_everything(&path).is_ok());
         let cut_path = dir.path().join("cut.wim");
@@ -179,9 +191,9 @@ fn every_truncation_is_refused() {
 #[test]
 fn bit_flips_are_refused_or_harmless() {
     let dir = tempfile::tempdir().unwrap();
-    for (c, integrity) in FORMATS {
-        let path = dir.path().join(format!("{c}-{integrity}.wim"));
-        write_wim(&path, c, integrity);
+    for (c, integrity, solid) in FORMATS {
+        let path = dir.path().join(format!("{c}-{integrity}-{solid}.wim"));
+        write_wim(&path, c, integrity, solid);
         let bytes = std::fs::read(&path).unwrap();
         let reference = read_everything(&path).unwrap();
         assert_eq!(reference.len(), 2);
