@@ -14,6 +14,7 @@ pub mod events;
 pub mod journal;
 pub mod log;
 pub mod runner;
+pub mod sample;
 pub mod steps;
 pub mod volumes;
 

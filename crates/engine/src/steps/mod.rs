@@ -19,6 +19,9 @@ use std::path::Path;
 use std::time::Duration;
 use tasq_tasksequence::model::Step;
 
+pub mod apply_os;
+pub mod boot;
+pub mod disk;
 pub mod general;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +130,8 @@ impl Registry {
         let mut r = Registry::general();
         // One line per step family; each family's module registers its types.
         let _ = &mut r;
+        disk::register(&mut r);
+        apply_os::register(&mut r);
         r
     }
     pub fn register(&mut self, type_name: &str, action: Box<dyn StepAction>) {
