@@ -571,3 +571,91 @@ fn the_bcd_store_holds_bootmgr_and_a_loader_read_back_with_hivex_tools() {
         assert!(ok && xml.contains("Objects"), "{xml}");
     }
 }
+
+/// Copies the bytes of a partition into a file of its own (zero MiBs
+/// left as holes) for tools that take a volume file.
+fn partition_file(disk: &Path, offset: u64, len: u64, out: &Path) -> PathBuf {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::File::open(disk).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut o = std::fs::File::create(out).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        f.read_exact(&mut buf[..n]).unwrap();
+        if buf[..n].iter().all(|b| *b == 0) {
+            o.seek(SeekFrom::Current(n as i64)).unwrap();
+        } else {
+            o.write_all(&buf[..n]).unwrap();
+        }
+        left -= n as u64;
+    }
+    o.set_len(len).unwrap();
+    out.to_path_buf()
+}
+
+fn volume_file(lab: &Lab, disk: usize, partition: u32) -> PathBuf {
+    let d = tasq_disk::Disk::open(lab.disk(disk), false).unwrap();
+    let t = tasq_disk::read_table(&d).unwrap();
+    let e = t.entries.iter().find(|e| e.index == partition).unwrap();
+    partition_file(
+        &lab.disk(disk),
+        e.offset(),
+        e.size(),
+        &lab.dir.path().join(format!("vol-{disk}-{partition}.img")),
+    )
+}
+
+fn ntfs_list(vol: &Path, path: &str) -> String {
+    let (ok, out) = tool("ntfsls", &["-f", "-p", path, vol.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    out
+}
+
+#[test]
+fn a_capture_of_several_volumes_is_applied_image_n_to_volume_n() {
+    let lab = Lab::new("bios", &[(GIB, false)]);
+    let d = tasq_disk::Disk::open(lab.disk(0), true).unwrap();
+    let layout = tasq_disk::Layout::from_toml(
+        "style = \"mbr\"\n[[partition]]\ntype = \"Primary\"\nfile_system = \"NTFS\"\nsize = 200\nunit = \"MB\"\nvolume_name = \"One\"\n[[partition]]\ntype = \"Primary\"\nfile_system = \"NTFS\"\nvolume_name = \"Two\"\n",
+        "t",
+    )
+    .unwrap();
+    tasq_disk::partition_and_format(&d, &layout).unwrap();
+    drop(d);
+    // A WIM of two volume images named as a disk capture names them.
+    let t1 = lab.dir.path().join("t1");
+    let t2 = lab.dir.path().join("t2");
+    std::fs::create_dir_all(t1.join("first")).unwrap();
+    std::fs::write(t1.join("first/a.txt"), b"one").unwrap();
+    std::fs::create_dir_all(t2.join("second")).unwrap();
+    std::fs::write(t2.join("second/b.txt"), b"two").unwrap();
+    let wim = lab.dir.path().join("cap.wim");
+    let (ok, out) = tool("wimlib-imagex", &["capture", t1.to_str().unwrap(), wim.to_str().unwrap(), "ref.img:1"]);
+    assert!(ok, "{out}");
+    let (ok, out) = tool("wimlib-imagex", &["append", t2.to_str().unwrap(), wim.to_str().unwrap(), "ref.img:2"]);
+    assert!(ok, "{out}");
+    let id = LocalLibrary::new(&lab.lib)
+        .add("os-image", "Captured", &wim, BTreeMap::new())
+        .unwrap()
+        .id;
+    let mut step = apply_step(&id);
+    step.set_var("OSDImageIndex", None, "2");
+    let (o, e, log) = lab.run(vec![step]);
+    // Image 2 holds no Windows: both volumes are applied, then making it
+    // bootable fails the step (an OS image that is not one).
+    assert!(matches!(o, RunOutcome::Failed { .. }), "{log}");
+    assert!(log.contains("cannot be made bootable"), "{log}");
+    // Discovery lettered them C: and D:; image 2 (the "OS") is on D:.
+    assert_eq!(e.env.get("OSDTargetSystemDrive"), Some("D:"), "{log}");
+    let v1 = volume_file(&lab, 0, 1);
+    let v2 = volume_file(&lab, 0, 2);
+    assert!(ntfs_list(&v1, "/").contains("first"));
+    assert!(!ntfs_list(&v1, "/").contains("second"));
+    assert!(ntfs_list(&v2, "/second").contains("b.txt"));
+    for v in [&v1, &v2] {
+        let (ok, out) = tool("ntfsfix", &["-n", v.to_str().unwrap()]);
+        assert!(ok, "{out}");
+    }
+}
