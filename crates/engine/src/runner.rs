@@ -518,12 +518,8 @@ impl Engine {
             return;
         };
         let r = (|| -> Result<tasq_volume::fs::CopyStats, String> {
-            let (mut fs, path) = crate::volumes::open_drive(
-                &self.state.drives,
-                &self.cfg.computer,
-                &target,
-                true,
-            )?;
+            let (mut fs, path) =
+                crate::volumes::open_drive(&self.state.drives, &self.cfg.computer, &target, true)?;
             let stats = tasq_volume::fs::copy_host_tree(fs.as_mut(), &self.cfg.state_dir, &path)
                 .map_err(|e| e.to_string())?;
             fs.flush().map_err(|e| e.to_string())?;

@@ -136,10 +136,7 @@ pub fn sample_os_tree(dir: &Path, arch: Architecture) -> io::Result<()> {
         )?;
         let c = key_path(h, "ControlSet001\\Control\\ComputerName\\ComputerName")?;
         h.set_values(c, &[Value::string("ComputerName", "MINWINPC")])?;
-        let a = key_path(
-            h,
-            "ControlSet001\\Control\\Session Manager\\Environment",
-        )?;
+        let a = key_path(h, "ControlSet001\\Control\\Session Manager\\Environment")?;
         h.set_values(
             a,
             &[Value::string(
@@ -163,7 +160,10 @@ pub fn sample_os_tree(dir: &Path, arch: Architecture) -> io::Result<()> {
             ],
         )?;
         // {globalsettings}: an inheritable settings object, as templates carry.
-        let g = key_path(h, "Objects\\{7ea2e1ac-2e61-4728-aaa3-896d9d0a9f0e}\\Description")?;
+        let g = key_path(
+            h,
+            "Objects\\{7ea2e1ac-2e61-4728-aaa3-896d9d0a9f0e}\\Description",
+        )?;
         h.set_values(g, &[Value::dword("Type", 0x1000_0002)])?;
         let e = key_path(
             h,
@@ -215,7 +215,9 @@ pub fn sample_os_wim(tree: &Path, wim_path: &Path, arch: Architecture) -> io::Re
         n,
         WindowsInfo {
             arch: Some(arch_code(arch)),
-            product_name: Some(format!("Microsoft® Windows® Operating System ({PRODUCT_NAME})")),
+            product_name: Some(format!(
+                "Microsoft® Windows® Operating System ({PRODUCT_NAME})"
+            )),
             edition_id: Some(EDITION_ID.into()),
             installation_type: Some("Client".into()),
             product_type: Some("WinNT".into()),
@@ -296,7 +298,10 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
-        assert!(text.contains("Edition ID:             Enterprise"), "{text}");
+        assert!(
+            text.contains("Edition ID:             Enterprise"),
+            "{text}"
+        );
         assert!(text.contains("Build:                  19045"), "{text}");
     }
 }

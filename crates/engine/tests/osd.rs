@@ -58,7 +58,9 @@ fn wizard_steps(image_id: &str) -> Vec<Step> {
     fn walk(items: &[Item], out: &mut Vec<Step>) {
         for it in items {
             match it {
-                Item::Step(s) if [types::PARTITION_DISK, types::APPLY_OS].contains(&s.type_name()) => {
+                Item::Step(s)
+                    if [types::PARTITION_DISK, types::APPLY_OS].contains(&s.type_name()) =>
+                {
                     out.push(s.clone())
                 }
                 Item::Group(g) => walk(&g.items, out),
@@ -100,11 +102,7 @@ impl Lab {
         }
         let computer = Computer::from_toml(&toml, Path::new("computer.toml")).unwrap();
         let lib = dir.path().join("library");
-        Lab {
-            dir,
-            computer,
-            lib,
-        }
+        Lab { dir, computer, lib }
     }
 
     fn disk(&self, i: usize) -> PathBuf {
@@ -181,7 +179,8 @@ fn partition_steps(uefi: bool) -> Vec<Step> {
     wizard_steps("TSQ00001")
         .into_iter()
         .filter(|s| {
-            s.type_name() == types::PARTITION_DISK && s.name.ends_with(if uefi { "UEFI" } else { "BIOS" })
+            s.type_name() == types::PARTITION_DISK
+                && s.name.ends_with(if uefi { "UEFI" } else { "BIOS" })
         })
         .collect()
 }
@@ -216,19 +215,23 @@ fn the_wizards_uefi_partition_step_makes_a_gpt_disk_and_sets_osdisk() {
     let first = &esp.entries[0];
     let (ok, out) = tool(
         "fsck.vfat",
-        &[
-            "-n",
-            &format!("{}@@{}", disk.display(), first.offset()),
-        ],
+        &["-n", &format!("{}@@{}", disk.display(), first.offset())],
     );
     // fsck.vfat has no offset syntax everywhere: fall back to mtools.
     if !ok {
         let (ok, out2) = tool(
             "minfo",
-            &["-i", &format!("{}@@{}", disk.display(), first.offset()), "::"],
+            &[
+                "-i",
+                &format!("{}@@{}", disk.display(), first.offset()),
+                "::",
+            ],
         );
         assert!(ok, "{out}\n{out2}");
-        assert!(out2.contains("FAT32") || out2.contains("fat bits"), "{out2}");
+        assert!(
+            out2.contains("FAT32") || out2.contains("fat bits"),
+            "{out2}"
+        );
     }
 }
 
@@ -246,7 +249,10 @@ fn the_wizards_bios_partition_step_makes_an_mbr_disk_with_an_active_system_parti
         .map(|l| l.replace(' ', ""))
         .collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].contains("type=7") && lines[0].contains("bootable"), "{out}");
+    assert!(
+        lines[0].contains("type=7") && lines[0].contains("bootable"),
+        "{out}"
+    );
     assert!(lines[0].contains(&format!("size={}", 350 * 2048)), "{out}");
     assert!(lines[2].contains("type=27"), "{out}");
     // C: is Windows (partition 2); System Reserved gets the next letter.
@@ -258,7 +264,11 @@ fn the_wizards_bios_partition_step_makes_an_mbr_disk_with_an_active_system_parti
     assert_eq!(part('C'), 2);
     assert_eq!(part('D'), 1);
     let t = tasq_disk::list_volumes(&tasq_disk::Disk::open(lab.disk(0), false).unwrap()).unwrap();
-    let labels: Vec<_> = t.volumes.iter().map(|v| v.label.clone().unwrap_or_default()).collect();
+    let labels: Vec<_> = t
+        .volumes
+        .iter()
+        .map(|v| v.label.clone().unwrap_or_default())
+        .collect();
     assert_eq!(labels, ["System Reserved", "Windows", "Recovery"]);
 }
 
@@ -313,7 +323,12 @@ fn a_collection_variable_overrides_the_steps_setting() {
         },
     )
     .unwrap();
-    assert_eq!(e.run("x", false).unwrap(), RunOutcome::Succeeded, "{}", messages(&sink));
+    assert_eq!(
+        e.run("x", false).unwrap(),
+        RunOutcome::Succeeded,
+        "{}",
+        messages(&sink)
+    );
     let t1 = tasq_disk::read_table(&tasq_disk::Disk::open(lab.disk(1), false).unwrap()).unwrap();
     assert_eq!(t1.entries.len(), 4);
     let t0 = tasq_disk::read_table(&tasq_disk::Disk::open(lab.disk(0), false).unwrap()).unwrap();
@@ -347,7 +362,9 @@ fn discovery_letters_existing_volumes_from_c_skipping_esp_msr_and_recovery() {
     let got: Vec<(char, usize, u32)> = drives
         .iter()
         .map(|(l, v)| match v {
-            VolumeRef::Partition { disk, partition, .. } => (*l, *disk, *partition),
+            VolumeRef::Partition {
+                disk, partition, ..
+            } => (*l, *disk, *partition),
             _ => panic!(),
         })
         .collect();
@@ -377,7 +394,9 @@ fn apply_to_a_host_directory_keeps_the_state_folder_and_sets_the_target_drive() 
     let (seq, xml) = sequence_of(vec![apply_step(&id)]);
     let sink = Shared::default();
     let mut e = lab.engine(&seq, &xml, sink.clone());
-    e.state.drives.insert('C', VolumeRef::HostDir { path: c.clone() });
+    e.state
+        .drives
+        .insert('C', VolumeRef::HostDir { path: c.clone() });
     let o = e.run("x", false).unwrap();
     let log = messages(&sink);
     assert_eq!(o, RunOutcome::Succeeded, "{log}");
@@ -434,12 +453,17 @@ fn apply_checks_package_index_and_destination_before_writing() {
         let (seq, xml) = sequence_of(vec![step]);
         let sink = Shared::default();
         let mut e = lab.engine(&seq, &xml, sink.clone());
-        e.state.drives.insert('C', VolumeRef::HostDir { path: c.clone() });
+        e.state
+            .drives
+            .insert('C', VolumeRef::HostDir { path: c.clone() });
         let o = e.run("x", false).unwrap();
         let log = messages(&sink);
         assert!(matches!(o, RunOutcome::Failed { .. }), "{expect}: {log}");
         assert!(log.contains(expect), "{expect}: {log}");
-        assert!(c.join("stale.txt").exists(), "{expect}: the destination was wiped");
+        assert!(
+            c.join("stale.txt").exists(),
+            "{expect}: the destination was wiped"
+        );
     }
 }
 
@@ -454,7 +478,11 @@ fn the_state_folder_is_copied_to_smstsmdatapath_when_the_run_stops() {
     let mut e = Engine::start(
         &seq,
         xml.as_bytes(),
-        &[("_SMSTSMDataPath".into(), "C:\\_SMSTaskSequence".into(), false)],
+        &[(
+            "_SMSTSMDataPath".into(),
+            "C:\\_SMSTaskSequence".into(),
+            false,
+        )],
         EngineConfig {
             computer: lab.computer.clone(),
             state_dir: lab.dir.path().join("state"),
@@ -469,7 +497,9 @@ fn the_state_folder_is_copied_to_smstsmdatapath_when_the_run_stops() {
         },
     )
     .unwrap();
-    e.state.drives.insert('C', VolumeRef::HostDir { path: c.clone() });
+    e.state
+        .drives
+        .insert('C', VolumeRef::HostDir { path: c.clone() });
     assert_eq!(e.run("x", false).unwrap(), RunOutcome::Succeeded);
     let copied = c.join("_SMSTaskSequence");
     let host: Vec<_> = std::fs::read_dir(lab.dir.path().join("state"))
@@ -553,13 +583,18 @@ fn the_bcd_store_holds_bootmgr_and_a_loader_read_back_with_hivex_tools() {
             boot::BOOTMGR_GUID
         ));
         // hivexget decodes strings.
-        assert!(def.contains(&format!("\"Element\"=\"{}\"", rep.loader)), "{def}");
+        assert!(
+            def.contains(&format!("\"Element\"=\"{}\"", rep.loader)),
+            "{def}"
+        );
         let ld = get(&format!("\\Objects\\{}\\Description", rep.loader));
         assert!(ld.contains("\"Type\"=dword:10200003"), "{ld}");
         let path = get(&format!("\\Objects\\{}\\Elements\\12000002", rep.loader));
         assert!(
-            path.contains(&format!("\"Element\"=\"{}\"", loader_path.replace('\\', "\\\\")))
-                || path.contains(loader_path),
+            path.contains(&format!(
+                "\"Element\"=\"{}\"",
+                loader_path.replace('\\', "\\\\")
+            )) || path.contains(loader_path),
             "{path}"
         );
         let dev = get(&format!("\\Objects\\{}\\Elements\\21000001", rep.loader));
@@ -632,9 +667,25 @@ fn a_capture_of_several_volumes_is_applied_image_n_to_volume_n() {
     std::fs::create_dir_all(t2.join("second")).unwrap();
     std::fs::write(t2.join("second/b.txt"), b"two").unwrap();
     let wim = lab.dir.path().join("cap.wim");
-    let (ok, out) = tool("wimlib-imagex", &["capture", t1.to_str().unwrap(), wim.to_str().unwrap(), "ref.img:1"]);
+    let (ok, out) = tool(
+        "wimlib-imagex",
+        &[
+            "capture",
+            t1.to_str().unwrap(),
+            wim.to_str().unwrap(),
+            "ref.img:1",
+        ],
+    );
     assert!(ok, "{out}");
-    let (ok, out) = tool("wimlib-imagex", &["append", t2.to_str().unwrap(), wim.to_str().unwrap(), "ref.img:2"]);
+    let (ok, out) = tool(
+        "wimlib-imagex",
+        &[
+            "append",
+            t2.to_str().unwrap(),
+            wim.to_str().unwrap(),
+            "ref.img:2",
+        ],
+    );
     assert!(ok, "{out}");
     let id = LocalLibrary::new(&lab.lib)
         .add("os-image", "Captured", &wim, BTreeMap::new())
@@ -658,4 +709,158 @@ fn a_capture_of_several_volumes_is_applied_image_n_to_volume_n() {
         let (ok, out) = tool("ntfsfix", &["-n", v.to_str().unwrap()]);
         assert!(ok, "{out}");
     }
+}
+
+/// The GUID text `sgdisk -i` prints, as the bytes a GPT entry holds.
+fn guid_bytes(text: &str) -> Vec<u8> {
+    let h: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let b: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&h[i * 2..i * 2 + 2], 16).unwrap())
+        .collect();
+    let mut out = Vec::new();
+    out.extend(b[0..4].iter().rev());
+    out.extend(b[4..6].iter().rev());
+    out.extend(b[6..8].iter().rev());
+    out.extend(&b[8..16]);
+    out
+}
+
+fn hex_list(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn hivexget(hive: &Path, key: &str) -> String {
+    let (ok, out) = tool("hivexget", &[hive.to_str().unwrap(), key]);
+    assert!(ok, "{key}: {out}");
+    out.replace("\\\n  ", "").replace("\\\n", "")
+}
+
+/// The loader GUID a store's {bootmgr} default names.
+fn default_loader(bcd: &Path) -> String {
+    let def = hivexget(
+        bcd,
+        "\\Objects\\{9dea862c-5cdd-4e70-acc1-f32b344d4795}\\Elements\\23000003",
+    );
+    let start = def.find('{').unwrap();
+    def[start..start + 38].to_string()
+}
+
+#[test]
+#[ignore = "needs file access to NTFS/FAT volumes (VolumeFs), not merged yet"]
+fn uefi_wizard_sequence_partitions_applies_and_makes_the_disk_bootable() {
+    let lab = Lab::new("uefi", &[(GIB, false)]);
+    let id = lab.add_sample_os();
+    let (o, e, log) = lab.run(wizard_steps(&id));
+    assert_eq!(o, RunOutcome::Succeeded, "{log}");
+    assert_eq!(e.env.get("OSDTargetSystemDrive"), Some("C:"));
+    let disk = lab.disk(0);
+    // Windows on partition 3, checked by ntfs-3g's tools.
+    let win = volume_file(&lab, 0, 3);
+    let (ok, out) = tool("ntfsfix", &["-n", win.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(ntfs_list(&win, "/Windows/System32/config").contains("SOFTWARE"));
+    // The state folder was copied onto C: when the run ended.
+    assert!(
+        ntfs_list(&win, "/_SMSTaskSequence").contains("journal"),
+        "{log}"
+    );
+    // The ESP: a clean FAT32 with the boot files and the store.
+    let esp = volume_file(&lab, 0, 1);
+    let (ok, out) = tool("fsck.vfat", &["-n", esp.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let esp_s = esp.to_str().unwrap();
+    let (ok, out) = tool("mdir", &["-i", esp_s, "::/EFI/Boot"]);
+    assert!(ok && out.to_ascii_lowercase().contains("bootx64"), "{out}");
+    let bcd = lab.dir.path().join("BCD.uefi");
+    let (ok, out) = tool(
+        "mcopy",
+        &[
+            "-i",
+            esp_s,
+            "::/EFI/Microsoft/Boot/BCD",
+            bcd.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let loader = default_loader(&bcd);
+    let path = hivexget(&bcd, &format!("\\Objects\\{loader}\\Elements\\12000002"));
+    assert!(path.contains("winload.efi"), "{path}");
+    // The OS device names partition 3 by its GPT GUID and the disk's GUID.
+    let (_, info3) = tool("sgdisk", &["-i", "3", disk.to_str().unwrap()]);
+    let part_guid = info3
+        .lines()
+        .find(|l| l.contains("Partition unique GUID"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (_, p) = tool("sgdisk", &["-p", disk.to_str().unwrap()]);
+    let disk_guid = p
+        .lines()
+        .find(|l| l.contains("Disk identifier (GUID)"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let dev = hivexget(&bcd, &format!("\\Objects\\{loader}\\Elements\\21000001"));
+    assert!(dev.contains(&hex_list(&guid_bytes(&part_guid))), "{dev}");
+    assert!(dev.contains(&hex_list(&guid_bytes(&disk_guid))), "{dev}");
+    // {bootmgr}'s device is the ESP (partition 1).
+    let (_, info1) = tool("sgdisk", &["-i", "1", disk.to_str().unwrap()]);
+    let esp_guid = info1
+        .lines()
+        .find(|l| l.contains("Partition unique GUID"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let bmdev = hivexget(
+        &bcd,
+        "\\Objects\\{9dea862c-5cdd-4e70-acc1-f32b344d4795}\\Elements\\11000001",
+    );
+    assert!(bmdev.contains(&hex_list(&guid_bytes(&esp_guid))), "{bmdev}");
+}
+
+#[test]
+#[ignore = "needs file access to NTFS/FAT volumes (VolumeFs), not merged yet"]
+fn bios_wizard_sequence_writes_bootmgr_the_store_and_mbr_code() {
+    let lab = Lab::new("bios", &[(GIB, false)]);
+    let id = lab.add_sample_os();
+    let (o, e, log) = lab.run(wizard_steps(&id));
+    assert_eq!(o, RunOutcome::Succeeded, "{log}");
+    assert_eq!(e.env.get("OSDTargetSystemDrive"), Some("C:"));
+    let sys = volume_file(&lab, 0, 1);
+    let root = ntfs_list(&sys, "/");
+    assert!(root.contains("bootmgr"), "{root}");
+    let bcd = lab.dir.path().join("BCD.bios");
+    let out = Command::new("ntfscat")
+        .args(["-f", sys.to_str().unwrap(), "/Boot/BCD"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&bcd, &out.stdout).unwrap();
+    let loader = default_loader(&bcd);
+    let path = hivexget(&bcd, &format!("\\Objects\\{loader}\\Elements\\12000002"));
+    assert!(path.contains("winload.exe"), "{path}");
+    // The OS device: MBR style, the disk signature, partition 2's offset.
+    let mut s0 = [0u8; 512];
+    use std::io::Read;
+    std::fs::File::open(lab.disk(0))
+        .unwrap()
+        .read_exact(&mut s0)
+        .unwrap();
+    let dev = hivexget(&bcd, &format!("\\Objects\\{loader}\\Elements\\21000001"));
+    assert!(dev.contains(&hex_list(&s0[440..444])), "{dev}");
+    assert!(
+        dev.contains(&hex_list(&(718_848u64 * 512).to_le_bytes())),
+        "{dev}"
+    );
+    // syslinux's MBR code, when installed; the warning about the boot sector.
+    if let Ok(code) = std::fs::read(tasq_engine::steps::boot::SYSLINUX_MBR) {
+        assert_eq!(&s0[..code.len()], &code[..]);
+    }
+    assert!(log.contains("not made to load bootmgr"), "{log}");
 }

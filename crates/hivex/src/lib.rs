@@ -611,10 +611,17 @@ mod tests {
             .arg("\\Select")
             .output()
             .expect("hivexget (libhivex-bin) is installed");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("\"Current\"=dword:00000001"), "{text}");
-        let xml = std::process::Command::new("hivexml").arg(&p).output().unwrap();
+        let xml = std::process::Command::new("hivexml")
+            .arg(&p)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&xml.stdout);
         assert!(text.contains("<node name=\"SYSTEM\""), "{text}");
         assert!(text.contains("<node name=\"Select\""), "{text}");

@@ -50,8 +50,15 @@ fn bad(msg: String) -> StepError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     Next,
-    DiskPartition { disk: usize, partition: u32, from: String },
-    Letter { letter: char, from: String },
+    DiskPartition {
+        disk: usize,
+        partition: u32,
+        from: String,
+    },
+    Letter {
+        letter: char,
+        from: String,
+    },
 }
 
 /// `/name:value` arguments of the step's action command line (after `%VAR%` expansion).
@@ -138,7 +145,9 @@ pub fn destination(ctx: &StepContext) -> Result<Destination, String> {
 
 fn volume_key(v: &VolumeRef) -> String {
     match v {
-        VolumeRef::Partition { disk, partition, .. } => format!("{disk}:{partition}"),
+        VolumeRef::Partition {
+            disk, partition, ..
+        } => format!("{disk}:{partition}"),
         VolumeRef::HostDir { path } => path.display().to_string(),
     }
 }
@@ -148,11 +157,7 @@ fn is_fat(fs: &str) -> bool {
 }
 
 /// A partition of disk `disk` read from its table (no letter needed).
-fn partition_volume(
-    computer: &Computer,
-    disk: usize,
-    partition: u32,
-) -> Result<VolumeRef, String> {
+fn partition_volume(computer: &Computer, disk: usize, partition: u32) -> Result<VolumeRef, String> {
     let d = computer
         .disks
         .get(disk)
@@ -285,19 +290,20 @@ fn image_names(wim: &Wim) -> Vec<String> {
 }
 
 /// Empties `v` except the folders in `keep`.
-fn wipe(
-    ctx: &mut StepContext,
-    v: &VolumeRef,
-    keep: &[&str],
-) -> Result<(), String> {
+fn wipe(ctx: &mut StepContext, v: &VolumeRef, keep: &[&str]) -> Result<(), String> {
     match v.open(ctx.computer, true) {
         Ok(mut fs) => {
-            let removed = tasq_volume::fs::wipe_except(fs.as_mut(), keep).map_err(|e| e.to_string())?;
+            let removed =
+                tasq_volume::fs::wipe_except(fs.as_mut(), keep).map_err(|e| e.to_string())?;
             fs.flush().map_err(|e| e.to_string())?;
             if !removed.is_empty() {
                 ctx.log(
                     Level::Info,
-                    format!("Wiped {} ({} top-level entries removed)", v.describe(), removed.len()),
+                    format!(
+                        "Wiped {} ({} top-level entries removed)",
+                        v.describe(),
+                        removed.len()
+                    ),
                 );
             }
             Ok(())
@@ -394,17 +400,25 @@ impl StepAction for ApplyOperatingSystem {
                 action_arg(ctx, "image").and_then(|a| a.split(',').next().map(str::to_string))
             })
             .filter(|p| !p.trim().is_empty())
-            .ok_or_else(|| bad("ImagePackageID is empty: the step names no OS image package".into()))?;
+            .ok_or_else(|| {
+                bad("ImagePackageID is empty: the step names no OS image package".into())
+            })?;
         let index_text = ctx.param("OSDImageIndex").unwrap_or_else(|| "1".into());
         let index: u32 = index_text
             .trim()
             .parse()
             .ok()
             .filter(|n| *n >= 1)
-            .ok_or_else(|| bad(format!("OSDImageIndex={index_text:?} is not an image index (1 or more)")))?;
-        let lib = ctx
-            .content
-            .ok_or_else(|| bad(format!("ImagePackageID={pkg}: no content library is configured")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "OSDImageIndex={index_text:?} is not an image index (1 or more)"
+                ))
+            })?;
+        let lib = ctx.content.ok_or_else(|| {
+            bad(format!(
+                "ImagePackageID={pkg}: no content library is configured"
+            ))
+        })?;
         let manifest = lib
             .manifest(&pkg)
             .map_err(|e| bad(format!("ImagePackageID={pkg}: {e}")))?;
@@ -422,7 +436,11 @@ impl StepAction for ApplyOperatingSystem {
             .iter()
             .map(|f| f.path.clone())
             .find(|p| p.to_ascii_lowercase().ends_with(".wim"))
-            .ok_or_else(|| bad(format!("ImagePackageID={pkg}: the package holds no .wim file")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "ImagePackageID={pkg}: the package holds no .wim file"
+                ))
+            })?;
         let wim_path = dir.join(&wim_rel);
         let wim = Wim::open(&wim_path)
             .map_err(|e| bad(format!("ImagePackageID={pkg}: {}: {e}", wim_path.display())))?;
@@ -486,7 +504,10 @@ impl StepAction for ApplyOperatingSystem {
             wipe(ctx, v, &keep_refs).map_err(|e| bad(format!("wiping {}: {e}", v.describe())))?;
             ctx.log(
                 Level::Info,
-                format!("Applying image {n} of {wim_rel} ({pkg}) to {}", v.describe()),
+                format!(
+                    "Applying image {n} of {wim_rel} ({pkg}) to {}",
+                    v.describe()
+                ),
             );
             let warnings = apply_to(ctx.computer, v, &wim, *n)
                 .map_err(|e| bad(format!("applying image {n} to {}: {e}", v.describe())))?;
@@ -524,8 +545,12 @@ impl StepAction for ApplyOperatingSystem {
                 l
             }
         };
-        ctx.env.set("OSDTargetSystemDrive", &format!("{os_letter}:"));
-        ctx.log(Level::Info, format!("Set OSDTargetSystemDrive={os_letter}:"));
+        ctx.env
+            .set("OSDTargetSystemDrive", &format!("{os_letter}:"));
+        ctx.log(
+            Level::Info,
+            format!("Set OSDTargetSystemDrive={os_letter}:"),
+        );
 
         if ctx.phase == Phase::Pe {
             make_bootable(ctx, &wim, index, &os_volume).map_err(bad)?;
@@ -535,12 +560,7 @@ impl StepAction for ApplyOperatingSystem {
 }
 
 /// bcdboot's part: boot files and store on the system partition of the OS disk.
-fn make_bootable(
-    ctx: &mut StepContext,
-    wim: &Wim,
-    n: u32,
-    os: &VolumeRef,
-) -> Result<(), String> {
+fn make_bootable(ctx: &mut StepContext, wim: &Wim, n: u32, os: &VolumeRef) -> Result<(), String> {
     let VolumeRef::Partition {
         disk, partition, ..
     } = os
@@ -569,9 +589,14 @@ fn make_bootable(
             "\\Windows\\Boot".to_string(),
             "\\Windows\\System32\\config\\BCD-Template".to_string(),
         ];
-        if let Err(e) =
-            tasq_wim::apply::apply_paths(wim, n, &sel, &mut t, &ApplyOptions { threads: 1 }, &mut |_| {})
-        {
+        if let Err(e) = tasq_wim::apply::apply_paths(
+            wim,
+            n,
+            &sel,
+            &mut t,
+            &ApplyOptions { threads: 1 },
+            &mut |_| {},
+        ) {
             return Err(format!(
                 "image {n} has no Windows boot files ({e}): it cannot be made bootable"
             ));

@@ -130,7 +130,8 @@ pub fn device_id(path: &Path, index: u32) -> Result<DeviceId, String> {
                 .and_then(|o| o.checked_add(u64::from(index - 1) * u64::from(size)))
                 .ok_or_else(|| format!("{}: GPT entry out of range", path.display()))?;
             let mut ent = [0u8; 128];
-            disk.read_exact_at(&mut ent, at).map_err(|e| e.to_string())?;
+            disk.read_exact_at(&mut ent, at)
+                .map_err(|e| e.to_string())?;
             let mut partition_guid = [0u8; 16];
             partition_guid.copy_from_slice(&ent[16..32]);
             Ok(DeviceId::Gpt {
@@ -190,7 +191,13 @@ pub struct BcdRequest {
 fn element(h: &mut Hive, obj: tasq_hivex::Node, ty: u32, v: Value) -> tasq_hivex::Result<()> {
     let els = h.ensure_child(obj, "Elements")?;
     let e = h.ensure_child(els, &format!("{ty:08X}"))?;
-    h.set_values(e, &[Value { name: "Element".into(), ..v }])
+    h.set_values(
+        e,
+        &[Value {
+            name: "Element".into(),
+            ..v
+        }],
+    )
 }
 
 fn object(h: &mut Hive, guid: &str, ty: u32) -> tasq_hivex::Result<tasq_hivex::Node> {
@@ -213,7 +220,12 @@ pub fn build_bcd(template: &Path, dest: &Path, req: &BcdRequest) -> Result<Strin
         let mut h = Hive::open(dest, true)?;
         let uefi = req.firmware == Firmware::Uefi;
         let bm = object(&mut h, BOOTMGR_GUID, TYPE_BOOTMGR)?;
-        element(&mut h, bm, EL_DEVICE, Value::binary("", device_element(&req.system)))?;
+        element(
+            &mut h,
+            bm,
+            EL_DEVICE,
+            Value::binary("", device_element(&req.system)),
+        )?;
         if uefi {
             element(
                 &mut h,
@@ -222,11 +234,21 @@ pub fn build_bcd(template: &Path, dest: &Path, req: &BcdRequest) -> Result<Strin
                 Value::string("", "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"),
             )?;
         }
-        element(&mut h, bm, EL_DESCRIPTION, Value::string("", "Windows Boot Manager"))?;
+        element(
+            &mut h,
+            bm,
+            EL_DESCRIPTION,
+            Value::string("", "Windows Boot Manager"),
+        )?;
         element(&mut h, bm, EL_LOCALE, Value::string("", &req.locale))?;
         element(&mut h, bm, EL_DEFAULT, Value::string("", &loader))?;
         element(&mut h, bm, EL_DISPLAYORDER, Value::multi("", &[&loader]))?;
-        element(&mut h, bm, EL_TIMEOUT, Value::binary("", 30u64.to_le_bytes().to_vec()))?;
+        element(
+            &mut h,
+            bm,
+            EL_TIMEOUT,
+            Value::binary("", 30u64.to_le_bytes().to_vec()),
+        )?;
 
         let ld = object(&mut h, &loader, TYPE_OSLOADER)?;
         let osdev = device_element(&req.os);
@@ -244,7 +266,12 @@ pub fn build_bcd(template: &Path, dest: &Path, req: &BcdRequest) -> Result<Strin
                 },
             ),
         )?;
-        element(&mut h, ld, EL_DESCRIPTION, Value::string("", &req.description))?;
+        element(
+            &mut h,
+            ld,
+            EL_DESCRIPTION,
+            Value::string("", &req.description),
+        )?;
         element(&mut h, ld, EL_LOCALE, Value::string("", &req.locale))?;
         element(&mut h, ld, EL_OSDEVICE, Value::binary("", osdev))?;
         element(&mut h, ld, EL_SYSTEMROOT, Value::string("", "\\Windows"))?;
@@ -295,8 +322,7 @@ pub fn make_bootable(
         );
     }
     let mut report = BootReport::default();
-    let store_path;
-    match req.firmware {
+    let store_path = match req.firmware {
         Firmware::Uefi => {
             let efi = boot.join("EFI");
             if !efi.join("bootmgfw.efi").is_file() {
@@ -319,7 +345,7 @@ pub fn make_bootable(
             let mut f = std::fs::File::open(efi.join("bootmgfw.efi")).map_err(|e| e.to_string())?;
             sys.write_file(&fallback, &mut f).map_err(fe)?;
             report.files += 1;
-            store_path = "EFI\\Microsoft\\Boot\\BCD";
+            "EFI\\Microsoft\\Boot\\BCD"
         }
         Firmware::Bios => {
             let pcat = boot.join("PCAT");
@@ -356,9 +382,9 @@ pub fn make_bootable(
                         .map_err(fe)?
                         .files;
             }
-            store_path = "Boot\\BCD";
+            "Boot\\BCD"
         }
-    }
+    };
     let tmp = tempdir_in(staged)?;
     let bcd = tmp.join("BCD");
     report.loader = build_bcd(&template, &bcd, req)?;

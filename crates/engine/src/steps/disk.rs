@@ -71,11 +71,7 @@ pub fn parse(step: &Step) -> Result<Request, String> {
     let style = match pd.partition_style.trim().to_ascii_uppercase().as_str() {
         "GPT" => Style::Gpt,
         "MBR" => Style::Mbr,
-        other => {
-            return Err(format!(
-                "OSDPartitionStyle={other:?}: expected GPT or MBR"
-            ))
-        }
+        other => return Err(format!("OSDPartitionStyle={other:?}: expected GPT or MBR")),
     };
     match pd.disk_type.trim().to_ascii_uppercase().as_str() {
         "" | "BASIC" => {}
@@ -142,9 +138,9 @@ pub fn parse(step: &Step) -> Result<Request, String> {
         let size = if size_text.is_empty() {
             SizeSpec::Percent(100)
         } else {
-            let n: u64 = size_text.parse().map_err(|_| {
-                format!("{}={size_text:?} is not a whole number", var("Size"))
-            })?;
+            let n: u64 = size_text
+                .parse()
+                .map_err(|_| format!("{}={size_text:?} is not a whole number", var("Size")))?;
             match units.as_str() {
                 "" | "mb" => SizeSpec::Mb(n),
                 "gb" => SizeSpec::Gb(n),
@@ -279,9 +275,8 @@ impl StepAction for FormatAndPartitionDisk {
                 ctx.computer.disks.len()
             ))
         })?;
-        let disk = tasq_disk::Disk::open(&cdisk.path, true).map_err(|e| {
-            bad(format!("OSDDiskIndex={}: {e}", req.disk))
-        })?;
+        let disk = tasq_disk::Disk::open(&cdisk.path, true)
+            .map_err(|e| bad(format!("OSDDiskIndex={}: {e}", req.disk)))?;
         if cdisk.usb || disk.removability().usb {
             return Err(bad(format!(
                 "OSDDiskIndex={}: disk {} ({}) is a USB disk; Format and Partition Disk does not target USB disks",
@@ -297,7 +292,11 @@ impl StepAction for FormatAndPartitionDisk {
             .var("OSDGPTBootDisk")
             .and_then(tasq_tasksequence::model::parse_bool)
             == Some(true)
-            && !req.layout.partitions.iter().any(|p| p.kind == PartKind::Efi)
+            && !req
+                .layout
+                .partitions
+                .iter()
+                .any(|p| p.kind == PartKind::Efi)
         {
             ctx.log(
                 Level::Warning,
@@ -330,7 +329,9 @@ impl StepAction for FormatAndPartitionDisk {
                     "Partition {}: {:?} {} {} bytes{}{}",
                     v.index,
                     v.kind,
-                    v.file_system.map(|f| f.to_string()).unwrap_or("unformatted".into()),
+                    v.file_system
+                        .map(|f| f.to_string())
+                        .unwrap_or("unformatted".into()),
                     v.size,
                     letter.map(|l| format!(", drive {l}:")).unwrap_or_default(),
                     if v.label.is_empty() {
@@ -401,8 +402,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: Vec<(Box<dyn Fn(&mut PartitionDisk)>, &str)> = vec![
-            (Box::new(|p| p.partition_style = "APM".into()), "OSDPartitionStyle"),
+        type Edit = Box<dyn Fn(&mut PartitionDisk)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|p| p.partition_style = "APM".into()),
+                "OSDPartitionStyle",
+            ),
             (Box::new(|p| p.disk_type = "DYNAMIC".into()), "OSDDiskType"),
             (
                 Box::new(|p| p.partitions[1].partition_type = "Logical".into()),
@@ -445,7 +450,8 @@ mod tests {
             assert!(e.contains(var), "{var}: {e}");
         }
         let mut pd = PartitionDisk::bios_default();
-        pd.partitions.push(Partition::new("M", "MSR", "", "16", "MB"));
+        pd.partitions
+            .push(Partition::new("M", "MSR", "", "16", "MB"));
         let e = parse(&step_of(&pd)).unwrap_err();
         assert!(e.contains("OSDPartitions3Type"), "{e}");
         // A boolean that is not one names its variable (the typed reader).
@@ -473,7 +479,12 @@ mod tests {
             mk(3, PartKind::Primary, Some(FsKind::Ntfs), None),
             mk(4, PartKind::Primary, Some(FsKind::Ntfs), Some("OSDisk")),
             mk(5, PartKind::Recovery, Some(FsKind::Ntfs), None),
-            mk(6, PartKind::Recovery, Some(FsKind::Ntfs), Some("RecoveryDrive")),
+            mk(
+                6,
+                PartKind::Recovery,
+                Some(FsKind::Ntfs),
+                Some("RecoveryDrive"),
+            ),
         ];
         let mut drives = Drives::new();
         // A letter of another disk stays; an old letter of this disk goes.
