@@ -281,14 +281,10 @@ fn bad_partition_variables_fail_naming_the_variable_and_leave_the_disk_alone() {
         ("OSDDiskIndex", "3", "OSDDiskIndex"),
         ("OSDPartitions2Size", "-5", "OSDPartitions2Size"),
     ] {
-        let lab = Lab::new("uefi", &[(GIB, false)]);
-        std::fs::write(lab.disk(0), vec![0xA5u8; 1 << 20]).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(lab.disk(0))
-            .unwrap()
-            .set_len(GIB)
-            .unwrap();
+        // Every bad value is refused before the layout is planned, so a
+        // small disk full of a pattern shows any write.
+        let lab = Lab::new("uefi", &[(64 << 20, false)]);
+        std::fs::write(lab.disk(0), vec![0xA5u8; 64 << 20]).unwrap();
         let before = sha(&lab.disk(0));
         let mut steps = partition_steps(true);
         steps[0].set_var(var, None, value);
@@ -749,7 +745,6 @@ fn default_loader(bcd: &Path) -> String {
 }
 
 #[test]
-#[ignore = "needs file access to NTFS/FAT volumes (VolumeFs), not merged yet"]
 fn uefi_wizard_sequence_partitions_applies_and_makes_the_disk_bootable() {
     let lab = Lab::new("uefi", &[(GIB, false)]);
     let id = lab.add_sample_os();
@@ -825,7 +820,6 @@ fn uefi_wizard_sequence_partitions_applies_and_makes_the_disk_bootable() {
 }
 
 #[test]
-#[ignore = "needs file access to NTFS/FAT volumes (VolumeFs), not merged yet"]
 fn bios_wizard_sequence_writes_bootmgr_the_store_and_mbr_code() {
     let lab = Lab::new("bios", &[(GIB, false)]);
     let id = lab.add_sample_os();
@@ -863,4 +857,65 @@ fn bios_wizard_sequence_writes_bootmgr_the_store_and_mbr_code() {
         assert_eq!(&s0[..code.len()], &code[..]);
     }
     assert!(log.contains("not made to load bootmgr"), "{log}");
+}
+
+#[test]
+fn apply_empties_an_ntfs_volume_file_by_file_keeping_the_state_folder() {
+    let lab = Lab::new("uefi", &[(GIB, false)]);
+    let id = lab.add_sample_os();
+    let (o, e, log) = lab.run(partition_steps(true));
+    assert_eq!(o, RunOutcome::Succeeded, "{log}");
+    // Leftovers on C: and a file in the state folder, written with the
+    // volume's own file access.
+    let Some(VolumeRef::Partition { offset, len, .. }) = e.state.drives.get(&'C').cloned() else {
+        panic!()
+    };
+    drop(e);
+    {
+        let mut fs =
+            tasq_volume::fs::open_volume(&lab.disk(0), offset, len, tasq_disk::FsType::Ntfs, true)
+                .unwrap();
+        let p = |s: &str| tasq_volume::VolPath::parse(s).unwrap();
+        fs.write_file(&p("_SMSTaskSequence\\keep.txt"), &mut &b"keep"[..])
+            .unwrap();
+        fs.write_file(&p("Old\\stale.txt"), &mut &b"stale"[..])
+            .unwrap();
+        fs.flush().unwrap();
+    }
+    // A second run: discovery finds C: again, the apply step wipes it.
+    let mut step = apply_step(&id);
+    step.set_var("DestinationLogicalDrive", None, "C:");
+    let (seq, xml) = sequence_of(vec![step]);
+    let sink = Shared::default();
+    let state2 = lab.dir.path().join("state2");
+    let lib: Box<dyn ContentLibrary> = Box::new(LocalLibrary::new(&lab.lib));
+    let mut e = Engine::start(
+        &seq,
+        xml.as_bytes(),
+        &[],
+        EngineConfig {
+            computer: lab.computer.clone(),
+            state_dir: state2,
+            media: MediaType::Boot,
+            registry: Registry::standard(),
+            machine: Box::new(DiskImageMachine {
+                computer_file: "c.toml".into(),
+            }),
+            content: Some(lib),
+            sinks: vec![Box::new(sink.clone())],
+            package_id: "TSQ00000".into(),
+        },
+    )
+    .unwrap();
+    let o = e.run("x", false).unwrap();
+    let log = messages(&sink);
+    assert_eq!(o, RunOutcome::Succeeded, "{log}");
+    assert!(log.contains("Wiped"), "{log}");
+    let win = volume_file(&lab, 0, 3);
+    let root = ntfs_list(&win, "/");
+    assert!(!root.contains("Old"), "{root}");
+    assert!(root.contains("Windows"), "{root}");
+    assert!(ntfs_list(&win, "/_SMSTaskSequence").contains("keep.txt"));
+    let (ok, out) = tool("ntfsfix", &["-n", win.to_str().unwrap()]);
+    assert!(ok, "{out}");
 }

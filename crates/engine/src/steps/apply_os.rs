@@ -289,7 +289,7 @@ fn image_names(wim: &Wim) -> Vec<String> {
         .collect()
 }
 
-/// Empties `v` except the folders in `keep`.
+/// Empties `v` file by file except the top-level folders in `keep`.
 fn wipe(ctx: &mut StepContext, v: &VolumeRef, keep: &[&str]) -> Result<(), String> {
     match v.open(ctx.computer, true) {
         Ok(mut fs) => {
@@ -308,42 +308,9 @@ fn wipe(ctx: &mut StepContext, v: &VolumeRef, keep: &[&str]) -> Result<(), Strin
             }
             Ok(())
         }
-        Err(e) => match v {
-            // Without file access to the volume, a quick format empties
-            // it; what ConfigMgr keeps (_SMSTaskSequence) is lost then,
-            // which the log says.
-            VolumeRef::Partition {
-                disk,
-                partition,
-                offset,
-                len,
-                fs,
-                label,
-            } if fs.eq_ignore_ascii_case("NTFS") => {
-                ctx.log(
-                    Level::Warning,
-                    format!(
-                        "no file access to {} ({e}): emptied by a quick format instead of a wipe; anything kept there (_SMSTaskSequence) is gone",
-                        v.describe()
-                    ),
-                );
-                let d = ctx
-                    .computer
-                    .disks
-                    .get(*disk)
-                    .ok_or_else(|| format!("no disk {disk}"))?;
-                let dk = tasq_disk::Disk::open(&d.path, true).map_err(|e| e.to_string())?;
-                tasq_disk::format::format_ntfs(
-                    &dk,
-                    *partition,
-                    *offset,
-                    *len,
-                    label.as_deref().unwrap_or(""),
-                )
-                .map_err(|e| e.to_string())
-            }
-            _ => Err(e.to_string()),
-        },
+        // ConfigMgr empties the volume file by file; a volume that cannot
+        // be opened is not reformatted behind the user's back.
+        Err(e) => Err(e.to_string()),
     }
 }
 
