@@ -121,27 +121,29 @@ impl Lab {
             .id
     }
 
+    /// An engine configuration for this lab's computer (and its library).
+    fn config(&self, state: &str, with_library: bool, sink: Shared) -> EngineConfig {
+        let content: Option<Box<dyn ContentLibrary>> = if with_library {
+            Some(Box::new(LocalLibrary::new(&self.lib)))
+        } else {
+            None
+        };
+        EngineConfig {
+            computer: self.computer.clone(),
+            state_dir: self.dir.path().join(state),
+            media: MediaType::Boot,
+            registry: Registry::standard(),
+            machine: Box::new(DiskImageMachine {
+                computer_file: "computer.toml".into(),
+            }),
+            content,
+            sinks: vec![Box::new(sink)],
+            package_id: "TSQ00000".into(),
+        }
+    }
+
     fn engine(&self, seq: &Sequence, xml: &str, sink: Shared) -> Engine {
-        let state = self.dir.path().join("state");
-        let lib: Box<dyn ContentLibrary> = Box::new(LocalLibrary::new(&self.lib));
-        Engine::start(
-            seq,
-            xml.as_bytes(),
-            &[],
-            EngineConfig {
-                computer: self.computer.clone(),
-                state_dir: state,
-                media: MediaType::Boot,
-                registry: Registry::standard(),
-                machine: Box::new(DiskImageMachine {
-                    computer_file: "computer.toml".into(),
-                }),
-                content: Some(lib),
-                sinks: vec![Box::new(sink)],
-                package_id: "TSQ00000".into(),
-            },
-        )
-        .unwrap()
+        Engine::start(seq, xml.as_bytes(), &[], self.config("state", true, sink)).unwrap()
     }
 
     fn run(&self, steps: Vec<Step>) -> (RunOutcome, Engine, String) {
@@ -211,28 +213,11 @@ fn the_wizards_uefi_partition_step_makes_a_gpt_disk_and_sets_osdisk() {
     // ESP, MSR and recovery have no letter.
     assert_eq!(e.state.drives.len(), 1, "{:?}", e.state.drives);
     // The ESP is a clean FAT32 volume.
-    let esp = tasq_disk::read_table(&tasq_disk::Disk::open(&disk, false).unwrap()).unwrap();
-    let first = &esp.entries[0];
-    let (ok, out) = tool(
-        "fsck.vfat",
-        &["-n", &format!("{}@@{}", disk.display(), first.offset())],
-    );
-    // fsck.vfat has no offset syntax everywhere: fall back to mtools.
-    if !ok {
-        let (ok, out2) = tool(
-            "minfo",
-            &[
-                "-i",
-                &format!("{}@@{}", disk.display(), first.offset()),
-                "::",
-            ],
-        );
-        assert!(ok, "{out}\n{out2}");
-        assert!(
-            out2.contains("FAT32") || out2.contains("fat bits"),
-            "{out2}"
-        );
-    }
+    let esp = volume_file(&lab, 0, 1);
+    let (ok, out) = tool("fsck.vfat", &["-n", esp.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = tool("minfo", &["-i", esp.to_str().unwrap(), "::"]);
+    assert!(ok && out.contains("FAT32"), "{out}");
 }
 
 #[test]
@@ -300,23 +285,11 @@ fn a_collection_variable_overrides_the_steps_setting() {
     let lab = Lab::new("uefi", &[(GIB, false), (GIB, false)]);
     let (seq, xml) = sequence_of(partition_steps(true));
     let sink = Shared::default();
-    let state = lab.dir.path().join("state");
     let mut e = Engine::start(
         &seq,
         xml.as_bytes(),
         &[("OSDDiskIndex".into(), "1".into(), false)],
-        EngineConfig {
-            computer: lab.computer.clone(),
-            state_dir: state,
-            media: MediaType::Boot,
-            registry: Registry::standard(),
-            machine: Box::new(DiskImageMachine {
-                computer_file: "c.toml".into(),
-            }),
-            content: None,
-            sinks: vec![Box::new(sink.clone())],
-            package_id: "TSQ00000".into(),
-        },
+        lab.config("state", false, sink.clone()),
     )
     .unwrap();
     assert_eq!(
@@ -479,18 +452,7 @@ fn the_state_folder_is_copied_to_smstsmdatapath_when_the_run_stops() {
             "C:\\_SMSTaskSequence".into(),
             false,
         )],
-        EngineConfig {
-            computer: lab.computer.clone(),
-            state_dir: lab.dir.path().join("state"),
-            media: MediaType::Boot,
-            registry: Registry::standard(),
-            machine: Box::new(DiskImageMachine {
-                computer_file: "c.toml".into(),
-            }),
-            content: None,
-            sinks: vec![Box::new(sink.clone())],
-            package_id: "TSQ00000".into(),
-        },
+        lab.config("state", false, sink.clone()),
     )
     .unwrap();
     e.state
@@ -887,24 +849,11 @@ fn apply_empties_an_ntfs_volume_file_by_file_keeping_the_state_folder() {
     step.set_var("DestinationLogicalDrive", None, "C:");
     let (seq, xml) = sequence_of(vec![step]);
     let sink = Shared::default();
-    let state2 = lab.dir.path().join("state2");
-    let lib: Box<dyn ContentLibrary> = Box::new(LocalLibrary::new(&lab.lib));
     let mut e = Engine::start(
         &seq,
         xml.as_bytes(),
         &[],
-        EngineConfig {
-            computer: lab.computer.clone(),
-            state_dir: state2,
-            media: MediaType::Boot,
-            registry: Registry::standard(),
-            machine: Box::new(DiskImageMachine {
-                computer_file: "c.toml".into(),
-            }),
-            content: Some(lib),
-            sinks: vec![Box::new(sink.clone())],
-            package_id: "TSQ00000".into(),
-        },
+        lab.config("state2", true, sink.clone()),
     )
     .unwrap();
     let o = e.run("x", false).unwrap();
