@@ -383,38 +383,21 @@ fn apply_checks_package_index_and_destination_before_writing() {
     let c = lab.dir.path().join("C");
     std::fs::create_dir_all(&c).unwrap();
     std::fs::write(c.join("stale.txt"), b"x").unwrap();
+    let with = |id: &str, var: &str, value: &str| {
+        let mut s = apply_step(id);
+        s.set_var(var, None, value);
+        s
+    };
     let cases: Vec<(Step, &str)> = vec![
         (apply_step("TSQ00042"), "ImagePackageID=TSQ00042"),
+        (with(&id, "OSDImageIndex", "2"), "OSDImageIndex=2"),
+        (with(&id, "OSDImageIndex", "zero"), "OSDImageIndex"),
         (
-            {
-                let mut s = apply_step(&id);
-                s.set_var("OSDImageIndex", None, "2");
-                s
-            },
-            "OSDImageIndex=2",
-        ),
-        (
-            {
-                let mut s = apply_step(&id);
-                s.set_var("OSDImageIndex", None, "zero");
-                s
-            },
-            "OSDImageIndex",
-        ),
-        (
-            {
-                let mut s = apply_step(&id);
-                s.set_var("DestinationLogicalDrive", None, "E:");
-                s
-            },
+            with(&id, "DestinationLogicalDrive", "E:"),
             "DestinationLogicalDrive: no volume has the drive letter E:",
         ),
         (
-            {
-                let mut s = apply_step(&id);
-                s.set_var("DestinationVariable", None, "OSDisk");
-                s
-            },
+            with(&id, "DestinationVariable", "OSDisk"),
             "DestinationVariable=OSDisk",
         ),
     ];
@@ -625,26 +608,13 @@ fn a_capture_of_several_volumes_is_applied_image_n_to_volume_n() {
     std::fs::create_dir_all(t2.join("second")).unwrap();
     std::fs::write(t2.join("second/b.txt"), b"two").unwrap();
     let wim = lab.dir.path().join("cap.wim");
-    let (ok, out) = tool(
-        "wimlib-imagex",
-        &[
-            "capture",
-            t1.to_str().unwrap(),
-            wim.to_str().unwrap(),
-            "ref.img:1",
-        ],
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = tool(
-        "wimlib-imagex",
-        &[
-            "append",
-            t2.to_str().unwrap(),
-            wim.to_str().unwrap(),
-            "ref.img:2",
-        ],
-    );
-    assert!(ok, "{out}");
+    for (verb, tree, name) in [("capture", &t1, "ref.img:1"), ("append", &t2, "ref.img:2")] {
+        let (ok, out) = tool(
+            "wimlib-imagex",
+            &[verb, tree.to_str().unwrap(), wim.to_str().unwrap(), name],
+        );
+        assert!(ok, "{out}");
+    }
     let id = LocalLibrary::new(&lab.lib)
         .add("os-image", "Captured", &wim, BTreeMap::new())
         .unwrap()
@@ -681,6 +651,18 @@ fn guid_bytes(text: &str) -> Vec<u8> {
     out.extend(b[6..8].iter().rev());
     out.extend(&b[8..16]);
     out
+}
+
+/// The value after `label:` in sgdisk's output.
+fn sgdisk_field(args: &[&str], label: &str) -> String {
+    let (ok, out) = tool("sgdisk", args);
+    assert!(ok, "{out}");
+    out.lines()
+        .find(|l| l.contains(label))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or_else(|| panic!("{label}: {out}"))
+        .trim()
+        .to_string()
 }
 
 fn hex_list(b: &[u8]) -> String {
@@ -746,34 +728,14 @@ fn uefi_wizard_sequence_partitions_applies_and_makes_the_disk_bootable() {
     let path = hivexget(&bcd, &format!("\\Objects\\{loader}\\Elements\\12000002"));
     assert!(path.contains("winload.efi"), "{path}");
     // The OS device names partition 3 by its GPT GUID and the disk's GUID.
-    let (_, info3) = tool("sgdisk", &["-i", "3", disk.to_str().unwrap()]);
-    let part_guid = info3
-        .lines()
-        .find(|l| l.contains("Partition unique GUID"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap()
-        .trim()
-        .to_string();
-    let (_, p) = tool("sgdisk", &["-p", disk.to_str().unwrap()]);
-    let disk_guid = p
-        .lines()
-        .find(|l| l.contains("Disk identifier (GUID)"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap()
-        .trim()
-        .to_string();
+    let d = disk.to_str().unwrap();
+    let part_guid = sgdisk_field(&["-i", "3", d], "Partition unique GUID");
+    let disk_guid = sgdisk_field(&["-p", d], "Disk identifier (GUID)");
     let dev = hivexget(&bcd, &format!("\\Objects\\{loader}\\Elements\\21000001"));
     assert!(dev.contains(&hex_list(&guid_bytes(&part_guid))), "{dev}");
     assert!(dev.contains(&hex_list(&guid_bytes(&disk_guid))), "{dev}");
     // {bootmgr}'s device is the ESP (partition 1).
-    let (_, info1) = tool("sgdisk", &["-i", "1", disk.to_str().unwrap()]);
-    let esp_guid = info1
-        .lines()
-        .find(|l| l.contains("Partition unique GUID"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap()
-        .trim()
-        .to_string();
+    let esp_guid = sgdisk_field(&["-i", "1", d], "Partition unique GUID");
     let bmdev = hivexget(
         &bcd,
         "\\Objects\\{9dea862c-5cdd-4e70-acc1-f32b344d4795}\\Elements\\11000001",
