@@ -16,6 +16,7 @@ pub mod journal;
 pub mod log;
 pub mod platform;
 pub mod runner;
+pub mod sample;
 pub mod steps;
 pub mod unattend;
 pub mod volumes;

@@ -491,6 +491,9 @@ impl Engine {
             }
             _ => {}
         }
+        if self.state.drives.is_empty() && !self.cfg.computer.disks.is_empty() {
+            self.discover_drives()?;
+        }
         loop {
             match self.tick()? {
                 Flow::Next => {}
@@ -504,9 +507,63 @@ impl Engine {
                         result: result.into(),
                         exit_code: code,
                     });
+                    self.copy_state_to_volume();
                     return Ok(o);
                 }
             }
+        }
+    }
+
+    /// Letters for the volumes already on the computer's disks (a run that
+    /// does not partition: capture only, or a resumed deployment).
+    fn discover_drives(&mut self) -> Result<(), EngineError> {
+        let (drives, problems) = crate::volumes::discover(&self.cfg.computer);
+        for p in problems {
+            self.message(Level::Warning, format!("volume discovery: {p}"));
+        }
+        for (l, v) in &drives {
+            self.message(Level::Info, format!("Drive {l}: is {}", v.describe()));
+        }
+        self.state.drives = drives;
+        self.journal.save(&self.state, &self.env)?;
+        Ok(())
+    }
+
+    /// Copies the state folder (journal, key, logs) into `_SMSTSMDataPath`
+    /// on its volume, as ConfigMgr keeps `_SMSTaskSequence` on the OS
+    /// volume, so that the installed OS finds it after the restart. Done
+    /// when the run stops (restart into the OS, failure, end), not after
+    /// every step. A copy that fails is reported, not fatal: the state on
+    /// the host stays the authoritative one.
+    fn copy_state_to_volume(&mut self) {
+        let Some(target) = self
+            .env
+            .get("_SMSTSMDataPath")
+            .map(str::to_string)
+            .filter(|p| crate::volumes::split_drive_path(p).is_some())
+        else {
+            return;
+        };
+        let r = (|| -> Result<tasq_volume::fs::CopyStats, String> {
+            let (mut fs, path) =
+                crate::volumes::open_drive(&self.state.drives, &self.cfg.computer, &target, true)?;
+            let stats = tasq_volume::fs::copy_host_tree(fs.as_mut(), &self.cfg.state_dir, &path)
+                .map_err(|e| e.to_string())?;
+            fs.flush().map_err(|e| e.to_string())?;
+            Ok(stats)
+        })();
+        match r {
+            Ok(st) => self.message(
+                Level::Info,
+                format!(
+                    "Copied the task sequence state ({} files, {} bytes) to {target}",
+                    st.files, st.bytes
+                ),
+            ),
+            Err(e) => self.message(
+                Level::Warning,
+                format!("could not copy the task sequence state to {target}: {e}"),
+            ),
         }
     }
 

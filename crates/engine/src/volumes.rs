@@ -133,6 +133,82 @@ pub fn open_drive(
     Ok((fs, path))
 }
 
+/// Whether WinPE leaves a partition of this type without a letter at boot
+/// (EFI system, Microsoft reserved, recovery: GPT types, or the MBR types
+/// 0xEF and 0x27).
+fn letterless(t: &tasq_disk::PartitionType) -> bool {
+    use tasq_disk::layout::{GUID_EFI_SYSTEM, GUID_MSR, GUID_WINDOWS_RECOVERY};
+    match t {
+        tasq_disk::PartitionType::Gpt { type_guid, .. } => {
+            [GUID_EFI_SYSTEM, GUID_MSR, GUID_WINDOWS_RECOVERY].contains(&type_guid.as_str())
+        }
+        tasq_disk::PartitionType::Mbr { sys, .. } => matches!(sys, 0xEF | 0x27),
+        tasq_disk::PartitionType::Whole => false,
+    }
+}
+
+/// The drive letters a boot environment gives the computer's volumes when
+/// a run starts without any (no Format and Partition Disk before): every
+/// NTFS or FAT volume of every disk, disk 0 first and partitions in table
+/// order, gets the next letter from C: (X: is skipped: it is WinPE's own).
+/// EFI system, MSR and recovery partitions get none, as WinPE leaves them
+/// unlettered. A disk that cannot be read is passed over with a note in
+/// the returned list of problems.
+pub fn discover(computer: &Computer) -> (Drives, Vec<String>) {
+    let mut drives = Drives::new();
+    let mut problems = Vec::new();
+    let mut letters = ('C'..='Z').filter(|l| *l != 'X');
+    for (i, d) in computer.disks.iter().enumerate() {
+        let disk = match tasq_disk::Disk::open(&d.path, false) {
+            Ok(x) => x,
+            Err(e) => {
+                problems.push(format!("disk {i}: {e}"));
+                continue;
+            }
+        };
+        let table = match tasq_disk::read_table(&disk) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!("disk {i}: {e}"));
+                continue;
+            }
+        };
+        for e in &table.entries {
+            if letterless(&e.ptype) {
+                continue;
+            }
+            let found = match tasq_disk::detect(&disk, e.offset(), e.size()) {
+                Ok(f) => f,
+                Err(err) => {
+                    problems.push(format!("disk {i} partition {}: {err}", e.index));
+                    continue;
+                }
+            };
+            if !matches!(
+                found.fs,
+                FsType::Ntfs | FsType::Fat32 | FsType::Fat16 | FsType::Fat12
+            ) {
+                continue;
+            }
+            let Some(l) = letters.next() else {
+                return (drives, problems);
+            };
+            drives.insert(
+                l,
+                VolumeRef::Partition {
+                    disk: i,
+                    partition: e.index,
+                    offset: e.offset(),
+                    len: e.size(),
+                    fs: found.fs.to_string(),
+                    label: found.label.clone(),
+                },
+            );
+        }
+    }
+    (drives, problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1376,6 +1376,19 @@ impl WimWriter {
         Ok(())
     }
 
+    /// Sets the `<WINDOWS>` description of image `n` (1-based): what
+    /// wimlib fills in from the image's registry, given here by a caller
+    /// that knows it (architecture, edition, version), so that readers see
+    /// an operating-system image.
+    pub fn set_windows_info(&mut self, n: u32, windows: crate::xml::WindowsInfo) -> Result<()> {
+        let info = n
+            .checked_sub(1)
+            .and_then(|i| self.info.images.get_mut(i as usize))
+            .ok_or_else(|| WimError::ImageNotFound(n.to_string()))?;
+        info.windows = Some(windows);
+        Ok(())
+    }
+
     pub fn set_boot_index(&mut self, n: u32) -> Result<()> {
         if n as usize > self.images.len() {
             return Err(WimError::ImageNotFound(n.to_string()));

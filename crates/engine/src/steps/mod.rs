@@ -19,6 +19,9 @@ use std::path::Path;
 use std::time::Duration;
 use tasq_tasksequence::model::Step;
 
+pub mod apply_os;
+pub mod boot;
+pub mod disk;
 pub mod fullos;
 pub mod general;
 pub mod settings;
@@ -129,6 +132,8 @@ impl Registry {
     pub fn standard() -> Self {
         let mut r = Registry::general();
         // One line per step family; each family's module registers its types.
+        disk::register(&mut r);
+        apply_os::register(&mut r);
         settings::register(&mut r);
         setup::register(&mut r);
         fullos::register(&mut r);
