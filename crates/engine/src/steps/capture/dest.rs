@@ -52,6 +52,24 @@ fn check_server(s: &str) -> Result<(), String> {
     }
 }
 
+/// `server` or `server:port`. A port in a UNC path (`\\server:port\share`)
+/// is tasq's extension for servers off port 445; Windows has no such form.
+fn host_port(host: &str, whole: &str) -> Result<(String, Option<u16>), String> {
+    let (server, port) = match host.rsplit_once(':') {
+        Some((h, p)) => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("port {p:?} in {whole:?} is not a port number"))?;
+            (h, Some(port))
+        }
+        None => (host, None),
+    };
+    check_server(server)?;
+    Ok((server.to_string(), port))
+}
+
 impl SmbLocation {
     /// `\\server\share[\dir...]`.
     pub fn parse_unc(s: &str) -> Result<SmbLocation, String> {
@@ -59,9 +77,8 @@ impl SmbLocation {
             .strip_prefix("\\\\")
             .ok_or_else(|| format!("{s:?} does not start with \\\\server\\share"))?;
         let mut parts = rest.split('\\');
-        let server = parts.next().unwrap_or("");
-        check_server(server)?;
-        Self::from_parts(server.to_string(), None, parts, s)
+        let (server, port) = host_port(parts.next().unwrap_or(""), s)?;
+        Self::from_parts(server, port, parts, s)
     }
 
     /// `smb://server[:port]/share[/dir...]`.
@@ -75,20 +92,8 @@ impl SmbLocation {
             return Err("credentials do not belong in the smb:// address; use the account setting".into());
         }
         let mut parts = rest.split('/');
-        let host = parts.next().unwrap_or("");
-        let (server, port) = match host.rsplit_once(':') {
-            Some((h, p)) => {
-                let port = p
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|&p| p != 0)
-                    .ok_or_else(|| format!("port {p:?} in {s:?} is not a port number"))?;
-                (h, Some(port))
-            }
-            None => (host, None),
-        };
-        check_server(server)?;
-        Self::from_parts(server.to_string(), port, parts, s)
+        let (server, port) = host_port(parts.next().unwrap_or(""), s)?;
+        Self::from_parts(server, port, parts, s)
     }
 
     fn from_parts<'a>(
@@ -324,6 +329,7 @@ mod tests {
         assert_eq!(b.port, Some(4455));
         assert_eq!(b.to_string(), "\\\\127.0.0.1:4455\\images\\ref\\w11.wim");
         assert_eq!(SmbLocation::parse(&b.to_url()).unwrap(), b);
+        assert_eq!(SmbLocation::parse(&b.to_string()).unwrap(), b);
         for bad in [
             "\\\\\\share\\x.wim",
             "\\\\srv",
