@@ -5,10 +5,12 @@
 #   ntfs-3g, ntfs-3g-dev, gcc: mkntfs, libntfs-3g and the C shim for NTFS volumes
 #   e2fsprogs, util-linux: mkfs.ext4, mkswap, sfdisk, chattr, prlimit (tests)
 #   time, bc:             /usr/bin/time and arithmetic for the benchmark script
+#   libsmbclient-dev:     the SMB client the capture step writes to shares with
+#   samba, smbclient:     a private Samba server the capture tests start (root)
 #   dosfstools, mtools, gdisk, fdisk, exfatprogs: independent checks of the
 #                         partition tables and FAT volumes tasq writes (tests)
 set -euo pipefail
-pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev gcc time bc pkg-config dosfstools mtools gdisk fdisk exfatprogs e2fsprogs util-linux)
+pkgs=(wimtools libwim-dev ntfs-3g ntfs-3g-dev gcc time bc pkg-config dosfstools mtools gdisk fdisk exfatprogs e2fsprogs util-linux samba smbclient libsmbclient-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
