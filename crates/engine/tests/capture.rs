@@ -19,7 +19,7 @@ use tasq_engine::volumes::VolumeRef;
 use tasq_engine::Computer;
 use tasq_volume::ntfs::{apply_image_to_ntfs, NtfsVolume};
 use tasq_volume::{FatTarget, HostDirSource};
-use tasq_wim::apply::{apply_image, ApplyOptions};
+use tasq_wim::apply::ApplyOptions;
 use tasq_wim::capture_config::CaptureConfig;
 use tasq_wim::reader::Wim;
 use tasq_wim::writer::{ImageOptions, WimWriter, WriteOptions};
@@ -59,8 +59,9 @@ fn fill(disk: &Path, offset: u64, size: u64, fs: FsKind, src: &Path, work: &Path
         }
         FsKind::Fat32 => {
             let d = Disk::open(disk, true).unwrap();
-            let mut t = FatTarget::new(&d, offset, size, "fat").unwrap();
-            apply_image(&wim, 1, &mut t, &ApplyOptions::default(), &mut |_| {}).unwrap();
+            let t = FatTarget::new(&d, offset, size, "fat").unwrap();
+            tasq_volume::fat::apply::apply_image_to_fat(&wim, 1, t, &ApplyOptions::default(), &mut |_| {})
+                .unwrap();
         }
     }
 }
