@@ -11,7 +11,9 @@ use common::{finish, seq, xml_escape, Shared};
 use samba::{Samba, PASSWORD, USER};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tasq_disk::{partition_and_format, Disk, FsKind, Layout, PartKind, PartitionSpec, SizeSpec, Style};
+use tasq_disk::{
+    partition_and_format, Disk, FsKind, Layout, PartKind, PartitionSpec, SizeSpec, Style,
+};
 use tasq_engine::events::Event;
 use tasq_engine::runner::{DiskImageMachine, Engine, EngineConfig, MediaType, RunOutcome};
 use tasq_engine::steps::Registry;
@@ -60,8 +62,14 @@ fn fill(disk: &Path, offset: u64, size: u64, fs: FsKind, src: &Path, work: &Path
         FsKind::Fat32 => {
             let d = Disk::open(disk, true).unwrap();
             let t = FatTarget::new(&d, offset, size, "fat").unwrap();
-            tasq_volume::fat::apply::apply_image_to_fat(&wim, 1, t, &ApplyOptions::default(), &mut |_| {})
-                .unwrap();
+            tasq_volume::fat::apply::apply_image_to_fat(
+                &wim,
+                1,
+                t,
+                &ApplyOptions::default(),
+                &mut |_| {},
+            )
+            .unwrap();
         }
     }
 }
@@ -87,6 +95,11 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The record Setup Windows and ConfigMgr writes.
+fn client_json(id: &str) -> Vec<u8> {
+    format!("{{\"install_id\":\"{id}\",\"client_guid\":\"GUID:X\",\"site_code\":\"PS1\",\"installed_by\":\"tasq\",\"installed\":\"2026-11-27T08:00:00Z\"}}").into_bytes()
+}
+
 struct Reference {
     work: tempfile::TempDir,
     computer: Computer,
@@ -96,6 +109,11 @@ struct Reference {
 /// `windows_tree` decides whether it has `Windows\System32`), Recovery
 /// (NTFS) and an ext4 partition; disk 1 a USB disk with one NTFS volume.
 fn reference(with_system32: bool) -> Reference {
+    reference_with(with_system32, None)
+}
+
+/// As [`reference`], with a ConfigMgr client record on the Windows volume.
+fn reference_with(with_system32: bool, client: Option<&str>) -> Reference {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let d0 = w.join("disk0.img");
@@ -111,7 +129,11 @@ fn reference(with_system32: bool) -> Reference {
     };
     let vols = partition_and_format(&disk, &layout).unwrap();
     drop(disk);
-    let win_dir = if with_system32 { "Windows/System32" } else { "Data" };
+    let win_dir = if with_system32 {
+        "Windows/System32"
+    } else {
+        "Data"
+    };
     let trees: [(&str, Vec<(String, Vec<u8>)>); 3] = [
         (
             "esp",
@@ -123,7 +145,10 @@ fn reference(with_system32: bool) -> Reference {
                 (format!("{win_dir}/config.txt"), b"windows config".to_vec()),
                 ("Users/Public/noise.bin".into(), noise(3 << 20, 7)),
                 ("pagefile.sys".into(), vec![0u8; 4096]),
-            ],
+            ]
+            .into_iter()
+            .chain(client.map(|id| ("Windows/CCM/tasq-client.json".to_string(), client_json(id))))
+            .collect(),
         ),
         (
             "rec",
@@ -169,7 +194,11 @@ fn reference(with_system32: bool) -> Reference {
 
 fn capture_step(dest: &str, account: &str, extra: &[(&str, &str)]) -> String {
     let mut vars = vec![
-        ("OSDCaptureDestination", "CaptureDestination", dest.to_string()),
+        (
+            "OSDCaptureDestination",
+            "CaptureDestination",
+            dest.to_string(),
+        ),
         ("OSDCaptureAccount", "CaptureUsername", account.to_string()),
     ];
     for (n, v) in extra {
@@ -227,14 +256,19 @@ fn run(
         .collect();
     let mut e = Engine::start(&s, xml.as_bytes(), &vars, cfg).unwrap();
     for (l, p) in drives {
-        e.state.drives.insert(*l, VolumeRef::HostDir { path: p.clone() });
+        e.state
+            .drives
+            .insert(*l, VolumeRef::HostDir { path: p.clone() });
     }
     let outcome = e.run("Test", false).unwrap();
     let log = std::fs::read_to_string(state.path().join("smsts.log")).unwrap_or_default();
     let ran = finish(e, outcome, sink);
     // Capture's working files live in the state dir; none may be left.
     let leftovers = Samba::files(&state.path().join("capture"));
-    assert!(leftovers.is_empty(), "local temporary WIMs left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "local temporary WIMs left: {leftovers:?}"
+    );
     Run {
         outcome: ran.outcome,
         log,
@@ -309,7 +343,10 @@ fn check_wim(wim: &Path) {
         .collect();
     let xml = String::from_utf16_lossy(&u16s);
     assert!(xml.contains("<IMAGEVERSION>10.0.1</IMAGEVERSION>"), "{xml}");
-    assert!(xml.contains("<IMAGECREATOR>Build Team</IMAGECREATOR>"), "{xml}");
+    assert!(
+        xml.contains("<IMAGECREATOR>Build Team</IMAGECREATOR>"),
+        "{xml}"
+    );
 }
 
 const META: [(&str, &str); 3] = [
@@ -336,8 +373,14 @@ fn capture_to_local_path_replaces_existing_wim() {
     assert_eq!(ran.outcome, RunOutcome::Succeeded, "{text}");
     check_wim(&wim);
     // ext4 and every USB volume are skipped, with the reason in the log.
-    assert!(text.contains("Skipping partition 4 of disk 0 (ext4)"), "{text}");
-    assert!(text.contains("Skipping partition 1 of disk 1 (NTFS)"), "{text}");
+    assert!(
+        text.contains("Skipping partition 4 of disk 0 (ext4)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Skipping partition 1 of disk 1 (NTFS)"),
+        "{text}"
+    );
     assert!(text.contains("USB"), "{text}");
     // Only the WIM (and wimlib's XML dump) are in the folder: no temporary.
     assert_eq!(Samba::files(&out), ["ref.wim", "ref.xml"]);
@@ -388,9 +431,15 @@ fn wrong_password_fails_before_any_capture_work() {
     let text = all_text(&ran);
     assert!(matches!(ran.outcome, RunOutcome::Failed { .. }), "{text}");
     assert!(text.contains("access denied for account tasqcap"), "{text}");
-    assert!(text.contains(&format!("\\\\127.0.0.1:{}\\images", smb.port)), "{text}");
+    assert!(
+        text.contains(&format!("\\\\127.0.0.1:{}\\images", smb.port)),
+        "{text}"
+    );
     assert!(!text.contains("not-the-password"), "password in the log");
-    assert!(!text.contains("Capturing partition"), "capture started: {text}");
+    assert!(
+        !text.contains("Capturing partition"),
+        "capture started: {text}"
+    );
     assert!(Samba::files(&smb.images).is_empty());
 }
 
@@ -404,7 +453,11 @@ fn missing_password_and_bad_account_are_named() {
         &[],
         MediaType::Boot,
     );
-    assert!(all_text(&bad).contains("OSDCaptureAccount:"), "{}", all_text(&bad));
+    assert!(
+        all_text(&bad).contains("OSDCaptureAccount:"),
+        "{}",
+        all_text(&bad)
+    );
     let nopw = run(
         &r,
         &[capture_step("\\\\srv\\share\\ref.wim", "bob", &[])],
@@ -440,7 +493,10 @@ fn share_full_leaves_no_wim_at_the_destination() {
     assert!(text.contains("writing"), "{text}");
     // The earlier file is untouched and the temporary is gone.
     assert_eq!(Samba::files(&smb.small), ["ref.wim"]);
-    assert_eq!(std::fs::read(smb.small.join("ref.wim")).unwrap(), b"previous");
+    assert_eq!(
+        std::fs::read(smb.small.join("ref.wim")).unwrap(),
+        b"previous"
+    );
 }
 
 #[test]
@@ -507,7 +563,10 @@ fn connection_dropped_mid_upload_leaves_nothing_at_the_destination() {
     assert!(err.contains("ref.wim"), "{err}");
     // The server is gone, so the temporary could not be removed by the
     // client; the destination name still holds the previous file.
-    assert_eq!(std::fs::read(smb.images.join("ref.wim")).unwrap(), b"previous");
+    assert_eq!(
+        std::fs::read(smb.images.join("ref.wim")).unwrap(),
+        b"previous"
+    );
 }
 
 #[test]
@@ -521,10 +580,7 @@ fn guard_refuses_a_second_capture_unless_the_client_was_reinstalled() {
             &c,
             &[
                 ("Windows/System32/ntdll.dll", b"MZ".to_vec()),
-                (
-                    "Windows/CCM/tasq-client.json",
-                    format!("{{\"install_id\":\"{id}\",\"client_guid\":\"GUID:X\",\"site_code\":\"PS1\",\"installed_by\":\"tasq\",\"installed\":\"2026-11-27T08:00:00Z\"}}").into_bytes(),
-                ),
+                ("Windows/CCM/tasq-client.json", client_json(id)),
             ],
         )
     };
@@ -533,7 +589,13 @@ fn guard_refuses_a_second_capture_unless_the_client_was_reinstalled() {
     std::fs::create_dir_all(&out).unwrap();
     let wim = out.join("ref.wim");
     let step = capture_step(&wim.display().to_string(), "", &META);
-    let first = run(&r, &[step.clone()], &[], &[('C', c.clone())], MediaType::Boot);
+    let first = run(
+        &r,
+        &[step.clone()],
+        &[],
+        &[('C', c.clone())],
+        MediaType::Boot,
+    );
     assert_eq!(first.outcome, RunOutcome::Succeeded, "{}", all_text(&first));
     let marker: serde_json::Value =
         serde_json::from_slice(&std::fs::read(c.join("Windows/CCM/tasq-captured.json")).unwrap())
@@ -545,7 +607,13 @@ fn guard_refuses_a_second_capture_unless_the_client_was_reinstalled() {
 
     // Same client: refused before any work, saying when and what to do.
     std::fs::remove_file(&wim).unwrap();
-    let second = run(&r, &[step.clone()], &[], &[('C', c.clone())], MediaType::Boot);
+    let second = run(
+        &r,
+        &[step.clone()],
+        &[],
+        &[('C', c.clone())],
+        MediaType::Boot,
+    );
     let t = all_text(&second);
     assert!(matches!(second.outcome, RunOutcome::Failed { .. }), "{t}");
     assert!(t.contains(&format!("already captured on {when}")), "{t}");
@@ -575,4 +643,75 @@ fn capture_runs_only_in_the_boot_environment() {
     assert!(matches!(ran.outcome, RunOutcome::Failed { .. }), "{t}");
     assert!(t.contains("only in the boot environment"), "{t}");
     assert!(!wim.exists());
+}
+
+/// The marker as an independent tool reads it: the NTFS partition copied
+/// out with dd and the file read with ntfscat.
+fn ntfs_file(r: &Reference, index: u32, path: &str) -> Option<Vec<u8>> {
+    let d0 = r.work.path().join("disk0.img");
+    let v = tasq_volume::disk_capture::disk_volumes(&d0, false)
+        .unwrap()
+        .into_iter()
+        .find(|v| v.index == index)
+        .unwrap();
+    let part = r.work.path().join("part.img");
+    let st = Command::new("dd")
+        .arg(format!("if={}", d0.display()))
+        .arg(format!("of={}", part.display()))
+        .args(["bs=1M", "status=none", "conv=sparse"])
+        .arg(format!("skip={}", v.offset / MB))
+        .arg(format!("count={}", v.size / MB))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = Command::new("ntfscat")
+        .arg(&part)
+        .arg(path)
+        .output()
+        .unwrap();
+    o.status.success().then_some(o.stdout)
+}
+
+#[test]
+fn guard_marks_the_ntfs_windows_volume_and_refuses_a_second_capture() {
+    let r = reference_with(true, Some("ntfs-install-1"));
+    let out = r.work.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let wim = out.join("ref.wim");
+    let step = capture_step(&wim.display().to_string(), "", &META);
+    let first = run(&r, &[step.clone()], &[], &[], MediaType::Boot);
+    assert_eq!(first.outcome, RunOutcome::Succeeded, "{}", all_text(&first));
+    let m: serde_json::Value = serde_json::from_slice(
+        &ntfs_file(&r, 2, "Windows/CCM/tasq-captured.json").expect("marker on NTFS"),
+    )
+    .unwrap();
+    assert_eq!(m["install_id"], "ntfs-install-1");
+    // The marker is on the computer, not in the image taken before it.
+    assert!(!wimlib(&["dir", "2"], &wim).contains("tasq-captured"));
+    check_wim(&wim);
+
+    let second = run(&r, &[step.clone()], &[], &[], MediaType::Boot);
+    let t = all_text(&second);
+    assert!(matches!(second.outcome, RunOutcome::Failed { .. }), "{t}");
+    assert!(t.contains("already captured on"), "{t}");
+
+    // Client reinstalled: a new record on the NTFS volume.
+    let d0 = r.work.path().join("disk0.img");
+    let v = tasq_volume::disk_capture::disk_volumes(&d0, false)
+        .unwrap()
+        .into_iter()
+        .find(|v| v.index == 2)
+        .unwrap();
+    let mut fs = tasq_volume::open_volume(&d0, v.offset, v.size, v.fs, true).unwrap();
+    let p = tasq_volume::VolPath::parse("\\Windows\\CCM\\tasq-client.json").unwrap();
+    fs.write_file(&p, &mut client_json("ntfs-install-2").as_slice())
+        .unwrap();
+    fs.flush().unwrap();
+    drop(fs);
+    let third = run(&r, &[step], &[], &[], MediaType::Boot);
+    assert_eq!(third.outcome, RunOutcome::Succeeded, "{}", all_text(&third));
+    let m: serde_json::Value =
+        serde_json::from_slice(&ntfs_file(&r, 2, "Windows/CCM/tasq-captured.json").unwrap())
+            .unwrap();
+    assert_eq!(m["install_id"], "ntfs-install-2");
 }

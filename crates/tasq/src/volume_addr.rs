@@ -64,4 +64,3 @@ pub fn apply_to_volume(
         other => bail!("volume {addr} holds {other}: format it as NTFS or FAT first"),
     }
 }
-

@@ -804,7 +804,10 @@ fn capture_disk(
         for warn in warnings {
             eprintln!("tasq: warning: {warn}");
         }
-        eprintln!("Captured volume {} ({}) as image {n}", v.index, v.description);
+        eprintln!(
+            "Captured volume {} ({}) as image {n}",
+            v.index, v.description
+        );
     }
     w.finish()
         .with_context(|| format!("writing {}", wimfile.display()))?;

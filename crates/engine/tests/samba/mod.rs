@@ -45,7 +45,10 @@ fn ensure_user() {
                 .status()
                 .expect("useradd");
             // 9: the user appeared meanwhile.
-            assert!(st.success() || st.code() == Some(9), "useradd {USER} failed");
+            assert!(
+                st.success() || st.code() == Some(9),
+                "useradd {USER} failed"
+            );
         }
     });
 }
@@ -66,7 +69,10 @@ impl Samba {
             .arg(&small)
             .status()
             .expect("mount");
-        assert!(st.success(), "mounting a tmpfs for the small share (needs root)");
+        assert!(
+            st.success(),
+            "mounting a tmpfs for the small share (needs root)"
+        );
         let port = free_port();
         let p = |s: &str| d.join(s).display().to_string();
         let conf = format!(

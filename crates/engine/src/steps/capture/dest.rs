@@ -42,13 +42,14 @@ fn check_component(what: &str, s: &str) -> Result<(), String> {
 fn check_server(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 253
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if ok {
         Ok(())
     } else {
-        Err(format!("server name {s:?} is not a host name or IPv4 address"))
+        Err(format!(
+            "server name {s:?} is not a host name or IPv4 address"
+        ))
     }
 }
 
@@ -89,7 +90,9 @@ impl SmbLocation {
             .and_then(|_| s.get(6..))
             .ok_or_else(|| format!("{s:?} does not start with smb://"))?;
         if rest.contains('@') || rest.contains(';') {
-            return Err("credentials do not belong in the smb:// address; use the account setting".into());
+            return Err(
+                "credentials do not belong in the smb:// address; use the account setting".into(),
+            );
         }
         let mut parts = rest.split('/');
         let (server, port) = host_port(parts.next().unwrap_or(""), s)?;
@@ -196,8 +199,21 @@ impl Account {
                     c.is_control()
                         || matches!(
                             c,
-                            '\\' | '/' | '"' | '[' | ']' | ':' | '|' | '<' | '>' | '+' | '=' | ';'
-                                | ',' | '?' | '*' | '@'
+                            '\\' | '/'
+                                | '"'
+                                | '['
+                                | ']'
+                                | ':'
+                                | '|'
+                                | '<'
+                                | '>'
+                                | '+'
+                                | '='
+                                | ';'
+                                | ','
+                                | '?'
+                                | '*'
+                                | '@'
                         )
                 })
         };
@@ -259,7 +275,9 @@ pub fn parse_destination(
     if s.is_empty() || s.len() > 255 {
         return Err("must be 1 to 255 characters".into());
     }
-    let dest = if s.starts_with("\\\\") || s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("smb://")) {
+    let dest = if s.starts_with("\\\\")
+        || s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("smb://"))
+    {
         Destination::Smb(SmbLocation::parse(s)?)
     } else if let Some((letter, rest)) = crate::volumes::split_drive_path(s) {
         let comps: Vec<String> = rest
@@ -283,7 +301,9 @@ pub fn parse_destination(
         }
     } else if s.starts_with('/') {
         let p = PathBuf::from(s);
-        if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(format!("{s:?} contains \"..\""));
         }
         Destination::Local(p)
@@ -359,7 +379,8 @@ mod tests {
         assert!(parse_destination("", &none).is_err());
         assert!(parse_destination(&format!("/{}.wim", "a".repeat(300)), &none).is_err());
         let z = |c: char| {
-            (c == 'Z').then(|| DriveTarget::Network(SmbLocation::parse("\\\\srv\\share\\base").unwrap()))
+            (c == 'Z')
+                .then(|| DriveTarget::Network(SmbLocation::parse("\\\\srv\\share\\base").unwrap()))
         };
         assert_eq!(
             parse_destination("Z:\\caps\\ref.wim", &z).unwrap(),

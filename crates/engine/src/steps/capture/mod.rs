@@ -140,7 +140,8 @@ impl StepAction for CaptureOsImage {
                 let mut fs = vref
                     .open(ctx.computer, false)
                     .map_err(|e| fail(format!("capture guard: {e}")))?;
-                let st = guard::read_state(fs.as_mut()).map_err(|e| fail(format!("capture guard: {e}")))?;
+                let st = guard::read_state(fs.as_mut())
+                    .map_err(|e| fail(format!("capture guard: {e}")))?;
                 guard::check(&st).map_err(fail)?;
                 Some(st)
             }
@@ -205,9 +206,9 @@ fn now_secs() -> i64 {
 
 fn optional(ctx: &StepContext, name: &str, max: usize) -> Result<Option<String>, StepError> {
     match ctx.param(name) {
-        Some(v) if v.chars().count() > max => Err(fail(format!(
-            "{name}: longer than {max} characters"
-        ))),
+        Some(v) if v.chars().count() > max => {
+            Err(fail(format!("{name}: longer than {max} characters")))
+        }
         Some(v) if v.chars().any(|c| c.is_control()) => {
             Err(fail(format!("{name}: contains a control character")))
         }
@@ -385,12 +386,15 @@ fn capture_and_store(ctx: &mut StepContext, plan: &mut Plan) -> Result<u32, Step
                 .metadata()
                 .map_err(|e| fail(format!("{}: {e}", wim_path.display())))?
                 .len();
-            ctx.log(
-                Level::Info,
-                format!("Copying {len} bytes to {}", plan.dest),
-            );
+            ctx.log(Level::Info, format!("Copying {len} bytes to {}", plan.dest));
             share
-                .upload(&mut std::io::BufReader::new(f), len, temp, dest, &mut |_| {})
+                .upload(
+                    &mut std::io::BufReader::new(f),
+                    len,
+                    temp,
+                    dest,
+                    &mut |_| {},
+                )
                 .map_err(fail)?;
         }
         Ok(n)
@@ -429,7 +433,10 @@ fn write_wim(ctx: &mut StepContext, plan: &Plan, wim_path: &Path) -> Result<u32,
             .ok_or_else(|| fail(format!("the computer has no disk {d}")))?;
         let where_ = format!("partition {} of disk {d} ({})", v.index, v.fs);
         let image = ImageOptions {
-            name: Some(format!("{} disk {d} partition {}", ctx.computer.name, v.index)),
+            name: Some(format!(
+                "{} disk {d} partition {}",
+                ctx.computer.name, v.index
+            )),
             description: plan.description.clone().or_else(|| Some(where_.clone())),
             display_description: Some(v.description.clone()),
             properties: props.clone(),

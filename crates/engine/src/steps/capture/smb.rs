@@ -54,7 +54,11 @@ impl SmbShare {
     /// by looking at the share's root: a wrong password, an unknown share or
     /// an unreachable server is an error here, naming server, share and
     /// account (never the password).
-    pub fn connect(loc: &SmbLocation, account: &Account, password: &str) -> Result<SmbShare, String> {
+    pub fn connect(
+        loc: &SmbLocation,
+        account: &Account,
+        password: &str,
+    ) -> Result<SmbShare, String> {
         let root = loc.share_root();
         let mut server = format!("smb://{}", loc.server);
         if let Some(p) = loc.port {
@@ -204,9 +208,8 @@ impl SmbShare {
                 break;
             }
             let chunk = buf.get(..n).unwrap_or(&[]);
-            f.write_all(chunk).map_err(|e| {
-                self.explain("writing", &tloc, &SmbError::Io(e))
-            })?;
+            f.write_all(chunk)
+                .map_err(|e| self.explain("writing", &tloc, &SmbError::Io(e)))?;
             done += n as u64;
             progress(done);
         }
