@@ -134,7 +134,8 @@ fn reference_with(with_system32: bool, client: Option<&str>) -> Reference {
     } else {
         "Data"
     };
-    let trees: [(&str, Vec<(String, Vec<u8>)>); 3] = [
+    type Tree = Vec<(String, Vec<u8>)>;
+    let trees: [(&str, Tree); 3] = [
         (
             "esp",
             vec![("EFI/Boot/bootx64.efi".into(), b"MZ boot manager".to_vec())],
@@ -591,7 +592,7 @@ fn guard_refuses_a_second_capture_unless_the_client_was_reinstalled() {
     let step = capture_step(&wim.display().to_string(), "", &META);
     let first = run(
         &r,
-        &[step.clone()],
+        std::slice::from_ref(&step),
         &[],
         &[('C', c.clone())],
         MediaType::Boot,
@@ -609,7 +610,7 @@ fn guard_refuses_a_second_capture_unless_the_client_was_reinstalled() {
     std::fs::remove_file(&wim).unwrap();
     let second = run(
         &r,
-        &[step.clone()],
+        std::slice::from_ref(&step),
         &[],
         &[('C', c.clone())],
         MediaType::Boot,
@@ -679,7 +680,7 @@ fn guard_marks_the_ntfs_windows_volume_and_refuses_a_second_capture() {
     std::fs::create_dir_all(&out).unwrap();
     let wim = out.join("ref.wim");
     let step = capture_step(&wim.display().to_string(), "", &META);
-    let first = run(&r, &[step.clone()], &[], &[], MediaType::Boot);
+    let first = run(&r, std::slice::from_ref(&step), &[], &[], MediaType::Boot);
     assert_eq!(first.outcome, RunOutcome::Succeeded, "{}", all_text(&first));
     let m: serde_json::Value = serde_json::from_slice(
         &ntfs_file(&r, 2, "Windows/CCM/tasq-captured.json").expect("marker on NTFS"),
@@ -690,7 +691,7 @@ fn guard_marks_the_ntfs_windows_volume_and_refuses_a_second_capture() {
     assert!(!wimlib(&["dir", "2"], &wim).contains("tasq-captured"));
     check_wim(&wim);
 
-    let second = run(&r, &[step.clone()], &[], &[], MediaType::Boot);
+    let second = run(&r, std::slice::from_ref(&step), &[], &[], MediaType::Boot);
     let t = all_text(&second);
     assert!(matches!(second.outcome, RunOutcome::Failed { .. }), "{t}");
     assert!(t.contains("already captured on"), "{t}");
