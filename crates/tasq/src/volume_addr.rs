@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use tasq_disk::{list_volumes, locate, Disk, FsType, VolumeAddress};
-use tasq_volume::ntfs::{apply_image_to_ntfs, NtfsSource, NtfsVolume};
-use tasq_volume::{FatSource, FatTarget, HostDirSource};
+use tasq_disk::{locate, Disk, FsType, VolumeAddress};
+use tasq_volume::ntfs::{apply_image_to_ntfs, NtfsVolume};
+use tasq_volume::{FatTarget, HostDirSource};
 use tasq_wim::apply::{ApplyOptions, ApplyProgress};
 use tasq_wim::capture::CaptureSource;
 use tasq_wim::reader::Wim;
@@ -34,26 +34,9 @@ pub fn with_source<T>(
         let t = f(&mut src)?;
         return Ok((t, src.warnings().to_vec()));
     };
-    let disk = Disk::open(&addr.disk, false)?;
-    let v = locate(&disk, addr.index)?;
-    match v.fs {
-        FsType::Ntfs => {
-            let vol = NtfsVolume::open(&addr.disk, v.offset, v.size, false)
-                .with_context(|| format!("opening NTFS volume {addr}"))?;
-            let mut src = NtfsSource::new(&vol);
-            let t = f(&mut src)?;
-            let w = src.warnings().to_vec();
-            drop(src);
-            vol.close()?;
-            Ok((t, w))
-        }
-        FsType::Fat12 | FsType::Fat16 | FsType::Fat32 => {
-            let mut src = FatSource::new(&disk, v.offset, v.size, addr.to_string())?;
-            let t = f(&mut src)?;
-            Ok((t, src.warnings().to_vec()))
-        }
-        other => bail!("volume {addr} holds {other}: only NTFS and FAT volumes can be captured"),
-    }
+    tasq_volume::disk_capture::with_volume_source(&addr.disk, addr.index, |src| {
+        f(src).with_context(|| format!("capturing volume {addr}"))
+    })
 }
 
 /// Applies image `n` onto the volume `addr`; returns the target's warnings.
@@ -80,39 +63,4 @@ pub fn apply_to_volume(
         }
         other => bail!("volume {addr} holds {other}: format it as NTFS or FAT first"),
     }
-}
-
-/// One volume of a disk for capture-disk: (index, description for the
-/// image, Err(reason) when it is skipped).
-pub type DiskVolume = (u32, String, std::result::Result<(), String>);
-
-/// The volumes of a disk in order, each with whether it is captured and
-/// why not.
-pub fn disk_volumes(path: &Path, usb: bool) -> Result<Vec<DiskVolume>> {
-    let mut disk = Disk::open(path, false)?;
-    if usb {
-        disk.set_usb_flag(true);
-    }
-    let report = list_volumes(&disk)?;
-    Ok(report
-        .volumes
-        .into_iter()
-        .map(|v| {
-            let label = v.label.clone().unwrap_or_default();
-            let desc = format!(
-                "partition {} of {} ({}{}{})",
-                v.index,
-                path.display(),
-                v.fs,
-                if label.is_empty() { "" } else { ", label " },
-                label
-            );
-            let ok = if v.capturable {
-                Ok(())
-            } else {
-                Err(v.reason.unwrap_or_else(|| "not capturable".into()))
-            };
-            (v.index, desc, ok)
-        })
-        .collect())
 }

@@ -1023,14 +1023,14 @@ fn capture_disk(
 ) -> Result<i32> {
     let (format, level) = parse_compression(compress)?;
     let config = load_config(config)?;
-    let volumes = crate::volume_addr::disk_volumes(disk, usb)?;
-    if !volumes.iter().any(|v| v.2.is_ok()) {
-        for (i, d, why) in &volumes {
-            eprintln!(
-                "Skipped volume {i}: {d}: {}",
-                why.as_ref().err().map(String::as_str).unwrap_or("")
-            );
+    let volumes = tasq_volume::disk_capture::disk_volumes(disk, usb)?;
+    let skipped = |v: &tasq_volume::disk_capture::DiskVolume| {
+        if let Some(why) = &v.skip {
+            eprintln!("Skipped volume {}: {}: {why}", v.index, v.description);
         }
+    };
+    if volumes.iter().all(|v| v.skip.is_some()) {
+        volumes.iter().for_each(skipped);
         bail!(
             "{}: no capturable volume (NTFS or FAT32 on a non-USB disk)",
             disk.display()
@@ -1049,25 +1049,32 @@ fn capture_disk(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for (index, desc, ok) in volumes {
-        if let Err(why) = ok {
-            eprintln!("Skipped volume {index}: {desc}: {why}");
+    for v in &volumes {
+        if v.skip.is_some() {
+            skipped(v);
             continue;
         }
-        let spec = PathBuf::from(format!("{}:{index}", disk.display()));
         let image = ImageOptions {
-            name: Some(format!("{name}:{index}")),
-            description: Some(format!("Captured from {desc}")),
+            name: Some(format!("{name}:{}", v.index)),
+            description: Some(format!("Captured from {}", v.description)),
             ..Default::default()
         };
-        let (n, warnings) = crate::volume_addr::with_source(&spec, |src| {
-            Ok(w.add_image(src, &config, &image, &mut |_| {})?)
-        })
-        .with_context(|| format!("capturing volume {index} of {}", disk.display()))?;
+        let (n, warnings) = tasq_volume::disk_capture::capture_volume(
+            &mut w,
+            disk,
+            v.index,
+            &config,
+            &image,
+            &mut |_| {},
+        )
+        .with_context(|| format!("capturing volume {} of {}", v.index, disk.display()))?;
         for warn in warnings {
             eprintln!("tasq: warning: {warn}");
         }
-        eprintln!("Captured volume {index} ({desc}) as image {n}");
+        eprintln!(
+            "Captured volume {} ({}) as image {n}",
+            v.index, v.description
+        );
     }
     w.finish()
         .with_context(|| format!("writing {}", wimfile.display()))?;

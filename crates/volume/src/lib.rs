@@ -14,9 +14,12 @@
 //!   single files onto a volume (unattend, drivers, boot files), with
 //!   backends for NTFS ([`NtfsFs`]), FAT ([`FatFs`]) and host directories
 //!   ([`HostDirFs`]); [`open_volume`] picks one by file system.
+//! - [`disk_capture`]: which volumes of a disk a capture takes (NTFS and
+//!   FAT32, not on USB) and the capture source for one of them.
 //! - [`fat`]: a FAT12/16/32 volume at an offset inside a disk image or
 //!   device (long names, attributes, times), through `fatfs`.
 
+pub mod disk_capture;
 pub mod fat;
 pub mod fs;
 pub mod hostdir;

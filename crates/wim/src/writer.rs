@@ -102,6 +102,9 @@ pub struct ImageOptions {
     pub flags: Option<String>,
     /// Make this image the bootable one.
     pub boot: bool,
+    /// Further `<IMAGE>` elements as (element name, text), kept in order;
+    /// e.g. the version and author a ConfigMgr capture records.
+    pub properties: Vec<(String, String)>,
 }
 
 const OUT_BUF: usize = 1 << 20;
@@ -1066,6 +1069,15 @@ impl WimWriter {
             .clone()
             .or(info.display_description);
         info.flags = image.flags.clone().or(info.flags);
+        for (name, text) in &image.properties {
+            info.extra.retain(|n| &n.name != name);
+            info.extra.push(crate::xml::XmlNode {
+                name: name.clone(),
+                attributes: Vec::new(),
+                children: Vec::new(),
+                text: Some(text.clone()),
+            });
+        }
         info.dir_count = stats.dir_count;
         info.file_count = stats.file_count;
         info.total_bytes = stats.total_bytes;

@@ -21,6 +21,7 @@ use tasq_tasksequence::model::Step;
 
 pub mod apply_os;
 pub mod boot;
+pub mod capture;
 pub mod disk;
 pub mod fullos;
 pub mod general;
@@ -137,6 +138,7 @@ impl Registry {
         settings::register(&mut r);
         setup::register(&mut r);
         fullos::register(&mut r);
+        capture::register(&mut r);
         r
     }
     pub fn register(&mut self, type_name: &str, action: Box<dyn StepAction>) {
