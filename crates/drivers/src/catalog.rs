@@ -290,10 +290,7 @@ impl Catalog {
                                 signed,
                                 driver_ver: d.inf.driver_ver,
                             };
-                            if best
-                                .as_ref()
-                                .is_none_or(|b| c.order_key() < b.order_key())
-                            {
+                            if best.as_ref().is_none_or(|b| c.order_key() < b.order_key()) {
                                 best = Some(c);
                             }
                         }
@@ -320,9 +317,11 @@ impl Catalog {
             .get(c.driver)
             .and_then(|d| self.packages.get(d.package))
             .is_some_and(|p| {
-                p.categories
-                    .iter()
-                    .any(|pc| wanted.iter().any(|w| w.trim().eq_ignore_ascii_case(pc.trim())))
+                p.categories.iter().any(|pc| {
+                    wanted
+                        .iter()
+                        .any(|w| w.trim().eq_ignore_ascii_case(pc.trim()))
+                })
             })
     }
 

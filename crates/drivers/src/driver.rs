@@ -109,13 +109,14 @@ impl Decoration {
             .ok_or_else(|| format!("decoration {t:?} does not start with NT"))?;
         let mut parts = rest.split('.');
         let arch_text = parts.next().unwrap_or("");
-        let arch = if arch_text.is_empty() {
-            None
-        } else {
-            Some(Arch::parse(arch_text).ok_or_else(|| {
-                format!("decoration {t:?}: unknown architecture {arch_text:?}")
-            })?)
-        };
+        let arch =
+            if arch_text.is_empty() {
+                None
+            } else {
+                Some(Arch::parse(arch_text).ok_or_else(|| {
+                    format!("decoration {t:?}: unknown architecture {arch_text:?}")
+                })?)
+            };
         let mut fields: [Option<u32>; 5] = [None; 5];
         for (i, p) in parts.enumerate() {
             let slot = fields
@@ -259,9 +260,7 @@ impl ModelsSection {
             .unwrap_or_default()
     }
     fn applies(&self, arch: Arch, os: Option<OsVersion>) -> bool {
-        self.decoration
-            .as_ref()
-            .is_none_or(|d| d.applies(arch, os))
+        self.decoration.as_ref().is_none_or(|d| d.applies(arch, os))
     }
 }
 
@@ -510,12 +509,18 @@ mod tests {
     fn decorations_parse() {
         let d = Decoration::parse("NTamd64.10.0...16299").unwrap();
         assert_eq!(d.arch, Some(Arch::Amd64));
-        assert_eq!((d.major, d.minor, d.product_type, d.suite_mask, d.build), (Some(10), Some(0), None, None, Some(16299)));
+        assert_eq!(
+            (d.major, d.minor, d.product_type, d.suite_mask, d.build),
+            (Some(10), Some(0), None, None, Some(16299))
+        );
         let d = Decoration::parse("NT.6.1").unwrap();
         assert_eq!((d.arch, d.major, d.minor), (None, Some(6), Some(1)));
         let d = Decoration::parse("ntx86.5.1.0x1").unwrap();
         assert_eq!((d.arch, d.product_type), (Some(Arch::X86), Some(1)));
-        assert_eq!(Decoration::parse("NTARM64").unwrap().arch, Some(Arch::Arm64));
+        assert_eq!(
+            Decoration::parse("NTARM64").unwrap().arch,
+            Some(Arch::Arm64)
+        );
         assert!(Decoration::parse("NT$ARCH$").is_err());
         assert!(Decoration::parse("Win98").is_err());
         assert!(Decoration::parse("NTamd64.1.2.3.4.5.6").is_err());
@@ -524,18 +529,40 @@ mod tests {
 
     #[test]
     fn decorations_apply_by_arch_and_version() {
-        let w10_1709 = Some(OsVersion { major: 10, minor: 0, build: 16299 });
-        let w10_1607 = Some(OsVersion { major: 10, minor: 0, build: 14393 });
+        let w10_1709 = Some(OsVersion {
+            major: 10,
+            minor: 0,
+            build: 16299,
+        });
+        let w10_1607 = Some(OsVersion {
+            major: 10,
+            minor: 0,
+            build: 14393,
+        });
         let d = Decoration::parse("NTamd64.10.0...16299").unwrap();
         assert!(d.applies(Arch::Amd64, w10_1709));
         assert!(!d.applies(Arch::Amd64, w10_1607));
         assert!(!d.applies(Arch::X86, w10_1709));
         assert!(d.applies(Arch::Amd64, None));
-        let w7 = Some(OsVersion { major: 6, minor: 1, build: 7601 });
-        assert!(!Decoration::parse("NTamd64.10.0").unwrap().applies(Arch::Amd64, w7));
-        assert!(Decoration::parse("NT.6.1").unwrap().applies(Arch::Arm64, w7));
-        assert!(Decoration::parse("NTamd64.6.1").unwrap().fit() > Decoration::parse("NTamd64").unwrap().fit());
-        assert!(Decoration::parse("NTamd64").unwrap().fit() > Decoration::parse("NT.10.0").unwrap().fit());
+        let w7 = Some(OsVersion {
+            major: 6,
+            minor: 1,
+            build: 7601,
+        });
+        assert!(!Decoration::parse("NTamd64.10.0")
+            .unwrap()
+            .applies(Arch::Amd64, w7));
+        assert!(Decoration::parse("NT.6.1")
+            .unwrap()
+            .applies(Arch::Arm64, w7));
+        assert!(
+            Decoration::parse("NTamd64.6.1").unwrap().fit()
+                > Decoration::parse("NTamd64").unwrap().fit()
+        );
+        assert!(
+            Decoration::parse("NTamd64").unwrap().fit()
+                > Decoration::parse("NT.10.0").unwrap().fit()
+        );
         assert!(Decoration::parse("NT").unwrap().fit() > Fit::default());
     }
 

@@ -94,7 +94,11 @@ impl Section {
     pub fn value<'a>(&'a self, key: &str) -> Option<&'a str> {
         self.lines
             .iter()
-            .find(|l| l.key.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(key)))
+            .find(|l| {
+                l.key
+                    .as_deref()
+                    .is_some_and(|k| k.eq_ignore_ascii_case(key))
+            })
             .and_then(|l| l.value(0))
     }
 }
@@ -316,10 +320,7 @@ impl Inf {
             }
             if overflow {
                 overflow = false;
-                self.warn(
-                    start,
-                    format!("line longer than {MAX_LINE} bytes; skipped"),
-                );
+                self.warn(start, format!("line longer than {MAX_LINE} bytes; skipped"));
                 continue;
             }
             let line = std::mem::take(&mut logical);
@@ -355,7 +356,10 @@ impl Inf {
                 return;
             }
             if !tail.is_empty() {
-                self.warn(n, format!("text after the section header ignored: {tail:?}"));
+                self.warn(
+                    n,
+                    format!("text after the section header ignored: {tail:?}"),
+                );
             }
             out.push(RawSection {
                 name: name.to_string(),
@@ -392,7 +396,11 @@ impl Inf {
         for pass in 0..2 {
             for s in raw {
                 let n = s.name.to_ascii_lowercase();
-                let take = if pass == 0 { n == "strings" } else { n == localized };
+                let take = if pass == 0 {
+                    n == "strings"
+                } else {
+                    n == localized
+                };
                 if !take {
                     continue;
                 }
@@ -462,7 +470,9 @@ impl Inf {
     }
     /// The string `%key%` stands for.
     pub fn string(&self, key: &str) -> Option<&str> {
-        self.strings.get(&key.to_ascii_lowercase()).map(String::as_str)
+        self.strings
+            .get(&key.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -565,9 +575,11 @@ mod tests {
 
     #[test]
     fn entries_quotes_comments_and_continuations() {
-        let inf = p("; head\r\n[Version]\r\nSignature=\"$Windows NT$\" ; c\r\nProvider = %P%\r\n\
+        let inf = p(
+            "; head\r\n[Version]\r\nSignature=\"$Windows NT$\" ; c\r\nProvider = %P%\r\n\
                      [S]\r\nA = \"x;y\" , b ,\"\"\"q\"\"\", \" sp \"\r\nbare1, bare2\r\n\
-                     Long = one, \\\r\n   two ; comment \\\r\n[Strings]\r\nP = \"Red, Hat\"\r\n");
+                     Long = one, \\\r\n   two ; comment \\\r\n[Strings]\r\nP = \"Red, Hat\"\r\n",
+        );
         assert_eq!(inf.value("version", "SIGNATURE"), Some("$Windows NT$"));
         assert_eq!(inf.value("Version", "Provider"), Some("Red, Hat"));
         let s = inf.section("s").unwrap();
@@ -615,9 +627,18 @@ mod tests {
         assert_eq!(inf.value("B", "k"), Some("v"));
         let lines: Vec<usize> = inf.warnings.iter().map(|w| w.line).collect();
         assert_eq!(lines, [1, 3, 5, 6, 7, 8]);
-        assert!(inf.warnings.iter().any(|w| w.line == 3 && w.message.contains("quoted")));
-        assert!(inf.warnings.iter().any(|w| w.line == 5 && w.message.contains("']'")));
-        assert!(inf.warnings.iter().any(|w| w.line == 8 && w.message.contains("junk")));
+        assert!(inf
+            .warnings
+            .iter()
+            .any(|w| w.line == 3 && w.message.contains("quoted")));
+        assert!(inf
+            .warnings
+            .iter()
+            .any(|w| w.line == 5 && w.message.contains("']'")));
+        assert!(inf
+            .warnings
+            .iter()
+            .any(|w| w.line == 8 && w.message.contains("junk")));
     }
 
     #[test]
@@ -633,7 +654,10 @@ mod tests {
             s.push_str("k=%b%\n");
         }
         let e = Inf::parse("big.inf", s.as_bytes()).unwrap_err();
-        assert!(e.line > 3 && e.to_string().starts_with("big.inf, line "), "{e}");
+        assert!(
+            e.line > 3 && e.to_string().starts_with("big.inf, line "),
+            "{e}"
+        );
         // A value that would exceed MAX_VALUE is skipped with a warning.
         let inf = p(&format!("[Strings]\nb=\"{big}\"\n[A]\nk=%b%%b%\nok=2\n"));
         assert_eq!(inf.value("A", "k"), None);

@@ -146,7 +146,8 @@ mod tests {
 
     #[test]
     fn pci_ids_as_windows_lists_them() {
-        let d = device_ids("PCI\\VEN_8086&DEV_15B8&SUBSYS_86721043&REV_10&CC_020000\\3&11583659&0&FE");
+        let d =
+            device_ids("PCI\\VEN_8086&DEV_15B8&SUBSYS_86721043&REV_10&CC_020000\\3&11583659&0&FE");
         assert_eq!(
             d.hardware_ids,
             [
@@ -171,7 +172,14 @@ mod tests {
         // Lower case in, upper case out; no class code: no CC IDs.
         let d = device_ids("pci\\ven_1af4&dev_1005&subsys_00041af4&rev_00");
         assert_eq!(d.hardware_ids.len(), 2);
-        assert_eq!(d.compatible_ids, ["PCI\\VEN_1AF4&DEV_1005&REV_00", "PCI\\VEN_1AF4&DEV_1005", "PCI\\VEN_1AF4"]);
+        assert_eq!(
+            d.compatible_ids,
+            [
+                "PCI\\VEN_1AF4&DEV_1005&REV_00",
+                "PCI\\VEN_1AF4&DEV_1005",
+                "PCI\\VEN_1AF4"
+            ]
+        );
         let d = device_ids("PCI\\VEN_1B36&DEV_0002");
         assert_eq!(d.hardware_ids, ["PCI\\VEN_1B36&DEV_0002"]);
     }
@@ -179,9 +187,22 @@ mod tests {
     #[test]
     fn other_buses() {
         let d = device_ids("USB\\VID_046D&PID_C52B&REV_1211&Class_03&SubClass_01&Prot_01");
-        assert_eq!(d.hardware_ids, ["USB\\VID_046D&PID_C52B&REV_1211", "USB\\VID_046D&PID_C52B"]);
-        assert_eq!(d.compatible_ids, ["USB\\CLASS_03&SUBCLASS_01&PROT_01", "USB\\CLASS_03&SUBCLASS_01", "USB\\CLASS_03"]);
-        assert_eq!(device_ids("ACPI\\QEMU0002\\0").hardware_ids, ["ACPI\\QEMU0002", "*QEMU0002"]);
+        assert_eq!(
+            d.hardware_ids,
+            ["USB\\VID_046D&PID_C52B&REV_1211", "USB\\VID_046D&PID_C52B"]
+        );
+        assert_eq!(
+            d.compatible_ids,
+            [
+                "USB\\CLASS_03&SUBCLASS_01&PROT_01",
+                "USB\\CLASS_03&SUBCLASS_01",
+                "USB\\CLASS_03"
+            ]
+        );
+        assert_eq!(
+            device_ids("ACPI\\QEMU0002\\0").hardware_ids,
+            ["ACPI\\QEMU0002", "*QEMU0002"]
+        );
         assert_eq!(device_ids("ROOT\\X").hardware_ids, ["ROOT\\X"]);
         assert!(device_ids("").hardware_ids.is_empty());
     }

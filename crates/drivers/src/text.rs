@@ -51,7 +51,10 @@ pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), DecodeError> {
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok((s.to_string(), Encoding::Utf8)),
-        Err(_) => Ok((bytes.iter().map(|&b| cp1252(b)).collect(), Encoding::Windows1252)),
+        Err(_) => Ok((
+            bytes.iter().map(|&b| cp1252(b)).collect(),
+            Encoding::Windows1252,
+        )),
     }
 }
 
@@ -96,10 +99,7 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, DecodeError> 
             Err(e) => {
                 return Err(DecodeError {
                     line,
-                    reason: format!(
-                        "unpaired UTF-16 surrogate {:#06x}",
-                        e.unpaired_surrogate()
-                    ),
+                    reason: format!("unpaired UTF-16 surrogate {:#06x}", e.unpaired_surrogate()),
                 })
             }
         }

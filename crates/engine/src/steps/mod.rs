@@ -19,6 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 use tasq_tasksequence::model::Step;
 
+pub mod drivers;
 pub mod general;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +128,7 @@ impl Registry {
         let mut r = Registry::general();
         // One line per step family; each family's module registers its types.
         let _ = &mut r;
+        drivers::register(&mut r);
         r
     }
     pub fn register(&mut self, type_name: &str, action: Box<dyn StepAction>) {
