@@ -104,7 +104,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The reference computer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Computer {
     pub name: String,

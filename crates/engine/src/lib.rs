@@ -11,6 +11,7 @@ pub mod computer;
 pub mod content;
 pub mod env;
 pub mod events;
+pub mod host;
 pub mod journal;
 pub mod log;
 pub mod runner;

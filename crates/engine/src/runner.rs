@@ -210,6 +210,32 @@ pub fn flatten(seq: &Sequence) -> Vec<Instr> {
     out
 }
 
+/// `_SMSTSType`: 2 for an operating system deployment (a sequence with
+/// any OSD step), 1 for a generic one.
+fn sequence_type(instrs: &[Instr]) -> &'static str {
+    const OSD: [&str; 10] = [
+        types::PARTITION_DISK,
+        types::APPLY_OS,
+        types::APPLY_WINDOWS_SETTINGS,
+        types::APPLY_NETWORK_SETTINGS,
+        types::AUTO_APPLY_DRIVERS,
+        types::APPLY_DRIVER_PACKAGE,
+        types::SETUP_WINDOWS,
+        types::PREPARE_CLIENT,
+        types::PREPARE_OS,
+        types::CAPTURE_OS,
+    ];
+    let osd = instrs.iter().any(|i| match i {
+        Instr::Step(s) => OSD.iter().any(|t| t.eq_ignore_ascii_case(s.type_name())),
+        _ => false,
+    });
+    if osd {
+        "2"
+    } else {
+        "1"
+    }
+}
+
 /// How the run ended (or paused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
@@ -406,6 +432,7 @@ impl Engine {
                 self.journal.log_dir().display().to_string(),
             ),
             ("_SMSTSInstructionTableSize", self.instrs.len().to_string()),
+            ("_SMSTSType", sequence_type(&self.instrs).into()),
         ];
         for (n, v) in pairs {
             self.env.set(n, &v);
@@ -863,5 +890,24 @@ impl Engine {
                 Ok(Flow::Done(RunOutcome::RestartRequired { message }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_type_is_2_with_any_osd_step() {
+        let generic = tasq_tasksequence::import_str(
+            "<sequence version=\"3.10\"><step type=\"SMS_TaskSequence_SetVariableAction\" name=\"a\"/></sequence>",
+        )
+        .unwrap();
+        assert_eq!(sequence_type(&flatten(&generic)), "1");
+        let osd = tasq_tasksequence::import_str(
+            "<sequence version=\"3.10\"><group name=\"g\"><step type=\"SMS_TaskSequence_CaptureSystemImageAction\" name=\"c\" disable=\"true\"/></group></sequence>",
+        )
+        .unwrap();
+        assert_eq!(sequence_type(&flatten(&osd)), "2");
     }
 }

@@ -253,6 +253,8 @@ fn built_in_variables_describe_media_and_computer() {
     assert_eq!(var(&r, "_SMSTSPackageID"), Some("TSQ00000"));
     assert_eq!(var(&r, "_SMSTSCurrentActionName"), Some("a"));
     assert!(var(&r, "_SMSTSLogPath").is_some());
+    // No OSD step: a generic sequence.
+    assert_eq!(var(&r, "_SMSTSType"), Some("1"));
     let r = run_with(&seq(&[setvar("a", "A", "1", "")]), MediaType::None, &[]);
     assert_eq!(var(&r, "_SMSTSInWinPE"), Some("false"));
     assert_eq!(var(&r, "_SMSTSMediaType"), None);

@@ -192,6 +192,25 @@ extern "C" {
         name_len: u8,
         type_: mode_t,
     ) -> *mut ntfs_inode;
+    /// Looks `uname` up in a directory's index (exact match on a volume
+    /// mounted case-sensitive, the default). Returns the MFT reference, or
+    /// `u64::MAX` (-1) with errno set (`ENOENT`: no such name).
+    pub fn ntfs_inode_lookup_by_name(
+        dir_ni: *mut ntfs_inode,
+        uname: *const ntfschar,
+        uname_len: c_int,
+    ) -> u64;
+    /// Removes the name `name` of `ni` from `dir_ni` (its DOS twin too), and
+    /// the file when that was its last name. Always closes `ni`; `dir_ni`
+    /// stays open. `pathname` may be null (only used for cache upkeep).
+    pub fn ntfs_delete(
+        vol: *mut ntfs_volume,
+        pathname: *const c_char,
+        ni: *mut ntfs_inode,
+        dir_ni: *mut ntfs_inode,
+        name: *const ntfschar,
+        name_len: u8,
+    ) -> c_int;
     pub fn ntfs_link(
         ni: *mut ntfs_inode,
         dir_ni: *mut ntfs_inode,
@@ -281,6 +300,19 @@ extern "C" {
     );
     pub fn tasq_ntfs_volume_has_secure(vol: *mut ntfs_volume) -> c_int;
     pub fn tasq_ntfs_inode_mft_no(ni: *mut ntfs_inode) -> u64;
+    /// `ntfs_inode_lookup_by_name` ignoring case (the volume's $UpCase).
+    pub fn tasq_ntfs_lookup_nocase(
+        dir_ni: *mut ntfs_inode,
+        name: *const ntfschar,
+        name_len: c_int,
+    ) -> u64;
+    /// The security id a new file (`fordir` 0) or directory inherits from
+    /// `dir_ni`, 0 if none (then `ntfs_create` gives a default descriptor).
+    pub fn tasq_ntfs_inherited_id(
+        vol: *mut ntfs_volume,
+        dir_ni: *mut ntfs_inode,
+        fordir: c_int,
+    ) -> u32;
     pub fn tasq_ntfs_get_acl(
         vol: *mut ntfs_volume,
         ni: *mut ntfs_inode,

@@ -22,6 +22,7 @@
 #include <ntfs-3g/inode.h>
 #include <ntfs-3g/attrib.h>
 #include <ntfs-3g/security.h>
+#include <ntfs-3g/dir.h>
 #include <ntfs-3g/logging.h>
 
 /* ---- struct ntfs_device ---- */
@@ -75,7 +76,50 @@ u64 tasq_ntfs_inode_mft_no(ntfs_inode *ni)
 	return ni->mft_no;
 }
 
+/* Looks `name` up in a directory ignoring case (by the volume's $UpCase
+ * table, as Windows compares names), whatever the volume's mode: the
+ * library only offers a volume-wide switch, which would also make
+ * ntfs_readdir report lower-cased names, so the flag is cleared for this
+ * one call only. Returns what ntfs_inode_lookup_by_name returns. */
+u64 tasq_ntfs_lookup_nocase(ntfs_inode *dir_ni, const ntfschar *name,
+			    int name_len)
+{
+	ntfs_volume *vol = dir_ni->vol;
+	int was_sensitive = NVolCaseSensitive(vol) ? 1 : 0;
+	u64 mref;
+
+	NVolClearCaseSensitive(vol);
+	mref = ntfs_inode_lookup_by_name(dir_ni, name, name_len);
+	if (was_sensitive)
+		NVolSetCaseSensitive(vol);
+	return mref;
+}
+
 /* ---- security descriptors: the context lives on the C stack ---- */
+
+/* The $Secure id of the descriptor a new file (fordir 0) or directory
+ * (fordir 1) created in dir_ni inherits, as Windows builds it: the
+ * parent's inheritable ACEs, owner and group BUILTIN\Administrators (the
+ * library's choice for uid/gid 0 without a user mapping). 0 when the
+ * parent has no descriptor or no $Secure, and the caller falls back to the
+ * library's default descriptor. The id is returned in disk byte order, as
+ * ntfs_create takes it. */
+u32 tasq_ntfs_inherited_id(ntfs_volume *vol, ntfs_inode *dir_ni, int fordir)
+{
+	struct SECURITY_CONTEXT scx;
+	/* The library reads the permissions cache through this pointer
+	 * whenever the parent has a security id; an empty cache is fine. */
+	struct PERMISSIONS_CACHE *cache = NULL;
+	le32 id;
+
+	memset(&scx, 0, sizeof(scx));
+	scx.vol = vol;
+	scx.pseccache = &cache;
+	id = ntfs_inherited_id(&scx, dir_ni, fordir ? TRUE : FALSE);
+	/* Frees a cache if the library made one (it does not today). */
+	ntfs_destroy_security_context(&scx);
+	return (u32)id;
+}
 
 int tasq_ntfs_get_acl(ntfs_volume *vol, ntfs_inode *ni, char *buf, size_t size)
 {

@@ -22,7 +22,8 @@ pub struct RunArgs {
     /// The task sequence (ConfigMgr/MDT XML or a console export zip); not with --resume
     #[arg(required_unless_present = "resume")]
     pub sequence: Option<PathBuf>,
-    /// The reference computer description (TOML)
+    /// The reference computer description (TOML), or `host` to read this
+    /// machine's hardware (DMI, sysfs)
     #[arg(long)]
     pub computer: PathBuf,
     /// The content library folder (needed when the sequence references packages)
@@ -90,6 +91,14 @@ pub enum ContentCommand {
         #[arg(long)]
         library: PathBuf,
     },
+}
+
+/// The computer file, or the running machine for `host`.
+fn load_computer(arg: &Path) -> Result<Computer> {
+    if arg == Path::new("host") && !arg.exists() {
+        return Ok(tasq_engine::host::computer_from_host());
+    }
+    Ok(Computer::load(arg)?)
 }
 
 fn default_state_dir(computer_file: &Path, computer: &Computer) -> PathBuf {
@@ -229,7 +238,7 @@ fn what_if(seq: &tasq_tasksequence::Sequence, registry: &Registry) {
 }
 
 pub fn run(args: RunArgs) -> Result<i32> {
-    let computer = Computer::load(&args.computer)?;
+    let computer = load_computer(&args.computer)?;
     let media = MediaType::parse(&args.media).context("bad --media")?;
     let state_dir = args
         .state

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use tasq_disk::{list_volumes, locate, Disk, FsType, VolumeAddress};
 use tasq_volume::ntfs::{apply_image_to_ntfs, NtfsSource, NtfsVolume};
 use tasq_volume::{FatSource, FatTarget, HostDirSource};
-use tasq_wim::apply::{apply_image, ApplyOptions, ApplyProgress};
+use tasq_wim::apply::{ApplyOptions, ApplyProgress};
 use tasq_wim::capture::CaptureSource;
 use tasq_wim::reader::Wim;
 
@@ -73,9 +73,10 @@ pub fn apply_to_volume(
             Ok(apply_image_to_ntfs(wim, n, vol, opts, progress)?)
         }
         FsType::Fat12 | FsType::Fat16 | FsType::Fat32 => {
-            let mut t = FatTarget::new(&disk, v.offset, v.size, addr.to_string())?;
-            apply_image(wim, n, &mut t, opts, progress)?;
-            Ok(t.warnings().to_vec())
+            let t = FatTarget::new(&disk, v.offset, v.size, addr.to_string())?;
+            Ok(tasq_volume::fat::apply::apply_image_to_fat(
+                wim, n, t, opts, progress,
+            )?)
         }
         other => bail!("volume {addr} holds {other}: format it as NTFS or FAT first"),
     }

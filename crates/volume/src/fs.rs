@@ -8,6 +8,12 @@
 //! directory (the installed OS when the engine runs inside it, and tests).
 //! [`open_volume`] picks the backend from the detected file system.
 //!
+//! Committing: a volume returned by [`open_volume`] is consistent on disk
+//! after [`VolumeFs::flush`] returns `Ok` (NTFS: unmounted and mounted
+//! again; FAT: fatfs unmounted, attributes and dot entries patched,
+//! mounted again). Dropping it writes everything back the same way but
+//! cannot report a failure: steps call `flush()`, then drop.
+//!
 //! Paths are [`VolPath`]s: Windows-style relative paths, checked once when
 //! parsed (no `..`, no `.`, no empty or NUL-bearing components, no drive
 //! letter), so no backend can be asked to leave its volume.
@@ -172,6 +178,39 @@ pub trait VolumeFs {
     fn flush(&mut self) -> FsResult<()>;
 }
 
+/// Opens the volume of `len` bytes at byte `offset` of `disk` (a disk
+/// image, volume image or block device) whose file system is `fs` (as
+/// `tasq_disk::detect` found it). NTFS needs the `ntfs` feature; FAT12,
+/// FAT16 and FAT32 are always available; anything else is an error that
+/// names the file system. See the module notes on committing.
+pub fn open_volume(
+    disk: &Path,
+    offset: u64,
+    len: u64,
+    fs: tasq_disk::FsType,
+    writable: bool,
+) -> FsResult<Box<dyn VolumeFs>> {
+    use tasq_disk::FsType;
+    let desc = || format!("{fs:?} volume in {} at offset {offset}", disk.display());
+    match fs {
+        #[cfg(feature = "ntfs")]
+        FsType::Ntfs => Ok(Box::new(crate::ntfs::NtfsFs::open(
+            disk, offset, len, writable,
+        )?)),
+        FsType::Fat12 | FsType::Fat16 | FsType::Fat32 => {
+            let d = tasq_disk::Disk::open(disk, writable)
+                .map_err(|e| FsError::new(desc(), "opening", VolPath::root(), e.to_string()))?;
+            Ok(Box::new(crate::fat::FatFs::new(&d, offset, len, writable)?))
+        }
+        other => Err(FsError::new(
+            desc(),
+            "opening",
+            VolPath::root(),
+            format!("no file access for {other:?} volumes (only NTFS and FAT)"),
+        )),
+    }
+}
+
 /// What a tree copy did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyStats {
@@ -297,27 +336,6 @@ pub fn wipe_except(fs: &mut dyn VolumeFs, keep: &[&str]) -> FsResult<Vec<String>
         removed.push(e.name);
     }
     Ok(removed)
-}
-
-/// Opens the volume of file system `fs` at `offset` (`len` bytes) of the
-/// disk image or device `disk` for file access.
-// Interim: the NTFS and FAT implementations land in their own commit.
-pub fn open_volume(
-    disk: &Path,
-    offset: u64,
-    len: u64,
-    fs: tasq_disk::FsType,
-    _writable: bool,
-) -> FsResult<Box<dyn VolumeFs>> {
-    Err(FsError::new(
-        format!(
-            "{fs} volume in {} at offset {offset} ({len} bytes)",
-            disk.display()
-        ),
-        "opening",
-        "\\",
-        "no file access for this file system yet",
-    ))
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //!   an image file or device, at a byte offset, through libntfs-3g. A
 //!   build with this feature links a GPL library (see the module's notes).
 //! - [`fs`]: file-level access ([`fs::VolumeFs`]) for steps that write
-//!   single files onto a volume (unattend, drivers, boot files).
+//!   single files onto a volume (unattend, drivers, boot files), with
+//!   backends for NTFS ([`NtfsFs`]), FAT ([`FatFs`]) and host directories
+//!   ([`HostDirFs`]); [`open_volume`] picks one by file system.
 //! - [`fat`]: a FAT12/16/32 volume at an offset inside a disk image or
 //!   device (long names, attributes, times), through `fatfs`.
 
@@ -21,8 +23,8 @@ pub mod hostdir;
 #[cfg(feature = "ntfs")]
 pub mod ntfs;
 
-pub use fat::{FatSource, FatTarget};
-pub use fs::{VolPath, VolumeFs};
+pub use fat::{FatFs, FatSource, FatTarget};
+pub use fs::{open_volume, VolPath, VolumeFs};
 pub use hostdir::{HostDirFs, HostDirSource, HostDirTarget};
 #[cfg(feature = "ntfs")]
-pub use ntfs::{NtfsSource, NtfsTarget, NtfsVolume};
+pub use ntfs::{NtfsFs, NtfsSource, NtfsTarget, NtfsVolume};

@@ -694,3 +694,76 @@ mod damaged {
         }
     }
 }
+
+#[test]
+fn an_image_larger_than_the_volume_is_refused_before_writing() {
+    use tasq_volume::fat::apply::apply_image_to_fat;
+    use tasq_wim::apply::ApplyOptions;
+    use tasq_wim::writer::{ImageOptions, WimWriter, WriteOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::from_toml(
+        "style = \"gpt\"\n[[partition]]\ntype = \"Primary\"\nfile_system = \"FAT32\"\nsize = 40\nunit = \"MB\"\nvolume_name = \"SMALL\"\n",
+        "test",
+    )
+    .unwrap();
+    let img = dir.path().join("small.img");
+    let d = Disk::create(&img, 64 * MIB).unwrap();
+    let v = partition_and_format(&d, &layout).unwrap();
+    let (off, len) = (v[0].offset, v[0].size);
+    // A tree with a 48 MiB file (sparse on the host) and a small one.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::File::create(tree.join("sub/big.bin"))
+        .unwrap()
+        .set_len(48 * MIB)
+        .unwrap();
+    std::fs::write(tree.join("small.txt"), b"fits").unwrap();
+    let wim = dir.path().join("big.wim");
+    let mut w = WimWriter::create(&wim, WriteOptions::default()).unwrap();
+    let mut src = tasq_volume::HostDirSource::new(&tree).unwrap();
+    w.add_image(&mut src, &NoFilter, &ImageOptions::default(), &mut |_| {})
+        .unwrap();
+    w.finish().unwrap();
+    let r = tasq_wim::reader::Wim::open(&wim).unwrap();
+    let before = std::fs::read(&img).unwrap();
+    let err = apply_image_to_fat(
+        &r,
+        1,
+        FatTarget::new(&d, off, len, "small.img:1").unwrap(),
+        &ApplyOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("not enough space") && err.contains("small.img:1"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(&img).unwrap() == before,
+        "the volume was written to"
+    );
+    // Without the big file the same volume takes it.
+    std::fs::remove_file(tree.join("sub/big.bin")).unwrap();
+    let wim2 = dir.path().join("small.wim");
+    let mut w = WimWriter::create(&wim2, WriteOptions::default()).unwrap();
+    let mut src = tasq_volume::HostDirSource::new(&tree).unwrap();
+    w.add_image(&mut src, &NoFilter, &ImageOptions::default(), &mut |_| {})
+        .unwrap();
+    w.finish().unwrap();
+    let r = tasq_wim::reader::Wim::open(&wim2).unwrap();
+    apply_image_to_fat(
+        &r,
+        1,
+        FatTarget::new(&d, off, len, "small.img:1").unwrap(),
+        &ApplyOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let (ok, out, _) = run(
+        "mtype",
+        &["-i", &format!("{}@@{off}", img.display()), "::small.txt"],
+    );
+    assert!(ok);
+    assert_eq!(out, b"fits");
+}

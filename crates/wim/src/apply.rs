@@ -51,7 +51,18 @@ impl WimPath {
     }
 
     pub fn child(&self, name: &str) -> std::result::Result<WimPath, String> {
-        check_component(name)?;
+        self.child_in(name, false)
+    }
+
+    /// As [`child`](Self::child); with `backslash_ok` a `\` in the name is
+    /// an ordinary character (a Linux directory target, where it cannot
+    /// separate anything — wimlib extracts such names there too).
+    pub fn child_in(&self, name: &str, backslash_ok: bool) -> std::result::Result<WimPath, String> {
+        if backslash_ok {
+            check_component(&name.replace('\\', "_"))?;
+        } else {
+            check_component(name)?;
+        }
         let mut comps = self.comps.clone();
         comps.push(name.to_string());
         Ok(WimPath { comps })
@@ -119,6 +130,13 @@ pub struct ApplyEntry<'a> {
 pub trait ApplyTarget {
     /// What is being written, for messages ("directory /mnt/x").
     fn describe(&self) -> String;
+
+    /// Whether `\` is an ordinary character in this target's file names
+    /// (true for a Linux directory; on NTFS and FAT it separates paths, so
+    /// a name holding one is refused).
+    fn backslash_is_ordinary(&self) -> bool {
+        false
+    }
 
     fn create_directory(&mut self, entry: &ApplyEntry) -> Result<()>;
 
@@ -216,6 +234,7 @@ pub fn apply_paths(
     use std::collections::HashMap;
 
     let tree = wim.read_image(n)?;
+    let bs_ok = target.backslash_is_ordinary();
     // Which entries, and their paths in the target (validated).
     let whole = select.is_empty();
     let mut roots = Vec::new();
@@ -238,14 +257,13 @@ pub fn apply_paths(
     for &r in &roots {
         included[r] = true;
         if r != ImageTree::ROOT {
-            paths[r] =
-                WimPath::root()
-                    .child(&name_of(r)?)
-                    .map_err(|reason| WimError::UnsafeName {
-                        image: n,
-                        path: tree.path_of(r),
-                        reason,
-                    })?;
+            paths[r] = WimPath::root()
+                .child_in(&name_of(r)?, bs_ok)
+                .map_err(|reason| WimError::UnsafeName {
+                    image: n,
+                    path: tree.path_of(r),
+                    reason,
+                })?;
         }
     }
     for &d in full_order.iter().skip(1) {
@@ -258,13 +276,14 @@ pub fn apply_paths(
         }
         included[d] = true;
         let name = name_of(d)?;
-        paths[d] = paths[de.parent]
-            .child(&name)
-            .map_err(|reason| WimError::UnsafeName {
-                image: n,
-                path: tree.path_of(d),
-                reason,
-            })?;
+        paths[d] =
+            paths[de.parent]
+                .child_in(&name, bs_ok)
+                .map_err(|reason| WimError::UnsafeName {
+                    image: n,
+                    path: tree.path_of(d),
+                    reason,
+                })?;
     }
     // The target's own root is only given the image root's metadata when
     // the whole image is applied.

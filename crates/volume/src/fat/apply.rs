@@ -10,43 +10,20 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::rc::Rc;
 
 use tasq_disk::fat::{filetime_to_fat, FatTimes, RawEntry, RawFat};
-use tasq_disk::{Disk, DiskSlice};
+use tasq_disk::Disk;
 use tasq_wim::apply::{ApplyEntry, ApplyTarget, WimPath};
 use tasq_wim::image::{Stream, StreamKind};
 use tasq_wim::{Result, WimError};
 
-use super::FAT_ATTRIBUTES;
+use super::{Shared, FAT_ATTRIBUTES};
 
 /// FAT files hold at most 4 GiB − 1 bytes.
 const MAX_FAT_FILE: u64 = u32::MAX as u64;
 const FLUSH_AT: usize = 8 << 20;
-
-/// One disk slice shared by fatfs and the raw patcher (never at once).
-#[derive(Clone)]
-struct Shared(Rc<RefCell<DiskSlice>>);
-
-impl Read for Shared {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().read(buf)
-    }
-}
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.borrow_mut().flush()
-    }
-}
-impl Seek for Shared {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.0.borrow_mut().seek(pos)
-    }
-}
 
 /// The stream between `begin_stream` and `end_stream`.
 enum Current {
@@ -134,6 +111,20 @@ impl FatTarget {
     /// What could not be applied (summarised by `finish`).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Cluster size and free bytes of the mounted volume.
+    pub fn space(&self) -> Result<(u64, u64)> {
+        let fs = self.fs.as_ref().ok_or_else(|| WimError::Apply {
+            path: self.desc.clone(),
+            reason: "the volume is already closed".into(),
+        })?;
+        let st = fs.stats().map_err(|e| WimError::Apply {
+            path: self.desc.clone(),
+            reason: format!("cannot count free space: {e}"),
+        })?;
+        let c = u64::from(st.cluster_size());
+        Ok((c, u64::from(st.free_clusters()).saturating_mul(c)))
     }
 
     fn err(&self, path: &WimPath, e: impl std::fmt::Display) -> WimError {
@@ -413,4 +404,61 @@ impl ApplyTarget for FatTarget {
         }
         Ok(())
     }
+}
+
+/// Bytes an image needs on a FAT volume with `cluster`-byte clusters:
+/// every name's data rounded up to clusters (hard links become copies on
+/// FAT), one cluster per directory, and the directory entries (one 32-byte
+/// entry plus one per 13 characters of long name). Named streams, reparse
+/// points and security data are dropped on FAT and count nothing.
+pub fn space_needed(tree: &tasq_wim::image::ImageTree, cluster: u64) -> u64 {
+    let cluster = cluster.max(1);
+    let mut total = 0u64;
+    let mut entries = 0u64;
+    for (i, d) in tree.dentries.iter().enumerate() {
+        if i == tasq_wim::image::ImageTree::ROOT {
+            continue;
+        }
+        entries = entries.saturating_add(32 * (1 + (d.name.len() as u64).div_ceil(13)));
+        let Some(inode) = tree.inodes.get(d.inode) else {
+            continue;
+        };
+        let add = if inode.is_directory() {
+            cluster
+        } else {
+            inode
+                .unnamed_data()
+                .map(|s| s.size.div_ceil(cluster).saturating_mul(cluster))
+                .unwrap_or(0)
+        };
+        total = total.saturating_add(add);
+    }
+    total.saturating_add(entries.div_ceil(cluster).saturating_mul(cluster))
+}
+
+/// Applies image `n` of `wim` onto the FAT volume of `target` (made by
+/// [`FatTarget::new`], nothing written yet), first checking that its free
+/// space holds the image; a volume too small is refused before anything
+/// is written. Returns the warnings (what FAT cannot hold).
+pub fn apply_image_to_fat(
+    wim: &tasq_wim::reader::Wim,
+    n: u32,
+    mut target: FatTarget,
+    opts: &tasq_wim::apply::ApplyOptions,
+    progress: &mut dyn FnMut(tasq_wim::apply::ApplyProgress),
+) -> Result<Vec<String>> {
+    let tree = wim.read_image(n)?;
+    let desc = target.desc.clone();
+    let (cluster, free) = target.space()?;
+    let need = space_needed(&tree, cluster);
+    if need > free {
+        return Err(WimError::Apply {
+            path: desc,
+            reason: format!(
+                "not enough space: image {n} needs about {need} bytes, the volume has {free} free"
+            ),
+        });
+    }
+    tasq_wim::apply::apply_image(wim, n, &mut target, opts, progress)?;
+    Ok(target.warnings().to_vec())
 }

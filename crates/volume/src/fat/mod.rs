@@ -21,9 +21,17 @@
 
 pub mod apply;
 pub mod capture;
+pub mod fs;
 
 pub use apply::FatTarget;
 pub use capture::FatSource;
+pub use fs::FatFs;
+
+use std::cell::RefCell;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::rc::Rc;
+
+use tasq_disk::DiskSlice;
 
 use tasq_wim::image::{
     FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_NORMAL,
@@ -44,5 +52,28 @@ pub fn attributes_from_fat(a: u8) -> u32 {
         FILE_ATTRIBUTE_NORMAL
     } else {
         w
+    }
+}
+
+/// One disk slice shared by fatfs and the raw patcher (never at once).
+#[derive(Clone)]
+pub(crate) struct Shared(pub(crate) Rc<RefCell<DiskSlice>>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().read(buf)
+    }
+}
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+impl Seek for Shared {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.0.borrow_mut().seek(pos)
     }
 }

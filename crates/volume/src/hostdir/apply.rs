@@ -453,6 +453,10 @@ impl ApplyTarget for HostDirTarget {
         format!("directory {}", self.root.display())
     }
 
+    fn backslash_is_ordinary(&self) -> bool {
+        true
+    }
+
     fn create_directory(&mut self, entry: &ApplyEntry) -> Result<()> {
         let path = entry.path;
         if path.is_root() {

@@ -316,7 +316,7 @@ impl NtfsTarget {
     }
 }
 
-fn set_attributes(ino: &Ino, attributes: u32) -> std::result::Result<(), String> {
+pub(crate) fn set_attributes(ino: &Ino, attributes: u32) -> std::result::Result<(), String> {
     let a = attributes.to_le_bytes();
     // SAFETY: ino is open; the value is the 4 bytes given.
     if unsafe { sys::ntfs_set_ntfs_attrib(ino.0, a.as_ptr().cast(), 4, 0) } != 0 {
@@ -326,7 +326,7 @@ fn set_attributes(ino: &Ino, attributes: u32) -> std::result::Result<(), String>
 }
 
 /// Writes all of `data` at `pos`.
-fn pwrite_all(
+pub(crate) fn pwrite_all(
     m: &Mounted,
     attr: &Attr,
     mut pos: u64,

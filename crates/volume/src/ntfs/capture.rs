@@ -57,10 +57,10 @@ pub struct NtfsSource<'v> {
 }
 
 /// One index entry of a directory.
-struct DirEntry {
-    name: Vec<u16>,
-    name_type: c_int,
-    mft: u64,
+pub(crate) struct DirEntry {
+    pub(crate) name: Vec<u16>,
+    pub(crate) name_type: c_int,
+    pub(crate) mft: u64,
 }
 
 unsafe extern "C" fn filldir(
@@ -94,7 +94,7 @@ unsafe extern "C" fn filldir(
     0
 }
 
-fn read_dir(m: &Mounted, dir: &Ino) -> std::result::Result<Vec<DirEntry>, String> {
+pub(crate) fn read_dir(m: &Mounted, dir: &Ino) -> std::result::Result<Vec<DirEntry>, String> {
     let mut entries: Vec<DirEntry> = Vec::new();
     let mut pos: i64 = 0;
     // SAFETY: dir is open on m's volume (locked by the caller); filldir
@@ -113,7 +113,7 @@ fn read_dir(m: &Mounted, dir: &Ino) -> std::result::Result<Vec<DirEntry>, String
     Ok(entries)
 }
 
-fn is_dot(name: &[u16]) -> bool {
+pub(crate) fn is_dot(name: &[u16]) -> bool {
     name == [b'.' as u16] || name == [b'.' as u16, b'.' as u16]
 }
 

@@ -10,6 +10,8 @@
 //!   security descriptors, attributes, 100 ns times, named data streams,
 //!   reparse points, object ids; sparse and compressed data read as plain
 //!   data; encrypted files skipped with a warning.
+//! - [`fs`]: [`NtfsFs`], file-level access ([`VolumeFs`](crate::fs::VolumeFs))
+//!   for the task sequence steps that put single files on a volume.
 //! - [`apply`]: [`NtfsTarget`], an [`ApplyTarget`](tasq_wim::apply::ApplyTarget)
 //!   for a freshly formatted volume, and [`apply_image_to_ntfs`], which
 //!   refuses a volume too small for the image before writing anything.
@@ -22,6 +24,7 @@
 pub mod apply;
 pub mod capture;
 mod device;
+pub mod fs;
 
 use std::ffi::c_char;
 use std::fs::{File, OpenOptions};
@@ -36,6 +39,7 @@ use tasq_wim::{Result, WimError};
 pub use apply::{apply_image_to_ntfs, NtfsTarget};
 pub use capture::NtfsSource;
 use device::{Device, DeviceState};
+pub use fs::NtfsFs;
 
 /// A mounted volume. libntfs-3g is not thread-safe per volume, so the
 /// handle sits behind a mutex; every call into the library holds it.
