@@ -172,6 +172,22 @@ struct Ran {
 }
 
 fn run(lab: &Lab, steps: &[String], vars: &[(&str, &str)], pnp: &[&str], arch: &str) -> Ran {
+    let c = VolumeRef::HostDir {
+        path: lab.c.clone(),
+    };
+    run_on(lab, steps, vars, pnp, arch, None, c)
+}
+
+/// Runs with drive C: at `c` (and `disk` as the computer's disk 0).
+fn run_on(
+    lab: &Lab,
+    steps: &[String],
+    vars: &[(&str, &str)],
+    pnp: &[&str],
+    arch: &str,
+    disk: Option<&Path>,
+    c: VolumeRef,
+) -> Ran {
     let xml = format!(
         "<sequence version=\"3.10\" name=\"Drivers\">{}</sequence>",
         steps.concat()
@@ -180,8 +196,10 @@ fn run(lab: &Lab, steps: &[String], vars: &[(&str, &str)], pnp: &[&str], arch: &
     let pnp_list: Vec<String> = pnp.iter().map(|p| format!("{p:?}")).collect();
     let computer = Computer::from_toml(
         &format!(
-            "name = \"REF01\"\narchitecture = \"{arch}\"\npnp_ids = [{}]\n",
-            pnp_list.join(", ")
+            "name = \"REF01\"\narchitecture = \"{arch}\"\npnp_ids = [{}]\n{}",
+            pnp_list.join(", "),
+            disk.map(|d| format!("[[disks]]\npath = {:?}\n", d.display().to_string()))
+                .unwrap_or_default()
         ),
         Path::new("computer.toml"),
     )
@@ -207,12 +225,7 @@ fn run(lab: &Lab, steps: &[String], vars: &[(&str, &str)], pnp: &[&str], arch: &
         .map(|(a, b)| (a.to_string(), b.to_string(), false))
         .collect();
     let mut e = Engine::start(&seq, xml.as_bytes(), &vars, cfg).unwrap();
-    e.state.drives.insert(
-        'C',
-        VolumeRef::HostDir {
-            path: lab.c.clone(),
-        },
-    );
+    e.state.drives.insert('C', c);
     let outcome = e.run("Drivers", false).unwrap();
     let events = sink.0.lock().unwrap().0.clone();
     let mut messages = Vec::new();
@@ -558,4 +571,132 @@ fn library_indexes_driver_packages_and_refuses_ones_without_an_inf() {
         before,
         "refused packages leave nothing behind"
     );
+}
+
+/// Copies `len` bytes at `off` of `img` to `to`, leaving zero blocks as holes.
+fn cut_out(img: &Path, off: u64, len: u64, to: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::File::open(img).unwrap();
+    f.seek(SeekFrom::Start(off)).unwrap();
+    let mut out = std::fs::File::create(to).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        f.read_exact(&mut buf[..n]).unwrap();
+        if buf[..n].iter().all(|&b| b == 0) {
+            out.seek(SeekFrom::Current(n as i64)).unwrap();
+        } else {
+            out.write_all(&buf[..n]).unwrap();
+        }
+        left -= n as u64;
+    }
+    out.set_len(len).unwrap();
+}
+
+fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} must be installed (scripts/setup.sh): {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn drivers_staged_on_ntfs_windows_volumes_of_gpt_and_mbr_disks() {
+    use tasq_disk::{partition_and_format, Disk, Layout};
+    for (name, layout) in [("gpt", Layout::uefi()), ("mbr", Layout::bios())] {
+        let lab = new_lab();
+        let img = lab.root.join(format!("{name}.img"));
+        let d = Disk::create(&img, 1 << 30).unwrap();
+        let vols = partition_and_format(&d, &layout).unwrap();
+        drop(d);
+        let win = vols
+            .iter()
+            .find(|v| v.letter_variable.as_deref() == Some("OSDisk"))
+            .unwrap();
+        let c = VolumeRef::Partition {
+            disk: 0,
+            partition: win.index,
+            offset: win.offset,
+            len: win.size,
+            fs: "NTFS".into(),
+            label: Some("Windows".into()),
+        };
+        let r = run_on(
+            &lab,
+            &[
+                auto_step("true", "false", None),
+                package_step(&lab.ids["other"], "true", "false"),
+            ],
+            &[("OSDisk", "C:")],
+            &[NIC, SMBUS],
+            "x64",
+            Some(&img),
+            c,
+        );
+        assert_eq!(
+            r.outcome,
+            RunOutcome::Succeeded,
+            "{name}: {:?} {:?}",
+            r.failures,
+            r.messages
+        );
+        assert_eq!(
+            r.vars["_TSQDriverPaths"],
+            "C:\\_SMSTaskSequence\\Drivers\\1;C:\\_SMSTaskSequence\\Drivers\\2;C:\\_SMSTaskSequence\\Drivers\\3"
+        );
+        // ntfs-3g's tools read the staged files back from the partition.
+        let part = lab.root.join(format!("{name}-windows.img"));
+        cut_out(&img, win.offset, win.size, &part);
+        let p = part.to_str().unwrap();
+        let listing = String::from_utf8(tool(
+            "ntfsls",
+            &["-f", p, "-p", "/_SMSTaskSequence/Drivers"],
+        ))
+        .unwrap();
+        let mut dirs: Vec<&str> = listing.lines().filter(|l| !l.starts_with('.')).collect();
+        dirs.sort();
+        assert_eq!(dirs, ["1", "2", "3"], "{name}");
+        let inf1 = String::from_utf8(tool(
+            "ntfscat",
+            &["-f", p, "/_SMSTaskSequence/Drivers/1/d.inf"],
+        ))
+        .unwrap();
+        assert!(inf1.contains("06/01/2024,2.0.0.0"), "{name}: {inf1}");
+        assert_eq!(
+            tool(
+                "ntfscat",
+                &["-f", p, "/_SMSTaskSequence/Drivers/2/smbus.inf"]
+            ),
+            smbus_sample()
+        );
+        assert_eq!(
+            tool(
+                "ntfscat",
+                &["-f", p, "/_SMSTaskSequence/Drivers/3/sub/d.sys"]
+            )
+            .len(),
+            3000
+        );
+        let unsigned = String::from_utf8(tool(
+            "ntfsls",
+            &["-f", p, "-p", "/_SMSTaskSequence/Drivers/3/unsigned"],
+        ))
+        .unwrap();
+        assert!(
+            unsigned.lines().any(|l| l == "d.sys") && !unsigned.lines().any(|l| l == "d.inf"),
+            "{unsigned}"
+        );
+        let text = String::from_utf8_lossy(&tool("ntfsfix", &["-n", p])).to_string();
+        assert!(
+            !text.contains("FAILED") && !text.contains("corrupt"),
+            "{text}"
+        );
+    }
 }
