@@ -435,7 +435,9 @@ fn apply_driver_package_recurse_and_unsigned() {
 #[test]
 fn bad_settings_fail_before_touching_the_volume() {
     let lab = new_lab();
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    // (steps, variables, what the error must say)
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![auto_step("maybe", "false", None)],
             vec![("OSDisk", "C:")],
