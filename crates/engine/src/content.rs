@@ -231,6 +231,45 @@ fn describe_wims(content: &Path, props: &mut BTreeMap<String, String>) -> Result
     Ok(())
 }
 
+/// Driver packages: every INF is read (an unreadable one is refused, naming
+/// the file and line); the number of INFs, their classes, providers and the
+/// architectures their Models sections are decorated for go into the
+/// properties. A package without an INF is refused.
+fn describe_drivers(
+    content: &Path,
+    props: &mut BTreeMap<String, String>,
+) -> Result<(), ContentError> {
+    let infs = tasq_drivers::catalog::find_infs(content, true).map_err(ContentError::Invalid)?;
+    if infs.is_empty() {
+        return Err(ContentError::Invalid(
+            "a driver package needs at least one .inf file".into(),
+        ));
+    }
+    let mut classes = Vec::new();
+    let mut providers = Vec::new();
+    let mut archs = Vec::new();
+    for p in &infs {
+        let d =
+            tasq_drivers::DriverInf::read(p).map_err(|e| ContentError::Invalid(e.to_string()))?;
+        classes.push(d.class.clone());
+        providers.push(d.provider.clone());
+        for a in d.architectures() {
+            archs.push(a.map(|a| a.name()).unwrap_or("any").to_string());
+        }
+    }
+    let list = |mut v: Vec<String>| {
+        v.retain(|s| !s.is_empty());
+        v.sort();
+        v.dedup();
+        v.join(",")
+    };
+    props.insert("infs".into(), infs.len().to_string());
+    props.insert("classes".into(), list(classes));
+    props.insert("providers".into(), list(providers));
+    props.insert("architectures".into(), list(archs));
+    Ok(())
+}
+
 impl LocalLibrary {
     pub fn new(root: &Path) -> LocalLibrary {
         LocalLibrary {
@@ -310,6 +349,9 @@ impl LocalLibrary {
             let mut properties = properties;
             if kind == "boot-image" || kind == "os-image" {
                 describe_wims(&content, &mut properties)?;
+            }
+            if kind == "driver" {
+                describe_drivers(&content, &mut properties)?;
             }
             let mut files = Vec::new();
             for rel in walk(&content)? {

@@ -383,6 +383,16 @@ pub fn content(cmd: ContentCommand) -> Result<i32> {
                 props.insert(k.to_string(), v.to_string());
             }
             let m = LocalLibrary::new(&library).add(&kind, &name, &source, props)?;
+            if m.kind == "driver" {
+                // The INF index (stdout keeps only the ID, for scripts).
+                let get = |k: &str| m.properties.get(k).map(String::as_str).unwrap_or("");
+                eprintln!(
+                    "driver package: {} INF(s), classes {}, architectures {}",
+                    get("infs"),
+                    get("classes"),
+                    get("architectures")
+                );
+            }
             println!("{}", m.id);
             Ok(0)
         }

@@ -223,3 +223,54 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn content_add_indexes_driver_packages_and_refuses_one_without_an_inf() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    fs::create_dir_all(p.join("drv/amd64")).unwrap();
+    fs::write(
+        p.join("drv/amd64/nic.inf"),
+        "[Version]\r\nSignature=\"$Windows NT$\"\r\nClass=Net\r\nDriverVer=01/02/2024,1.0.0.0\r\n[Manufacturer]\r\n%M%=M,NTamd64\r\n[M.NTamd64]\r\n%M%=I,PCI\\VEN_8086&DEV_100E\r\n[Strings]\r\nM=\"Contoso\"\r\n",
+    )
+    .unwrap();
+    let o = tasq(
+        p,
+        &[
+            "content",
+            "add",
+            "driver",
+            "NIC",
+            "drv",
+            "--library",
+            "lib",
+            "--property",
+            "categories=Network",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "TSQ00001");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1 INF(s), classes Net, architectures amd64"),
+        "{err}"
+    );
+    let o = tasq(p, &["content", "show", "TSQ00001", "--library", "lib"]);
+    assert!(text(&o).contains("\"infs\": \"1\""), "{}", text(&o));
+    fs::create_dir_all(p.join("empty")).unwrap();
+    fs::write(p.join("empty/readme.txt"), "no driver").unwrap();
+    let o = tasq(
+        p,
+        &[
+            "content",
+            "add",
+            "driver",
+            "Empty",
+            "empty",
+            "--library",
+            "lib",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("at least one .inf"), "{}", text(&o));
+}

@@ -23,6 +23,7 @@ pub mod apply_os;
 pub mod boot;
 pub mod capture;
 pub mod disk;
+pub mod drivers;
 pub mod fullos;
 pub mod general;
 pub mod settings;
@@ -136,6 +137,7 @@ impl Registry {
         disk::register(&mut r);
         apply_os::register(&mut r);
         settings::register(&mut r);
+        drivers::register(&mut r);
         setup::register(&mut r);
         fullos::register(&mut r);
         capture::register(&mut r);
