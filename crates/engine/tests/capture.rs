@@ -146,6 +146,10 @@ fn reference_with(with_system32: bool, client: Option<&str>) -> Reference {
                 (format!("{win_dir}/config.txt"), b"windows config".to_vec()),
                 ("Users/Public/noise.bin".into(), noise(3 << 20, 7)),
                 ("pagefile.sys".into(), vec![0u8; 4096]),
+                (
+                    "_SMSTaskSequence/journal.key".into(),
+                    b"never in an image".to_vec(),
+                ),
             ]
             .into_iter()
             .chain(client.map(|id| ("Windows/CCM/tasq-client.json".to_string(), client_json(id))))
@@ -326,6 +330,10 @@ fn check_wim(wim: &Path) {
     let win = wimlib(&["dir", "2"], wim);
     assert!(win.contains("/Users/Public/noise.bin"), "{win}");
     assert!(!win.contains("pagefile.sys"), "default exclusions: {win}");
+    assert!(
+        !win.contains("_SMSTaskSequence"),
+        "engine folder captured: {win}"
+    );
     let rec = wimlib(&["dir", "3"], wim);
     assert!(rec.contains("/Recovery/WindowsRE/winre.txt"), "{rec}");
     let xml_path = wim.with_extension("xml");

@@ -405,6 +405,16 @@ fn capture_and_store(ctx: &mut StepContext, plan: &mut Plan) -> Result<u32, Step
     r
 }
 
+/// The default Windows exclusions plus the engine's own folder: ConfigMgr
+/// never captures `_SMSTaskSequence` (it holds the run's journal, its key
+/// and staged content, which must not travel inside a reference image).
+fn capture_config() -> Result<CaptureConfig, StepError> {
+    let mut c = CaptureConfig::windows_default();
+    c.add_exclusion("\\_SMSTaskSequence")
+        .map_err(|e| fail(format!("capture exclusions: {e}")))?;
+    Ok(c)
+}
+
 fn write_wim(ctx: &mut StepContext, plan: &Plan, wim_path: &Path) -> Result<u32, StepError> {
     let opts = WriteOptions {
         compression: CompressionFormat::Lzx,
@@ -414,7 +424,7 @@ fn write_wim(ctx: &mut StepContext, plan: &Plan, wim_path: &Path) -> Result<u32,
         integrity: false,
         solid: None,
     };
-    let config = CaptureConfig::windows_default();
+    let config = capture_config()?;
     let mut w = WimWriter::create(wim_path, opts)
         .map_err(|e| fail(format!("creating {}: {e}", wim_path.display())))?;
     let mut props = Vec::new();
