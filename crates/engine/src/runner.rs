@@ -494,6 +494,7 @@ impl Engine {
         if self.state.drives.is_empty() && !self.cfg.computer.disks.is_empty() {
             self.discover_drives()?;
         }
+        self.set_client_cache();
         loop {
             match self.tick()? {
                 Flow::Next => {}
@@ -512,6 +513,31 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// `_SMSTSClientCache`: set (to the client's cache folder) only in the
+    /// installed OS when the client is installed there, i.e. when C: holds
+    /// the client identity that Setup Windows and ConfigMgr writes. The
+    /// wizard's partition steps run only when it does not exist.
+    fn set_client_cache(&mut self) {
+        let installed = self.state.phase == Phase::FullOs
+            && self.state.drives.get(&'C').is_some_and(|v| {
+                let Ok(p) = tasq_volume::VolPath::parse("Windows\\CCM\\tasq-client.json") else {
+                    return false;
+                };
+                v.open(&self.cfg.computer, false)
+                    .ok()
+                    .and_then(|mut fs| fs.metadata(&p).ok().flatten())
+                    .is_some()
+            });
+        self.env.set(
+            "_SMSTSClientCache",
+            if installed {
+                "C:\\Windows\\ccmcache"
+            } else {
+                ""
+            },
+        );
     }
 
     /// Letters for the volumes already on the computer's disks (a run that

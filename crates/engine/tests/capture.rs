@@ -105,6 +105,30 @@ struct Reference {
     computer: Computer,
 }
 
+/// A 400 MB disk image with the three given partitions and a 40 MB
+/// fourth one made ext4 (which capture must skip).
+fn four_partitions(
+    path: &Path,
+    style: Style,
+    first: [PartitionSpec; 3],
+) -> Vec<tasq_disk::CreatedVolume> {
+    let disk = Disk::create(path, 400 * MB).unwrap();
+    let mut partitions = first.to_vec();
+    partitions.push(part(PartKind::Primary, None, 40, "Linux"));
+    let vols = partition_and_format(&disk, &Layout { style, partitions }).unwrap();
+    drop(disk);
+    let ext = &vols[3];
+    let st = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-E"])
+        .arg(format!("offset={}", ext.offset))
+        .arg(path)
+        .arg(format!("{}k", ext.size / 1024))
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfs.ext4");
+    vols
+}
+
 /// The reference computer: disk 0 GPT with ESP (FAT32), Windows (NTFS,
 /// `windows_tree` decides whether it has `Windows\System32`), Recovery
 /// (NTFS) and an ext4 partition; disk 1 a USB disk with one NTFS volume.
@@ -117,18 +141,15 @@ fn reference_with(with_system32: bool, client: Option<&str>) -> Reference {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let d0 = w.join("disk0.img");
-    let disk = Disk::create(&d0, 400 * MB).unwrap();
-    let layout = Layout {
-        style: Style::Gpt,
-        partitions: vec![
+    let vols = four_partitions(
+        &d0,
+        Style::Gpt,
+        [
             part(PartKind::Efi, Some(FsKind::Fat32), 100, "System"),
             part(PartKind::Primary, Some(FsKind::Ntfs), 120, "Windows"),
             part(PartKind::Recovery, Some(FsKind::Ntfs), 60, "Recovery"),
-            part(PartKind::Primary, None, 40, "Linux"),
         ],
-    };
-    let vols = partition_and_format(&disk, &layout).unwrap();
-    drop(disk);
+    );
     let win_dir = if with_system32 {
         "Windows/System32"
     } else {
@@ -167,15 +188,6 @@ fn reference_with(with_system32: bool, client: Option<&str>) -> Reference {
         let v = &vols[i];
         fill(&d0, v.offset, v.size, v.file_system.unwrap(), &src, w);
     }
-    let ext = &vols[3];
-    let st = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-E"])
-        .arg(format!("offset={}", ext.offset))
-        .arg(&d0)
-        .arg(format!("{}k", ext.size / 1024))
-        .status()
-        .unwrap();
-    assert!(st.success(), "mkfs.ext4");
 
     let d1 = w.join("usb.img");
     let usb = Disk::create(&d1, 64 * MB).unwrap();
@@ -723,4 +735,62 @@ fn guard_marks_the_ntfs_windows_volume_and_refuses_a_second_capture() {
         serde_json::from_slice(&ntfs_file(&r, 2, "Windows/CCM/tasq-captured.json").unwrap())
             .unwrap();
     assert_eq!(m["install_id"], "ntfs-install-2");
+}
+
+/// The BIOS/MBR layout: System Reserved, Windows and Recovery (all NTFS)
+/// become images 1–3 of the WIM; an ext4 partition is skipped.
+#[test]
+fn capture_of_an_mbr_disk_takes_every_ntfs_volume() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let d0 = w.join("mbr.img");
+    let vols = four_partitions(
+        &d0,
+        Style::Mbr,
+        [
+            part(PartKind::Primary, Some(FsKind::Ntfs), 60, "System Reserved"),
+            part(PartKind::Primary, Some(FsKind::Ntfs), 150, "Windows"),
+            part(PartKind::Recovery, Some(FsKind::Ntfs), 60, "Recovery"),
+        ],
+    );
+    let trees: [Vec<(&str, Vec<u8>)>; 3] = [
+        vec![("bootmgr", b"boot manager".to_vec())],
+        vec![
+            ("Windows/System32/config.txt", b"windows".to_vec()),
+            ("hiberfil.sys", vec![1u8; 4096]),
+        ],
+        vec![("Recovery/WindowsRE/winre.txt", b"winre".to_vec())],
+    ];
+    for (i, files) in trees.iter().enumerate() {
+        let src = w.join(format!("t{i}"));
+        write_tree(&src, files);
+        let v = &vols[i];
+        fill(&d0, v.offset, v.size, v.file_system.unwrap(), &src, w);
+    }
+    let toml = format!(
+        "name = \"REF02\"\nfirmware = \"bios\"\n[[disks]]\npath = \"{}\"\n",
+        d0.display()
+    );
+    let computer = Computer::from_toml(&toml, Path::new("computer.toml")).unwrap();
+    let r = Reference { work, computer };
+    let wim = r.work.path().join("mbr.wim");
+    let ran = run(
+        &r,
+        &[capture_step(&wim.display().to_string(), "", &META)],
+        &[],
+        &[],
+        MediaType::Boot,
+    );
+    let text = all_text(&ran);
+    assert_eq!(ran.outcome, RunOutcome::Succeeded, "{text}");
+    assert!(text.contains("(ext4)"), "{text}");
+    let v = wimlib(&["verify"], &wim);
+    assert!(v.contains("successfully verified"), "{v}");
+    let info = wimlib(&["info"], &wim);
+    assert!(info.contains("Image Count:    3"), "{info}");
+    assert!(wimlib(&["dir", "1"], &wim).contains("/bootmgr"));
+    let win = wimlib(&["dir", "2"], &wim);
+    assert!(win.contains("/Windows/System32/config.txt"), "{win}");
+    assert!(!win.contains("hiberfil.sys"), "{win}");
+    assert!(wimlib(&["dir", "3"], &wim).contains("/Recovery/WindowsRE/winre.txt"));
 }

@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Continue the run journaled for this computer (after a restart or a crash)
     #[arg(long, conflicts_with_all = ["sequence", "what_if", "variables"])]
     pub resume: bool,
+    /// In the installed OS (--media none, or resumed after a restart into
+    /// it): the folder that is drive C:, the system volume (default /)
+    #[arg(long, default_value = "/")]
+    pub system_drive: PathBuf,
     /// State folder (journal, key, logs); default: beside the computer file
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -91,6 +95,19 @@ pub enum ContentCommand {
         #[arg(long)]
         library: PathBuf,
     },
+}
+
+/// In the installed OS the running system's own volume is C: (a host
+/// folder), unless a step already gave C: a volume.
+fn map_system_drive(engine: &mut Engine, dir: &Path) {
+    if engine.state.phase == tasq_engine::Phase::FullOs && !engine.state.drives.contains_key(&'C') {
+        engine.state.drives.insert(
+            'C',
+            tasq_engine::volumes::VolumeRef::HostDir {
+                path: dir.to_path_buf(),
+            },
+        );
+    }
 }
 
 /// The computer file, or the running machine for `host`.
@@ -276,6 +293,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             package_id: String::new(),
         };
         let (mut engine, seq) = Engine::resume(cfg)?;
+        map_system_drive(&mut engine, &args.system_drive);
         let name = seq.name.clone().unwrap_or_default();
         let outcome = engine.run(&name, true)?;
         return Ok(report(outcome));
@@ -350,6 +368,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         package_id: package_id.unwrap_or_else(|| "TSQ00000".into()),
     };
     let mut engine = Engine::start(&seq, &bytes, &vars, cfg)?;
+    map_system_drive(&mut engine, &args.system_drive);
     let name = seq.name.clone().unwrap_or_default();
     let outcome = engine.run(&name, false)?;
     Ok(report(outcome))

@@ -274,3 +274,53 @@ fn content_add_indexes_driver_packages_and_refuses_one_without_an_inf() {
     assert!(!o.status.success());
     assert!(text(&o).contains("at least one .inf"), "{}", text(&o));
 }
+
+/// In the installed OS the system volume is C: (`--system-drive`), and
+/// `_SMSTSClientCache` exists only when the client is installed there.
+#[test]
+fn in_the_full_os_c_is_the_system_drive_and_the_client_cache_follows_the_client() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    fs::write(p.join("ref.toml"), COMPUTER).unwrap();
+    let sys = p.join("sysroot");
+    fs::create_dir_all(sys.join("Windows/CCM")).unwrap();
+    fs::write(
+        p.join("ts.xml"),
+        seq(&[step(
+            "SMS_TaskSequence_RunCommandLineAction",
+            "Show",
+            &[(
+                "CommandLine",
+                // coreutils echo: no backslash escapes (dash's echo has them).
+                "/bin/echo '[%_SMSTSClientCache%][%_SMSTSInWinPE%]' &gt;&gt; seen",
+            )],
+        )]),
+    )
+    .unwrap();
+    let run = |state: &str| {
+        tasq(
+            p,
+            &[
+                "run",
+                "ts.xml",
+                "--computer",
+                "ref.toml",
+                "--media",
+                "none",
+                "--system-drive",
+                sys.to_str().unwrap(),
+                "--state",
+                state,
+            ],
+        )
+    };
+    let o = run("s1");
+    assert!(o.status.success(), "{}", text(&o));
+    fs::write(sys.join("Windows/CCM/tasq-client.json"), b"{}").unwrap();
+    let o = run("s2");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        fs::read_to_string(p.join("seen")).unwrap(),
+        "[%_SMSTSClientCache%][false]\n[C:\\Windows\\ccmcache][false]\n"
+    );
+}

@@ -183,11 +183,14 @@ fn we_read_and_apply_wimlib_solid_wims() {
         ("LZX", "131072"),
         ("XPRESS", "4096"),
         ("XPRESS", "65536"),
+        // What Microsoft's ESD files and wimlib's plain --solid hold.
+        ("LZMS", "67108864"),
+        ("LZMS", "1048576"),
     ] {
         let path = dir.path().join(format!("wimlib-{ctype}-{chunk}.wim"));
         let p = path.to_str().unwrap();
         // wimlib compresses metadata with LZMS after --solid unless told
-        // otherwise (and LZMS is not ours to read yet).
+        // otherwise: the same codec as the data here.
         let solid_args: Vec<String> = vec![
             "--solid".into(),
             format!("--compress={ctype}"),
@@ -205,10 +208,10 @@ fn we_read_and_apply_wimlib_solid_wims() {
         let wim = Wim::open(&path).unwrap();
         assert_eq!(wim.header.version, WIM_VERSION_SOLID);
         assert_eq!(wim.solid.len(), 2, "{ctype} {chunk}");
-        let want = if ctype == "LZX" {
-            CompressionFormat::Lzx
-        } else {
-            CompressionFormat::Xpress
+        let want = match ctype {
+            "LZX" => CompressionFormat::Lzx,
+            "LZMS" => CompressionFormat::Lzms,
+            _ => CompressionFormat::Xpress,
         };
         assert!(wim
             .solid
@@ -249,6 +252,8 @@ fn wimlib_verifies_and_applies_our_solid_wims() {
         (CompressionFormat::Lzx, 32768),
         (CompressionFormat::Lzx, 1 << 20),
         (CompressionFormat::Xpress, 16384),
+        (CompressionFormat::Lzms, 1 << 20),
+        (CompressionFormat::Lzms, 64 << 20),
     ] {
         let path = dir.path().join(format!("ours-{c}-{cs}.wim"));
         capture_ours(&path, &src, solid(c, cs), false);
