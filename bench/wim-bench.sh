@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Capture and apply benchmark: tasq against wimlib-imagex on the same tree,
-# in the same run, for none / XPRESS / LZX. Prints time, size and peak
+# in the same run, for none / XPRESS / LZX / LZMS / LZMS solid (ESD-style).
+# Prints time, size and peak
 # memory of each tool and the ratios tasq/wimlib. Not a test: a measurement.
 #
 #   bench/wim-bench.sh [SOURCE_DIR]     (default /usr; BENCH_OUT=dir for the scratch space)
-#   COMPRESS="xpress lzx" bench/wim-bench.sh /usr/share
+#   COMPRESS="xpress lzx lzms solid" bench/wim-bench.sh /usr/share
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=${1:-/usr}
@@ -33,9 +34,12 @@ echo "# warming the page cache"
 tar -cf - "$SRC" 2>/dev/null | cat >/dev/null
 printf "%-7s %-8s %10s %10s %9s %9s %14s %14s %8s %8s\n" mode op wimlib_s tasq_s ratio_t mem_ratio wimlib_bytes tasq_bytes ratio_sz peakMiB
 for c in $COMPRESS; do
-    wc=$c; [ "$c" = xpress ] && wc=XPRESS; [ "$c" = lzx ] && wc=LZX
-    read -r wt wm < <(measure w-cap-$c wimlib-imagex capture "$SRC" "$OUT/w-$c.wim" bench --compress="$wc" --threads="$THREADS")
-    read -r tt tm < <(measure t-cap-$c "$TASQ" wim capture "$SRC" "$OUT/t-$c.wim" bench --compress "$c" --threads "$THREADS")
+    case $c in
+        solid) wargs=(--solid); targs=(--solid) ;;
+        *) wargs=(--compress="$c"); targs=(--compress "$c") ;;
+    esac
+    read -r wt wm < <(measure w-cap-$c wimlib-imagex capture "$SRC" "$OUT/w-$c.wim" bench "${wargs[@]}" --threads="$THREADS")
+    read -r tt tm < <(measure t-cap-$c "$TASQ" wim capture "$SRC" "$OUT/t-$c.wim" bench "${targs[@]}" --threads "$THREADS")
     ws=$(stat -c %s "$OUT/w-$c.wim"); ts=$(stat -c %s "$OUT/t-$c.wim")
     printf "%-7s %-8s %10s %10s %9.3f %9.3f %14s %14s %8.4f %8d\n" "$c" capture "$wt" "$tt" \
         "$(echo "$tt / $wt" | bc -l)" "$(echo "$tm / $wm" | bc -l)" "$ws" "$ts" "$(echo "$ts / $ws" | bc -l)" $((tm / 1024))

@@ -27,7 +27,7 @@ fn solid_capture_and_export_verify_and_apply_under_wimlib() {
     let tmp = tempdir();
     let src = tmp.path().join("src");
     make_tree(&src);
-    for (ctype, chunk) in [("lzx", "65536"), ("xpress", "8192")] {
+    for (ctype, chunk) in [("lzx", "65536"), ("xpress", "8192"), ("lzms", "67108864")] {
         let wim = tmp.path().join(format!("solid-{ctype}.wim"));
         tasq_ok(&[
             "wim",

@@ -456,24 +456,59 @@ pub fn apply_paths(
         }
         prog.bytes_done = total_bytes;
     }
-    // 4. reparse points
-    for &d in &order {
-        let inode = tree.inode_of(d);
-        if !inode.is_reparse_point()
-            || first_name
-                .get(&tree.dentries[d].inode)
-                .is_some_and(|&f| f != d)
-        {
-            continue;
-        }
-        let data = match inode.reparse_stream() {
-            Some(s) if !s.hash.is_zero() => {
-                let b = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
-                    hash: s.hash.to_string(),
-                    needed_by: tree.path_of(d),
-                })?;
-                wim.read_blob_to_vec(b, crate::reparse::REPARSE_POINT_MAX_SIZE as u64)?
+    // 4. reparse points. Their data is read in one pass in file order, like
+    // the streams: read one by one, each would decompress its whole chunk
+    // again, and a solid chunk can be 64 MiB.
+    let reparse_at: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&d| {
+            tree.inode_of(d).is_reparse_point()
+                && !first_name
+                    .get(&tree.dentries[d].inode)
+                    .is_some_and(|&f| f != d)
+        })
+        .collect();
+    let mut wanted: Vec<&crate::blob_table::BlobEntry> = Vec::new();
+    for &d in &reparse_at {
+        if let Some(s) = tree.inode_of(d).reparse_stream() {
+            if s.hash.is_zero() {
+                continue;
             }
+            let b = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
+                hash: s.hash.to_string(),
+                needed_by: tree.path_of(d),
+            })?;
+            if b.reshdr.uncompressed_size > crate::reparse::REPARSE_POINT_MAX_SIZE as u64 {
+                return Err(WimError::resource(
+                    format!("blob {}", b.hash),
+                    format!(
+                        "{} bytes of reparse data, more than the {} a reparse point holds",
+                        b.reshdr.uncompressed_size,
+                        crate::reparse::REPARSE_POINT_MAX_SIZE
+                    ),
+                ));
+            }
+            wanted.push(b);
+        }
+    }
+    wanted.sort_by_key(|b| b.read_order());
+    wanted.dedup_by_key(|b| b.hash);
+    let mut reparse_data: HashMap<crate::hash::Sha1Hash, Vec<u8>> = HashMap::new();
+    if !wanted.is_empty() {
+        let mut reader = crate::extract::BlobReader::new(wim, wanted.clone(), opts.threads);
+        while let Some(ev) = reader.next_event()? {
+            if let crate::extract::BlobEvent::Data(bi, data) = ev {
+                reparse_data
+                    .entry(wanted[bi].hash)
+                    .or_default()
+                    .extend_from_slice(&data);
+            }
+        }
+    }
+    for &d in &reparse_at {
+        let data = match tree.inode_of(d).reparse_stream() {
+            Some(s) if !s.hash.is_zero() => reparse_data.get(&s.hash).cloned().unwrap_or_default(),
             _ => Vec::new(),
         };
         target.set_reparse_point(&entry(d), &data)?;
