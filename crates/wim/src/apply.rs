@@ -464,9 +464,9 @@ pub fn apply_paths(
         .copied()
         .filter(|&d| {
             tree.inode_of(d).is_reparse_point()
-                && !first_name
+                && first_name
                     .get(&tree.dentries[d].inode)
-                    .is_some_and(|&f| f != d)
+                    .is_none_or(|&f| f == d)
         })
         .collect();
     let mut wanted: Vec<&crate::blob_table::BlobEntry> = Vec::new();
