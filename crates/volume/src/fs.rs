@@ -225,9 +225,20 @@ pub struct CopyStats {
 /// what is there; files replaced). Symlinks and special files are skipped
 /// and reported, never followed.
 pub fn copy_host_tree(fs: &mut dyn VolumeFs, src: &Path, dest: &VolPath) -> FsResult<CopyStats> {
+    copy_host_tree_except(fs, src, dest, &[])
+}
+
+/// As [`copy_host_tree`], leaving out the host paths in `skip` (files or
+/// whole directories).
+pub fn copy_host_tree_except(
+    fs: &mut dyn VolumeFs,
+    src: &Path,
+    dest: &VolPath,
+    skip: &[std::path::PathBuf],
+) -> FsResult<CopyStats> {
     let mut stats = CopyStats::default();
     fs.create_dir_all(dest)?;
-    copy_host_dir(fs, src, dest, &mut stats)?;
+    copy_host_dir(fs, src, dest, skip, &mut stats)?;
     Ok(stats)
 }
 
@@ -235,6 +246,7 @@ fn copy_host_dir(
     fs: &mut dyn VolumeFs,
     src: &Path,
     dest: &VolPath,
+    skip: &[std::path::PathBuf],
     stats: &mut CopyStats,
 ) -> FsResult<()> {
     let host_err =
@@ -246,6 +258,9 @@ fn copy_host_dir(
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
+        if skip.contains(&path) {
+            continue;
+        }
         let Some(name) = e.file_name().to_str().map(str::to_string) else {
             stats
                 .skipped
@@ -259,7 +274,7 @@ fn copy_host_dir(
         if meta.is_dir() {
             fs.create_dir_all(&to)?;
             stats.dirs += 1;
-            copy_host_dir(fs, &path, &to, stats)?;
+            copy_host_dir(fs, &path, &to, skip, stats)?;
         } else if meta.is_file() {
             let mut f = std::fs::File::open(&path).map_err(|e| host_err(&path, e))?;
             stats.bytes += fs.write_file(&to, &mut f)?;

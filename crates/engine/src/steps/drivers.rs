@@ -25,11 +25,11 @@ use crate::computer::Architecture;
 use crate::events::Level;
 use crate::runner::E_FAIL;
 use crate::volumes::drive_letter;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tasq_drivers::catalog::{find_infs, Catalog, Package, SelectOptions, Target};
 use tasq_drivers::driver::{Arch, OsVersion};
 use tasq_tasksequence::steps as types;
-use tasq_volume::fs::{copy_host_tree, FsError, VolPath, VolumeFs};
+use tasq_volume::fs::{copy_host_tree_except, FsError, VolPath};
 
 /// Staged driver folders for the unattend writer (`;`-separated).
 pub const DRIVER_PATHS_VAR: &str = "_TSQDriverPaths";
@@ -164,14 +164,8 @@ fn stage(ctx: &mut StepContext, letter: char, jobs: &[Stage]) -> Result<Vec<Stri
     let mut staged = Vec::new();
     for job in jobs {
         let dest = base.join(&next.to_string()).map_err(fail)?;
-        let stats = if job.skip.is_empty() {
-            copy_host_tree(fs.as_mut(), &job.src, &dest).map_err(fs_err)?
-        } else {
-            let mut st = tasq_volume::fs::CopyStats::default();
-            fs.create_dir_all(&dest).map_err(fs_err)?;
-            copy_filtered(fs.as_mut(), &job.src, &dest, &job.skip, &mut st).map_err(fs_err)?;
-            st
-        };
+        let stats =
+            copy_host_tree_except(fs.as_mut(), &job.src, &dest, &job.skip).map_err(fs_err)?;
         for s in &stats.skipped {
             ctx.log(Level::Warning, format!("not staged: {s}"));
         }
@@ -204,54 +198,6 @@ fn stage(ctx: &mut StepContext, letter: char, jobs: &[Stage]) -> Result<Vec<Stri
     }
     ctx.env.set(DRIVER_PATHS_VAR, &all.join(";"));
     Ok(staged)
-}
-
-/// Like `copy_host_tree`, leaving out the host paths in `skip`.
-fn copy_filtered(
-    fs: &mut dyn VolumeFs,
-    src: &Path,
-    dest: &VolPath,
-    skip: &[PathBuf],
-    stats: &mut tasq_volume::fs::CopyStats,
-) -> Result<(), FsError> {
-    let host =
-        |p: &Path, e: std::io::Error| FsError::new("host", "reading", p.display(), e.to_string());
-    let mut entries: Vec<_> = std::fs::read_dir(src)
-        .map_err(|e| host(src, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| host(src, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        if skip.contains(&path) {
-            continue;
-        }
-        let Some(name) = e.file_name().to_str().map(str::to_string) else {
-            stats
-                .skipped
-                .push(format!("{}: the name is not UTF-8", path.display()));
-            continue;
-        };
-        let to = dest
-            .join(&name)
-            .map_err(|r| FsError::new(fs.describe(), "copying to", format!("{dest}\\{name}"), r))?;
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| host(&path, e))?;
-        if meta.is_dir() {
-            fs.create_dir_all(&to)?;
-            stats.dirs += 1;
-            copy_filtered(fs, &path, &to, skip, stats)?;
-        } else if meta.is_file() {
-            let mut f = std::fs::File::open(&path).map_err(|e| host(&path, e))?;
-            stats.bytes += fs.write_file(&to, &mut f)?;
-            stats.files += 1;
-        } else {
-            stats.skipped.push(format!(
-                "{}: not a regular file or directory",
-                path.display()
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Auto Apply Drivers.
