@@ -54,6 +54,21 @@ pub enum FsKind {
     Fat32,
 }
 
+impl FsKind {
+    /// A file system name as the Format and Partition Disk step and layout
+    /// files write it, any case: `NTFS`, `FAT32`, or empty/`NONE` for no
+    /// file system (`Ok(None)`); anything else is `Err(())`.
+    #[allow(clippy::result_unit_err)]
+    pub fn parse_name(s: &str) -> std::result::Result<Option<FsKind>, ()> {
+        match s.to_ascii_uppercase().as_str() {
+            "" | "NONE" => Ok(None),
+            "NTFS" => Ok(Some(FsKind::Ntfs)),
+            "FAT32" => Ok(Some(FsKind::Fat32)),
+            _ => Err(()),
+        }
+    }
+}
+
 impl std::fmt::Display for FsKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -225,17 +240,13 @@ impl Layout {
                     )))
                 }
             };
-            let file_system = match p.file_system.as_deref().map(str::to_ascii_uppercase) {
-                None => None,
-                Some(s) if s.is_empty() || s == "NONE" => None,
-                Some(s) if s == "NTFS" => Some(FsKind::Ntfs),
-                Some(s) if s == "FAT32" => Some(FsKind::Fat32),
-                Some(s) => {
-                    return Err(perr(format!(
-                        "partition {n}: file system {s:?}: expected NTFS or FAT32"
-                    )))
-                }
-            };
+            let fs_name = p.file_system.as_deref().unwrap_or("");
+            let file_system = FsKind::parse_name(fs_name).map_err(|()| {
+                perr(format!(
+                    "partition {n}: file system {:?}: expected NTFS or FAT32",
+                    fs_name.to_ascii_uppercase()
+                ))
+            })?;
             let unit = p.unit.as_deref().unwrap_or("percent").to_ascii_lowercase();
             let size = match (p.size, unit.as_str()) {
                 (None, "percent") => SizeSpec::Percent(100),

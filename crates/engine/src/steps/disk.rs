@@ -111,17 +111,13 @@ pub fn parse(step: &Step) -> Result<Request, String> {
                 var("Type")
             ));
         }
-        let fs = match p.file_system.trim().to_ascii_uppercase().as_str() {
-            "" | "NONE" => None,
-            "NTFS" => Some(FsKind::Ntfs),
-            "FAT32" => Some(FsKind::Fat32),
-            f => {
-                return Err(format!(
-                    "{}={f:?}: expected NTFS, FAT32 or nothing",
-                    var("FileSystem")
-                ))
-            }
-        };
+        let fs = FsKind::parse_name(p.file_system.trim()).map_err(|()| {
+            format!(
+                "{}={:?}: expected NTFS, FAT32 or nothing",
+                var("FileSystem"),
+                p.file_system.trim().to_ascii_uppercase()
+            )
+        })?;
         let fs = match (kind, fs) {
             // An MSR is never formatted, whatever the XML says.
             (PartKind::Msr, _) => None,
