@@ -759,6 +759,7 @@ fn info(wim: &Wim, wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -
             "size": wim.file_size(),
             "solid_resources": wim.solid.len(),
             "integrity": !h.integrity.is_empty(),
+            "pipable": h.pipable,
             "images": images,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -799,6 +800,7 @@ fn info(wim: &Wim, wimfile: &Path, image: Option<&str>, xml: bool, json: bool) -
         "Integrity:      {}",
         if h.integrity.is_empty() { "no" } else { "yes" }
     );
+    println!("Pipable:        {}", if h.pipable { "yes" } else { "no" });
     println!();
     println!("Available Images:");
     println!("-----------------");
@@ -976,6 +978,13 @@ fn export(
 
 fn delete(wimfile: &Path, image: &str, check: bool) -> Result<i32> {
     let wim = Wim::open(wimfile)?;
+    if wim.header.pipable {
+        bail!(
+            "{}: cannot delete an image from a pipable WIM in place (tasq reads pipable WIMs; \
+             `tasq wim export` the images to keep into a normal WIM)",
+            wimfile.display()
+        );
+    }
     let del = wim.resolve_image(image)?;
     let opts = WriteOptions {
         compression: wim.compression(),

@@ -61,6 +61,7 @@ pub(crate) fn plan_next(
                 wim.part_file(e.part_number)?,
                 rh,
                 wim.header.chunk_size,
+                wim.header.pipable,
                 &what,
             )?
         } else {

@@ -74,12 +74,38 @@ fn open_part(path: &Path) -> Result<Part> {
         },
         e => e,
     })?;
-    if header.pipable {
-        return Err(WimError::Unsupported(format!(
-            "{}: pipable WIMs (wimlib's WLPWM format) are not supported yet",
-            path.display()
-        )));
-    }
+    // A pipable WIM (wimlib's WLPWM) starts with a header whose table
+    // locations are zero (they were not known when it was streamed out);
+    // the complete header is the last 208 bytes of the file.
+    let header = if header.pipable {
+        if size < 2 * HEADER_SIZE as u64 {
+            return Err(WimError::NotAWim {
+                path,
+                reason: "pipable WIM too short to hold its final header".into(),
+            });
+        }
+        read_exact_at(
+            &file,
+            &mut hb,
+            size - HEADER_SIZE as u64,
+            "final header of a pipable WIM",
+        )?;
+        let fin = Header::parse(&hb).map_err(|e| WimError::NotAWim {
+            path: path.clone(),
+            reason: format!("final header of the pipable WIM: {e}"),
+        })?;
+        if !fin.pipable || fin.guid != header.guid {
+            return Err(WimError::NotAWim {
+                path,
+                reason:
+                    "pipable WIM whose last 208 bytes are not its final header (incomplete stream?)"
+                        .into(),
+            });
+        }
+        fin
+    } else {
+        header
+    };
     Ok(Part {
         path,
         file,
@@ -225,7 +251,14 @@ impl Wim {
             if wim.header.xml_data.uncompressed_size > MAX_TABLE_SIZE {
                 return Err(WimError::InvalidXml("larger than 1 GiB".into()));
             }
-            let x = read_resource(&p1.file, &wim.header.xml_data, format, cs, "XML data")?;
+            let x = read_resource(
+                &p1.file,
+                &wim.header.xml_data,
+                format,
+                cs,
+                p1.header.pipable,
+                "XML data",
+            )?;
             wim.info = WimInfo::parse(&x).map_err(|e| WimError::InvalidXml(e.to_string()))?;
         }
         wim.parts = parts;
@@ -254,6 +287,7 @@ impl Wim {
             &h.blob_table,
             h.compression(),
             h.chunk_size,
+            h.pipable,
             &name("blob table"),
         )?;
         let entries = parse_blob_table(&bt)?;
@@ -499,6 +533,7 @@ impl Wim {
             &e.reshdr,
             self.compression(),
             self.header.chunk_size,
+            self.header.pipable,
             &what,
         )?;
         let actual = Sha1Hash::of(&buf);

@@ -3,6 +3,10 @@
 //! table, 4 bytes wide (8 when the resource is 4 GiB or more) — followed by
 //! independently compressed chunks; a chunk whose stored size equals its
 //! uncompressed size is stored raw.
+//!
+//! Pipable WIMs (wimlib's `WLPWM` extension) store the same table at the
+//! *end* of the resource and put a 4-byte compressed-size prefix before
+//! every chunk; the table's offsets ignore those prefixes.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -41,11 +45,16 @@ impl ChunkLoc {
     }
 }
 
-/// Reads and validates the chunk table of a compressed resource.
+/// Size of the compressed-size prefix of each chunk in a pipable resource.
+pub const PWM_CHUNK_HDR_SIZE: u64 = 4;
+
+/// Reads and validates the chunk table of a compressed resource (`pipable`:
+/// the resource is in a pipable WIM, with the table at its end).
 pub fn chunk_locations(
     file: &File,
     rh: &ResHdr,
     chunk_size: u32,
+    pipable: bool,
     what: &str,
 ) -> Result<Vec<ChunkLoc>> {
     let cs = chunk_size as u64;
@@ -73,10 +82,28 @@ pub fn chunk_locations(
             ),
         ));
     }
+    // Pipable: chunks (each after its prefix) first, then the table.
+    let prefixes = if pipable { n * PWM_CHUNK_HDR_SIZE } else { 0 };
+    if table_len + prefixes > rh.size_in_wim {
+        return Err(WimError::resource(
+            what,
+            format!(
+                "{n} chunk headers and the chunk table do not fit in the stored size {}",
+                rh.size_in_wim
+            ),
+        ));
+    }
+    let (table_at, data_start) = if pipable {
+        (
+            rh.offset_in_wim + rh.size_in_wim - table_len,
+            rh.offset_in_wim,
+        )
+    } else {
+        (rh.offset_in_wim, rh.offset_in_wim + table_len)
+    };
     let mut table = vec![0u8; table_len as usize];
-    read_exact_at(file, &mut table, rh.offset_in_wim, what)?;
-    let data_start = rh.offset_in_wim + table_len;
-    let data_len = rh.size_in_wim - table_len;
+    read_exact_at(file, &mut table, table_at, what)?;
+    let data_len = rh.size_in_wim - table_len - prefixes;
     let mut offs: Vec<u64> = Vec::with_capacity(n as usize + 1);
     offs.push(0);
     for e in table.chunks_exact(entry as usize) {
@@ -107,8 +134,14 @@ pub fn chunk_locations(
         if b == a && usz > 0 {
             return Err(WimError::resource(what, format!("chunk {i} is empty")));
         }
+        // In a pipable resource, chunk i follows i + 1 size prefixes.
+        let skip = if pipable {
+            (i as u64 + 1) * PWM_CHUNK_HDR_SIZE
+        } else {
+            0
+        };
         out.push(ChunkLoc {
-            offset: data_start + a,
+            offset: data_start + a + skip,
             stored_size: (b - a) as u32,
             uncompressed_size: usz as u32,
         });
@@ -147,6 +180,7 @@ pub fn read_resource(
     rh: &ResHdr,
     format: CompressionFormat,
     chunk_size: u32,
+    pipable: bool,
     what: &str,
 ) -> Result<Vec<u8>> {
     if rh.is_solid() {
@@ -165,7 +199,7 @@ pub fn read_resource(
         read_exact_at(file, &mut buf, rh.offset_in_wim, what)?;
         return Ok(buf);
     }
-    let chunks = chunk_locations(file, rh, chunk_size, what)?;
+    let chunks = chunk_locations(file, rh, chunk_size, pipable, what)?;
     let mut dec = new_decompressor(format, chunk_size as usize);
     // Grown chunk by chunk, not reserved from the header's claim: a few
     // KiB of file can claim a GiB in 512 chunks of 2 MiB, and the claim is

@@ -30,6 +30,7 @@ pub fn verify(
             &wim.header.integrity,
             tasq_codecs::CompressionFormat::None,
             0,
+            false,
             "integrity table",
         )?;
         let end = wim.header.blob_table.offset_in_wim + wim.header.blob_table.size_in_wim;

@@ -841,6 +841,13 @@ impl WimWriter {
                 path.display()
             )));
         }
+        if wim.header.pipable {
+            return Err(WimError::Unsupported(format!(
+                "{}: cannot append to a pipable WIM (tasq reads pipable WIMs; \
+                 `tasq wim export` it to a normal WIM first)",
+                path.display()
+            )));
+        }
         let mut header = wim.header.clone();
         header.flags &= !HDR_FLAG_WRITE_IN_PROGRESS;
         if opts.solid.is_some() {
@@ -1282,7 +1289,10 @@ impl WimWriter {
         // Stored resources are copied as they are when the compression
         // matches; blobs of solid resources, and everything when writing
         // solid, go through decompression (in file order, on every core).
+        // A pipable WIM's compressed resources have their own chunk layout,
+        // so they are never copied as they are into a normal WIM.
         let same_format = self.opts.solid.is_none()
+            && (!src.header.pipable || src.compression() == CompressionFormat::None)
             && src.compression() == self.opts.compression
             && (self.opts.compression == CompressionFormat::None
                 || src.header.chunk_size == self.opts.chunk_size);

@@ -63,7 +63,7 @@ pub fn wimlib_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn assert_no_panic(out: &Output) {
+pub fn assert_no_panic(out: &Output) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "tasq panicked:\n{err}");
     assert!(!err.contains("RUST_BACKTRACE"), "tasq panicked:\n{err}");
