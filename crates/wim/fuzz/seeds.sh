@@ -25,6 +25,11 @@ for c in none xpress lzx; do
         wimlib-imagex append "$tmp/src2" "$w" two $check >/dev/null
     done
 done
+# Pipable WIMs (wimlib's WLPWM): compressed, written to a file and to a pipe.
+for c in none lzx; do
+    wimlib-imagex capture "$tmp/src" "corpus/wim_open/wimlib-pipable-$c.wim" one --pipable --compress=$c >/dev/null 2>&1
+done
+wimlib-imagex capture "$tmp/src" - streamed --compress=xpress 2>/dev/null > corpus/wim_open/wimlib-pipable-stream.wim
 # Solid resources (version 0xE00; two resources in one run) in LZX and
 # XPRESS (metadata in the same format: LZMS is not readable yet), and part
 # 1 of a split WIM (opening it alone must fail cleanly).
