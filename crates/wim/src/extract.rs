@@ -10,6 +10,8 @@
 //! each once for a run of blobs visited in offset order.
 
 use std::collections::VecDeque;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 
 use tasq_codecs::{new_decompressor, CompressionFormat, DecompressError, Decompressor};
 
@@ -180,10 +182,24 @@ impl Decoders {
         max_chunk: u32,
         raw: Vec<u8>,
         usize: u32,
+        bufs: &BufPool,
     ) -> std::result::Result<Vec<u8>, DecompressError> {
         if raw.len() == usize as usize {
             return Ok(raw);
         }
+        let out = bufs.take(usize as usize);
+        let r = self.decode_into(format, max_chunk, &raw, out);
+        bufs.put(raw);
+        r
+    }
+
+    fn decode_into(
+        &mut self,
+        format: CompressionFormat,
+        max_chunk: u32,
+        raw: &[u8],
+        mut out: Vec<u8>,
+    ) -> std::result::Result<Vec<u8>, DecompressError> {
         if format == CompressionFormat::None {
             return Err(DecompressError::Corrupt {
                 format,
@@ -205,14 +221,87 @@ impl Decoders {
                 self.0.len() - 1
             }
         };
-        let mut out = vec![0u8; usize as usize];
         match self.0.get_mut(i).and_then(|d| d.2.as_mut()) {
-            Some(d) => d.decompress(&raw, &mut out).map(|_| out),
+            Some(d) => d.decompress(raw, &mut out).map(|_| out),
             None => Err(DecompressError::Corrupt {
                 format,
                 reason: "no decompressor for this format in this build",
             }),
         }
+    }
+}
+
+/// Recycled chunk buffers. A solid chunk is up to 64 MiB: allocating each
+/// afresh costs a page fault and a zeroed page for every 4 KiB of it (most of
+/// the system time of a solid apply), so buffers whose data has been
+/// handed out come back here for the next chunk.
+#[derive(Default)]
+pub(crate) struct BufPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers kept for reuse, and the largest total they may hold.
+const POOL_BUFFERS: usize = 16;
+const POOL_BYTES: usize = 160 << 20;
+
+impl BufPool {
+    /// A buffer of exactly `len` bytes (contents unspecified: callers
+    /// overwrite all of it).
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let reuse = self.free.lock().ok().and_then(|mut f| {
+            // The smallest free buffer that is large enough.
+            let i = f
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.capacity() >= len)
+                .min_by_key(|(_, b)| b.capacity())
+                .map(|(i, _)| i)?;
+            Some(f.swap_remove(i))
+        });
+        let mut v = reuse.unwrap_or_default();
+        v.resize(len, 0);
+        v
+    }
+
+    pub(crate) fn put(&self, mut v: Vec<u8>) {
+        if v.capacity() < 4096 {
+            return;
+        }
+        v.clear();
+        if let Ok(mut f) = self.free.lock() {
+            let held: usize = f.iter().map(|b| b.capacity()).sum();
+            if f.len() < POOL_BUFFERS && held + v.capacity() <= POOL_BYTES {
+                f.push(v);
+            }
+        }
+    }
+}
+
+/// A decompressed chunk, shared by the pieces of it handed out; it goes
+/// back to the pool when the last piece is dropped.
+struct ChunkBuf {
+    data: Vec<u8>,
+    pool: Arc<BufPool>,
+}
+
+impl Drop for ChunkBuf {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.data));
+    }
+}
+
+/// Bytes of one blob out of a decompressed chunk: a view, not a copy (a
+/// solid chunk holds thousands of small blobs).
+pub struct BlobData {
+    chunk: Arc<ChunkBuf>,
+    start: usize,
+    end: usize,
+}
+
+impl Deref for BlobData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.chunk.data.get(self.start..self.end).unwrap_or(&[])
     }
 }
 
@@ -238,7 +327,7 @@ const INFLIGHT_BYTES: u64 = 64 << 20;
 /// What [`BlobReader::next_event`] reports.
 pub enum BlobEvent {
     /// The next piece of blob `i`.
-    Data(usize, Vec<u8>),
+    Data(usize, BlobData),
     /// Blob `i` is complete and its SHA-1 verified.
     Done(usize),
 }
@@ -265,6 +354,7 @@ pub struct BlobReader<'w> {
     inflight_bytes: u64,
     events: VecDeque<BlobEvent>,
     hasher: Option<Sha1Hasher>,
+    bufs: Arc<BufPool>,
 }
 
 impl<'w> BlobReader<'w> {
@@ -279,12 +369,14 @@ impl<'w> BlobReader<'w> {
                 .solid
                 .iter()
                 .any(|s| s.format != CompressionFormat::None);
+        let bufs = Arc::new(BufPool::default());
         let pool = compressed.then(|| {
             OrderedPool::new(threads, || {
                 let mut dec = Decoders::default();
+                let bufs = Arc::clone(&bufs);
                 move |job: Job| -> JobResult {
                     job.into_iter()
-                        .map(|p| dec.decode(p.format, p.max_chunk, p.raw, p.usize))
+                        .map(|p| dec.decode(p.format, p.max_chunk, p.raw, p.usize, &bufs))
                         .collect()
                 }
             })
@@ -302,6 +394,7 @@ impl<'w> BlobReader<'w> {
             inflight_bytes: 0,
             events: VecDeque::new(),
             hasher: None,
+            bufs,
         }
     }
 
@@ -340,7 +433,7 @@ impl<'w> BlobReader<'w> {
                     .and_then(|s| self.blobs.get(s.blob))
                     .map(|b| format!("blob {}", b.hash))
                     .unwrap_or_default();
-                let mut raw = vec![0u8; c.loc.stored_size as usize];
+                let mut raw = self.bufs.take(c.loc.stored_size as usize);
                 read_exact_at(self.wim.part_file(c.part)?, &mut raw, c.loc.offset, &what)?;
                 self.meta.push_back((c.slices, c.loc.uncompressed_size));
                 self.inflight_bytes += usz;
@@ -404,16 +497,20 @@ impl<'w> BlobReader<'w> {
             what: what(first.blob),
             source: err,
         })?;
-        let whole = slices.len() == 1 && first.start == 0 && first.end as usize == data.len();
-        let mut data = Some(data);
+        let len = data.len();
+        let chunk = Arc::new(ChunkBuf {
+            data,
+            pool: Arc::clone(&self.bufs),
+        });
         for s in slices {
-            let piece = if whole {
-                data.take().unwrap_or_default()
-            } else {
-                data.as_deref()
-                    .and_then(|d| d.get(s.start as usize..s.end as usize))
-                    .ok_or_else(out_of_step)?
-                    .to_vec()
+            let (start, end) = (s.start as usize, s.end as usize);
+            if start > end || end > len {
+                return Err(out_of_step());
+            }
+            let piece = BlobData {
+                chunk: Arc::clone(&chunk),
+                start,
+                end,
             };
             self.hasher
                 .get_or_insert_with(Sha1Hasher::new)

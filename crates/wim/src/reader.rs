@@ -569,11 +569,12 @@ impl Wim {
         let mut h = Sha1Hasher::new();
         let (plan, _) = crate::extract::plan_next(self, &[entry], 0)?;
         let mut dec = crate::extract::Decoders::default();
+        let bufs = crate::extract::BufPool::default();
         for c in plan {
-            let mut raw = vec![0u8; c.loc.stored_size as usize];
+            let mut raw = bufs.take(c.loc.stored_size as usize);
             read_exact_at(self.part_file(c.part)?, &mut raw, c.loc.offset, &what)?;
             let out = dec
-                .decode(c.format, c.max_chunk, raw, c.loc.uncompressed_size)
+                .decode(c.format, c.max_chunk, raw, c.loc.uncompressed_size, &bufs)
                 .map_err(|e| WimError::Decompress {
                     what: what.clone(),
                     source: e,
@@ -585,6 +586,7 @@ impl Wim {
                 h.update(piece);
                 sink(piece)?;
             }
+            bufs.put(out);
         }
         let actual = h.finish();
         if actual != entry.hash {
