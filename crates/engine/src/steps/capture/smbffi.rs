@@ -53,7 +53,8 @@ type UnlinkFn = unsafe extern "C" fn(*mut RawCtx, *const c_char) -> c_int;
 type RenameFn =
     unsafe extern "C" fn(*mut RawCtx, *const c_char, *mut RawCtx, *const c_char) -> c_int;
 type StatFn = unsafe extern "C" fn(*mut RawCtx, *const c_char, *mut libc::stat) -> c_int;
-type SetBoolFn = unsafe extern "C" fn(*mut RawCtx, c_int);
+/// A setter of a `smbc_bool` or enum option (a C `int`).
+type SetIntFn = unsafe extern "C" fn(*mut RawCtx, c_int);
 
 /// `SMBC_ENCRYPTLEVEL_NONE`.
 const ENCRYPTLEVEL_NONE: c_int = 0;
@@ -67,12 +68,12 @@ struct Api {
     set_user_data: unsafe extern "C" fn(*mut RawCtx, *mut c_void),
     get_user_data: unsafe extern "C" fn(*mut RawCtx) -> *mut c_void,
     set_timeout: unsafe extern "C" fn(*mut RawCtx, c_int),
-    set_no_auto_anonymous_login: SetBoolFn,
-    set_case_sensitive: SetBoolFn,
-    set_use_kerberos: SetBoolFn,
-    set_fallback_after_kerberos: SetBoolFn,
-    set_use_ccache: SetBoolFn,
-    set_encryption_level: SetBoolFn,
+    set_no_auto_anonymous_login: SetIntFn,
+    set_case_sensitive: SetIntFn,
+    set_use_kerberos: SetIntFn,
+    set_fallback_after_kerberos: SetIntFn,
+    set_use_ccache: SetIntFn,
+    set_encryption_level: SetIntFn,
     get_open: unsafe extern "C" fn(*mut RawCtx) -> Option<OpenFn>,
     get_write: unsafe extern "C" fn(*mut RawCtx) -> Option<WriteFn>,
     get_close: unsafe extern "C" fn(*mut RawCtx) -> Option<CloseFn>,
