@@ -9,8 +9,8 @@
 //!
 //! libsmbclient keeps process-wide state besides its contexts, so every
 //! native call of every [`Context`] is made under one process-wide lock;
-//! a [`Context`] is also `!Sync` (one owner at a time). This is the only
-//! module of the crate with `unsafe` code.
+//! a [`Context`] is also `!Send` and `!Sync` (it stays on the thread that
+//! made it). All `unsafe` code for libsmbclient is in this module.
 
 use libloading::Library;
 use std::cell::Cell;
