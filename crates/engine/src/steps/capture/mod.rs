@@ -15,6 +15,7 @@
 pub mod dest;
 pub mod guard;
 pub mod smb;
+mod smbffi;
 
 use super::{Registry, StepAction, StepContext, StepError, StepOutcome};
 use crate::events::Level;

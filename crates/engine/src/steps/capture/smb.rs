@@ -1,5 +1,7 @@
 //! SMB access for the capture destination and Connect to Network Folder,
-//! through libsmbclient (the `pavao` crate). A connection is made and the
+//! through libsmbclient, loaded at run time on the first connection (see
+//! `smbffi`: no samba library is mapped by a process that never uses a
+//! share). A connection is made and the
 //! account checked before any capture work; a WIM goes to the share under
 //! a temporary name (`.file.wim.tasq-<random>` beside the destination),
 //! streamed in bounded chunks from the local file, checked for its size,
@@ -8,15 +10,21 @@
 //! when the server still lets us.
 
 use super::dest::{Account, SmbLocation};
-use pavao::{SmbClient, SmbCredentials, SmbError, SmbOpenOptions, SmbOptions};
-use std::io::{Read, Write};
-use std::time::Duration;
+use super::smbffi::{Context, Options};
+use std::io::{self, Read};
 
 /// Upload chunk: the memory a transfer holds at once.
 const CHUNK: usize = 1 << 20;
 
+/// How long libsmbclient waits for a silent server.
+const TIMEOUT_MS: i32 = 30_000;
+
+/// A connection to one share. Not `Sync`/`Send`: libsmbclient contexts are
+/// not thread-safe, so a share stays with the thread that connected it.
 pub struct SmbShare {
-    client: SmbClient,
+    ctx: Context,
+    /// `smb://server[:port]/share`, to which `share_path`s are appended.
+    base: String,
     root: SmbLocation,
     account: String,
 }
@@ -34,19 +42,12 @@ fn encode(c: &str) -> String {
     s
 }
 
-/// `/a/b` from components (the form pavao appends to the share URL).
+/// `/a/b` from components (the form appended to the share URL).
 fn share_path(comps: &[String]) -> String {
     if comps.is_empty() {
         return "/".into();
     }
     comps.iter().map(|c| format!("/{}", encode(c))).collect()
-}
-
-fn errno(e: &SmbError) -> Option<i32> {
-    match e {
-        SmbError::Io(io) => io.raw_os_error(),
-        _ => None,
-    }
 }
 
 impl SmbShare {
@@ -60,37 +61,41 @@ impl SmbShare {
         password: &str,
     ) -> Result<SmbShare, String> {
         let root = loc.share_root();
-        let mut server = format!("smb://{}", loc.server);
+        let mut base = format!("smb://{}", loc.server);
         if let Some(p) = loc.port {
-            server.push_str(&format!(":{p}"));
+            base.push_str(&format!(":{p}"));
         }
-        let creds = SmbCredentials::default()
-            .server(server)
-            .share(format!("/{}", encode(&loc.share)))
-            .username(&account.user)
-            .password(password)
-            .workgroup(account.domain.as_deref().unwrap_or("WORKGROUP"));
-        // No silent fall-back to a guest session when the password is wrong.
-        let opts = SmbOptions::default()
-            .no_auto_anonymous_login(true)
-            .case_sensitive(false);
-        let client = SmbClient::new(creds, opts)
-            .map_err(|e| format!("cannot set up an SMB client for {root}: {e}"))?;
-        let _ = client.set_timeout(Duration::from_secs(30));
+        base.push('/');
+        base.push_str(&encode(&loc.share));
+        // No silent fall-back to a guest session when the password is wrong
+        // (the context never logs in anonymously).
+        let ctx = Context::new(&Options {
+            workgroup: account.domain.as_deref().unwrap_or("WORKGROUP"),
+            user: &account.user,
+            password,
+            timeout_ms: TIMEOUT_MS,
+        })
+        .map_err(|e| format!("{e} (for {root})"))?;
         let share = SmbShare {
-            client,
+            ctx,
+            base,
             root,
             account: account.to_string(),
         };
         share
-            .client
-            .stat("/")
+            .ctx
+            .stat(&share.url(&[]))
             .map_err(|e| share.explain("connecting to", &share.root, &e))?;
         Ok(share)
     }
 
-    fn explain(&self, doing: &str, what: &SmbLocation, e: &SmbError) -> String {
-        let why = match errno(e) {
+    /// The libsmbclient URL of `comps` inside the share.
+    fn url(&self, comps: &[String]) -> String {
+        format!("{}{}", self.base, share_path(comps))
+    }
+
+    fn explain(&self, doing: &str, what: &SmbLocation, e: &io::Error) -> String {
+        let why = match e.raw_os_error() {
             Some(libc::EACCES) | Some(libc::EPERM) => format!(
                 "access denied for account {} (wrong user name or password, or no rights on the share)",
                 self.account
@@ -114,10 +119,10 @@ impl SmbShare {
     pub fn check_dir(&self, dir: &[String]) -> Result<(), String> {
         let loc = self.root.join(dir);
         let st = self
-            .client
-            .stat(share_path(dir))
+            .ctx
+            .stat(&self.url(dir))
             .map_err(|e| self.explain("looking at", &loc, &e))?;
-        if st.mode.is_dir() {
+        if st.is_dir {
             Ok(())
         } else {
             Err(format!("{loc} is not a folder"))
@@ -128,33 +133,28 @@ impl SmbShare {
     /// account may write there).
     pub fn create_new(&self, path: &[String]) -> Result<(), String> {
         let loc = self.root.join(path);
-        let f = self
-            .client
-            .open_with(
-                share_path(path),
-                SmbOpenOptions::default()
-                    .create(true)
-                    .exclusive(true)
-                    .write(true),
+        self.ctx
+            .open(
+                &self.url(path),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
             )
-            .map_err(|e| self.explain("creating", &loc, &e))?;
-        drop(f);
-        Ok(())
+            .and_then(|f| f.close())
+            .map_err(|e| self.explain("creating", &loc, &e))
     }
 
     /// Removes a file; errors are returned for the caller to report.
     pub fn remove(&self, path: &[String]) -> Result<(), String> {
         let loc = self.root.join(path);
-        self.client
-            .unlink(share_path(path))
+        self.ctx
+            .unlink(&self.url(path))
             .map_err(|e| self.explain("removing", &loc, &e))
     }
 
     /// Size of a file, `None` when it does not exist.
     pub fn size(&self, path: &[String]) -> Result<Option<u64>, String> {
-        match self.client.stat(share_path(path)) {
+        match self.ctx.stat(&self.url(path)) {
             Ok(st) => Ok(Some(st.size)),
-            Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(self.explain("looking at", &self.root.join(path), &e)),
         }
     }
@@ -189,13 +189,10 @@ impl SmbShare {
     ) -> Result<(), String> {
         let tloc = self.root.join(temp);
         let mut f = self
-            .client
-            .open_with(
-                share_path(temp),
-                SmbOpenOptions::default()
-                    .create(true)
-                    .truncate(true)
-                    .write(true),
+            .ctx
+            .open(
+                &self.url(temp),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
             )
             .map_err(|e| self.explain("opening", &tloc, &e))?;
         let mut buf = vec![0u8; CHUNK];
@@ -209,11 +206,11 @@ impl SmbShare {
             }
             let chunk = buf.get(..n).unwrap_or(&[]);
             f.write_all(chunk)
-                .map_err(|e| self.explain("writing", &tloc, &SmbError::Io(e)))?;
+                .map_err(|e| self.explain("writing", &tloc, &e))?;
             done += n as u64;
             progress(done);
         }
-        drop(f);
+        f.close().map_err(|e| self.explain("closing", &tloc, &e))?;
         if done != len {
             return Err(format!(
                 "the local WIM changed while it was sent ({done} bytes read, {len} expected)"
@@ -234,15 +231,16 @@ impl SmbShare {
     /// rename tried again.
     fn replace(&self, from: &[String], to: &[String]) -> Result<(), String> {
         let dloc = self.root.join(to);
-        match self.client.rename(share_path(from), share_path(to)) {
+        let (from, to_url) = (self.url(from), self.url(to));
+        match self.ctx.rename(&from, &to_url) {
             Ok(()) => Ok(()),
             Err(first) => {
                 if self.size(to)?.is_none() {
                     return Err(self.explain("renaming the upload to", &dloc, &first));
                 }
                 self.remove(to)?;
-                self.client
-                    .rename(share_path(from), share_path(to))
+                self.ctx
+                    .rename(&from, &to_url)
                     .map_err(|e| self.explain("renaming the upload to", &dloc, &e))
             }
         }
