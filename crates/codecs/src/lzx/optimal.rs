@@ -29,6 +29,12 @@ struct Node {
 }
 
 const EMPTY_NODE: Node = Node { cost: INF, item: 0 };
+/// Item flag of a gap match (explicit match, literal, R0 match); the item
+/// holds the R0 length.
+const GAP: u32 = 1 << 31;
+/// Longest R0 part of a gap match: the whole item spans less than the
+/// queue ring.
+const MAX_GAP_REP: usize = QUEUE_RING - MAX_MATCH - 2;
 /// Repeat-offset queues kept by the parser (a power of two > MAX_MATCH).
 const QUEUE_RING: usize = 512;
 
@@ -198,6 +204,8 @@ pub struct Optimal {
     lens: [u8; MAX_MAIN_SYMS],
     codes: [u16; MAX_MAIN_SYMS],
     path: Vec<(u16, u32)>,
+    /// Gap items on the last path (for tests).
+    gaps_taken: usize,
 }
 
 impl Optimal {
@@ -220,6 +228,7 @@ impl Optimal {
             lens: [0; MAX_MAIN_SYMS],
             codes: [0; MAX_MAIN_SYMS],
             path: Vec::new(),
+            gaps_taken: 0,
         }
     }
 
@@ -445,6 +454,8 @@ impl Optimal {
         // starts there has been offered, i.e. for MAX_MATCH positions: a
         // ring of 512 suffices.
         let mut queues = [Queue::INITIAL; QUEUE_RING];
+        // For gap items, the explicit match (as an item) by target position.
+        let mut gap_first = [0u32; QUEUE_RING];
         let c = &*self.costs;
         let nodes = &mut self.nodes[..];
         for i in 0..n {
@@ -481,6 +492,7 @@ impl Optimal {
                         next_len = next_len.max(last.len as usize);
                     }
                 }
+                let mut longest = None;
                 for m in ms {
                     let ml = m.len as usize;
                     if ml < next_len {
@@ -491,6 +503,37 @@ impl Optimal {
                     let base = cost + c.aligned_cost(f, slot);
                     relax(reach, next_len, ml, base, &c.match_cost[slot], f);
                     next_len = ml + 1;
+                    longest = Some((ml, f, base + c.match_cost[slot][ml - MIN_MATCH]));
+                }
+                // A "gap match": the longest explicit match, one literal,
+                // then the same offset again as R0 (common in tables and
+                // code where one byte differs).
+                if let Some((ml, f, mcost)) = longest {
+                    let lit = i + ml;
+                    let off = (f - 2) as usize;
+                    if lit + 1 + MIN_MATCH <= n && two(d, lit + 1) == two(d, lit + 1 - off) {
+                        // The ring must still hold position i's queue when
+                        // the target is settled.
+                        let limit = (n - lit - 1).min(MAX_GAP_REP).min(MAX_MATCH);
+                        let r0 = MIN_MATCH
+                            + match_len(
+                                d,
+                                lit + 1 + MIN_MATCH - off,
+                                lit + 1 + MIN_MATCH,
+                                limit - MIN_MATCH,
+                            );
+                        let total = ml + 1 + r0;
+                        let gcost =
+                            mcost + c.main[d[lit] as usize] + c.match_cost[0][r0 - MIN_MATCH];
+                        let target = &mut nodes[i + total];
+                        if gcost < target.cost {
+                            *target = Node {
+                                cost: gcost,
+                                item: GAP | r0 as u32,
+                            };
+                            gap_first[(i + total) % QUEUE_RING] = f << LEN_BITS | ml as u32;
+                        }
+                    }
                 }
             }
             // The literal, which also settles position i + 1: no later
@@ -501,17 +544,43 @@ impl Optimal {
                 *next = Node { cost: lc, item: 1 };
                 queues[(i + 1) % QUEUE_RING] = queue;
             } else {
-                let len = (next.item & ((1 << LEN_BITS) - 1)) as usize;
-                let off = next.item >> LEN_BITS;
+                let item = next.item;
+                let len = (item & ((1 << LEN_BITS) - 1)) as usize;
+                if item & GAP != 0 {
+                    // Explicit match, literal, R0 match: the queue only
+                    // takes the explicit offset. Position i, inside the R0
+                    // match, is off every path through i + 1, so its cost
+                    // field (no longer read) keeps the first match for the
+                    // walk back.
+                    let first = gap_first[(i + 1) % QUEUE_RING];
+                    let start = i + 1 - len - 1 - (first & ((1 << LEN_BITS) - 1)) as usize;
+                    queues[(i + 1) % QUEUE_RING] =
+                        queues[start % QUEUE_RING].update(first >> LEN_BITS);
+                    nodes[i].cost = first;
+                    continue;
+                }
+                let off = item >> LEN_BITS;
                 queues[(i + 1) % QUEUE_RING] = queues[(i + 1 - len) % QUEUE_RING].update(off);
             }
         }
         // Walk back from the end, then emit forwards.
         self.path.clear();
+        self.gaps_taken = 0;
         let mut j = n;
         while j > 0 {
             let item = self.nodes[j].item;
             let len = (item & ((1 << LEN_BITS) - 1)) as u16;
+            if item & GAP != 0 {
+                // Pushed in reverse: R0 match, literal, explicit match.
+                self.gaps_taken += 1;
+                let first = self.nodes[j - 1].cost;
+                let first_len = (first & ((1 << LEN_BITS) - 1)) as u16;
+                self.path.push((len, 0));
+                self.path.push((1, 0));
+                self.path.push((first_len, first >> LEN_BITS));
+                j -= usize::from(len) + 1 + usize::from(first_len);
+                continue;
+            }
             self.path.push((len, item >> LEN_BITS));
             // Every position is reached (a literal always is), with len >= 1.
             j -= (len as usize).clamp(1, j);
@@ -544,6 +613,57 @@ impl Optimal {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Records that differ from an earlier one in a single byte: the parse
+    /// is made of "explicit match, one literal, R0 match" runs, and decodes (ours
+    /// and wimlib's decoder) to the input.
+    #[test]
+    fn gap_matches_cover_one_byte_differences() {
+        let mut seed = 7u32;
+        let mut rand = move || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            seed >> 16
+        };
+        // 16 random records; each later one copies a random one of them
+        // (so the offsets vary) with one byte changed.
+        let records: Vec<Vec<u8>> = (0..16)
+            .map(|_| (0..61).map(|_| rand() as u8).collect())
+            .collect();
+        let mut d: Vec<u8> = records.concat();
+        for _ in 0..400 {
+            let mut r = records[rand() as usize % 16].clone();
+            r[20] = rand() as u8;
+            d.extend_from_slice(&r);
+        }
+        let mut opt = Optimal::new();
+        let mut huff = HuffmanBuilder::new();
+        let mut seqs = Vec::new();
+        let p = OptParams {
+            depth: 24,
+            nice: 48,
+            passes: 1,
+            greedy_start: true,
+        };
+        let nm = NUM_CHARS + num_offset_slots(15) * NUM_LEN_HEADERS;
+        opt.parse(&d, 32765, nm, &p, &mut huff, &mut seqs);
+        let gaps = seqs
+            .windows(2)
+            .filter(|w| w[0].off >= NUM_REPS as u32 && w[1].litrun == 1 && w[1].off == 0)
+            .count();
+        assert!(gaps > 150, "{gaps} gap patterns");
+        // Some were chosen as one gap item, whose path the walk back split.
+        assert!(opt.gaps_taken > 10, "{} gap items", opt.gaps_taken);
+        let mut c = crate::lzx::LzxCompressor::new(32768, 50);
+        let mut z = vec![0u8; d.len()];
+        let n = c.compress_chunk(&d, &mut z).expect("compresses");
+        let mut w =
+            wimlib_oracle::WimlibDecompressor::new(wimlib_oracle::Ctype::Lzx, 32768).unwrap();
+        assert_eq!(w.decompress(&z[..n], d.len()).as_deref(), Some(&d[..]));
+        let mut ours = crate::lzx::LzxDecompressor::new(32768);
+        let mut out = vec![0u8; d.len()];
+        ours.decompress_chunk(&z[..n], &mut out).expect("decodes");
+        assert_eq!(out, d);
+    }
 
     proptest! {
         #[test]
