@@ -6,8 +6,12 @@
 //! reach it under a cost model of the symbols. The repeat-offset queue is
 //! part of the state: each position keeps the queue of its best path, which
 //! makes the search a (very good) approximation rather than an exact
-//! optimum. The parse is repeated with costs re-derived from the Huffman
-//! code lengths the previous parse would get, so costs and parse converge.
+//! optimum. Besides single items, one compound edge is offered: "gap
+//! matches" (the longest explicit match, one literal, then the same offset
+//! again as R0), which a one-step search would otherwise miss. The first
+//! cost model comes from the statistics of a greedy parse over the match
+//! cache; the parse is repeated with costs re-derived from the Huffman code
+//! lengths the previous parse would get, so costs and parse converge.
 
 use super::compress::{update_reps, Freqs, Seq};
 use super::huffenc::HuffmanBuilder;
