@@ -10,7 +10,10 @@
 //! interleaved): on a shared machine those are steadier than criterion's
 //! wall-clock figures, which follow.
 //!
-//! Run: `cargo bench -p tasq-codecs --bench xpress`.
+//! Run: `cargo bench -p tasq-codecs --bench xpress`. `XPRESS_BENCH_LEVELS`
+//! (comma-separated) sets the levels of the size and CPU-time tables,
+//! `XPRESS_BENCH_CORPUS=<file>` benchmarks a saved corpus (such as the one
+//! the LZX bench saves with `LZX_BENCH_SAVE`) instead of reading /usr.
 
 mod common;
 
@@ -48,6 +51,14 @@ fn total(chunks: &Chunks, corpus: &[u8]) -> usize {
         .sum()
 }
 
+/// The levels of the size and CPU-time tables.
+fn levels() -> Vec<u32> {
+    std::env::var("XPRESS_BENCH_LEVELS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![20, 50, 100])
+}
+
 fn print_sizes(corpus: &[u8]) {
     let mut out = vec![0u8; CHUNK];
     println!(
@@ -55,7 +66,7 @@ fn print_sizes(corpus: &[u8]) {
         corpus.len(),
         corpus.len().div_ceil(CHUNK)
     );
-    for level in [20, 50, 100] {
+    for level in levels() {
         let ours = tasq_compress_all(&mut XpressCompressor::new(CHUNK, level), corpus, &mut out);
         let theirs = wimlib_compress_all(
             &mut WimlibCompressor::new(Ctype::Xpress, CHUNK, level).unwrap(),
@@ -103,7 +114,7 @@ fn best_of(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) 
 fn print_cpu_speeds(corpus: &[u8]) {
     let mb = corpus.len() as f64 / 1e6;
     let mut out = vec![0u8; CHUNK];
-    for level in [20, 50, 100] {
+    for level in levels() {
         let mut tc = XpressCompressor::new(CHUNK, level);
         let mut wc = WimlibCompressor::new(Ctype::Xpress, CHUNK, level).unwrap();
         let (t, w) = best_of(
@@ -164,7 +175,14 @@ fn print_cpu_speeds(corpus: &[u8]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let corpus = common::corpus(CORPUS);
+    let corpus = match std::env::var("XPRESS_BENCH_CORPUS") {
+        Ok(path) => {
+            let mut v = std::fs::read(path).expect("XPRESS_BENCH_CORPUS file");
+            v.truncate(CORPUS);
+            v
+        }
+        Err(_) => common::corpus(CORPUS),
+    };
     print_sizes(&corpus);
     print_cpu_speeds(&corpus);
 

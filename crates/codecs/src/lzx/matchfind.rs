@@ -2,12 +2,14 @@
 //!
 //! - [`HashChains`]: the classic head/prev chains on 3-byte hashes, used by
 //!   the lazy parser of the quick levels.
-//! - [`BinaryTrees`]: a binary search tree of suffixes per hash bucket
-//!   (each node's left/right children hold earlier positions whose suffix
-//!   compares smaller/greater), re-rooted at every position. One descent
-//!   yields the nearest match of every length and keeps the tree sorted, so
-//!   the near-optimal parser gets all useful matches at logarithmic cost.
-//!   A small table of 2-byte hashes adds length-2 matches.
+//! - [`BinaryTrees`]: a binary search tree of suffixes per bucket of
+//!   4-byte hashes (each node's left/right children hold earlier positions
+//!   whose suffix compares smaller/greater), re-rooted at every position.
+//!   One descent yields the nearest match of every length and keeps the
+//!   tree sorted, so the near-optimal parser gets all useful matches at
+//!   logarithmic cost. Keying the trees on 4 bytes keeps them small and
+//!   the descents short; lengths 2 and 3 come from two small hash tables
+//!   (the latest position per 2-byte hash, the latest two per 3-byte hash).
 //!
 //! Positions are `u32`; a chunk is at most 2 MiB.
 
@@ -29,23 +31,34 @@ pub fn match_len(d: &[u8], a: usize, b: usize, max: usize) -> usize {
     n
 }
 
+/// The `N` bytes at `i`.
+#[inline(always)]
+fn load<const N: usize>(d: &[u8], i: usize) -> [u8; N] {
+    let mut w = [0u8; N];
+    w.copy_from_slice(&d[i..i + N]);
+    w
+}
+
 #[inline(always)]
 fn load8(d: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&d[i..i + 8]);
-    u64::from_le_bytes(w)
+    u64::from_le_bytes(load(d, i))
+}
+
+#[inline(always)]
+fn load4(d: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes(load(d, i))
+}
+
+/// A `bits`-bit hash of `v`.
+#[inline(always)]
+fn hash_bits(v: u32, bits: u32) -> usize {
+    (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
 }
 
 #[inline(always)]
 fn hash3(d: &[u8], i: usize, bits: u32) -> usize {
-    let v = u32::from(d[i]) | u32::from(d[i + 1]) << 8 | u32::from(d[i + 2]) << 16;
-    (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
-}
-
-#[inline(always)]
-fn hash2(d: &[u8], i: usize, bits: u32) -> usize {
-    let v = u32::from(d[i]) | u32::from(d[i + 1]) << 8;
-    (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+    let [a, b, c] = load(d, i);
+    hash_bits(u32::from_le_bytes([a, b, c, 0]), bits)
 }
 
 const HC_BITS: u32 = 14;
@@ -131,8 +144,9 @@ impl<P: Pos> HashChains<P> {
     }
 }
 
-const BT_BITS: u32 = 15;
 const H2_BITS: u32 = 12;
+const H3_BITS: u32 = 15;
+const H4_BITS: u32 = 16;
 
 /// A match found by [`BinaryTrees`]: `len` bytes at distance `off`.
 #[derive(Clone, Copy, Debug)]
@@ -179,26 +193,46 @@ impl Pos for u32 {
 
 /// Binary-tree match finder (see the module comment).
 pub struct BinaryTrees<P: Pos> {
-    head3: Vec<P>,
+    /// Latest position of each 2-byte hash (length-2 matches).
     head2: Vec<P>,
+    /// Latest two positions of each 3-byte hash (length-3 matches).
+    head3: Vec<[P; 2]>,
+    /// Tree root of each 4-byte hash (matches of 4 bytes and more).
+    head4: Vec<P>,
     /// `child[2p]`: root of the subtree of suffixes smaller than suffix `p`,
     /// `child[2p + 1]`: larger.
     child: Vec<P>,
 }
 
+/// Asks the CPU to bring `r`'s cache line closer; no effect on results.
+#[inline(always)]
+fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: prefetching never faults and has no visible effect; the
+        // pointer comes from a live reference anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 impl<P: Pos> BinaryTrees<P> {
     pub fn new() -> Self {
         Self {
-            head3: vec![P::NONE; 1 << BT_BITS],
             head2: vec![P::NONE; 1 << H2_BITS],
+            head3: vec![[P::NONE; 2]; 1 << H3_BITS],
+            head4: vec![P::NONE; 1 << H4_BITS],
             child: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
         debug_assert!(n < P::LIMIT);
-        self.head3.fill(P::NONE);
         self.head2.fill(P::NONE);
+        self.head3.fill([P::NONE; 2]);
+        self.head4.fill(P::NONE);
         // Every child slot of position p is written when p is inserted,
         // before anything reads it, so no clearing is needed.
         if self.child.len() < 2 * n {
@@ -208,7 +242,10 @@ impl<P: Pos> BinaryTrees<P> {
 
     /// Inserts position `i` and appends to `out` its matches with offset at
     /// most `max_off`, by strictly increasing length (each the nearest of
-    /// its length), looking at up to `depth` tree nodes; stops at `nice`.
+    /// its length, except that lengths 2 and 3 come from hash tables and may
+    /// be missed), looking at up to `depth` tree nodes; stops at `nice`.
+    /// Positions with fewer than 4 bytes left are neither searched nor
+    /// inserted.
     #[inline]
     pub fn find_and_insert(
         &mut self,
@@ -220,34 +257,55 @@ impl<P: Pos> BinaryTrees<P> {
         out: &mut Vec<Match>,
     ) {
         let n = d.len();
-        if i + 3 > n {
+        if i + 4 > n {
             return;
         }
         let max_len = (n - i).min(super::tables::MAX_MATCH);
         let nice = nice.min(max_len);
-        let h2 = hash2(d, i, H2_BITS);
+        let min_pos = i.saturating_sub(max_off);
+        let seq = load4(d, i);
+        let mut best = 1usize;
+        // The next position's table slots are random accesses: start
+        // loading them now so they are in cache by the next call.
+        if i + 5 <= n {
+            let next = load4(d, i + 1);
+            prefetch(&self.head3[hash_bits(next & 0xFF_FFFF, H3_BITS)]);
+            prefetch(&self.head4[hash_bits(next, H4_BITS)]);
+        }
+
+        // The first candidate among `cands` sharing the `len` bytes of
+        // `seq` under `mask` becomes a match of that length.
+        let mut short = |cands: &[P], len: u16, mask: u32| {
+            for &cand in cands {
+                if cand == P::NONE {
+                    return;
+                }
+                let c = cand.get();
+                if c >= min_pos && load4(d, c) & mask == seq & mask {
+                    best = usize::from(len);
+                    let off = (i - c) as u32;
+                    out.push(Match { len, off });
+                    return;
+                }
+            }
+        };
+        let h2 = hash_bits(seq & 0xFFFF, H2_BITS);
         let c2 = self.head2[h2];
         self.head2[h2] = P::make(i);
-        if c2 != P::NONE {
-            let c = c2.get();
-            if i - c <= max_off && d[c] == d[i] && d[c + 1] == d[i + 1] && d[c + 2] != d[i + 2] {
-                // A length-3+ match at c2 is found again through the tree.
-                out.push(Match {
-                    len: 2,
-                    off: (i - c) as u32,
-                });
-            }
-        }
-        let h = hash3(d, i, BT_BITS);
-        let mut cand = self.head3[h];
-        self.head3[h] = P::make(i);
+        short(&[c2], 2, 0xFFFF);
+        let h3 = hash_bits(seq & 0xFF_FFFF, H3_BITS);
+        let c3 = self.head3[h3];
+        self.head3[h3] = [P::make(i), c3[0]];
+        short(&c3, 3, 0xFF_FFFF);
+
+        let h4 = hash_bits(seq, H4_BITS);
+        let mut cand = self.head4[h4];
+        self.head4[h4] = P::make(i);
         let child = &mut self.child[..];
         let mut lt_slot = 2 * i;
         let mut gt_slot = 2 * i + 1;
         let (mut lt_len, mut gt_len) = (0usize, 0usize);
-        let mut best = 2usize;
         let mut left = depth;
-        let min_pos = i.saturating_sub(max_off);
         loop {
             let c = cand.get();
             if cand == P::NONE || c < min_pos || left == 0 {
@@ -320,7 +378,7 @@ mod tests {
             bt.find_and_insert(&d, i, 32765, u32::MAX, 257, &mut out);
             let best = out.last().map_or(0, |m| m.len as usize);
             let want = longest(&d, i, 32765);
-            if i + 3 <= d.len() && want >= 3 {
+            if i + 4 <= d.len() && want >= 4 {
                 assert_eq!(best, want, "at {i}");
             }
             for w in out.windows(2) {

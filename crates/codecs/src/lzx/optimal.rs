@@ -6,8 +6,12 @@
 //! reach it under a cost model of the symbols. The repeat-offset queue is
 //! part of the state: each position keeps the queue of its best path, which
 //! makes the search a (very good) approximation rather than an exact
-//! optimum. The parse is repeated with costs re-derived from the Huffman
-//! code lengths the previous parse would get, so costs and parse converge.
+//! optimum. Besides single items, one compound edge is offered: "gap
+//! matches" (the longest explicit match, one literal, then the same offset
+//! again as R0), which a one-step search would otherwise miss. The first
+//! cost model comes from the statistics of a greedy parse over the match
+//! cache; the parse is repeated with costs re-derived from the Huffman code
+//! lengths the previous parse would get, so costs and parse converge.
 
 use super::compress::{update_reps, Freqs, Seq};
 use super::huffenc::HuffmanBuilder;
@@ -29,74 +33,119 @@ struct Node {
 }
 
 const EMPTY_NODE: Node = Node { cost: INF, item: 0 };
+/// Item flag of a gap match (explicit match, literal, R0 match); the item
+/// holds the R0 length.
+const GAP: u32 = 1 << 31;
+/// Longest R0 part of a gap match: the whole item spans less than the
+/// queue ring.
+const MAX_GAP_REP: usize = QUEUE_RING - MAX_MATCH - 2;
+/// Repeat-offset queues kept by the parser (a power of two > MAX_MATCH).
+const QUEUE_RING: usize = 512;
+
+/// A repeat-offset queue packed in one word (21 bits per offset; offsets
+/// are below 2^21), so that the parser's per-position copies are single
+/// register moves.
+#[derive(Clone, Copy)]
+struct Queue(u64);
+
+impl Queue {
+    const INITIAL: Queue = Queue(1 | 1 << 21 | 1 << 42);
+    const MASK: u64 = (1 << 21) - 1;
+
+    #[inline(always)]
+    fn get(self) -> [u32; NUM_REPS] {
+        [
+            (self.0 & Self::MASK) as u32,
+            (self.0 >> 21 & Self::MASK) as u32,
+            (self.0 >> 42) as u32,
+        ]
+    }
+
+    /// The queue after an item with offset code `off` (as [`update_reps`]).
+    #[inline(always)]
+    fn update(self, off: u32) -> Queue {
+        let q = self.0;
+        match off {
+            0 => self,
+            1 => Queue(q >> 42 << 42 | (q >> 21 & Self::MASK) | (q & Self::MASK) << 21),
+            2 => Queue((q & Self::MASK << 21) | q >> 42 | (q & Self::MASK) << 42),
+            f => Queue((q << 21 & ((1 << 63) - 1)) | u64::from(f - 2)),
+        }
+    }
+}
+
+/// The two bytes at `i` (the caller checked `i + 2 <= d.len()`).
+#[inline(always)]
+fn two(d: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([d[i], d[i + 1]])
+}
 const LEN_BITS: u32 = 9;
+
+/// Match lengths per offset slot in [`Costs::match_cost`] (2..=257).
+const NUM_LENS: usize = MAX_MATCH - MIN_MATCH + 1;
 
 /// Symbol costs for one pass.
 struct Costs {
     main: [u32; MAX_MAIN_SYMS],
     len: [u32; LEN_SYMS],
     aligned: [u32; ALIGNED_SYMS],
-    /// Length-symbol cost by match length (0 below 9).
-    len_tail: [u32; MAX_MATCH + 1],
+    /// `match_cost[slot][len - 2]`: main symbol, length symbol and the
+    /// verbatim offset bits of a match (the aligned bits of slots >= 8 in
+    /// aligned mode are added per offset, see [`Costs::aligned_cost`]).
+    match_cost: [[u32; NUM_LENS]; MAX_OFFSET_SLOTS],
     /// Whether offsets of slots >= 8 are costed as in an aligned block.
     use_aligned: bool,
 }
 
 impl Costs {
-    /// Cost of the offset bits following the main symbol of an explicit
-    /// match with formatted offset `f` in slot `slot`.
+    /// Cost of the aligned-offset symbol of formatted offset `f` in `slot`
+    /// (0 where the offset bits are all in `match_cost`).
     #[inline(always)]
-    fn offset(&self, f: u32, slot: usize) -> u32 {
-        let extra = u32::from(EXTRA_BITS[slot]);
+    fn aligned_cost(&self, f: u32, slot: usize) -> u32 {
         if self.use_aligned && slot >= MIN_ALIGNED_SLOT {
-            (extra - 3) * BIT + self.aligned[(f & 7) as usize]
+            self.aligned[(f & 7) as usize]
         } else {
-            extra * BIT
+            0
         }
     }
 
-    /// Main-symbol costs of the 8 length headers of `slot`.
-    #[inline(always)]
-    fn slot_main(&self, slot: usize) -> &[u32; NUM_LEN_HEADERS] {
-        let s = NUM_CHARS + slot * NUM_LEN_HEADERS;
-        self.main[s..s + NUM_LEN_HEADERS]
-            .try_into()
-            .unwrap_or(&[INF / 4; NUM_LEN_HEADERS])
-    }
-
-    fn fill_len_tail(&mut self) {
-        for len in MIN_MATCH + NUM_PRIMARY_LENS..=MAX_MATCH {
-            self.len_tail[len] = self.len[len - MIN_MATCH - NUM_PRIMARY_LENS];
+    /// Fills `match_cost` for the first `slots` offset slots.
+    fn fill_match_costs(&mut self, slots: usize) {
+        for (slot, &extra_bits) in EXTRA_BITS.iter().enumerate().take(slots) {
+            let mut extra = u32::from(extra_bits) * BIT;
+            if self.use_aligned && slot >= MIN_ALIGNED_SLOT {
+                extra -= 3 * BIT;
+            }
+            let sym = NUM_CHARS + slot * NUM_LEN_HEADERS;
+            let row = &mut self.match_cost[slot];
+            for (k, v) in row.iter_mut().enumerate() {
+                *v = extra
+                    + if k < NUM_PRIMARY_LENS {
+                        self.main[sym + k]
+                    } else {
+                        self.main[sym + NUM_PRIMARY_LENS] + self.len[k - NUM_PRIMARY_LENS]
+                    };
+            }
         }
     }
 }
 
-/// Offers the match lengths `lo..=hi` (starting at `reach[0]`, the current
-/// position) with base cost `base`; `main8` are the main-symbol costs of the
-/// slot's 8 length headers, `tail[len]` the length-symbol cost.
+/// Offers the match lengths `lo..=hi` from the position `nodes[0]` stands
+/// for, at cost `base + row[len - 2]`, with offset code `off`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn relax(
-    reach: &mut [Node],
-    lo: usize,
-    hi: usize,
-    base: u32,
-    main8: &[u32; NUM_LEN_HEADERS],
-    tail: &[u32; MAX_MATCH + 1],
-    off: u32,
-) {
-    let Some(targets) = reach.get_mut(lo..=hi) else {
+fn relax(nodes: &mut [Node], lo: usize, hi: usize, base: u32, row: &[u32; NUM_LENS], off: u32) {
+    let (Some(targets), Some(costs)) = (
+        nodes.get_mut(lo..=hi),
+        row.get(lo - MIN_MATCH..=hi - MIN_MATCH),
+    ) else {
         return;
     };
-    let tails = &tail[lo..=hi];
-    for (k, (node, &t)) in targets.iter_mut().zip(tails).enumerate() {
-        let len = lo + k;
-        let lh = (len - MIN_MATCH).min(NUM_PRIMARY_LENS);
-        let mc = base + main8[lh] + t;
-        if mc < node.cost {
+    for (k, (node, &mc)) in targets.iter_mut().zip(costs).enumerate() {
+        let cost = base + mc;
+        if cost < node.cost {
             *node = Node {
-                cost: mc,
-                item: off << LEN_BITS | len as u32,
+                cost,
+                item: off << LEN_BITS | (lo + k) as u32,
             };
         }
     }
@@ -154,13 +203,13 @@ pub struct Optimal {
     starts: Vec<u32>,
     scratch: Vec<Match>,
     nodes: Vec<Node>,
-    /// Repeat-offset queue at each position on its best path.
-    reps_at: Vec<[u32; NUM_REPS]>,
     costs: Box<Costs>,
     freqs: Box<Freqs>,
     lens: [u8; MAX_MAIN_SYMS],
     codes: [u16; MAX_MAIN_SYMS],
     path: Vec<(u16, u32)>,
+    /// Gap items on the last path (for tests).
+    gaps_taken: usize,
 }
 
 impl Optimal {
@@ -172,18 +221,18 @@ impl Optimal {
             starts: Vec::new(),
             scratch: Vec::new(),
             nodes: Vec::new(),
-            reps_at: Vec::new(),
             costs: Box::new(Costs {
                 main: [0; MAX_MAIN_SYMS],
                 len: [0; LEN_SYMS],
                 aligned: [0; ALIGNED_SYMS],
-                len_tail: [0; MAX_MATCH + 1],
+                match_cost: [[0; NUM_LENS]; MAX_OFFSET_SLOTS],
                 use_aligned: false,
             }),
             freqs: Box::new(Freqs::new()),
             lens: [0; MAX_MAIN_SYMS],
             codes: [0; MAX_MAIN_SYMS],
             path: Vec::new(),
+            gaps_taken: 0,
         }
     }
 
@@ -339,7 +388,7 @@ impl Optimal {
         }
         c.aligned = [3 * BIT; ALIGNED_SYMS];
         c.use_aligned = false;
-        c.fill_len_tail();
+        c.fill_match_costs((nm - NUM_CHARS) / NUM_LEN_HEADERS);
     }
 
     /// Costs from the code lengths the last parse would be given.
@@ -390,96 +439,152 @@ impl Optimal {
             };
         }
         c.use_aligned = gain > 0;
-        c.fill_len_tail();
+        c.fill_match_costs((nm - NUM_CHARS) / NUM_LEN_HEADERS);
     }
 
     /// One forward minimum-cost pass; writes the chosen items to `seqs`.
+    ///
+    /// At each position the repeat offsets are tried first (R0, R1, R2),
+    /// each offering only the lengths the previous ones did not reach, then
+    /// the cached explicit matches for the lengths beyond those: for each
+    /// length only the cheapest-looking source (a repeat, else the nearest
+    /// offset) is considered.
     fn min_cost_path(&mut self, d: &[u8], nice: usize, seqs: &mut Vec<Seq>) {
         let n = d.len();
         self.nodes.clear();
         self.nodes.resize(n + 1, EMPTY_NODE);
         self.nodes[0].cost = 0;
-        self.reps_at.clear();
-        self.reps_at.resize(n + 1, [1; NUM_REPS]);
+        // The queue of a position is only needed until every match that
+        // starts there has been offered, i.e. for MAX_MATCH positions: a
+        // ring of 512 suffices.
+        let mut queues = [Queue::INITIAL; QUEUE_RING];
+        // For gap items, the explicit match (as an item) by target position.
+        let mut gap_first = [0u32; QUEUE_RING];
         let c = &*self.costs;
         let nodes = &mut self.nodes[..];
-        let reps_at = &mut self.reps_at[..];
         for i in 0..n {
-            let Node { cost, item } = nodes[i];
-            let len = (item & ((1 << LEN_BITS) - 1)) as usize;
-            let reps = if len > 1 && len <= i {
-                let mut r = reps_at[i - len];
-                let off = item >> LEN_BITS;
-                update_reps(&mut r, off, off.wrapping_sub(2));
-                r
-            } else if len == 1 {
-                reps_at[i - 1]
-            } else {
-                [1; NUM_REPS]
-            };
-            reps_at[i] = reps;
-            // Literal.
-            let lc = cost + c.main[d[i] as usize];
-            if lc < nodes[i + 1].cost {
-                nodes[i + 1] = Node { cost: lc, item: 1 };
-            }
+            let cost = nodes[i].cost;
+            let queue = queues[i % QUEUE_RING];
+            let reps = queue.get();
             let max_len = (n - i).min(MAX_MATCH);
-            if max_len < MIN_MATCH {
-                continue;
-            }
-            // Repeat offsets.
-            let reach = &mut nodes[i..=i + max_len];
-            let mut rep_best = 0;
-            for k in 0..NUM_REPS {
-                let r = reps[k] as usize;
-                if r > i
-                    || d[i - r] != d[i]
-                    || d[i + 1 - r] != d[i + 1]
-                    || (k > 0 && reps[..k].contains(&reps[k]))
-                {
-                    continue;
-                }
-                let l = match_len(d, i - r, i, max_len);
-                if l < MIN_MATCH {
-                    continue;
-                }
-                let lo = if l >= nice { l } else { MIN_MATCH };
-                relax(reach, lo, l, cost, c.slot_main(k), &c.len_tail, k as u32);
-                rep_best = rep_best.max(l);
-            }
-            // Explicit offsets.
             let ms = &self.matches[self.starts[i] as usize..self.starts[i + 1] as usize];
-            // Lengths a repeat offset reaches are left to it: it costs no
-            // offset bits, so an explicit offset rarely wins there.
-            let mut prev = (MIN_MATCH - 1).max(rep_best);
-            if let Some(last) = ms.last() {
-                if last.len as usize >= nice {
-                    prev = prev.max(last.len as usize - 1);
+            // As a heuristic, repeat offsets are only tried where the match
+            // finder saw some match: elsewhere they rarely match either.
+            if !ms.is_empty() && max_len >= MIN_MATCH {
+                let reach = &mut nodes[i..=i + max_len];
+                let here = two(d, i);
+                let mut next_len = MIN_MATCH;
+                for (k, &r) in reps.iter().enumerate() {
+                    let r = r as usize;
+                    if r > i || two(d, i - r) != here {
+                        continue;
+                    }
+                    // A repeat equal to an earlier one matches no longer.
+                    let l = match_len(d, i - r, i, max_len);
+                    if l < next_len {
+                        continue;
+                    }
+                    let lo = if l >= nice { l } else { next_len };
+                    relax(reach, lo, l, cost, &c.match_cost[k], k as u32);
+                    next_len = l + 1;
+                }
+                // Explicit offsets, nearest first for each length; an offset
+                // equal to a repeat matched no longer than that repeat did,
+                // so the test on `next_len` skips it.
+                if let Some(last) = ms.last() {
+                    if last.len as usize >= nice {
+                        next_len = next_len.max(last.len as usize);
+                    }
+                }
+                let mut longest = None;
+                for m in ms {
+                    let ml = m.len as usize;
+                    if ml < next_len {
+                        continue;
+                    }
+                    let f = m.off + 2;
+                    let slot = slot_of(f);
+                    let base = cost + c.aligned_cost(f, slot);
+                    relax(reach, next_len, ml, base, &c.match_cost[slot], f);
+                    next_len = ml + 1;
+                    longest = Some((ml, f, base + c.match_cost[slot][ml - MIN_MATCH]));
+                }
+                // A "gap match": the longest explicit match, one literal,
+                // then the same offset again as R0 (common in tables and
+                // code where one byte differs).
+                if let Some((ml, f, mcost)) = longest {
+                    let lit = i + ml;
+                    let off = (f - 2) as usize;
+                    if lit + 1 + MIN_MATCH <= n && two(d, lit + 1) == two(d, lit + 1 - off) {
+                        // The ring must still hold position i's queue when
+                        // the target is settled.
+                        let limit = (n - lit - 1).min(MAX_GAP_REP).min(MAX_MATCH);
+                        let r0 = MIN_MATCH
+                            + match_len(
+                                d,
+                                lit + 1 + MIN_MATCH - off,
+                                lit + 1 + MIN_MATCH,
+                                limit - MIN_MATCH,
+                            );
+                        let total = ml + 1 + r0;
+                        let gcost =
+                            mcost + c.main[d[lit] as usize] + c.match_cost[0][r0 - MIN_MATCH];
+                        let target = &mut nodes[i + total];
+                        if gcost < target.cost {
+                            *target = Node {
+                                cost: gcost,
+                                item: GAP | r0 as u32,
+                            };
+                            gap_first[(i + total) % QUEUE_RING] = f << LEN_BITS | ml as u32;
+                        }
+                    }
                 }
             }
-            for m in ms {
-                let ml = m.len as usize;
-                if ml <= prev {
+            // The literal, which also settles position i + 1: no later
+            // position can reach it, so its queue is final.
+            let lc = cost + c.main[d[i] as usize];
+            let next = &mut nodes[i + 1];
+            if lc <= next.cost {
+                *next = Node { cost: lc, item: 1 };
+                queues[(i + 1) % QUEUE_RING] = queue;
+            } else {
+                let item = next.item;
+                let len = (item & ((1 << LEN_BITS) - 1)) as usize;
+                if item & GAP != 0 {
+                    // Explicit match, literal, R0 match: the queue only
+                    // takes the explicit offset. Position i, inside the R0
+                    // match, is off every path through i + 1, so its cost
+                    // field (no longer read) keeps the first match for the
+                    // walk back.
+                    let first = gap_first[(i + 1) % QUEUE_RING];
+                    let start = i + 1 - len - 1 - (first & ((1 << LEN_BITS) - 1)) as usize;
+                    queues[(i + 1) % QUEUE_RING] =
+                        queues[start % QUEUE_RING].update(first >> LEN_BITS);
+                    nodes[i].cost = first;
                     continue;
                 }
-                if reps.contains(&m.off) {
-                    // The repeat-offset edges above cover it, cheaper.
-                    prev = ml;
-                    continue;
-                }
-                let f = m.off + 2;
-                let slot = slot_of(f);
-                let oc = cost + c.offset(f, slot);
-                relax(reach, prev + 1, ml, oc, c.slot_main(slot), &c.len_tail, f);
-                prev = ml;
+                let off = item >> LEN_BITS;
+                queues[(i + 1) % QUEUE_RING] = queues[(i + 1 - len) % QUEUE_RING].update(off);
             }
         }
         // Walk back from the end, then emit forwards.
         self.path.clear();
+        self.gaps_taken = 0;
         let mut j = n;
         while j > 0 {
             let item = self.nodes[j].item;
             let len = (item & ((1 << LEN_BITS) - 1)) as u16;
+            if item & GAP != 0 {
+                // Pushed in reverse: R0 match, literal, explicit match.
+                self.gaps_taken += 1;
+                let first = self.nodes[j - 1].cost;
+                let first_len = (first & ((1 << LEN_BITS) - 1)) as u16;
+                self.path.push((len, 0));
+                self.path.push((1, 0));
+                self.path.push((first_len, first >> LEN_BITS));
+                j -= usize::from(len) + 1 + usize::from(first_len);
+                continue;
+            }
             self.path.push((len, item >> LEN_BITS));
             // Every position is reached (a literal always is), with len >= 1.
             j -= (len as usize).clamp(1, j);
@@ -505,5 +610,77 @@ impl Optimal {
             len: 0,
             off: 0,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Records that differ from an earlier one in a single byte: the parse
+    /// is made of "explicit match, one literal, R0 match" runs, and decodes (ours
+    /// and wimlib's decoder) to the input.
+    #[test]
+    fn gap_matches_cover_one_byte_differences() {
+        let mut seed = 7u32;
+        let mut rand = move || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            seed >> 16
+        };
+        // 16 random records; each later one copies a random one of them
+        // (so the offsets vary) with one byte changed.
+        let records: Vec<Vec<u8>> = (0..16)
+            .map(|_| (0..61).map(|_| rand() as u8).collect())
+            .collect();
+        let mut d: Vec<u8> = records.concat();
+        for _ in 0..400 {
+            let mut r = records[rand() as usize % 16].clone();
+            r[20] = rand() as u8;
+            d.extend_from_slice(&r);
+        }
+        let mut opt = Optimal::new();
+        let mut huff = HuffmanBuilder::new();
+        let mut seqs = Vec::new();
+        let p = OptParams {
+            depth: 24,
+            nice: 48,
+            passes: 1,
+            greedy_start: true,
+        };
+        let nm = NUM_CHARS + num_offset_slots(15) * NUM_LEN_HEADERS;
+        opt.parse(&d, 32765, nm, &p, &mut huff, &mut seqs);
+        let gaps = seqs
+            .windows(2)
+            .filter(|w| w[0].off >= NUM_REPS as u32 && w[1].litrun == 1 && w[1].off == 0)
+            .count();
+        assert!(gaps > 150, "{gaps} gap patterns");
+        // Some were chosen as one gap item, whose path the walk back split.
+        assert!(opt.gaps_taken > 10, "{} gap items", opt.gaps_taken);
+        let mut c = crate::lzx::LzxCompressor::new(32768, 50);
+        let mut z = vec![0u8; d.len()];
+        let n = c.compress_chunk(&d, &mut z).expect("compresses");
+        let mut w =
+            wimlib_oracle::WimlibDecompressor::new(wimlib_oracle::Ctype::Lzx, 32768).unwrap();
+        assert_eq!(w.decompress(&z[..n], d.len()).as_deref(), Some(&d[..]));
+        let mut ours = crate::lzx::LzxDecompressor::new(32768);
+        let mut out = vec![0u8; d.len()];
+        ours.decompress_chunk(&z[..n], &mut out).expect("decodes");
+        assert_eq!(out, d);
+    }
+
+    proptest! {
+        #[test]
+        fn packed_queue_follows_update_reps(
+            ops in proptest::collection::vec(prop_oneof![0u32..3, 3u32..(1 << 21) + 2], 0..50),
+        ) {
+            let mut q = Queue::INITIAL;
+            let mut r = [1u32; NUM_REPS];
+            for off in ops {
+                q = q.update(off);
+                update_reps(&mut r, off, off.wrapping_sub(2));
+                prop_assert_eq!(q.get(), r);
+            }
+        }
     }
 }
