@@ -17,6 +17,9 @@ use tasq_wim::split::{join, part_name, split};
 use tasq_wim::writer::{ImageOptions, SolidOptions, WimWriter, WriteOptions};
 use tasq_wim::{CompressionFormat, WimError};
 
+mod common;
+use common::bytes;
+
 fn wimlib(args: &[&str]) -> String {
     let out = Command::new("wimlib-imagex")
         .args(args)
@@ -35,23 +38,6 @@ fn wimlib(args: &[&str]) -> String {
         .any(|l| (l.contains("WARNING") && !l.contains("integrity")) || l.contains("ERROR"));
     assert!(!complaint, "wimlib-imagex {args:?} complained: {all}");
     all
-}
-
-/// Deterministic bytes: text-like when `text`, else noise.
-fn bytes(seed: u32, len: usize, text: bool) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            if text {
-                b"the quick brown fox jumps over a lazy dog "[(x as usize ^ (i / 9)) % 42]
-            } else {
-                x as u8
-            }
-        })
-        .collect()
 }
 
 /// A tree with files across many chunk boundaries: empty, tiny, one of
