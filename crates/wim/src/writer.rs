@@ -1352,9 +1352,61 @@ impl WimWriter {
             .collect::<Result<Vec<_>>>()?;
         let raw_solid = self.solid_resources_to_copy(src, &trees);
         let mut copied = vec![false; src.solid.len()];
+        let same_format = !self.recompress
+            && self.opts.solid.is_none()
+            && src.compression() == self.opts.compression
+            && (self.opts.compression == CompressionFormat::None
+                || src.header.chunk_size == self.opts.chunk_size);
+        let mut recompress: Vec<&BlobEntry> = Vec::new();
+        let mut queued: std::collections::HashSet<Sha1Hash> = Default::default();
+        let mut described = Vec::with_capacity(images.len());
+        for ((n, image), tree) in images.iter().zip(&trees) {
+            let template = src.info.images.get(*n as usize - 1).cloned();
+            let mut opts = image.clone();
+            if opts.name.is_none() {
+                opts.name = template.as_ref().and_then(|t| t.name.clone());
+            }
+            self.check_name(&opts.name)?;
+            if opts.name.is_some()
+                && described
+                    .iter()
+                    .any(|(o, _): &(ImageOptions, _)| o.name == opts.name)
+            {
+                return Err(WimError::InvalidArgument(format!(
+                    "two images named {:?}",
+                    opts.name.unwrap_or_default()
+                )));
+            }
+            described.push((opts, template));
+            for s in tree.inodes.iter().flat_map(|i| &i.streams) {
+                if s.hash.is_zero() || self.by_hash.contains_key(&s.hash) {
+                    continue;
+                }
+                let entry = src.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
+                    hash: s.hash.to_string(),
+                    needed_by: format!("image {n}"),
+                })?;
+                match entry.solid {
+                    None if same_format => self.copy_raw(src, entry)?,
+                    Some(loc) if raw_solid.get(loc.resource) == Some(&true) => {
+                        if let Some(c) = copied.get_mut(loc.resource).filter(|c| !**c) {
+                            *c = true;
+                            self.copy_solid_raw(src, loc.resource)?;
+                        }
+                    }
+                    _ => {
+                        if queued.insert(entry.hash) {
+                            recompress.push(entry);
+                        }
+                    }
+                }
+            }
+        }
+        self.recompress_from(src, recompress)?;
         let mut out = Vec::with_capacity(images.len());
-        for (tree, (n, image)) in trees.into_iter().zip(images) {
-            out.push(self.add_tree_from(src, *n, tree, image, &raw_solid, &mut copied)?);
+        for (mut tree, (opts, template)) in trees.into_iter().zip(described) {
+            tree.warnings.clear();
+            out.push(self.add_tree(tree, &opts, template.as_ref())?);
         }
         Ok(out)
     }
@@ -1388,84 +1440,37 @@ impl WimWriter {
         raw
     }
 
-    fn add_tree_from(
-        &mut self,
-        src: &Wim,
-        n: u32,
-        tree: ImageTree,
-        image: &ImageOptions,
-        raw_solid: &[bool],
-        copied: &mut [bool],
-    ) -> Result<u32> {
-        let template = src.info.images.get(n as usize - 1).cloned();
-        let mut opts = image.clone();
-        if opts.name.is_none() {
-            opts.name = template.as_ref().and_then(|t| t.name.clone());
+    /// Decompresses `blobs` of `src` (in file order, on every core, each
+    /// SHA-1 checked) and writes them again: into one solid resource when
+    /// writing solid, else each as its own resource.
+    fn recompress_from(&mut self, src: &Wim, mut blobs: Vec<&BlobEntry>) -> Result<()> {
+        if blobs.is_empty() {
+            return Ok(());
         }
-        self.check_name(&opts.name)?;
-        let same_format = !self.recompress
-            && self.opts.solid.is_none()
-            && src.compression() == self.opts.compression
-            && (self.opts.compression == CompressionFormat::None
-                || src.header.chunk_size == self.opts.chunk_size);
-        let mut recompress: Vec<&BlobEntry> = Vec::new();
-        let mut queued: std::collections::HashSet<Sha1Hash> = Default::default();
-        for inode in &tree.inodes {
-            for s in &inode.streams {
-                if s.hash.is_zero() || self.by_hash.contains_key(&s.hash) {
-                    continue;
+        blobs.sort_by_key(|b| b.read_order());
+        let total: u64 = blobs.iter().map(|b| b.reshdr.uncompressed_size).sum();
+        self.open_solid(total)?;
+        let mut reader = BlobReader::new(src, blobs.clone(), self.opts.threads);
+        let mut cur: Option<BlobSlot> = None;
+        while let Some(ev) = reader.next_event()? {
+            match ev {
+                BlobEvent::Data(bi, d) => {
+                    if cur.is_none() {
+                        let size = blobs.get(bi).map_or(0, |b| b.reshdr.uncompressed_size);
+                        cur = Some(self.blob_begin(size)?);
+                    }
+                    self.blob_push(&d)?;
                 }
-                let entry = src.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
-                    hash: s.hash.to_string(),
-                    needed_by: format!("image {n}"),
-                })?;
-                match entry.solid {
-                    None if same_format => self.copy_raw(src, entry)?,
-                    Some(loc) if raw_solid.get(loc.resource) == Some(&true) => {
-                        if let Some(c) = copied.get_mut(loc.resource).filter(|c| !**c) {
-                            *c = true;
-                            self.copy_solid_raw(src, loc.resource)?;
-                        }
-                    }
-                    _ => {
-                        if queued.insert(entry.hash) {
-                            recompress.push(entry);
-                        }
-                    }
+                BlobEvent::Done(bi) => {
+                    let (Some(slot), Some(b)) = (cur.take(), blobs.get(bi)) else {
+                        return Err(WimError::InvalidArgument("blob reader out of step".into()));
+                    };
+                    self.blob_end()?;
+                    self.register_new(b.hash, b.reshdr.uncompressed_size, slot);
                 }
             }
         }
-        if !recompress.is_empty() {
-            recompress.sort_by_key(|b| b.read_order());
-            let total: u64 = recompress.iter().map(|b| b.reshdr.uncompressed_size).sum();
-            self.open_solid(total)?;
-            let mut reader = BlobReader::new(src, recompress.clone(), self.opts.threads);
-            let mut cur: Option<BlobSlot> = None;
-            while let Some(ev) = reader.next_event()? {
-                match ev {
-                    BlobEvent::Data(bi, d) => {
-                        if cur.is_none() {
-                            let size = recompress.get(bi).map_or(0, |b| b.reshdr.uncompressed_size);
-                            cur = Some(self.blob_begin(size)?);
-                        }
-                        self.blob_push(&d)?;
-                    }
-                    BlobEvent::Done(bi) => {
-                        let (Some(slot), Some(b)) = (cur.take(), recompress.get(bi)) else {
-                            return Err(WimError::InvalidArgument(
-                                "blob reader out of step".into(),
-                            ));
-                        };
-                        self.blob_end()?;
-                        self.register_new(b.hash, b.reshdr.uncompressed_size, slot);
-                    }
-                }
-            }
-            self.close_solid()?;
-        }
-        let mut tree = tree;
-        tree.warnings.clear();
-        self.add_tree(tree, &opts, template.as_ref())
+        self.close_solid()
     }
 
     /// Copies `size` stored bytes of `src` (part `part`, at `offset`) to
