@@ -35,7 +35,12 @@ fn len(p: &Path) -> u64 {
 
 /// wimlib applies image `image` of `wim` as `src`; so do we.
 fn applies_as(wim: &Path, image: &str, src: &Path) {
-    let tag = format!("{}-{image}", wim.file_name().unwrap().to_string_lossy());
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!(
+        "{}-{image}-{run}",
+        wim.file_name().unwrap().to_string_lossy()
+    );
     let dir = wim.parent().unwrap();
     let by_wimlib = dir.join(format!("wimlib-{tag}"));
     wimlib_ok(&["apply", s(wim), image, s(&by_wimlib)]);
@@ -111,6 +116,7 @@ fn optimize_wimlib_wims_and_change_compression() {
     for (name, args) in [
         ("xpress", vec!["--compress=xpress"]),
         ("lzx", vec!["--compress=lzx"]),
+        ("lzms", vec!["--compress=lzms"]),
         ("solid", vec!["--solid"]),
     ] {
         let wim = tmp.path().join(format!("{name}.wim"));
@@ -146,6 +152,15 @@ fn optimize_wimlib_wims_and_change_compression() {
     assert_eq!(wimlib_info(&x).wim["Compression"], "LZX");
     verified(&x);
     applies_as(&x, "1", &b);
+    tasq_ok(&["wim", "optimize", s(&x), "--chunk-size", "65536"]);
+    assert_eq!(tasq_info(&x)["chunk_size"], 65536);
+    verified(&x);
+    let lzms = tmp.path().join("lzms.wim");
+    assert_eq!(tasq_info(&lzms)["compression"], "LZMS");
+    tasq_ok(&["wim", "optimize", s(&lzms), "--recompress"]);
+    assert_eq!(tasq_info(&lzms)["compression"], "LZMS");
+    verified(&lzms);
+    applies_as(&lzms, "1", &b);
     let solid = tmp.path().join("solid.wim");
     tasq_ok(&["wim", "optimize", s(&solid), "--compress", "xpress"]);
     let t = tasq_info(&solid);
