@@ -59,7 +59,16 @@ pub fn default_chunk_size(format: CompressionFormat) -> u32 {
 
 /// Rebuilds the WIM at `path` (see the module documentation).
 pub fn optimize(path: &Path, o: &OptimizeOptions) -> Result<OptimizeReport> {
+    // Through a symbolic link: the file it names is replaced, not the link.
+    let path = &path
+        .canonicalize()
+        .ctx(|| format!("opening {}", path.display()))?;
     let wim = Wim::open(path)?;
+    let permissions = wim
+        .file()
+        .metadata()
+        .ctx(|| format!("reading {}", path.display()))?
+        .permissions();
     if wim.header.total_parts > 1 {
         return Err(WimError::Unsupported(format!(
             "{}: cannot optimize one part of a split WIM (join the parts first)",
@@ -98,9 +107,11 @@ pub fn optimize(path: &Path, o: &OptimizeOptions) -> Result<OptimizeReport> {
         .map(|n| (n, ImageOptions::default()))
         .collect();
     w.add_images_from(&wim, &images)?;
-    w.keep_descriptive_data_of(&wim)?;
+    w.keep_descriptive_data_of(&wim);
     w.set_boot_index(wim.header.boot_index)?;
     w.finish()?;
+    std::fs::set_permissions(path, permissions)
+        .ctx(|| format!("setting the permissions of {}", path.display()))?;
     let new_size = std::fs::metadata(path)
         .ctx(|| format!("reading the size of {}", path.display()))?
         .len();

@@ -929,26 +929,25 @@ impl WimWriter {
 
     /// Takes the XML data (every image's description, counts and times, and
     /// the WIM-wide elements) and the reparse-point-fix header flag of
-    /// `src`, whose images this writer holds one for one (a rebuild). In
-    /// deterministic mode the times this writer chose are kept.
-    pub fn keep_descriptive_data_of(&mut self, src: &Wim) -> Result<()> {
-        if src.info.images.len() != self.info.images.len() {
-            return Err(WimError::InvalidArgument(format!(
-                "rebuild holds {} images, the source's XML describes {}",
-                self.info.images.len(),
-                src.info.images.len()
-            )));
-        }
+    /// `src`, whose images this writer holds one for one (a rebuild); an
+    /// image the source's XML does not describe keeps what this writer
+    /// made. In deterministic mode the times this writer chose are kept.
+    pub fn keep_descriptive_data_of(&mut self, src: &Wim) {
         let mut info = src.info.clone();
-        if self.deterministic {
-            for (kept, mine) in info.images.iter_mut().zip(&self.info.images) {
-                kept.creation_time = mine.creation_time;
-                kept.last_modification_time = mine.last_modification_time;
+        info.images.truncate(self.info.images.len());
+        let made = std::mem::take(&mut self.info.images);
+        for (i, mine) in made.into_iter().enumerate() {
+            match info.images.get_mut(i) {
+                Some(kept) if self.deterministic => {
+                    kept.creation_time = mine.creation_time;
+                    kept.last_modification_time = mine.last_modification_time;
+                }
+                Some(_) => {}
+                None => info.images.push(mine),
             }
         }
         self.info = info;
         self.header.flags |= src.header.flags & HDR_FLAG_RP_FIX;
-        Ok(())
     }
 
     fn check_name(&self, name: &Option<String>) -> Result<()> {

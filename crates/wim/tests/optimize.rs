@@ -161,9 +161,14 @@ fn rebuild_keeps_images_and_copies_stored_resources() {
     }
     drop(x);
 
-    // --recompress with the same format: same files, fresh resources.
+    // --recompress with the same format, through a symbolic link: the
+    // file is replaced (keeping its permissions), the link stays.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = tmp.path().join("link.wim");
+    std::os::unix::fs::symlink("x.wim", &link).unwrap();
     let r = optimize(
-        &path,
+        &link,
         &OptimizeOptions {
             recompress: true,
             ..Default::default()
@@ -174,6 +179,9 @@ fn rebuild_keeps_images_and_copies_stored_resources() {
     assert_eq!(y.compression(), CompressionFormat::Xpress);
     assert_eq!(files(&y), want);
     assert_eq!(r.new_size, y.file_size());
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
 }
 
 #[test]
