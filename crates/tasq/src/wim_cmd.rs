@@ -1,5 +1,5 @@
 //! `tasq wim ...`: capture, append, apply, info, dir, extract, verify,
-//! export, delete — shaped after wimlib-imagex so its users feel at home.
+//! export, delete, optimize — shaped after wimlib-imagex so its users feel at home.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tasq_volume::hostdir::HostDirTarget;
 use tasq_wim::apply::{apply_paths, ApplyOptions};
 use tasq_wim::capture_config::CaptureConfig;
+use tasq_wim::optimize::OptimizeOptions;
 use tasq_wim::reader::Wim;
 use tasq_wim::writer::{ImageOptions, ProgressEvent, SolidOptions, WimWriter, WriteOptions};
 use tasq_wim::CompressionFormat;
@@ -98,6 +99,13 @@ pub enum WimCommand {
         /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
         #[arg(long = "ref", value_name = "GLOB")]
         refs: Vec<String>,
+        /// Reproducible output: the header GUID is derived from the content (SHA-1
+        /// of the blob table and XML data) and each image written gets as XML
+        /// creation and last modification time the newest creation or last-write
+        /// time in its tree (0 if none; access times do not count), so the same
+        /// tree and options give the same file byte for byte.
+        #[arg(long)]
+        deterministic: bool,
     },
     /// Split a WIM into parts (.swm) of at most about SIZE each (a blob is
     /// never divided): SWMFILE, then SWMFILE with 2, 3... before its
@@ -122,7 +130,6 @@ pub enum WimCommand {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
-    /// Delete an image (the WIM is rebuilt without it, atomically).
     /// Capture every capturable volume (NTFS or FAT32, not USB) of a disk
     /// image or device as its own image of one WIM, in disk order.
     CaptureDisk {
@@ -141,12 +148,52 @@ pub enum WimCommand {
         #[arg(long)]
         usb: bool,
     },
+    /// Delete an image (the WIM is rebuilt without it, atomically).
     Delete {
         wimfile: PathBuf,
         image: String,
         #[arg(long)]
         check: bool,
     },
+    /// Rebuild a WIM without unreferenced data and holes (as wimlib-imagex
+    /// optimize): every image, the XML data and the boot index are kept, and
+    /// an integrity table if it had one. Stored resources are copied as they
+    /// are unless --recompress, --compress or --solid is given. Written
+    /// beside the WIM and renamed over it when complete.
+    Optimize(Box<OptimizeArgs>),
+}
+
+#[derive(Args)]
+pub struct OptimizeArgs {
+    wimfile: PathBuf,
+    /// Compress all data again (with the WIM's compression unless --compress).
+    #[arg(long)]
+    recompress: bool,
+    /// New compression: none, xpress, lzx or lzms, optionally with :LEVEL
+    /// (implies --recompress; the result is not solid unless --solid).
+    #[arg(long, value_name = "TYPE[:LEVEL]")]
+    compress: Option<String>,
+    /// Chunk size of ordinary resources (default: the WIM's, or the
+    /// format's default when the compression changes).
+    #[arg(long, value_name = "N")]
+    chunk_size: Option<u32>,
+    /// Write an integrity table (default: if the WIM had one).
+    #[arg(long, conflicts_with = "nocheck")]
+    check: bool,
+    /// Write no integrity table.
+    #[arg(long)]
+    nocheck: bool,
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Reproducible output: the header GUID is derived from the content (SHA-1
+    /// of the blob table and XML data) and each image written gets as XML
+    /// creation and last modification time the newest creation or last-write
+    /// time in its tree (0 if none; access times do not count), so the same
+    /// tree and options give the same file byte for byte.
+    #[arg(long)]
+    deterministic: bool,
+    #[command(flatten)]
+    solid: SolidArgs,
 }
 
 #[derive(Args)]
@@ -180,6 +227,13 @@ pub struct CaptureArgs {
     /// Image flags (EDITIONID), as wimlib's --flags.
     #[arg(long)]
     flags: Option<String>,
+    /// Reproducible output: the header GUID is derived from the content (SHA-1
+    /// of the blob table and XML data) and each image written gets as XML
+    /// creation and last modification time the newest creation or last-write
+    /// time in its tree (0 if none; access times do not count), so the same
+    /// tree and options give the same file byte for byte.
+    #[arg(long)]
+    deterministic: bool,
     #[command(flatten)]
     solid: SolidArgs,
 }
@@ -370,6 +424,7 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             threads,
             solid,
             refs,
+            deterministic,
         } => export(
             &open_wim(&src, &refs)?,
             &image,
@@ -380,6 +435,7 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             check,
             threads,
             solid.options()?,
+            deterministic,
         ),
         WimCommand::Split {
             wimfile,
@@ -431,6 +487,7 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             image,
             check,
         } => delete(&wimfile, &image, check),
+        WimCommand::Optimize(a) => optimize(&a),
     }
 }
 
@@ -538,6 +595,7 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
     } else {
         WimWriter::create(&a.wimfile, opts)?
     };
+    w.set_deterministic(a.deterministic);
     let pb = progress_bar(0, "Capturing");
     let image = ImageOptions {
         name,
@@ -916,6 +974,7 @@ fn export(
     check: bool,
     threads: usize,
     solid: Option<SolidOptions>,
+    deterministic: bool,
 ) -> Result<i32> {
     let images: Vec<u32> = if image.eq_ignore_ascii_case("all") || image == "*" {
         (1..=wim.image_count()).collect()
@@ -958,15 +1017,28 @@ fn export(
     } else {
         WimWriter::create(dest, opts)?
     };
-    for n in &images {
-        let opts = ImageOptions {
-            name: name.clone(),
-            boot: boot && images.len() == 1,
-            ..Default::default()
-        };
-        let k = w
-            .add_image_from(wim, *n, &opts)
-            .with_context(|| format!("exporting image {n}"))?;
+    w.set_deterministic(deterministic);
+    // All at once, so that a solid resource is judged by all the images
+    // taking data from it.
+    let list: Vec<(u32, ImageOptions)> = images
+        .iter()
+        .map(|&n| {
+            let opts = ImageOptions {
+                name: name.clone(),
+                boot: boot && images.len() == 1,
+                ..Default::default()
+            };
+            (n, opts)
+        })
+        .collect();
+    let added = w.add_images_from(wim, &list).with_context(|| {
+        format!(
+            "exporting image{} {}",
+            if images.len() > 1 { "s" } else { "" },
+            image
+        )
+    })?;
+    for (n, k) in images.iter().zip(added) {
         if boot && images.len() > 1 && wim.header.boot_index == *n {
             w.set_boot_index(k)?;
         }
@@ -1002,22 +1074,58 @@ fn delete(wimfile: &Path, image: &str, check: bool) -> Result<i32> {
         ..Default::default()
     };
     let mut w = WimWriter::create(wimfile, opts)?;
-    let mut boot = 0;
-    for n in 1..=wim.image_count() {
-        if n == del {
-            continue;
-        }
-        let k = w
-            .add_image_from(&wim, n, &ImageOptions::default())
-            .with_context(|| format!("copying image {n}"))?;
-        if wim.header.boot_index == n {
-            boot = k;
-        }
-    }
+    let keep: Vec<(u32, ImageOptions)> = (1..=wim.image_count())
+        .filter(|&n| n != del)
+        .map(|n| (n, ImageOptions::default()))
+        .collect();
+    let added = w
+        .add_images_from(&wim, &keep)
+        .context("copying the other images")?;
+    let boot = keep
+        .iter()
+        .zip(added)
+        .find(|((n, _), _)| *n == wim.header.boot_index)
+        .map_or(0, |(_, k)| k);
     w.set_boot_index(boot)?;
     w.finish()
         .with_context(|| format!("rewriting {}", wimfile.display()))?;
     eprintln!("Deleted image {del} from {}", wimfile.display());
+    Ok(0)
+}
+
+fn optimize(a: &OptimizeArgs) -> Result<i32> {
+    let compression = a.compress.as_deref().map(parse_compression).transpose()?;
+    let integrity = match (a.check, a.nocheck) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let o = OptimizeOptions {
+        compression,
+        chunk_size: a.chunk_size,
+        solid: a.solid.options()?,
+        recompress: a.recompress,
+        integrity,
+        threads: a.threads,
+        deterministic: a.deterministic,
+    };
+    let path = &a.wimfile;
+    let r = tasq_wim::optimize::optimize(path, &o)
+        .with_context(|| format!("optimizing {}", path.display()))?;
+    println!(
+        "\"{}\" original size: {} KiB",
+        path.display(),
+        r.old_size >> 10
+    );
+    println!(
+        "\"{}\" optimized size: {} KiB",
+        path.display(),
+        r.new_size >> 10
+    );
+    println!(
+        "Space saved: {} KiB",
+        (r.old_size as i64 - r.new_size as i64) >> 10
+    );
     Ok(0)
 }
 

@@ -134,6 +134,8 @@ fn pipable_wims_are_not_modified_in_place_and_damage_is_reported() {
     assert_clean_failure(&out, &["pipable", "export"]);
     let out = tasq(&["wim", "delete", s(&wim), "1"]);
     assert_clean_failure(&out, &["pipable", "export"]);
+    let out = tasq(&["wim", "optimize", s(&wim)]);
+    assert_clean_failure(&out, &["pipable", "export"]);
     assert_eq!(std::fs::read(&wim).unwrap(), before, "pipable WIM changed");
 
     // Cut off the final header (an interrupted stream): named, no panic.

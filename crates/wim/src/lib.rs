@@ -4,7 +4,8 @@
 //! Layout of the crate, one concern per file: [`header`], [`reshdr`],
 //! [`blob_table`], [`security`], [`metadata`] (dentry tree), [`image`] (the
 //! in-memory model), [`xml`] (image information), [`integrity`],
-//! [`resource`] (chunked resources), [`reader`] and [`writer`], and the two
+//! [`resource`] (chunked resources), [`reader`] and [`writer`], rebuilding
+//! ([`optimize`]), and the two
 //! seams to file systems: [`capture::CaptureSource`] and
 //! [`apply::ApplyTarget`].
 
@@ -20,6 +21,7 @@ pub mod image;
 pub mod integrity;
 pub mod memfs;
 pub mod metadata;
+pub mod optimize;
 pub mod pool;
 pub mod reader;
 pub mod reparse;

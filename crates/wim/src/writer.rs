@@ -20,7 +20,7 @@ use crate::capture::{CaptureFilter, CaptureSource, ScanProgress};
 use crate::error::{IoContext, Result, WimError};
 use crate::extract::{BlobEvent, BlobReader};
 use crate::hash::{Sha1Hash, Sha1Hasher};
-use crate::header::{Header, HDR_FLAG_WRITE_IN_PROGRESS, WIM_VERSION_SOLID};
+use crate::header::{Header, HDR_FLAG_RP_FIX, HDR_FLAG_WRITE_IN_PROGRESS, WIM_VERSION_SOLID};
 use crate::image::{ImageTree, StreamSource};
 use crate::integrity::build_integrity_table;
 use crate::metadata::serialize_metadata;
@@ -746,6 +746,10 @@ pub struct WimWriter {
     solid_out: Vec<SolidOut>,
     /// The solid resource being written, if any.
     solid_cur: Option<SolidWriter>,
+    /// Output a function of the input only (see [`WimWriter::set_deterministic`]).
+    deterministic: bool,
+    /// Never copy stored resources as they are (see [`WimWriter::set_recompress`]).
+    recompress: bool,
 }
 
 pub(crate) fn random_guid() -> [u8; 16] {
@@ -815,6 +819,8 @@ impl WimWriter {
             append_old_len: None,
             solid_out: Vec::new(),
             solid_cur: None,
+            deterministic: false,
+            recompress: false,
         })
     }
 
@@ -881,6 +887,8 @@ impl WimWriter {
                 })
                 .collect(),
             solid_cur: None,
+            deterministic: false,
+            recompress: false,
         };
         for b in &wim.blobs {
             w.by_hash.insert(b.hash, w.blobs.len());
@@ -907,6 +915,46 @@ impl WimWriter {
 
     pub fn image_count(&self) -> usize {
         self.images.len()
+    }
+
+    /// Deterministic output: the WIM becomes a function of what is written
+    /// into it. Each image added from now on gets, as its XML creation and
+    /// last modification time, the newest creation or last-write time in
+    /// its tree (0 for a tree without one; last-access times are left out
+    /// because reading a tree changes them), and the header GUID is the
+    /// first 16 bytes of the SHA-1 of the blob table and XML data (which
+    /// hold every image's metadata hash), instead of random.
+    pub fn set_deterministic(&mut self, on: bool) {
+        self.deterministic = on;
+    }
+
+    /// Recompresses every blob copied from another WIM instead of copying
+    /// stored resources as they are (wimlib's `--recompress`).
+    pub fn set_recompress(&mut self, on: bool) {
+        self.recompress = on;
+    }
+
+    /// Takes the XML data (every image's description, counts and times, and
+    /// the WIM-wide elements) and the reparse-point-fix header flag of
+    /// `src`, whose images this writer holds one for one (a rebuild); an
+    /// image the source's XML does not describe keeps what this writer
+    /// made. In deterministic mode the times this writer chose are kept.
+    pub fn keep_descriptive_data_of(&mut self, src: &Wim) {
+        let mut info = src.info.clone();
+        info.images.truncate(self.info.images.len());
+        let made = std::mem::take(&mut self.info.images);
+        for (i, mine) in made.into_iter().enumerate() {
+            match info.images.get_mut(i) {
+                Some(kept) if self.deterministic => {
+                    kept.creation_time = mine.creation_time;
+                    kept.last_modification_time = mine.last_modification_time;
+                }
+                Some(_) => {}
+                None => info.images.push(mine),
+            }
+        }
+        self.info = info;
+        self.header.flags |= src.header.flags & HDR_FLAG_RP_FIX;
     }
 
     fn check_name(&self, name: &Option<String>) -> Result<()> {
@@ -1066,7 +1114,11 @@ impl WimWriter {
             pending_id: Some(id),
         });
         let stats = tree.stats();
-        let now = filetime_now();
+        let now = if self.deterministic {
+            newest_time(&tree)
+        } else {
+            filetime_now()
+        };
         let mut info = template.cloned().unwrap_or_default();
         info.name = image.name.clone().or(info.name);
         info.description = image.description.clone().or(info.description);
@@ -1089,7 +1141,7 @@ impl WimWriter {
         info.file_count = stats.file_count;
         info.total_bytes = stats.total_bytes;
         info.hard_link_bytes = stats.hard_link_bytes;
-        if template.is_none() {
+        if template.is_none() || self.deterministic {
             info.creation_time = now;
         }
         info.last_modification_time = now;
@@ -1279,27 +1331,63 @@ impl WimWriter {
     /// Copies image `n` of `src` into this WIM, copying stored blobs as they
     /// are when compression matches and recompressing otherwise.
     pub fn add_image_from(&mut self, src: &Wim, n: u32, image: &ImageOptions) -> Result<u32> {
-        let tree = src.read_image(n)?;
-        let template = src.info.images.get(n as usize - 1).cloned();
-        let mut opts = image.clone();
-        if opts.name.is_none() {
-            opts.name = template.as_ref().and_then(|t| t.name.clone());
-        }
-        self.check_name(&opts.name)?;
-        // Stored resources are copied as they are when the compression
-        // matches; blobs of solid resources, and everything when writing
-        // solid, go through decompression (in file order, on every core).
+        let k = self.add_images_from(src, &[(n, image.clone())])?;
+        k.first()
+            .copied()
+            .ok_or_else(|| WimError::InvalidArgument("no image was added".into()))
+    }
+
+    /// Copies images of `src` into this WIM, in the order given; returns
+    /// their new indexes. Blobs are taken as wimlib takes them (unless
+    /// [`set_recompress`](Self::set_recompress)):
+    /// - an ordinary resource is copied byte for byte when this WIM is not
+    ///   solid and uses the same compression and chunk size;
+    /// - a solid resource is copied byte for byte when this WIM is solid
+    ///   and more than two thirds of its data belong to the images copied
+    ///   (its other blobs then stay in it as dead space, out of the table);
+    /// - every other blob is decompressed (its SHA-1 checked) and
+    ///   compressed again, into a solid resource when writing solid.
+    pub fn add_images_from(
+        &mut self,
+        src: &Wim,
+        images: &[(u32, ImageOptions)],
+    ) -> Result<Vec<u32>> {
+        let trees = images
+            .iter()
+            .map(|(n, _)| src.read_image(*n))
+            .collect::<Result<Vec<_>>>()?;
+        let raw_solid = self.solid_resources_to_copy(src, &trees);
+        let mut copied = vec![false; src.solid.len()];
         // A pipable WIM's compressed resources have their own chunk layout,
         // so they are never copied as they are into a normal WIM.
-        let same_format = self.opts.solid.is_none()
+        let same_format = !self.recompress
+            && self.opts.solid.is_none()
             && (!src.header.pipable || src.compression() == CompressionFormat::None)
             && src.compression() == self.opts.compression
             && (self.opts.compression == CompressionFormat::None
                 || src.header.chunk_size == self.opts.chunk_size);
         let mut recompress: Vec<&BlobEntry> = Vec::new();
         let mut queued: std::collections::HashSet<Sha1Hash> = Default::default();
-        for inode in &tree.inodes {
-            for s in &inode.streams {
+        let mut described = Vec::with_capacity(images.len());
+        for ((n, image), tree) in images.iter().zip(&trees) {
+            let template = src.info.images.get(*n as usize - 1).cloned();
+            let mut opts = image.clone();
+            if opts.name.is_none() {
+                opts.name = template.as_ref().and_then(|t| t.name.clone());
+            }
+            self.check_name(&opts.name)?;
+            if opts.name.is_some()
+                && described
+                    .iter()
+                    .any(|(o, _): &(ImageOptions, _)| o.name == opts.name)
+            {
+                return Err(WimError::InvalidArgument(format!(
+                    "two images named {:?}",
+                    opts.name.unwrap_or_default()
+                )));
+            }
+            described.push((opts, template));
+            for s in tree.inodes.iter().flat_map(|i| &i.streams) {
                 if s.hash.is_zero() || self.by_hash.contains_key(&s.hash) {
                     continue;
                 }
@@ -1307,67 +1395,131 @@ impl WimWriter {
                     hash: s.hash.to_string(),
                     needed_by: format!("image {n}"),
                 })?;
-                if same_format && entry.solid.is_none() {
-                    self.copy_raw(src, entry)?;
-                } else if queued.insert(entry.hash) {
-                    recompress.push(entry);
-                }
-            }
-        }
-        if !recompress.is_empty() {
-            recompress.sort_by_key(|b| b.read_order());
-            let total: u64 = recompress.iter().map(|b| b.reshdr.uncompressed_size).sum();
-            self.open_solid(total)?;
-            let mut reader = BlobReader::new(src, recompress.clone(), self.opts.threads);
-            let mut cur: Option<BlobSlot> = None;
-            while let Some(ev) = reader.next_event()? {
-                match ev {
-                    BlobEvent::Data(bi, d) => {
-                        if cur.is_none() {
-                            let size = recompress.get(bi).map_or(0, |b| b.reshdr.uncompressed_size);
-                            cur = Some(self.blob_begin(size)?);
+                match entry.solid {
+                    None if same_format => self.copy_raw(src, entry)?,
+                    Some(loc) if raw_solid.get(loc.resource) == Some(&true) => {
+                        if let Some(c) = copied.get_mut(loc.resource).filter(|c| !**c) {
+                            *c = true;
+                            self.copy_solid_raw(src, loc.resource)?;
                         }
-                        self.blob_push(&d)?;
                     }
-                    BlobEvent::Done(bi) => {
-                        let (Some(slot), Some(b)) = (cur.take(), recompress.get(bi)) else {
-                            return Err(WimError::InvalidArgument(
-                                "blob reader out of step".into(),
-                            ));
-                        };
-                        self.blob_end()?;
-                        self.register_new(b.hash, b.reshdr.uncompressed_size, slot);
+                    _ => {
+                        if queued.insert(entry.hash) {
+                            recompress.push(entry);
+                        }
                     }
                 }
             }
-            self.close_solid()?;
         }
-        let mut tree = tree;
-        tree.warnings.clear();
-        self.add_tree(tree, &opts, template.as_ref())
+        self.recompress_from(src, recompress)?;
+        let mut out = Vec::with_capacity(images.len());
+        for (mut tree, (opts, template)) in trees.into_iter().zip(described) {
+            tree.warnings.clear();
+            out.push(self.add_tree(tree, &opts, template.as_ref())?);
+        }
+        Ok(out)
+    }
+
+    /// Which solid resources of `src` to copy as they are for `trees`.
+    fn solid_resources_to_copy(&self, src: &Wim, trees: &[ImageTree]) -> Vec<bool> {
+        let mut raw = vec![false; src.solid.len()];
+        if self.recompress || self.opts.solid.is_none() {
+            return raw;
+        }
+        let mut kept = vec![0u64; src.solid.len()];
+        let mut seen: std::collections::HashSet<Sha1Hash> = Default::default();
+        for s in trees
+            .iter()
+            .flat_map(|t| &t.inodes)
+            .flat_map(|i| &i.streams)
+        {
+            if s.hash.is_zero() || !seen.insert(s.hash) {
+                continue;
+            }
+            if let Some((e, loc)) = src.blob(&s.hash).and_then(|e| Some((e, e.solid?))) {
+                if let Some(k) = kept.get_mut(loc.resource) {
+                    *k += e.reshdr.uncompressed_size;
+                }
+            }
+        }
+        for (i, r) in src.solid.iter().enumerate() {
+            // wimlib's rule: copy when more than 2/3 of it is wanted.
+            raw[i] = kept[i] as u128 * 3 > r.uncompressed_size as u128 * 2;
+        }
+        raw
+    }
+
+    /// Decompresses `blobs` of `src` (in file order, on every core, each
+    /// SHA-1 checked) and writes them again: into one solid resource when
+    /// writing solid, else each as its own resource.
+    fn recompress_from(&mut self, src: &Wim, mut blobs: Vec<&BlobEntry>) -> Result<()> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        blobs.sort_by_key(|b| b.read_order());
+        let total: u64 = blobs.iter().map(|b| b.reshdr.uncompressed_size).sum();
+        self.open_solid(total)?;
+        let mut reader = BlobReader::new(src, blobs.clone(), self.opts.threads);
+        let mut cur: Option<BlobSlot> = None;
+        while let Some(ev) = reader.next_event()? {
+            match ev {
+                BlobEvent::Data(bi, d) => {
+                    if cur.is_none() {
+                        let size = blobs.get(bi).map_or(0, |b| b.reshdr.uncompressed_size);
+                        cur = Some(self.blob_begin(size)?);
+                    }
+                    self.blob_push(&d)?;
+                }
+                BlobEvent::Done(bi) => {
+                    let (Some(slot), Some(b)) = (cur.take(), blobs.get(bi)) else {
+                        return Err(WimError::InvalidArgument("blob reader out of step".into()));
+                    };
+                    self.blob_end()?;
+                    self.register_new(b.hash, b.reshdr.uncompressed_size, slot);
+                }
+            }
+        }
+        self.close_solid()
+    }
+
+    /// Copies `size` stored bytes of `src` (part `part`, at `offset`) to
+    /// the end of the output; returns where they now start. Whatever is in
+    /// flight is written first.
+    fn copy_stored(
+        &mut self,
+        src: &Wim,
+        part: u16,
+        offset: u64,
+        size: u64,
+        what: &str,
+    ) -> Result<u64> {
+        self.close_solid()?;
+        self.rw.drain(&mut self.out)?;
+        self.collect_done();
+        let start = self.out.pos();
+        // In pieces: a stored resource can be as large as the file.
+        let mut buf = vec![0u8; (size as usize).min(OUT_BUF)];
+        let mut pos = 0u64;
+        while pos < size {
+            let k = ((size - pos) as usize).min(buf.len());
+            src.read_raw(part, offset + pos, &mut buf[..k], what)?;
+            self.out.write(&buf[..k])?;
+            pos += k as u64;
+        }
+        Ok(start)
     }
 
     /// Copies a stored (non-solid) resource byte for byte.
     fn copy_raw(&mut self, src: &Wim, entry: &BlobEntry) -> Result<()> {
-        self.rw.drain(&mut self.out)?;
-        self.collect_done();
         let what = format!("blob {}", entry.hash);
         let mut rh = entry.reshdr;
-        rh.offset_in_wim = self.out.pos();
-        // In pieces: a stored resource can be as large as the file.
-        let mut buf = vec![0u8; (entry.reshdr.size_in_wim as usize).min(OUT_BUF)];
-        let mut pos = 0u64;
-        while pos < entry.reshdr.size_in_wim {
-            let k = ((entry.reshdr.size_in_wim - pos) as usize).min(buf.len());
-            src.read_raw(
-                entry.part_number,
-                entry.reshdr.offset_in_wim + pos,
-                &mut buf[..k],
-                &what,
-            )?;
-            self.out.write(&buf[..k])?;
-            pos += k as u64;
-        }
+        rh.offset_in_wim = self.copy_stored(
+            src,
+            entry.part_number,
+            entry.reshdr.offset_in_wim,
+            entry.reshdr.size_in_wim,
+            &what,
+        )?;
         self.by_hash.insert(entry.hash, self.blobs.len());
         self.blobs.push(BlobRec {
             hash: entry.hash,
@@ -1377,6 +1529,45 @@ impl WimWriter {
             size: rh.uncompressed_size,
             refcnt: 0,
         });
+        Ok(())
+    }
+
+    /// Copies solid resource `r` of `src` byte for byte and makes each of
+    /// its blobs (not already here) available at its place in it.
+    fn copy_solid_raw(&mut self, src: &Wim, r: usize) -> Result<()> {
+        let Some(res) = src.solid.get(r) else {
+            return Err(WimError::InvalidArgument(format!(
+                "no solid resource {r} in the source"
+            )));
+        };
+        let what = format!("solid resource at offset {}", res.offset_in_wim);
+        let start = self.copy_stored(src, res.part, res.offset_in_wim, res.size_in_wim, &what)?;
+        let idx = self.solid_out.len();
+        self.solid_out.push(SolidOut {
+            offset_in_wim: start,
+            size_in_wim: res.size_in_wim,
+            uncompressed_size: res.uncompressed_size,
+        });
+        let mut inside: Vec<&BlobEntry> = src
+            .blobs
+            .iter()
+            .filter(|b| b.solid.is_some_and(|l| l.resource == r))
+            .collect();
+        inside.sort_by_key(|b| b.read_order());
+        for b in inside {
+            if self.by_hash.contains_key(&b.hash) {
+                continue;
+            }
+            self.by_hash.insert(b.hash, self.blobs.len());
+            self.blobs.push(BlobRec {
+                hash: b.hash,
+                reshdr: None,
+                pending_id: None,
+                solid: b.solid.map(|l| (idx, l.offset)),
+                size: b.reshdr.uncompressed_size,
+                refcnt: 0,
+            });
+        }
         Ok(())
     }
 
@@ -1545,6 +1736,12 @@ impl WimWriter {
             offset_in_wim: xml_off,
             uncompressed_size: xml.len() as u64,
         };
+        if self.deterministic {
+            let mut h = Sha1Hasher::new();
+            h.update(&table);
+            h.update(&xml);
+            self.header.guid.copy_from_slice(&h.finish().0[..16]);
+        }
         self.out.flush()?;
         if self.opts.integrity {
             let t = build_integrity_table(&self.out.file, bt_off + table.len() as u64)?;
@@ -1621,6 +1818,17 @@ impl Drop for WimWriter {
             }
         }
     }
+}
+
+/// The newest creation or last-write time in `tree` (0 if none): what a
+/// deterministic writer records as the image's times. Last-access times
+/// are left out: reading the tree to capture it may change them.
+fn newest_time(tree: &ImageTree) -> u64 {
+    tree.inodes
+        .iter()
+        .map(|i| i.creation_time.max(i.last_write_time))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Events for progress displays.

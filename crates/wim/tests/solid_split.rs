@@ -6,9 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use tasq_wim::apply::{apply_image, ApplyOptions};
 use tasq_wim::capture::NoFilter;
 use tasq_wim::header::{HDR_FLAG_SPANNED, WIM_VERSION_SOLID};
 use tasq_wim::memfs::MemFs;
@@ -17,42 +15,8 @@ use tasq_wim::split::{join, part_name, split};
 use tasq_wim::writer::{ImageOptions, SolidOptions, WimWriter, WriteOptions};
 use tasq_wim::{CompressionFormat, WimError};
 
-fn wimlib(args: &[&str]) -> String {
-    let out = Command::new("wimlib-imagex")
-        .args(args)
-        .output()
-        .expect("wimlib-imagex must be installed (scripts/setup.sh)");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "wimlib-imagex {args:?} failed: {all}");
-    // (Parts written without an integrity table draw a warning from
-    // `verify`; that one is expected.)
-    let complaint = all
-        .lines()
-        .any(|l| (l.contains("WARNING") && !l.contains("integrity")) || l.contains("ERROR"));
-    assert!(!complaint, "wimlib-imagex {args:?} complained: {all}");
-    all
-}
-
-/// Deterministic bytes: text-like when `text`, else noise.
-fn bytes(seed: u32, len: usize, text: bool) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            if text {
-                b"the quick brown fox jumps over a lazy dog "[(x as usize ^ (i / 9)) % 42]
-            } else {
-                x as u8
-            }
-        })
-        .collect()
-}
+mod common;
+use common::{bytes, our_files, wimlib};
 
 /// A tree with files across many chunk boundaries: empty, tiny, one of
 /// several chunks, duplicates, and dozens of small files (which a solid
@@ -99,16 +63,6 @@ fn host_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut m = BTreeMap::new();
     walk(root, root, &mut m);
     m
-}
-
-/// The regular files of image `n` applied by us.
-fn our_files(wim: &Wim, n: u32) -> BTreeMap<String, Vec<u8>> {
-    let mut fs = MemFs::new();
-    apply_image(wim, n, &mut fs, &ApplyOptions { threads: 2 }, &mut |_| {}).unwrap();
-    fs.nodes
-        .into_iter()
-        .filter_map(|(k, v)| v.data.map(|d| (k, d)))
-        .collect()
 }
 
 fn capture_ours(path: &Path, src: &Path, opts: WriteOptions, append: bool) {
