@@ -149,6 +149,8 @@ pub struct Journal {
     cipher: ChaCha20Poly1305,
     /// Set by [`Journal::snapshot`]; `None` makes the next [`Journal::append`] a snapshot.
     tail: Option<Tail>,
+    /// Least size of the record file that triggers compaction.
+    compact_min: u64,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> JournalError + '_ {
@@ -303,6 +305,7 @@ impl Journal {
             dir: dir.to_path_buf(),
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
             tail: None,
+            compact_min: COMPACT_MIN,
         })
     }
 
@@ -322,6 +325,7 @@ impl Journal {
             dir: dir.to_path_buf(),
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
             tail: None,
+            compact_min: COMPACT_MIN,
         })
     }
 
@@ -436,7 +440,7 @@ impl Journal {
             file,
             id,
             len: HEADER_LEN as u64,
-            bound: COMPACT_MIN.max(2 * data.len() as u64),
+            bound: self.compact_min.max(2 * data.len() as u64),
             results: state.results.len(),
             last_result: state.results.last().cloned(),
             drives: state.drives.clone(),
@@ -651,6 +655,221 @@ mod tests {
             std::fs::write(j.path(), &data).unwrap();
             let _ = j.load();
         }
+    }
+
+    fn state0() -> RunState {
+        RunState {
+            ip: 0,
+            groups: Vec::new(),
+            phase: Phase::Pe,
+            media: MediaType::Boot,
+            reboot_count: 0,
+            status: Status::Running,
+            results: Vec::new(),
+            attempts: None,
+            drives: Default::default(),
+        }
+    }
+
+    /// A new journal with an empty state saved as its snapshot.
+    fn fresh() -> (tempfile::TempDir, Journal, RunState, Environment) {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(d.path()).unwrap();
+        let (st, env) = (state0(), Environment::new());
+        j.snapshot(&st, &env).unwrap();
+        (d, j, st, env)
+    }
+
+    /// What an engine step changes, varied by `k`: the position, a step
+    /// record, variables set, removed, re-cased and secret, the group
+    /// stack, attempts and the drive map.
+    fn simulate_step(k: usize, st: &mut RunState, env: &mut Environment) {
+        st.ip = k + 1;
+        st.results.push(StepRecord {
+            pointer: k,
+            name: format!("step {k}"),
+            outcome: if k % 4 == 3 { "failed" } else { "succeeded" }.into(),
+            exit_code: Some((k % 4) as i64),
+        });
+        env.set("_SMSTSLastActionName", &format!("step {k}"));
+        env.set(&format!("V{}", k % 7), &format!("value {k}"));
+        if k % 6 == 3 {
+            env.set(&format!("v{}", (k + 1) % 7), "");
+        }
+        if k % 5 == 0 {
+            env.set_with("Pw", &format!("S3cret-{k}"), true);
+        }
+        if k % 10 == 0 {
+            env.set("CaseVar", "");
+            env.set(if k % 20 == 0 { "CASEVAR" } else { "casevar" }, "x");
+        }
+        if k % 11 == 0 {
+            st.groups.push(k);
+        }
+        if k % 13 == 0 {
+            st.groups.pop();
+        }
+        st.attempts = (k % 9 == 0).then_some((k, 1));
+        if k % 17 == 0 {
+            let letter = char::from(b'D' + (k / 17 % 20) as u8);
+            st.drives.insert(
+                letter,
+                crate::volumes::VolumeRef::HostDir {
+                    path: format!("/mnt/{k}").into(),
+                },
+            );
+        }
+        if k % 50 == 49 {
+            st.reboot_count += 1;
+            st.phase = if st.phase == Phase::Pe {
+                Phase::FullOs
+            } else {
+                Phase::Pe
+            };
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    #[test]
+    fn replay_equals_the_in_memory_state_after_2000_steps() {
+        let (_d, mut j, mut st, mut env) = fresh();
+        env.set("_SMSTSPackageID", "TSQ00000");
+        j.snapshot(&st, &env).unwrap();
+        let snapshot = std::fs::read(j.path()).unwrap();
+        for k in 0..2000 {
+            simulate_step(k, &mut st, &mut env);
+            j.append(&st, &env).unwrap();
+            if k % 500 == 0 {
+                assert_eq!(j.load().unwrap(), (st.clone(), env.clone()), "after {k}");
+            }
+        }
+        assert_eq!(j.load().unwrap(), (st.clone(), env.clone()));
+        // Replayed, not compacted: the snapshot is the first one.
+        assert_eq!(std::fs::read(j.path()).unwrap(), snapshot);
+        // A full snapshot of the same state loads the same.
+        j.save(&st, &env).unwrap();
+        assert_eq!(j.load().unwrap(), (st, env));
+    }
+
+    #[test]
+    fn a_torn_or_garbage_tail_is_ignored() {
+        let (_d, mut j, mut st, mut env) = fresh();
+        let mut expect = vec![(st.clone(), env.clone())];
+        let mut ends = vec![HEADER_LEN];
+        for k in 0..8 {
+            simulate_step(k, &mut st, &mut env);
+            j.append(&st, &env).unwrap();
+            expect.push((st.clone(), env.clone()));
+            ends.push(std::fs::metadata(j.records_path()).unwrap().len() as usize);
+        }
+        let full = std::fs::read(j.records_path()).unwrap();
+        assert_eq!(full.len(), *ends.last().unwrap());
+        // Cut anywhere: the state is the one after the last complete record.
+        for cut in 0..=full.len() {
+            std::fs::write(j.records_path(), &full[..cut]).unwrap();
+            let complete = ends[1..].iter().filter(|&&e| e <= cut).count();
+            assert_eq!(j.load().unwrap(), expect[complete], "cut at {cut}");
+        }
+        // Garbage after the last record, or zeros (a tail the crash left unwritten).
+        for tail in [
+            &b"garbage\x07\x00\x00\x00\x01\x02"[..],
+            &[0u8; 64][..],
+            &[0xff; 3][..],
+        ] {
+            let mut data = full.clone();
+            data.extend_from_slice(tail);
+            std::fs::write(j.records_path(), &data).unwrap();
+            assert_eq!(j.load().unwrap(), expect[8]);
+        }
+        // A damaged byte inside record r: records r.. are ignored.
+        for (r, w) in ends.windows(2).enumerate() {
+            for at in [w[0], w[0] + 5, w[1] - 1] {
+                let mut data = full.clone();
+                data[at] ^= 0x20;
+                std::fs::write(j.records_path(), &data).unwrap();
+                assert_eq!(j.load().unwrap(), expect[r], "record {r} damaged at {at}");
+            }
+        }
+        // No record file at all: the snapshot.
+        std::fs::remove_file(j.records_path()).unwrap();
+        assert_eq!(j.load().unwrap(), expect[0]);
+    }
+
+    #[test]
+    fn a_record_file_of_an_older_snapshot_is_not_replayed() {
+        // A crash between writing a new snapshot and its new record file.
+        let (_d, mut j, mut st, mut env) = fresh();
+        for k in 0..3 {
+            simulate_step(k, &mut st, &mut env);
+            j.append(&st, &env).unwrap();
+        }
+        let old = std::fs::read(j.records_path()).unwrap();
+        st.ip = 0;
+        st.results.clear();
+        env.set("V1", "");
+        j.save(&st, &env).unwrap();
+        std::fs::write(j.records_path(), &old).unwrap();
+        assert_eq!(j.load().unwrap(), (st, env));
+    }
+
+    #[test]
+    fn a_record_for_a_secret_variable_has_no_clear_text() {
+        let (d, mut j, mut st, mut env) = fresh();
+        st.ip = 1;
+        env.set_with("DomainPassword", "Hunter2-Secret!", true);
+        env.set("OSDComputerName", "Plain-Visible-Value");
+        env.set("OSDJoinPassword", "Named-As-Secret!");
+        j.append(&st, &env).unwrap();
+        let records = std::fs::read(j.records_path()).unwrap();
+        assert!(
+            contains(&records, "Plain-Visible-Value"),
+            "the record is there"
+        );
+        assert!(contains(&records, "DomainPassword"));
+        for s in ["Hunter2-Secret!", "Named-As-Secret!"] {
+            assert!(!contains(&records, s), "{s} in the clear");
+            assert!(!contains(&std::fs::read(j.path()).unwrap(), s));
+        }
+        let (_, env2) = j.load().unwrap();
+        assert_eq!(env2, env);
+        assert_eq!(env2.get("DomainPassword"), Some("Hunter2-Secret!"));
+        // The sealed value is bound to the journal key: another key cannot open it.
+        let other = tempfile::tempdir().unwrap();
+        Journal::create(other.path()).unwrap();
+        std::fs::copy(other.path().join(KEY_FILE), d.path().join(KEY_FILE)).unwrap();
+        assert!(Journal::open(d.path()).unwrap().load().is_err());
+    }
+
+    #[test]
+    fn compaction_keeps_the_state() {
+        let (_d, mut j, mut st, mut env) = fresh();
+        j.compact_min = 4096;
+        j.snapshot(&st, &env).unwrap();
+        let id = |j: &Journal| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(j.path()).unwrap()).unwrap();
+            v["records"].as_u64().unwrap()
+        };
+        let mut ids = vec![id(&j)];
+        let mut max_records = 0;
+        for k in 0..300 {
+            simulate_step(k, &mut st, &mut env);
+            j.append(&st, &env).unwrap();
+            if ids.last() != Some(&id(&j)) {
+                ids.push(id(&j));
+            }
+            let snap = std::fs::metadata(j.path()).unwrap().len();
+            let rec = std::fs::metadata(j.records_path()).unwrap().len();
+            // Bounded by the larger of the minimum and twice the snapshot, plus one record.
+            assert!(rec <= 4096.max(2 * snap) + 2048, "{rec} after {k}");
+            max_records = max_records.max(rec);
+            assert_eq!(j.load().unwrap(), (st.clone(), env.clone()), "after {k}");
+        }
+        assert!(ids.len() >= 3, "compacted {} times", ids.len() - 1);
+        assert!(max_records > 4096);
     }
 
     #[test]
