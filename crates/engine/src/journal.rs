@@ -161,7 +161,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> JournalError + '_ {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 15)]));
+    }
+    s
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -239,6 +245,16 @@ fn env_diff<'a>(old: &'a Environment, new: &'a Environment) -> (Vec<&'a Var>, Ve
         }
     }
     (unset, set)
+}
+
+/// Applies a record's variable changes: removals first, then the values set.
+fn apply_vars(env: &mut Environment, unset: &[String], set: Vec<Var>) {
+    for name in unset {
+        env.set(name, "");
+    }
+    for v in set {
+        env.set_with(&v.name, &v.value, v.secret);
+    }
 }
 
 fn records_header(id: u64) -> [u8; HEADER_LEN] {
@@ -490,6 +506,8 @@ impl Journal {
             return self.snapshot(state, env);
         }
         let (unset, set) = env_diff(&tail.env, env);
+        let unset: Vec<String> = unset.into_iter().map(|v| v.name.clone()).collect();
+        let set: Vec<Var> = set.into_iter().cloned().collect();
         let delta = Delta {
             ip: *ip,
             groups: Cow::Borrowed(groups),
@@ -500,9 +518,9 @@ impl Journal {
             attempts: *attempts,
             drives: (*drives != tail.drives).then_some(Cow::Borrowed(drives)),
             results: Cow::Borrowed(&results[tail.results..]),
-            unset: unset.iter().map(|v| v.name.clone()).collect(),
+            unset,
             set: set
-                .into_iter()
+                .iter()
                 .map(|v| self.store_var(v))
                 .collect::<Result<Vec<_>, _>>()?,
         };
@@ -526,7 +544,9 @@ impl Journal {
         if delta.drives.is_some() {
             tail.drives = drives.clone();
         }
-        tail.env = env.clone();
+        // What is on disk now: the changes applied, as a replay applies them.
+        apply_vars(&mut tail.env, &delta.unset, set);
+        debug_assert!(tail.env == *env);
         self.tail = Some(tail);
         Ok(())
     }
@@ -577,13 +597,12 @@ impl Journal {
                 state.drives = drives.into_owned();
             }
             state.results.extend(d.results.into_owned());
-            for name in &d.unset {
-                env.set(name, "");
-            }
-            for v in d.set {
-                let v = self.restore_var(v)?;
-                env.set_with(&v.name, &v.value, v.secret);
-            }
+            let set = d
+                .set
+                .into_iter()
+                .map(|v| self.restore_var(v))
+                .collect::<Result<Vec<_>, _>>()?;
+            apply_vars(&mut env, &d.unset, set);
         }
         Ok((state, env))
     }
