@@ -53,6 +53,10 @@ fn sequence(n: usize) -> String {
     seq(&items)
 }
 
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 fn records_len(dir: &Path) -> u64 {
     std::fs::metadata(dir.join(RECORDS_FILE)).unwrap().len()
 }
@@ -85,6 +89,16 @@ fn a_journal_copied_mid_run_resumes_to_the_state_of_the_uninterrupted_run() {
         records_len(copy.path()) > 100 * 200,
         "{} bytes of records",
         records_len(copy.path())
+    );
+    // The secret set by the steps is in neither file in the clear.
+    for f in [JOURNAL_FILE, RECORDS_FILE] {
+        let data = std::fs::read(copy.path().join(f)).unwrap();
+        assert!(!contains(&data, b"S3cret-"), "{f} holds a secret");
+    }
+    let records = std::fs::read(copy.path().join(RECORDS_FILE)).unwrap();
+    assert!(
+        contains(&records, b"\"name\":\"Pw\""),
+        "the records hold the secret's (sealed) changes"
     );
     let (mid, mid_env) = Journal::open(copy.path()).unwrap().load().unwrap();
     assert_eq!(mid.ip, last);
