@@ -12,7 +12,8 @@
 //! - `_SMSTSLastActionSucceeded`/`RetCode`/`Name` change only when a step runs;
 //! - a step whose `runIn` excludes the current phase fails;
 //! - restarts go through the `Machine`; the state is journaled after every
-//!   executed step, so `resume` continues after a restart (next step, or the
+//!   executed step (a record appended to the journal; a full snapshot at
+//!   start, resume, restart and end, see `journal`), so `resume` continues after a restart (next step, or the
 //!   same one when `SMSTSRetryRequested` was set) or a crash (the interrupted
 //!   step again; steps with `retryCount` N are re-run at most N times after an
 //!   unexpected restart, then fail).
@@ -354,7 +355,7 @@ impl Engine {
         };
         let mut e = Engine::assemble(seq, state, env, cfg, journal);
         e.set_builtins(seq);
-        e.journal.save(&e.state, &e.env)?;
+        e.journal.snapshot(&e.state, &e.env)?;
         Ok(e)
     }
 
@@ -376,6 +377,9 @@ impl Engine {
         }
         let mut e = Engine::assemble(&seq, state, env, cfg, journal);
         e.set_phase_vars();
+        // A new snapshot and record file: appends must not follow a torn
+        // record left by a crash.
+        e.journal.snapshot(&e.state, &e.env)?;
         Ok((e, seq))
     }
 
@@ -551,7 +555,7 @@ impl Engine {
             self.message(Level::Info, format!("Drive {l}: is {}", v.describe()));
         }
         self.state.drives = drives;
-        self.journal.save(&self.state, &self.env)?;
+        self.journal.append(&self.state, &self.env)?;
         Ok(())
     }
 
@@ -607,7 +611,7 @@ impl Engine {
         let ip = self.state.ip;
         let Some(instr) = self.instrs.get(ip).cloned() else {
             self.state.status = Status::Succeeded;
-            self.journal.save(&self.state, &self.env)?;
+            self.journal.snapshot(&self.state, &self.env)?;
             return Ok(Flow::Done(RunOutcome::Succeeded));
         };
         match instr {
@@ -727,7 +731,7 @@ impl Engine {
                 _ => 1,
             };
             self.state.attempts = Some((ip, n));
-            self.journal.save(&self.state, &self.env)?;
+            self.journal.append(&self.state, &self.env)?;
             if n > retry + 1 {
                 let err = StepError::new(
                     E_FAIL,
@@ -901,7 +905,7 @@ impl Engine {
             }
             return self.restart(&name, target);
         }
-        self.journal.save(&self.state, &self.env)?;
+        self.journal.append(&self.state, &self.env)?;
         Ok(Flow::Next)
     }
 
@@ -920,7 +924,7 @@ impl Engine {
                     step: failed.to_string(),
                     exit_code: code,
                 };
-                self.journal.save(&self.state, &self.env)?;
+                self.journal.snapshot(&self.state, &self.env)?;
                 return Ok(Flow::Done(RunOutcome::Failed {
                     step: failed.to_string(),
                     exit_code: code,
@@ -942,7 +946,7 @@ impl Engine {
             if coe {
                 self.emit(Event::GroupIgnoredFailure { name });
                 self.state.ip = end + 1;
-                self.journal.save(&self.state, &self.env)?;
+                self.journal.append(&self.state, &self.env)?;
                 return Ok(Flow::Next);
             }
             self.emit(Event::GroupFailed { name });
@@ -956,7 +960,7 @@ impl Engine {
         });
         self.state.reboot_count += 1;
         self.state.status = Status::Restarting { target };
-        self.journal.save(&self.state, &self.env)?;
+        self.journal.snapshot(&self.state, &self.env)?;
         match self.cfg.machine.restart(target, &self.cfg.computer) {
             RestartDisposition::Continue => {
                 self.state.phase = match target {
@@ -965,7 +969,7 @@ impl Engine {
                 };
                 self.state.status = Status::Running;
                 self.set_phase_vars();
-                self.journal.save(&self.state, &self.env)?;
+                self.journal.append(&self.state, &self.env)?;
                 Ok(Flow::Next)
             }
             RestartDisposition::EndRun { message } => {

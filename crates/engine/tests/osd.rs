@@ -701,11 +701,17 @@ fn uefi_wizard_sequence_partitions_applies_and_makes_the_disk_bootable() {
     let (ok, out) = tool("ntfsfix", &["-n", win.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(ntfs_list(&win, "/Windows/System32/config").contains("SOFTWARE"));
-    // The state folder was copied onto C: when the run ended.
-    assert!(
-        ntfs_list(&win, "/_SMSTaskSequence").contains("journal"),
-        "{log}"
-    );
+    // The state folder was copied onto C: when the run ended: the journal's
+    // snapshot and its record file, the key, the sequence.
+    let listing = ntfs_list(&win, "/_SMSTaskSequence");
+    for f in [
+        "journal.json",
+        "journal.records",
+        "journal.key",
+        "sequence.enc",
+    ] {
+        assert!(listing.contains(f), "{f} not copied: {listing}\n{log}");
+    }
     // The ESP: a clean FAT32 with the boot files and the store.
     let esp = volume_file(&lab, 0, 1);
     let (ok, out) = tool("fsck.vfat", &["-n", esp.to_str().unwrap()]);
