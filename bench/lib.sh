@@ -40,19 +40,15 @@ measure() {
     tail -n 1 "$dir/time.$label"
 }
 
-# ratio A B -> A / B with 3 decimals ("-" when B is 0 or either is "-").
+# ratio A B [DECIMALS] -> A / B with 3 (or DECIMALS) decimals; "-" when B
+# is 0 or either is "-".
 ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.3f\n", a / b }'
+    awk -v a="$1" -v b="$2" -v d="${3:-3}" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.*f\n", d, a / b }'
 }
 
 # median NUMBER... -> the median (mean of the middle two for an even count).
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# sum A B -> A + B with 2 decimals.
-sum() {
-    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a + b }'
 }
 
 # The machine line printed above every result.

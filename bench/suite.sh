@@ -125,7 +125,7 @@ avail=$(df -B1 --output=avail "$BENCH_OUT" | tail -n 1)
 if [ "$APPLY_TMPFS" = 1 ]; then
     [ "$(id -u)" = 0 ] || bench_die "APPLY_TMPFS=1 mounts a tmpfs: run as root"
     ram_need=$((ram_need + ram_need / 10 + (256 << 20)))
-    mem=$(awk '/MemAvailable/ { print $2 * 1024 }' /proc/meminfo)
+    mem=$(($(awk '/MemAvailable/ { print $2 }' /proc/meminfo) * 1024))
     ((mem >= ram_need + (1 << 30))) || bench_die "APPLY_TMPFS=1: $(gib "$mem") of memory available, $(gib "$ram_need") + 1 GiB needed"
 fi
 
