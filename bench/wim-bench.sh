@@ -6,30 +6,23 @@
 #
 #   bench/wim-bench.sh [SOURCE_DIR]     (default /usr; BENCH_OUT=dir for the scratch space)
 #   COMPRESS="xpress lzx lzms solid" bench/wim-bench.sh /usr/share
+# For all inputs, levels and thread counts in one run, with correctness
+# checks and Markdown/CSV output, see bench/suite.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 SRC=${1:-/usr}
 OUT=${BENCH_OUT:-bench/out}
 COMPRESS=${COMPRESS:-"none xpress lzx"}
 THREADS=${THREADS:-$(nproc)}
 ./scripts/setup.sh >/dev/null
-cargo build --release -q -p tasq
-TASQ=$PWD/target/release/tasq
+bench_tasq
 mkdir -p "$OUT"
-rm -rf "$OUT"/*
-
-measure() { # label, command... -> prints "seconds peak_kib"
-    local log="$OUT/time.$1"
-    shift
-    # Flush the previous run's dirty pages so neither tool pays for the
-    # other's writeback (it moved apply ratios between 1.0 and 2.6).
-    sync
-    /usr/bin/time -f "%e %M" -o "$log" "$@" >/dev/null 2>"$OUT/stderr.log" || { cat "$OUT/stderr.log" >&2; return 1; }
-    cat "$log"
-}
+rm -rf "${OUT:?}"/*
 
 echo "# source: $SRC ($(du -sh --apparent-size "$SRC" 2>/dev/null | cut -f1), $(find "$SRC" | wc -l) entries)"
-echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(wimlib-imagex --version | head -1); tasq $(git rev-parse --short HEAD 2>/dev/null || echo '?'); threads $THREADS"
+echo "# machine: $(machine_line); threads $THREADS"
 echo "# warming the page cache"
 tar -cf - "$SRC" 2>/dev/null | cat >/dev/null
 printf "%-7s %-8s %10s %10s %9s %9s %14s %14s %8s %8s\n" mode op wimlib_s tasq_s ratio_t mem_ratio wimlib_bytes tasq_bytes ratio_sz peakMiB
@@ -38,15 +31,15 @@ for c in $COMPRESS; do
         solid) wargs=(--solid); targs=(--solid) ;;
         *) wargs=(--compress="$c"); targs=(--compress "$c") ;;
     esac
-    read -r wt wm < <(measure w-cap-$c wimlib-imagex capture "$SRC" "$OUT/w-$c.wim" bench "${wargs[@]}" --threads="$THREADS")
-    read -r tt tm < <(measure t-cap-$c "$TASQ" wim capture "$SRC" "$OUT/t-$c.wim" bench "${targs[@]}" --threads "$THREADS")
+    read -r wt _ _ wm < <(measure "$OUT" "w-cap-$c" wimlib-imagex capture "$SRC" "$OUT/w-$c.wim" bench "${wargs[@]}" --threads="$THREADS")
+    read -r tt _ _ tm < <(measure "$OUT" "t-cap-$c" "$TASQ" wim capture "$SRC" "$OUT/t-$c.wim" bench "${targs[@]}" --threads "$THREADS")
     ws=$(stat -c %s "$OUT/w-$c.wim"); ts=$(stat -c %s "$OUT/t-$c.wim")
     printf "%-7s %-8s %10s %10s %9.3f %9.3f %14s %14s %8.4f %8d\n" "$c" capture "$wt" "$tt" \
         "$(echo "$tt / $wt" | bc -l)" "$(echo "$tm / $wm" | bc -l)" "$ws" "$ts" "$(echo "$ts / $ws" | bc -l)" $((tm / 1024))
     # Apply each tool's own WIM (the same content) into a fresh directory.
-    read -r wt wm < <(measure w-app-$c wimlib-imagex apply "$OUT/w-$c.wim" 1 "$OUT/apply-w")
+    read -r wt _ _ wm < <(measure "$OUT" "w-app-$c" wimlib-imagex apply "$OUT/w-$c.wim" 1 "$OUT/apply-w")
     rm -rf "$OUT/apply-w"; sync
-    read -r tt tm < <(measure t-app-$c "$TASQ" wim apply "$OUT/t-$c.wim" 1 "$OUT/apply-t" --threads "$THREADS")
+    read -r tt _ _ tm < <(measure "$OUT" "t-app-$c" "$TASQ" wim apply "$OUT/t-$c.wim" 1 "$OUT/apply-t" --threads "$THREADS")
     rm -rf "$OUT/apply-t"; sync
     printf "%-7s %-8s %10s %10s %9.3f %9.3f %14s %14s %8s %8d\n" "$c" apply "$wt" "$tt" \
         "$(echo "$tt / $wt" | bc -l)" "$(echo "$tm / $wm" | bc -l)" - - - $((tm / 1024))
