@@ -32,6 +32,14 @@ pub enum WimCommand {
         /// Other parts of a split WIM (a glob such as "foo*.swm"; repeatable).
         #[arg(long = "ref", value_name = "GLOB")]
         refs: Vec<String>,
+        /// Re-root absolute symbolic links that capture made relative to the
+        /// image root so they point into TARGET (the default when the WIM's
+        /// header has the RP_FIX flag, as wimlib-imagex does).
+        #[arg(long, conflicts_with = "norpfix")]
+        rpfix: bool,
+        /// Apply absolute symbolic links exactly as stored.
+        #[arg(long)]
+        norpfix: bool,
     },
     /// Show the WIM's header and images.
     Info {
@@ -374,7 +382,21 @@ pub fn run(cmd: WimCommand) -> Result<i32> {
             rest,
             threads,
             refs,
-        } => apply(&open_wim(&wimfile, &refs)?, &wimfile, &rest, threads),
+            rpfix,
+            norpfix,
+        } => {
+            let opts = ApplyOptions {
+                threads,
+                rpfix: if rpfix {
+                    Some(true)
+                } else if norpfix {
+                    Some(false)
+                } else {
+                    None
+                },
+            };
+            apply(&open_wim(&wimfile, &refs)?, &wimfile, &rest, &opts)
+        }
         WimCommand::Info {
             wimfile,
             image,
@@ -634,7 +656,7 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn apply(wim: &Wim, wimfile: &Path, rest: &[String], threads: usize) -> Result<i32> {
+fn apply(wim: &Wim, wimfile: &Path, rest: &[String], opts: &ApplyOptions) -> Result<i32> {
     let (image, target) = match rest {
         [t] => {
             if wim.image_count() != 1 {
@@ -651,16 +673,10 @@ fn apply(wim: &Wim, wimfile: &Path, rest: &[String], threads: usize) -> Result<i
     };
     if let Some(addr) = crate::volume_addr::volume_address(Path::new(target)) {
         let pb = progress_bar(0, "Applying");
-        let warnings = crate::volume_addr::apply_to_volume(
-            wim,
-            image,
-            &addr,
-            &ApplyOptions { threads },
-            &mut |p| {
-                pb.set_length(p.bytes_total);
-                pb.set_position(p.bytes_done);
-            },
-        )
+        let warnings = crate::volume_addr::apply_to_volume(wim, image, &addr, opts, &mut |p| {
+            pb.set_length(p.bytes_total);
+            pb.set_position(p.bytes_done);
+        })
         .with_context(|| format!("applying image {image} of {} to {addr}", wimfile.display()))?;
         pb.finish_and_clear();
         for warn in warnings {
@@ -671,17 +687,10 @@ fn apply(wim: &Wim, wimfile: &Path, rest: &[String], threads: usize) -> Result<i
     let created = DirsCreated::before(Path::new(target));
     let mut tgt = HostDirTarget::new(target).with_context(|| format!("apply target {target}"))?;
     let pb = progress_bar(0, "Applying");
-    apply_paths(
-        wim,
-        image,
-        &[],
-        &mut tgt,
-        &ApplyOptions { threads },
-        &mut |p| {
-            pb.set_length(p.bytes_total);
-            pb.set_position(p.bytes_done);
-        },
-    )
+    apply_paths(wim, image, &[], &mut tgt, opts, &mut |p| {
+        pb.set_length(p.bytes_total);
+        pb.set_position(p.bytes_done);
+    })
     .inspect_err(|_| created.undo())
     .with_context(|| {
         format!(
@@ -742,7 +751,10 @@ fn extract(
         n,
         paths,
         &mut tgt,
-        &ApplyOptions { threads },
+        &ApplyOptions {
+            threads,
+            ..Default::default()
+        },
         &mut |_| {},
     )
     .inspect_err(|_| created.undo())

@@ -138,6 +138,13 @@ pub trait ApplyTarget {
         false
     }
 
+    /// The absolute host path of the target's root, for reparse-point
+    /// fixups (absolute links stored relative to the image root are
+    /// re-rooted there). `None`: no fixups (a volume of its own).
+    fn link_root(&self) -> Option<String> {
+        None
+    }
+
     fn create_directory(&mut self, entry: &ApplyEntry) -> Result<()>;
 
     /// Creates the first name of a non-directory inode (a reparse-point
@@ -191,6 +198,9 @@ mod tests {
 pub struct ApplyOptions {
     /// Decompression threads; 0 = one per core.
     pub threads: usize,
+    /// Reparse-point fixups (wimlib's `--rpfix`/`--norpfix`): `None`
+    /// follows the WIM header's RP_FIX flag, as wimlib does.
+    pub rpfix: Option<bool>,
 }
 
 /// Progress of an apply.
@@ -506,11 +516,30 @@ pub fn apply_paths(
             }
         }
     }
+    // Fixups: an absolute link that capture made relative to the image
+    // root (its inode without NOT_FIXED) points into the applied tree.
+    let rpfix = opts
+        .rpfix
+        .unwrap_or(wim.header.flags & crate::header::HDR_FLAG_RP_FIX != 0);
+    let link_root = if rpfix { target.link_root() } else { None };
     for &d in &reparse_at {
-        let data = match tree.inode_of(d).reparse_stream() {
+        let inode = tree.inode_of(d);
+        let mut data = match inode.reparse_stream() {
             Some(s) if !s.hash.is_zero() => reparse_data.get(&s.hash).cloned().unwrap_or_default(),
             _ => Vec::new(),
         };
+        if let Some(root) = &link_root {
+            if inode.rp_flags & crate::image::WIM_RP_FLAG_NOT_FIXED == 0
+                && inode.reparse_tag == crate::image::IO_REPARSE_TAG_SYMLINK
+            {
+                // Data that does not parse is left for the target to report.
+                if let Ok(link) = crate::reparse::parse_link_reparse(inode.reparse_tag, &data) {
+                    if let Some(fixed) = crate::reparse::rerooted_link(&link, root)? {
+                        data = fixed;
+                    }
+                }
+            }
+        }
         target.set_reparse_point(&entry(d), &data)?;
     }
     // 5. metadata, children before parents

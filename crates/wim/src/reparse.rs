@@ -134,9 +134,68 @@ pub fn unix_target_from_link(link: &LinkReparse) -> String {
         .collect()
 }
 
+/// Reparse data for `link` with its absolute target re-rooted under
+/// `root` (an absolute host path): wimlib's reparse-point fixup at apply.
+/// A link captured with fixups holds a target relative to the image root
+/// (`/lib/x` for `/usr/lib/x` captured from `/usr`); applied to `root` it
+/// must point to `root/lib/x`. Relative links are returned unchanged
+/// (`None`).
+pub fn rerooted_link(link: &LinkReparse, root: &str) -> Result<Option<Vec<u8>>> {
+    if link.relative || link.tag != IO_REPARSE_TAG_SYMLINK {
+        return Ok(None);
+    }
+    let t = unix_target_from_link(link);
+    let root = root.trim_end_matches('/');
+    // An empty stored target (the link named the image root itself) comes
+    // back from unix_target_from_link as "/".
+    let target = if t == "/" && link_names_root(link) {
+        if root.is_empty() {
+            "/".to_string()
+        } else {
+            root.to_string()
+        }
+    } else {
+        format!("{root}{t}")
+    };
+    symlink_reparse_from_unix(&target).map(Some)
+}
+
+/// Whether an absolute link's stored target, with its NT device prefix
+/// removed, is empty.
+fn link_names_root(link: &LinkReparse) -> bool {
+    let mut t: &str = &link.substitute_name;
+    for prefix in ["\\??\\", "\\DosDevices\\", "\\Device\\"] {
+        if let Some(rest) = t.strip_prefix(prefix) {
+            let rest = rest.trim_start_matches('\\');
+            let dev_end = rest.find('\\').unwrap_or(rest.len());
+            t = &rest[dev_end..];
+            break;
+        }
+    }
+    t.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpfix_reroots_absolute_links_only() {
+        let abs = symlink_reparse_from_unix("/lib/x").unwrap();
+        let l = parse_link_reparse(IO_REPARSE_TAG_SYMLINK, &abs).unwrap();
+        let fixed = rerooted_link(&l, "/mnt/target/").unwrap().unwrap();
+        let f = parse_link_reparse(IO_REPARSE_TAG_SYMLINK, &fixed).unwrap();
+        assert_eq!(unix_target_from_link(&f), "/mnt/target/lib/x");
+        // The image root itself (stored as an empty target).
+        let root = symlink_reparse_from_unix("").unwrap();
+        let l = parse_link_reparse(IO_REPARSE_TAG_SYMLINK, &root).unwrap();
+        let f = rerooted_link(&l, "/mnt/target").unwrap().unwrap();
+        let f = parse_link_reparse(IO_REPARSE_TAG_SYMLINK, &f).unwrap();
+        assert_eq!(unix_target_from_link(&f), "/mnt/target");
+        let rel = symlink_reparse_from_unix("../a").unwrap();
+        let l = parse_link_reparse(IO_REPARSE_TAG_SYMLINK, &rel).unwrap();
+        assert_eq!(rerooted_link(&l, "/mnt/target").unwrap(), None);
+    }
 
     #[test]
     fn unix_symlinks_round_trip() {

@@ -105,7 +105,16 @@ fn apply_all(wim: &Wim) -> tasq_wim::Result<Vec<MemFs>> {
     let mut out = Vec::new();
     for n in 1..=wim.image_count() {
         let mut fs = MemFs::new();
-        apply_image(wim, n, &mut fs, &ApplyOptions { threads: 1 }, &mut |_| {})?;
+        apply_image(
+            wim,
+            n,
+            &mut fs,
+            &ApplyOptions {
+                threads: 1,
+                ..Default::default()
+            },
+            &mut |_| {},
+        )?;
         out.push(fs);
     }
     Ok(out)

@@ -154,7 +154,17 @@ fn capture(fs: &mut MemFs, path: &Path, compression: CompressionFormat, integrit
 
 fn apply(wim: &Wim, n: u32) -> MemFs {
     let mut out = MemFs::new();
-    apply_image(wim, n, &mut out, &ApplyOptions { threads: 2 }, &mut |_| {}).unwrap();
+    apply_image(
+        wim,
+        n,
+        &mut out,
+        &ApplyOptions {
+            threads: 2,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
     out
 }
 

@@ -316,7 +316,10 @@ fn wipe(ctx: &mut StepContext, v: &VolumeRef, keep: &[&str]) -> Result<(), Strin
 
 /// Applies image `n` onto `v`; returns the target's warnings.
 fn apply_to(computer: &Computer, v: &VolumeRef, wim: &Wim, n: u32) -> Result<Vec<String>, String> {
-    let opts = ApplyOptions { threads: 0 };
+    let opts = ApplyOptions {
+        threads: 0,
+        ..Default::default()
+    };
     match v {
         VolumeRef::HostDir { path } => {
             let mut t = tasq_volume::HostDirTarget::new(path).map_err(|e| e.to_string())?;
@@ -561,7 +564,10 @@ fn make_bootable(ctx: &mut StepContext, wim: &Wim, n: u32, os: &VolumeRef) -> Re
             n,
             &sel,
             &mut t,
-            &ApplyOptions { threads: 1 },
+            &ApplyOptions {
+                threads: 1,
+                ..Default::default()
+            },
             &mut |_| {},
         ) {
             return Err(format!(

@@ -457,6 +457,14 @@ impl ApplyTarget for HostDirTarget {
         true
     }
 
+    fn link_root(&self) -> Option<String> {
+        // As wimlib: the real path of the target directory (symlinks in
+        // the path to it resolved); a path that is not UTF-8 gets no fixups.
+        fs::canonicalize(&self.root)
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_string))
+    }
+
     fn create_directory(&mut self, entry: &ApplyEntry) -> Result<()> {
         let path = entry.path;
         if path.is_root() {

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = tasq_wim::verify::verify(&wim, 1, &mut |_, _| {});
         for n in 1..=wim.image_count() {
             let mut fs = MemFs::new();
-            let _ = apply_image(&wim, n, &mut fs, &ApplyOptions { threads: 1 }, &mut |_| {});
+            let _ = apply_image(&wim, n, &mut fs, &ApplyOptions { threads: 1, ..Default::default() }, &mut |_| {});
         }
     });
 });

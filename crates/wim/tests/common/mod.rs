@@ -50,7 +50,17 @@ pub fn wimlib(args: &[&str]) -> String {
 /// The regular files of image `n` applied by us.
 pub fn our_files(wim: &Wim, n: u32) -> BTreeMap<String, Vec<u8>> {
     let mut fs = MemFs::new();
-    apply_image(wim, n, &mut fs, &ApplyOptions { threads: 2 }, &mut |_| {}).unwrap();
+    apply_image(
+        wim,
+        n,
+        &mut fs,
+        &ApplyOptions {
+            threads: 2,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
     fs.nodes
         .into_iter()
         .filter_map(|(k, v)| v.data.map(|d| (k, d)))
