@@ -10,7 +10,8 @@
 //! `cargo bench -p tasq-codecs --bench lzms`; `LZMS_BENCH_MB` sets the corpus
 //! size (default 8), `LZMS_BENCH_LEVELS` the levels (default 20,50,100),
 //! `LZMS_BENCH_SOLID_MB` the large chunk size (default 8, 0 to skip) and
-//! `LZMS_BENCH_CORPUS=<file>` reuses a saved corpus.
+//! `LZMS_BENCH_CORPUS=<file>` reuses a saved corpus; `LZMS_BENCH_SHAPES`
+//! = `chunk` or `solid` runs only one of the two shapes.
 
 mod common;
 
@@ -132,9 +133,18 @@ fn main() {
     println!("LZMS corpus: {} bytes", corpus.len());
     println!("| chunk | level | bytes tasq / wimlib | size tasq/wimlib | compress MB/s tasq / wimlib | time tasq/wimlib | decompress MB/s tasq (on wimlib's data) / wimlib |");
     println!("|---|---|---|---|---|---|---|");
+    // LZMS_BENCH_SHAPES: "chunk", "solid" or both (default).
+    let shapes = std::env::var("LZMS_BENCH_SHAPES").unwrap_or_default();
+    let (chunked, solid) = match shapes.as_str() {
+        "chunk" => (true, false),
+        "solid" => (false, true),
+        _ => (true, true),
+    };
     for &level in &levels {
-        run(&corpus, 1 << 17, level);
-        if solid_mb > 0 {
+        if chunked {
+            run(&corpus, 1 << 17, level);
+        }
+        if solid && solid_mb > 0 {
             run(&corpus, (solid_mb << 20).min(corpus.len().max(1)), level);
         }
     }
