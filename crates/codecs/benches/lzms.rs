@@ -11,7 +11,8 @@
 //! size (default 8), `LZMS_BENCH_LEVELS` the levels (default 20,50,100),
 //! `LZMS_BENCH_SOLID_MB` the large chunk size (default 8, 0 to skip) and
 //! `LZMS_BENCH_CORPUS=<file>` reuses a saved corpus; `LZMS_BENCH_SHAPES`
-//! = `chunk` or `solid` runs only one of the two shapes.
+//! = `chunk` or `solid` runs only one of the two shapes;
+//! `LZMS_BENCH_OURS_ONLY=1` times tasq's compressor alone (quick checks).
 
 mod common;
 
@@ -60,6 +61,19 @@ fn run(corpus: &[u8], chunk: usize, level: u32) {
         .collect();
     let ot = cpu_secs(&t);
 
+    if std::env::var_os("LZMS_BENCH_OURS_ONLY").is_some() {
+        let os: usize = chunks
+            .iter()
+            .zip(&oz)
+            .map(|(c, z)| z.as_ref().map_or(c.len(), Vec::len))
+            .sum();
+        println!(
+            "| {} KiB | {level} | {os} | | {:.1} | {ot:.2} s | |",
+            chunk >> 10,
+            mbs(ot)
+        );
+        return;
+    }
     let mut wc = WimlibCompressor::new(Ctype::Lzms, chunk, level).expect("wimlib compressor");
     let t = clock();
     let wz: Vec<Option<Vec<u8>>> = chunks.iter().map(|c| wc.compress(c)).collect();

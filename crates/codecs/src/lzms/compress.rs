@@ -493,6 +493,11 @@ fn delta_len(d: &[u8], i: usize, c: usize, span: usize, from: usize, max: usize)
 /// Reusable LZMS compressor.
 pub struct LzmsCompressor {
     max_chunk_size: usize,
+    /// Positions inside a committed long match that still go into the
+    /// binary trees: this many at each end (the rest are redundant with
+    /// the match's source, and inserting them cost a quarter of the time
+    /// on repetitive data).
+    skip_keep: usize,
     depth: u32,
     nice: usize,
     delta_on: bool,
@@ -534,6 +539,7 @@ impl LzmsCompressor {
             max_chunk_size: max_chunk_size.min(MAX_BUFFER_SIZE),
             depth: (level * 24 / 50).clamp(4, 200),
             nice: (level as usize * 63 / 50).clamp(8, MAX_NICE),
+            skip_keep: if level >= 100 { usize::MAX } else { 4 },
             delta_on: level >= 35,
             try_match_lit_rep0: level >= 45,
             try_lit_rep0: level >= 60,
@@ -558,6 +564,10 @@ impl LzmsCompressor {
         }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
+        if buf.capacity() < n {
+            buf = Vec::new();
+            super::bt::huge_pages(&mut buf, n);
+        }
         buf.extend_from_slice(input);
         self.x86.run(&mut buf, false);
         self.bt.reset(n);
@@ -653,7 +663,12 @@ impl LzmsCompressor {
     /// Inserts positions `from..to` into the match finders without
     /// searching (the bytes are covered by a committed match).
     fn skip(&mut self, d: &[u8], from: usize, to: usize, delta_from: usize) {
+        let keep = self.skip_keep;
         for i in from..to {
+            if i - from >= keep && to - i > keep {
+                continue;
+            }
+            self.bt.prefetch(d, i);
             self.bt.skip(d, i, self.depth, self.nice);
         }
         if self.delta_on && d.len() < 1 << 28 {
@@ -736,7 +751,7 @@ impl LzmsCompressor {
                 let st = self.nodes[j].state;
                 let cur = self.nodes[j].cost;
                 let max_len = n - i;
-                self.bt.prefetch(d, i + 1);
+                self.bt.prefetch(d, i);
 
                 // Repeat-offset LZ matches.
                 if max_len >= 2 {
