@@ -527,6 +527,7 @@ impl LzmsCompressor {
     /// `level` follows wimlib's scale: 20 quick, 50 default, 100 slow.
     pub fn new(max_chunk_size: usize, level: u32) -> Self {
         let level = level.clamp(1, 200);
+        let big = max_chunk_size > 1 << 20;
         let state = Encoder::new().state();
         let node = Node {
             cost: INF,
@@ -537,8 +538,11 @@ impl LzmsCompressor {
         };
         LzmsCompressor {
             max_chunk_size: max_chunk_size.min(MAX_BUFFER_SIZE),
-            depth: (level * 24 / 50).clamp(4, 200),
-            nice: (level as usize * 63 / 50).clamp(8, MAX_NICE),
+            // Big (solid) chunks search deeper and commit long matches
+            // later: on one 16 MiB chunk of /usr/share/doc, size 1.0007 ->
+            // 0.9999 of wimlib's; /usr/lib 1.0027 -> 0.9969.
+            depth: (level * if big { 40 } else { 24 } / 50).clamp(4, 200),
+            nice: (level as usize * if big { 128 } else { 63 } / 50).clamp(8, MAX_NICE),
             skip_keep: if level >= 100 { usize::MAX } else { 4 },
             delta_on: level >= 35,
             try_match_lit_rep0: level >= 45,
