@@ -10,7 +10,9 @@
 //! `cargo bench -p tasq-codecs --bench lzms`; `LZMS_BENCH_MB` sets the corpus
 //! size (default 8), `LZMS_BENCH_LEVELS` the levels (default 20,50,100),
 //! `LZMS_BENCH_SOLID_MB` the large chunk size (default 8, 0 to skip) and
-//! `LZMS_BENCH_CORPUS=<file>` reuses a saved corpus.
+//! `LZMS_BENCH_CORPUS=<file>` reuses a saved corpus; `LZMS_BENCH_SHAPES`
+//! = `chunk` or `solid` runs only one of the two shapes;
+//! `LZMS_BENCH_OURS_ONLY=1` times tasq's compressor alone (quick checks).
 
 mod common;
 
@@ -59,6 +61,19 @@ fn run(corpus: &[u8], chunk: usize, level: u32) {
         .collect();
     let ot = cpu_secs(&t);
 
+    if std::env::var_os("LZMS_BENCH_OURS_ONLY").is_some() {
+        let os: usize = chunks
+            .iter()
+            .zip(&oz)
+            .map(|(c, z)| z.as_ref().map_or(c.len(), Vec::len))
+            .sum();
+        println!(
+            "| {} KiB | {level} | {os} | | {:.1} | {ot:.2} s | |",
+            chunk >> 10,
+            mbs(ot)
+        );
+        return;
+    }
     let mut wc = WimlibCompressor::new(Ctype::Lzms, chunk, level).expect("wimlib compressor");
     let t = clock();
     let wz: Vec<Option<Vec<u8>>> = chunks.iter().map(|c| wc.compress(c)).collect();
@@ -132,9 +147,18 @@ fn main() {
     println!("LZMS corpus: {} bytes", corpus.len());
     println!("| chunk | level | bytes tasq / wimlib | size tasq/wimlib | compress MB/s tasq / wimlib | time tasq/wimlib | decompress MB/s tasq (on wimlib's data) / wimlib |");
     println!("|---|---|---|---|---|---|---|");
+    // LZMS_BENCH_SHAPES: "chunk", "solid" or both (default).
+    let shapes = std::env::var("LZMS_BENCH_SHAPES").unwrap_or_default();
+    let (chunked, solid) = match shapes.as_str() {
+        "chunk" => (true, false),
+        "solid" => (false, true),
+        _ => (true, true),
+    };
     for &level in &levels {
-        run(&corpus, 1 << 17, level);
-        if solid_mb > 0 {
+        if chunked {
+            run(&corpus, 1 << 17, level);
+        }
+        if solid && solid_mb > 0 {
             run(&corpus, (solid_mb << 20).min(corpus.len().max(1)), level);
         }
     }

@@ -69,10 +69,22 @@ impl<const N: usize> Model<N> {
         p
     }
 
-    /// The probability (n/64) that the next bit is 0, for cost estimates.
+    /// The current context (the last bits coded, newest lowest).
     #[inline]
-    pub fn prob0(&self) -> u32 {
-        self.probs[self.state].get()
+    pub fn state(&self) -> u8 {
+        self.state as u8
+    }
+
+    /// The probability (n/64) of a 0 in context `state`.
+    #[inline]
+    pub fn prob0_at(&self, state: u8) -> u32 {
+        self.probs[usize::from(state) & (N - 1)].get()
+    }
+
+    /// The context after coding `bit` in context `state`.
+    #[inline]
+    pub fn next_state(state: u8, bit: u32) -> u8 {
+        (((usize::from(state) << 1) | bit as usize) & (N - 1)) as u8
     }
 }
 

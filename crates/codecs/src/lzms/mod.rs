@@ -11,9 +11,10 @@
 //! engineering of Microsoft's implementation.
 //!
 //! - [`decompress`]: the full decoder (all item types), hardened.
-//! - [`compress`]: hash-chain lazy parser emitting literals and LZ matches
-//!   (explicit and repeat offsets).
+//! - [`compress`]: near-optimal parser over binary-tree LZ matches and
+//!   hashed delta matches, explicit and repeat offsets.
 
+mod bt;
 mod coder;
 mod compress;
 mod decompress;

@@ -119,6 +119,57 @@ pub fn slot_of(value: u32, base: &[u32]) -> usize {
     base.partition_point(|&b| b <= value).saturating_sub(1)
 }
 
+/// Per run of equal extra-bit counts in `OFFSET_RUNS`: its first slot and
+/// its first value.
+const fn offset_run_starts() -> [(u16, u32); OFFSET_RUNS.len() + 1] {
+    let mut t = [(0u16, 0u32); OFFSET_RUNS.len() + 1];
+    let mut r = 0;
+    let mut slot = 0u16;
+    let mut base = 1u32;
+    while r < OFFSET_RUNS.len() {
+        t[r] = (slot, base);
+        slot += OFFSET_RUNS[r].1;
+        base += (OFFSET_RUNS[r].1 as u32) << OFFSET_RUNS[r].0;
+        r += 1;
+    }
+    t[r] = (slot, base);
+    t
+}
+
+const OFFSET_RUN_STARTS: [(u16, u32); OFFSET_RUNS.len() + 1] = offset_run_starts();
+
+/// For each k, the run holding the value 2^k.
+const fn offset_run_of_pow2() -> [u8; 32] {
+    let mut t = [0u8; 32];
+    let mut k = 0;
+    while k < 32 {
+        let v = 1u64 << k;
+        let mut r = 0;
+        while r + 1 < OFFSET_RUN_STARTS.len() - 1 && OFFSET_RUN_STARTS[r + 1].1 as u64 <= v {
+            r += 1;
+        }
+        t[k] = r as u8;
+        k += 1;
+    }
+    t
+}
+
+const OFFSET_RUN_OF_POW2: [u8; 32] = offset_run_of_pow2();
+
+/// `slot_of(offset, &OFFSET_BASE)` without a search: the run of equal
+/// extra-bit counts is found from the offset's top bit (then at most a few
+/// steps on), and the slot within the run by a shift. `offset` must be in
+/// 1..OFFSET_BASE[NUM_OFFSET_SLOTS].
+#[inline]
+pub fn offset_slot(offset: u32) -> usize {
+    let mut r = usize::from(OFFSET_RUN_OF_POW2[(31 - offset.leading_zeros()) as usize]);
+    while r + 2 < OFFSET_RUN_STARTS.len() && OFFSET_RUN_STARTS[r + 1].1 <= offset {
+        r += 1;
+    }
+    let (slot, base) = OFFSET_RUN_STARTS[r];
+    usize::from(slot) + ((offset - base) >> OFFSET_RUNS[r].0) as usize
+}
+
 /// Offset slots in use for a chunk of `size` bytes: enough for the largest
 /// possible offset `size - 1`. Both sides must agree on it because it is the
 /// size of the offset alphabets.
@@ -142,6 +193,23 @@ mod tests {
         assert_eq!(LENGTH_BASE[NUM_LENGTH_SLOTS], MAX_MATCH_LEN + 1);
         assert_eq!(LENGTH_BASE[NUM_LENGTH_SLOTS - 1], 0x0001_08ab);
         assert_eq!(&OFFSET_BASE[..12], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, 21]);
+    }
+
+    #[test]
+    fn direct_offset_slot_agrees_with_the_search() {
+        let mut vals: Vec<u32> = (1..70_000).collect();
+        for s in 0..NUM_OFFSET_SLOTS {
+            let b = OFFSET_BASE[s];
+            vals.extend([b, b + 1, OFFSET_BASE[s + 1] - 1]);
+        }
+        let mut x = 1u32;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            vals.push(1 + x % (OFFSET_BASE[NUM_OFFSET_SLOTS] - 1));
+        }
+        for v in vals {
+            assert_eq!(offset_slot(v), slot_of(v, &OFFSET_BASE), "{v}");
+        }
     }
 
     #[test]
