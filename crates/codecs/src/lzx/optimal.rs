@@ -92,7 +92,9 @@ struct Costs {
     /// `match_cost[slot][len - 2]`: main symbol, length symbol and the
     /// verbatim offset bits of a match (the aligned bits of slots >= 8 in
     /// aligned mode are added per offset, see [`Costs::aligned_cost`]).
-    match_cost: [[u32; NUM_LENS]; MAX_OFFSET_SLOTS],
+    /// In 16 bits (at most 16 + 16 + 17 bits, in 1/16 bit, fits): half the
+    /// cache footprint, which the parser's innermost loop reads.
+    match_cost: [[u16; NUM_LENS]; MAX_OFFSET_SLOTS],
     /// Whether offsets of slots >= 8 are costed as in an aligned block.
     use_aligned: bool,
 }
@@ -119,12 +121,13 @@ impl Costs {
             let sym = NUM_CHARS + slot * NUM_LEN_HEADERS;
             let row = &mut self.match_cost[slot];
             for (k, v) in row.iter_mut().enumerate() {
-                *v = extra
+                let cost = extra
                     + if k < NUM_PRIMARY_LENS {
                         self.main[sym + k]
                     } else {
                         self.main[sym + NUM_PRIMARY_LENS] + self.len[k - NUM_PRIMARY_LENS]
                     };
+                *v = cost.min(u32::from(u16::MAX)) as u16;
             }
         }
     }
@@ -133,7 +136,7 @@ impl Costs {
 /// Offers the match lengths `lo..=hi` from the position `nodes[0]` stands
 /// for, at cost `base + row[len - 2]`, with offset code `off`.
 #[inline(always)]
-fn relax(nodes: &mut [Node], lo: usize, hi: usize, base: u32, row: &[u32; NUM_LENS], off: u32) {
+fn relax(nodes: &mut [Node], lo: usize, hi: usize, base: u32, row: &[u16; NUM_LENS], off: u32) {
     let (Some(targets), Some(costs)) = (
         nodes.get_mut(lo..=hi),
         row.get(lo - MIN_MATCH..=hi - MIN_MATCH),
@@ -141,7 +144,7 @@ fn relax(nodes: &mut [Node], lo: usize, hi: usize, base: u32, row: &[u32; NUM_LE
         return;
     };
     for (k, (node, &mc)) in targets.iter_mut().zip(costs).enumerate() {
-        let cost = base + mc;
+        let cost = base + u32::from(mc);
         if cost < node.cost {
             *node = Node {
                 cost,
@@ -507,7 +510,8 @@ impl Optimal {
                     let base = cost + c.aligned_cost(f, slot);
                     relax(reach, next_len, ml, base, &c.match_cost[slot], f);
                     next_len = ml + 1;
-                    longest = Some((ml, f, base + c.match_cost[slot][ml - MIN_MATCH]));
+                    let mc = c.match_cost[slot][ml - MIN_MATCH];
+                    longest = Some((ml, f, base + u32::from(mc)));
                 }
                 // A "gap match": the longest explicit match, one literal,
                 // then the same offset again as R0 (common in tables and
@@ -527,8 +531,9 @@ impl Optimal {
                                 limit - MIN_MATCH,
                             );
                         let total = ml + 1 + r0;
-                        let gcost =
-                            mcost + c.main[d[lit] as usize] + c.match_cost[0][r0 - MIN_MATCH];
+                        let gcost = mcost
+                            + c.main[d[lit] as usize]
+                            + u32::from(c.match_cost[0][r0 - MIN_MATCH]);
                         let target = &mut nodes[i + total];
                         if gcost < target.cost {
                             *target = Node {
