@@ -8,6 +8,8 @@
 //! change the corpus size, `LZX_BENCH_LEVELS` (comma-separated) the levels
 //! and `LZX_BENCH_ROUNDS` the number of alternated timing rounds (best kept);
 //! `LZX_BENCH_SAVE=<file>` saves the corpus, `LZX_BENCH_CORPUS=<file>` reuses it.
+//! `LZX_BENCH_ONLY=tasq` compresses with tasq only and skips the rest (for
+//! `perf stat` counts of tasq's compressor alone).
 
 mod common;
 
@@ -87,6 +89,18 @@ fn main() {
     let chunks: Vec<&[u8]> = corpus.chunks(CHUNK).collect();
     let size = corpus.len() as f64;
     let mbs = |secs: f64| size / secs / 1e6;
+    if std::env::var("LZX_BENCH_ONLY").as_deref() == Ok("tasq") {
+        for &level in &levels {
+            let mut ours = LzxCompressor::new(CHUNK, level);
+            let mut buf = vec![0u8; CHUNK];
+            let (z, t) = run_compress(&chunks, |c| {
+                ours.compress(c, &mut buf).map(|n| buf[..n].to_vec())
+            });
+            let n = total(&chunks, &z);
+            println!("level {level:3}: tasq {n:9} B {:6.1} MB/s", mbs(t));
+        }
+        return;
+    }
     println!(
         "LZX corpus: {} bytes in {} chunks of {} bytes",
         corpus.len(),

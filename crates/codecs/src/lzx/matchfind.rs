@@ -31,6 +31,38 @@ pub fn match_len(d: &[u8], a: usize, b: usize, max: usize) -> usize {
     n
 }
 
+/// [`match_len`] without bounds checks, for the match finder's tree walk.
+///
+/// # Safety
+///
+/// `a < b` and `b + max <= d.len()` (as for [`match_len`]), so that every
+/// byte read, at `a + k` or `b + k` for `k < max`, is inside `d`.
+#[inline(always)]
+unsafe fn match_len_unchecked(d: &[u8], a: usize, b: usize, max: usize) -> usize {
+    debug_assert!(a < b && b + max <= d.len());
+    let p = d.as_ptr();
+    let mut n = 0;
+    while n + 8 <= max {
+        // SAFETY: a + n + 8 <= b + n + 8 <= b + max <= d.len().
+        let (x, y) = unsafe {
+            (
+                p.add(a + n).cast::<u64>().read_unaligned(),
+                p.add(b + n).cast::<u64>().read_unaligned(),
+            )
+        };
+        let x = u64::from_le(x ^ y);
+        if x != 0 {
+            return n + (x.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    // SAFETY: a + n < b + n < b + max <= d.len().
+    while n < max && unsafe { *p.add(a + n) == *p.add(b + n) } {
+        n += 1;
+    }
+    n
+}
+
 /// The `N` bytes at `i`.
 #[inline(always)]
 fn load<const N: usize>(d: &[u8], i: usize) -> [u8; N] {
@@ -301,7 +333,16 @@ impl<P: Pos> BinaryTrees<P> {
         let h4 = hash_bits(seq, H4_BITS);
         let mut cand = self.head4[h4];
         self.head4[h4] = P::make(i);
-        let child = &mut self.child[..];
+        // The tree walk is the compressor's hottest loop; its accesses are
+        // unchecked under these invariants (checked in debug builds):
+        // - every position in the trees (`cand`, once not NONE) is below i:
+        //   positions enter in increasing order and the trees are reset
+        //   per chunk, and `child` has a slot pair for each of them;
+        // - `len < max_len` at every byte test, and i + max_len <= n, so
+        //   c + len < i + len < n.
+        assert!(self.child.len() >= 2 * n);
+        let child = self.child.as_mut_ptr();
+        let dp = d.as_ptr();
         let mut lt_slot = 2 * i;
         let mut gt_slot = 2 * i + 1;
         let (mut lt_len, mut gt_len) = (0usize, 0usize);
@@ -309,16 +350,28 @@ impl<P: Pos> BinaryTrees<P> {
         loop {
             let c = cand.get();
             if cand == P::NONE || c < min_pos || left == 0 {
-                child[lt_slot] = P::NONE;
-                child[gt_slot] = P::NONE;
+                // SAFETY: the slots are those of i or of an earlier
+                // position, all below 2n <= child.len().
+                unsafe {
+                    *child.add(lt_slot) = P::NONE;
+                    *child.add(gt_slot) = P::NONE;
+                }
                 return;
             }
+            debug_assert!(c < i);
             left -= 1;
             let mut len = lt_len.min(gt_len);
+            debug_assert!(len < max_len);
             // Most candidates differ right at `len`: test that byte before
-            // extending word by word. (len < max_len, so both are in bounds.)
-            if d[c + len] == d[i + len] {
-                len += 1 + match_len(d, c + len + 1, i + len + 1, max_len - len - 1);
+            // extending word by word.
+            // SAFETY: c + len < i + len < i + max_len <= n (invariants above).
+            let (mut cb, mut ib) = unsafe { (*dp.add(c + len), *dp.add(i + len)) };
+            if cb == ib {
+                // SAFETY: c + len + 1 < i + len + 1 and
+                // (i + len + 1) + (max_len - len - 1) = i + max_len <= n.
+                len += 1 + unsafe {
+                    match_len_unchecked(d, c + len + 1, i + len + 1, max_len - len - 1)
+                };
                 if len > best {
                     best = len;
                     out.push(Match {
@@ -328,21 +381,30 @@ impl<P: Pos> BinaryTrees<P> {
                 }
                 if len >= nice {
                     // Equal as far as we may look: c takes i's place.
-                    child[lt_slot] = child[2 * c];
-                    child[gt_slot] = child[2 * c + 1];
+                    // SAFETY: c < i, so 2c + 1 < 2n; the slots as above.
+                    unsafe {
+                        *child.add(lt_slot) = *child.add(2 * c);
+                        *child.add(gt_slot) = *child.add(2 * c + 1);
+                    }
                     return;
                 }
+                // len < nice <= max_len here.
+                // SAFETY: as for the first test.
+                (cb, ib) = unsafe { (*dp.add(c + len), *dp.add(i + len)) };
             }
-            if d[c + len] < d[i + len] {
-                child[lt_slot] = cand;
-                lt_slot = 2 * c + 1;
-                cand = child[lt_slot];
-                lt_len = len;
-            } else {
-                child[gt_slot] = cand;
-                gt_slot = 2 * c;
-                cand = child[gt_slot];
-                gt_len = len;
+            // SAFETY: the slots as above; c < i, so 2c + 1 < 2n.
+            unsafe {
+                if cb < ib {
+                    *child.add(lt_slot) = cand;
+                    lt_slot = 2 * c + 1;
+                    cand = *child.add(lt_slot);
+                    lt_len = len;
+                } else {
+                    *child.add(gt_slot) = cand;
+                    gt_slot = 2 * c;
+                    cand = *child.add(gt_slot);
+                    gt_len = len;
+                }
             }
         }
     }
