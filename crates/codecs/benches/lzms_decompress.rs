@@ -75,7 +75,8 @@ fn main() {
     let mut theirs = WimlibDecompressor::new(Ctype::Lzms, n).expect("wimlib decompressor");
     let mut out = vec![0u8; n];
     // Warm-up round, also the correctness check of both decoders.
-    ours.decompress(&z, &mut out).expect("tasq decodes wimlib's chunk");
+    ours.decompress(&z, &mut out)
+        .expect("tasq decodes wimlib's chunk");
     assert!(out == corpus, "tasq's output differs");
     out.fill(0);
     assert!(theirs.decompress_into(&z, &mut out), "wimlib decodes");

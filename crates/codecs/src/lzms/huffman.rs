@@ -20,6 +20,9 @@ const SYM_BITS: u32 = 10;
 #[derive(Default)]
 pub struct Scratch {
     keys: Vec<u32>,
+    /// Counting-sort buffers of [`sort_keys`].
+    sorted: Vec<u32>,
+    buckets: Vec<u32>,
     node_freq: Vec<u32>,
     parent: Vec<usize>,
     depth: Vec<u32>,
@@ -38,7 +41,7 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
             .filter(|&(_, &f)| f != 0)
             .map(|(s, &f)| (f << SYM_BITS) | s as u32),
     );
-    scratch.sort_unstable();
+    sort_keys(scratch, &mut work.sorted, &mut work.buckets);
     let n = scratch.len();
     let sym_of = |k: u32| (k & ((1 << SYM_BITS) - 1)) as usize;
     match n {
@@ -123,6 +126,41 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
     }
 }
 
+/// Sorts `(frequency << SYM_BITS) | symbol` keys, given in increasing
+/// symbol order, into increasing order, as `sort_unstable` would (the keys
+/// are distinct) but in linear time for the usual LZMS counts: a stable
+/// counting sort on the frequency with one bucket per key; frequencies too
+/// large for the buckets share the last one, which is then sorted fully.
+fn sort_keys(keys: &mut Vec<u32>, sorted: &mut Vec<u32>, buckets: &mut Vec<u32>) {
+    let n = keys.len();
+    if n < 2 {
+        return;
+    }
+    let last = n - 1;
+    let bucket = |k: u32| ((k >> SYM_BITS) as usize).min(last);
+    buckets.clear();
+    buckets.resize(n, 0);
+    for &k in keys.iter() {
+        buckets[bucket(k)] += 1;
+    }
+    let mut start = 0;
+    for b in buckets.iter_mut() {
+        let c = *b;
+        *b = start;
+        start += c;
+    }
+    let big = buckets[last] as usize;
+    sorted.clear();
+    sorted.resize(n, 0);
+    for &k in keys.iter() {
+        let b = &mut buckets[bucket(k)];
+        sorted[*b as usize] = k;
+        *b += 1;
+    }
+    sorted[big..].sort_unstable();
+    std::mem::swap(keys, sorted);
+}
+
 /// Frequencies and rebuild countdown of one adaptive code.
 pub struct Adaptive {
     pub num_syms: usize,
@@ -204,9 +242,20 @@ impl DecodeTable {
     }
 
     pub fn build(&mut self, lens: &[u8]) {
-        self.count = [0; MAX_CODEWORD_LEN + 1];
-        for &l in lens {
-            self.count[l as usize] += 1;
+        // Four interleaved tallies, so runs of equal lengths do not wait on
+        // one counter.
+        let mut tally = [[0u32; MAX_CODEWORD_LEN + 1]; 4];
+        let mut quads = lens.chunks_exact(4);
+        for q in &mut quads {
+            for (t, &l) in tally.iter_mut().zip(q) {
+                t[usize::from(l) & MAX_CODEWORD_LEN] += 1;
+            }
+        }
+        for &l in quads.remainder() {
+            tally[0][usize::from(l) & MAX_CODEWORD_LEN] += 1;
+        }
+        for len in 0..=MAX_CODEWORD_LEN {
+            self.count[len] = tally.iter().map(|t| t[len]).sum();
         }
         self.count[0] = 0;
         let mut code = 0u32;
@@ -226,7 +275,10 @@ impl DecodeTable {
                 fill[l as usize] += 1;
             }
         }
-        self.primary.fill(0);
+        // Canonical codewords of up to `bits` bits cover a prefix of the
+        // table, in order; the rest (longer codes, or unused space of an
+        // incomplete code) is marked 0.
+        let mut filled = 0;
         for len in 1..=(self.bits as usize).min(MAX_CODEWORD_LEN) {
             let shift = self.bits - len as u32;
             for k in 0..self.count[len] {
@@ -236,30 +288,37 @@ impl DecodeTable {
                 let entry = (sym << 4) | len as u16;
                 if let Some(slots) = self.primary.get_mut(lo..lo + (1 << shift)) {
                     slots.fill(entry);
+                    filled = lo + (1 << shift);
                 }
             }
         }
+        if let Some(rest) = self.primary.get_mut(filled..) {
+            rest.fill(0);
+        }
     }
 
-    /// Decodes one symbol, or `None` when the bits match no codeword
-    /// (possible only with the incomplete one-symbol code).
-    #[inline]
-    pub fn decode(&self, r: &mut super::coder::BitReader) -> Option<usize> {
-        r.ensure(MAX_CODEWORD_LEN as u32);
-        let e = self.primary[r.peek(self.bits) as usize];
+    /// The symbol and codeword length the next 15 bits of the stream
+    /// (`next`, first bit highest) start with, or `None` when they match no
+    /// codeword (possible only with the incomplete one-symbol code).
+    #[inline(always)]
+    pub fn lookup(&self, next: u32) -> Option<(usize, u32)> {
+        let max = MAX_CODEWORD_LEN as u32;
+        let e = self.primary[(next >> (max - self.bits)) as usize];
         if e != 0 {
-            r.consume(u32::from(e & 15));
-            return Some(usize::from(e >> 4));
+            return Some((usize::from(e >> 4), u32::from(e & 15)));
         }
-        for len in (self.bits as usize + 1)..=MAX_CODEWORD_LEN {
-            let c = r.peek(len as u32);
-            let k = c.wrapping_sub(self.first[len]);
-            if k < self.count[len] {
-                r.consume(len as u32);
-                return self
-                    .sorted
-                    .get((self.start[len] + k) as usize)
-                    .map(|&s| usize::from(s));
+        self.lookup_long(next)
+    }
+
+    /// Codewords longer than the primary table: canonical arithmetic.
+    #[cold]
+    fn lookup_long(&self, next: u32) -> Option<(usize, u32)> {
+        let max = MAX_CODEWORD_LEN as u32;
+        for len in self.bits + 1..=max {
+            let k = (next >> (max - len)).wrapping_sub(self.first[len as usize]);
+            if k < self.count[len as usize] {
+                let s = self.sorted.get((self.start[len as usize] + k) as usize)?;
+                return Some((usize::from(*s), len));
             }
         }
         None
@@ -310,6 +369,32 @@ mod tests {
     }
 
     #[test]
+    fn counting_sort_orders_keys_like_a_comparison_sort() {
+        let mut x = 0x1234_5678u32;
+        let (mut sorted, mut buckets) = (Vec::new(), Vec::new());
+        for round in 0..300usize {
+            let n = 1 + round % 799;
+            // Small counts (most land in their own bucket), zeros (no key),
+            // and some counts far above n (the shared last bucket).
+            let mut keys: Vec<u32> = (0..n as u32)
+                .filter_map(|s| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let f = match (x >> 16) % 8 {
+                        0 => 0,
+                        1 => (x >> 8) % 70_000,
+                        _ => (x >> 8) % (2 + round as u32 % 40),
+                    };
+                    (f != 0).then_some((f << SYM_BITS) | s)
+                })
+                .collect();
+            let mut want = keys.clone();
+            want.sort_unstable();
+            sort_keys(&mut keys, &mut sorted, &mut buckets);
+            assert_eq!(keys, want, "round {round}");
+        }
+    }
+
+    #[test]
     fn decode_table_reads_canonical_codes() {
         let freqs: Vec<u32> = (0..799u32).map(|i| 1 + (i * 37 % 101) * (i % 7)).collect();
         let mut lens = vec![0u8; 799];
@@ -323,11 +408,14 @@ mod tests {
         }
         w.finish();
         let bytes: Vec<u8> = w.units.iter().rev().flat_map(|u| u.to_le_bytes()).collect();
-        let mut r = super::super::coder::BitReader::new(&bytes);
+        let mut r = super::super::decompress::BitReader::new(&bytes);
         let mut t = DecodeTable::new(8);
         t.build(&lens);
         for &s in &syms {
-            assert_eq!(t.decode(&mut r), Some(s));
+            r.ensure(15);
+            let (sym, len) = t.lookup(r.peek(15)).expect("a codeword");
+            assert_eq!(sym, s);
+            r.consume(len);
         }
     }
 }
