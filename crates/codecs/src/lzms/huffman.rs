@@ -31,6 +31,15 @@ pub struct Scratch {
 /// Codeword lengths from `freqs` (every frequency at least 1 in LZMS, but
 /// zero is handled: such symbols get length 0). `lens.len() == freqs.len()`.
 pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
+    lengths(freqs, lens, work, true);
+}
+
+/// [`build_lengths`]; `fast == false` runs the construction as first
+/// written (comparison sort, length counts node by node), which the tests
+/// hold the fast one to, since encoder and decoder (and wimlib) must derive
+/// identical codes.
+#[inline(always)]
+fn lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch, fast: bool) {
     lens.fill(0);
     let scratch = &mut work.keys;
     scratch.clear();
@@ -41,7 +50,11 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
             .filter(|&(_, &f)| f != 0)
             .map(|(s, &f)| (f << SYM_BITS) | s as u32),
     );
-    sort_keys(scratch, &mut work.sorted, &mut work.buckets);
+    if fast {
+        sort_keys(scratch, &mut work.sorted, &mut work.buckets);
+    } else {
+        scratch.sort_unstable();
+    }
     let n = scratch.len();
     let sym_of = |k: u32| (k & ((1 << SYM_BITS) - 1)) as usize;
     match n {
@@ -92,28 +105,45 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
         made += 1;
     }
 
-    // Count codewords per length, walking internal nodes root-first: each
-    // non-root internal node turns one codeword of its depth into two one
-    // level deeper. Depths past the limit reuse the deepest shorter length
-    // that still has a codeword to split.
+    // Count codewords per length. Each non-root internal node turns one
+    // codeword of its depth into two one level deeper.
     let mut count = [0u32; MAX_CODEWORD_LEN + 2];
-    count[1] = 2;
     let root = n - 2;
-    let depth = &mut work.depth;
-    depth.clear();
-    depth.resize(n - 1, 0);
-    for node in (0..root).rev() {
-        let d = depth[parent[node]] + 1;
-        depth[node] = d;
-        let mut len = d as usize;
-        if len >= MAX_CODEWORD_LEN {
-            len = MAX_CODEWORD_LEN - 1;
-            while len > 0 && count[len] == 0 {
-                len -= 1;
+    match internal_depths(parent, root).filter(|_| fast) {
+        Some(lowest) => {
+            // No limiting needed: with I(d) internal nodes at depth d (the
+            // root alone at depth 0), 2 * I(l - 1) - I(l) leaves are at l.
+            let internal = |d: usize| lowest[d] - lowest[d + 1];
+            for (l, c) in count
+                .iter_mut()
+                .enumerate()
+                .take(MAX_CODEWORD_LEN + 1)
+                .skip(1)
+            {
+                *c = (2 * internal(l - 1) - internal(l)) as u32;
             }
         }
-        count[len] -= 1;
-        count[len + 1] += 2;
+        None => {
+            // Deep trees: depths past the limit reuse the deepest shorter
+            // length that still has a codeword to split, node by node.
+            let depth = &mut work.depth;
+            depth.clear();
+            depth.resize(n - 1, 0);
+            count[1] = 2;
+            for node in (0..root).rev() {
+                let d = depth[parent[node]] + 1;
+                depth[node] = d;
+                let mut len = d as usize;
+                if len >= MAX_CODEWORD_LEN {
+                    len = MAX_CODEWORD_LEN - 1;
+                    while len > 0 && count[len] == 0 {
+                        len -= 1;
+                    }
+                }
+                count[len] -= 1;
+                count[len + 1] += 2;
+            }
+        }
     }
 
     // Longest codewords to the rarest symbols.
@@ -124,6 +154,48 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
             i += 1;
         }
     }
+}
+
+/// Where the internal nodes of each depth start, when the tree is shallow
+/// enough for 15-bit codewords: entry `d + 1` is the lowest index of a node
+/// at depth `d` (entry 0 is `root + 1`, entries past the deepest level are
+/// 0), so depth `d` holds `entry[d] - entry[d + 1]` nodes. `None` when a
+/// node is deeper than 14 (its children would need 16+ bits), or when the
+/// depths are not monotonic.
+///
+/// Two-queue Huffman creates nodes in order of weight, and a node's depth
+/// never exceeds that of one created before it, so walking from the root
+/// down, each depth is one contiguous run of indices and a node is one
+/// deeper than the previous one exactly when its parent lies in the
+/// previous node's run. This needs no per-node depth array, whose
+/// store-then-load chain was the slow part of the rebuild.
+fn internal_depths(parent: &[usize], root: usize) -> Option<[usize; MAX_CODEWORD_LEN + 2]> {
+    // `start[d + 1]`: lowest index at depth d; start[0] stands for depth
+    // -1 and is above every index.
+    let mut start = [0usize; MAX_CODEWORD_LEN + 2];
+    start[0] = root + 1;
+    start[1] = root;
+    let mut cur = 0usize;
+    for node in (0..root).rev() {
+        let p = *parent.get(node)?;
+        if p < start[cur] {
+            // Parent at depth cur: this node opens depth cur + 1, and
+            // depth cur ran from node + 1 up.
+            start[cur + 1] = node + 1;
+            cur += 1;
+            if cur >= MAX_CODEWORD_LEN {
+                return None;
+            }
+        } else if cur >= 1 && p >= start[cur - 1] {
+            // Parent shallower than cur - 1: not monotonic.
+            return None;
+        }
+    }
+    start[cur + 1] = 0;
+    for s in start.iter_mut().skip(cur + 2) {
+        *s = 0;
+    }
+    Some(start)
 }
 
 /// Sorts `(frequency << SYM_BITS) | symbol` keys, given in increasing
@@ -366,6 +438,43 @@ mod tests {
         build_lengths(&freqs, &mut lens, &mut Scratch::default());
         assert!(lens.iter().all(|&l| (1..=15).contains(&l)));
         assert!(complete(&lens));
+    }
+
+    #[test]
+    fn fast_build_matches_the_reference_construction() {
+        let mut x = 0x00C0_FFEE_u32;
+        let mut work = Scratch::default();
+        for round in 0..2000u32 {
+            let n = [2, 3, 8, 54, 256, 799][(round % 6) as usize];
+            let mut freqs: Vec<u32> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    match round % 5 {
+                        // LZMS-like: counts after halving, plus fresh counts.
+                        0 | 1 => 1 + (x >> 8) % (1 + round % 2100),
+                        // Zeros mixed in.
+                        2 => (x >> 8) % 3,
+                        // Ties everywhere.
+                        3 => 1 + (x >> 30),
+                        // Heavy skew: deep trees that need limiting.
+                        _ => 1 << ((x >> 8) % 21),
+                    }
+                })
+                .collect();
+            if round % 50 == 0 {
+                // Fibonacci-like: the deepest possible trees.
+                let (mut a, mut b) = (1u32, 1u32);
+                for f in freqs.iter_mut() {
+                    *f = a;
+                    (a, b) = (b, (a + b).min(1 << 21));
+                }
+            }
+            let mut want = vec![0u8; freqs.len()];
+            lengths(&freqs, &mut want, &mut Scratch::default(), false);
+            let mut got = vec![0u8; freqs.len()];
+            build_lengths(&freqs, &mut got, &mut work);
+            assert_eq!(got, want, "round {round} freqs {freqs:?}");
+        }
     }
 
     #[test]
