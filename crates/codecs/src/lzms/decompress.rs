@@ -234,9 +234,6 @@ impl LzmsDecompressor {
                         .lz_offset
                         .decode_value(&mut bits, &OFFSET_BASE, &OFFSET_EXTRA)?;
                     lz.push(o);
-                    // Far sources miss the cache: start the load while the
-                    // length is decoded.
-                    prefetch(output, pos.wrapping_sub(o as usize));
                     o
                 } else {
                     let idx = rep_index(&mut rd, &mut m.lz_rep);
@@ -310,20 +307,6 @@ fn rep_index<const N: usize>(
     } else {
         2
     }
-}
-
-/// Hints the CPU to load `out[at]` (if in bounds) into the cache.
-#[inline(always)]
-fn prefetch(out: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(b) = out.get(at) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch never faults and does not change memory; the
-        // pointer is inside `out` anyway.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(b).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (out, at);
 }
 
 /// Copies `len` bytes from `offset` back; overlapping copies repeat the
