@@ -15,30 +15,13 @@
 //! `LZMS_BENCH_OURS_ONLY=1` times tasq's compressor alone (quick checks).
 
 mod common;
+#[path = "common/cputime.rs"]
+mod cputime;
 
-use std::time::Instant;
+use cputime::{clock, cpu_secs};
 use tasq_codecs::lzms::{LzmsCompressor, LzmsDecompressor};
 use tasq_codecs::{Compressor, Decompressor};
 use wimlib_oracle::{Ctype, WimlibCompressor, WimlibDecompressor};
-
-/// CPU time of this thread from /proc/thread-self/schedstat (the machine
-/// may be shared), else wall time.
-fn cpu_secs(since: &(Instant, Option<u64>)) -> f64 {
-    let now = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-    match (since.1, now) {
-        (Some(a), Some(b)) => (b - a) as f64 / 1e9,
-        _ => since.0.elapsed().as_secs_f64(),
-    }
-}
-
-fn clock() -> (Instant, Option<u64>) {
-    let cpu = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-    (Instant::now(), cpu)
-}
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -133,8 +133,14 @@ impl WimlibDecompressor {
 
     /// Decompresses `input` into exactly `usize` bytes; `None` on failure.
     pub fn decompress(&mut self, input: &[u8], usize: usize) -> Option<Vec<u8>> {
-        assert!(usize <= self.max_block, "block larger than max_block");
         let mut out = vec![0u8; usize];
+        self.decompress_into(input, &mut out).then_some(out)
+    }
+
+    /// Decompresses `input` into all of `out` (a reused buffer, so a
+    /// benchmark times the codec, not page faults); false on failure.
+    pub fn decompress_into(&mut self, input: &[u8], out: &mut [u8]) -> bool {
+        assert!(out.len() <= self.max_block, "block larger than max_block");
         // SAFETY: both buffers are valid for the lengths passed.
         let rc = unsafe {
             wimlib_decompress(
@@ -145,7 +151,7 @@ impl WimlibDecompressor {
                 self.raw,
             )
         };
-        (rc == 0).then_some(out)
+        rc == 0
     }
 }
 

@@ -219,67 +219,6 @@ impl RangeEncoder {
     }
 }
 
-/// Backward reader of Huffman codewords and verbatim bits.
-pub struct BitReader<'a> {
-    data: &'a [u8],
-    /// Index just past the next unit to read (moves towards 0).
-    pos: usize,
-    /// Bits MSB-aligned.
-    buf: u64,
-    avail: u32,
-}
-
-impl<'a> BitReader<'a> {
-    /// `data.len()` must be even (the caller checks).
-    pub fn new(data: &'a [u8]) -> Self {
-        BitReader {
-            data,
-            pos: data.len(),
-            buf: 0,
-            avail: 0,
-        }
-    }
-
-    /// Makes at least `n` (<= 32) bits available.
-    #[inline]
-    pub fn ensure(&mut self, n: u32) {
-        while self.avail < n {
-            let unit = if self.pos >= 2 {
-                self.pos -= 2;
-                le16(self.data, self.pos)
-            } else {
-                0
-            };
-            self.buf |= u64::from(unit) << (48 - self.avail);
-            self.avail += 16;
-        }
-    }
-
-    /// The next `n` bits (1..=32) without consuming them; `ensure` first.
-    #[inline]
-    pub fn peek(&self, n: u32) -> u32 {
-        (self.buf >> (64 - n)) as u32
-    }
-
-    #[inline]
-    pub fn consume(&mut self, n: u32) {
-        self.buf <<= n;
-        self.avail -= n;
-    }
-
-    /// Reads `n` (0..=32) verbatim bits.
-    #[inline]
-    pub fn read(&mut self, n: u32) -> u32 {
-        if n == 0 {
-            return 0;
-        }
-        self.ensure(n);
-        let v = self.peek(n);
-        self.consume(n);
-        v
-    }
-}
-
 /// Backward writer: units are collected in writing order and reversed into
 /// place when the chunk is assembled.
 pub struct BitWriter {
@@ -452,7 +391,7 @@ mod tests {
         }
         w.finish();
         let bytes: Vec<u8> = w.units.iter().rev().flat_map(|u| u.to_le_bytes()).collect();
-        let mut r = BitReader::new(&bytes);
+        let mut r = super::super::decompress::BitReader::new(&bytes);
         for &(v, n) in &items {
             assert_eq!(r.read(n), v);
         }

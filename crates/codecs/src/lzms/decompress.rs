@@ -8,7 +8,7 @@
 //! outside the output slice. Work memory is fixed (decode tables, the x86
 //! filter's 64 Ki table); nothing is sized from the input.
 
-use super::coder::{BitReader, Models, Prev, RangeDecoder, RepQueue};
+use super::coder::{Models, Prev, RangeDecoder, RepQueue};
 use super::huffman::{Adaptive, DecodeTable};
 use super::tables::*;
 use super::x86::X86Filter;
@@ -18,6 +18,91 @@ fn corrupt(reason: &'static str) -> DecompressError {
     DecompressError::Corrupt {
         format: CompressionFormat::Lzms,
         reason,
+    }
+}
+
+/// Backward reader of the Huffman/verbatim bitstream: 16-bit little-endian
+/// units from the end of the chunk towards the start, high bit first, zero
+/// bits once the input is used up. Refills take up to four units from one
+/// 8-byte load.
+pub(super) struct BitReader<'a> {
+    data: &'a [u8],
+    /// Index just past the next unit to read (moves towards 0).
+    pos: usize,
+    /// Bits MSB-aligned; `avail` of them are valid.
+    buf: u64,
+    avail: u32,
+}
+
+impl<'a> BitReader<'a> {
+    /// `data.len()` must be even (the caller checks).
+    pub(super) fn new(data: &'a [u8]) -> Self {
+        BitReader {
+            data,
+            pos: data.len(),
+            buf: 0,
+            avail: 0,
+        }
+    }
+
+    /// Makes at least 49 bits available.
+    #[inline(always)]
+    fn refill(&mut self) {
+        // The 8 bytes before `pos` hold the next four units; as one
+        // little-endian word the next unit is its top 16 bits.
+        if let Some(w) = self.data[..self.pos].last_chunk::<8>() {
+            let units = (64 - self.avail) / 16;
+            let n = units * 16;
+            // 16 <= n <= 64 - avail, so both shifts stay below 64.
+            let fresh = u64::from_le_bytes(*w) >> (64 - n);
+            self.buf |= fresh << (64 - self.avail - n);
+            self.avail += n;
+            self.pos -= (n / 8) as usize;
+            return;
+        }
+        while self.avail <= 48 {
+            let unit = match self.pos.checked_sub(2) {
+                Some(p) => {
+                    self.pos = p;
+                    u16::from_le_bytes([self.data[p], self.data[p + 1]])
+                }
+                None => 0,
+            };
+            self.buf |= u64::from(unit) << (48 - self.avail);
+            self.avail += 16;
+        }
+    }
+
+    /// Makes at least `n` (<= 32) bits available.
+    #[inline(always)]
+    pub(super) fn ensure(&mut self, n: u32) {
+        if self.avail < n {
+            self.refill();
+        }
+    }
+
+    /// The next `n` bits (1..=32) without consuming them; `ensure` first.
+    #[inline(always)]
+    pub(super) fn peek(&self, n: u32) -> u32 {
+        (self.buf >> (64 - n)) as u32
+    }
+
+    #[inline(always)]
+    pub(super) fn consume(&mut self, n: u32) {
+        self.buf <<= n;
+        self.avail -= n;
+    }
+
+    /// Reads `n` (0..=32) verbatim bits.
+    #[inline(always)]
+    pub(super) fn read(&mut self, n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        self.ensure(n);
+        let v = self.peek(n);
+        self.consume(n);
+        v
     }
 }
 
@@ -40,21 +125,30 @@ impl Code {
         self.table.build(&self.freqs.lens);
     }
 
-    #[inline]
+    /// Inlined into the item loop so the bit reader stays in registers;
+    /// the rebuild every few hundred symbols is out of line.
+    #[inline(always)]
     fn decode(&mut self, r: &mut BitReader) -> Result<usize, DecompressError> {
-        let sym = self
+        r.ensure(MAX_CODEWORD_LEN as u32);
+        let (sym, len) = self
             .table
-            .decode(r)
-            .filter(|&s| s < self.freqs.num_syms)
+            .lookup(r.peek(MAX_CODEWORD_LEN as u32))
             .ok_or_else(|| corrupt("invalid Huffman codeword"))?;
+        r.consume(len);
         if self.freqs.count(sym) {
-            self.table.build(&self.freqs.lens);
+            self.rebuild_table();
         }
         Ok(sym)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn rebuild_table(&mut self) {
+        self.table.build(&self.freqs.lens);
+    }
+
     /// A slot symbol plus its verbatim extra bits.
-    #[inline]
+    #[inline(always)]
     fn decode_value(
         &mut self,
         r: &mut BitReader,
@@ -217,12 +311,25 @@ fn rep_index<const N: usize>(
 
 /// Copies `len` bytes from `offset` back; overlapping copies repeat the
 /// pattern, as LZ77 requires. The caller has checked the bounds.
-#[inline]
+#[inline(always)]
 fn copy_match(out: &mut [u8], pos: usize, offset: usize, len: usize) {
-    if offset >= len {
+    let end = pos + len;
+    if offset >= 8 && end + 8 <= out.len() {
+        // Word copies: each reads 8 bytes that are already final (offset >=
+        // 8) and may write up to 7 bytes past the match, into output not
+        // decoded yet, which later items overwrite.
+        let mut d = pos;
+        while d < end {
+            out.copy_within(d - offset..d - offset + 8, d);
+            d += 8;
+        }
+    } else if offset == 1 {
+        let b = out[pos - 1];
+        out[pos..end].fill(b);
+    } else if offset >= len {
         out.copy_within(pos - offset..pos - offset + len, pos);
     } else {
-        for k in pos..pos + len {
+        for k in pos..end {
             out[k] = out[k - offset];
         }
     }

@@ -20,6 +20,9 @@ const SYM_BITS: u32 = 10;
 #[derive(Default)]
 pub struct Scratch {
     keys: Vec<u32>,
+    /// Counting-sort buffers of [`sort_keys`].
+    sorted: Vec<u32>,
+    buckets: Vec<u32>,
     node_freq: Vec<u32>,
     parent: Vec<usize>,
     depth: Vec<u32>,
@@ -28,6 +31,15 @@ pub struct Scratch {
 /// Codeword lengths from `freqs` (every frequency at least 1 in LZMS, but
 /// zero is handled: such symbols get length 0). `lens.len() == freqs.len()`.
 pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
+    lengths(freqs, lens, work, true);
+}
+
+/// [`build_lengths`]; `fast == false` runs the construction as first
+/// written (comparison sort, length counts node by node), which the tests
+/// hold the fast one to, since encoder and decoder (and wimlib) must derive
+/// identical codes.
+#[inline(always)]
+fn lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch, fast: bool) {
     lens.fill(0);
     let scratch = &mut work.keys;
     scratch.clear();
@@ -38,7 +50,11 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
             .filter(|&(_, &f)| f != 0)
             .map(|(s, &f)| (f << SYM_BITS) | s as u32),
     );
-    scratch.sort_unstable();
+    if fast {
+        sort_keys(scratch, &mut work.sorted, &mut work.buckets);
+    } else {
+        scratch.sort_unstable();
+    }
     let n = scratch.len();
     let sym_of = |k: u32| (k & ((1 << SYM_BITS) - 1)) as usize;
     match n {
@@ -89,28 +105,45 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
         made += 1;
     }
 
-    // Count codewords per length, walking internal nodes root-first: each
-    // non-root internal node turns one codeword of its depth into two one
-    // level deeper. Depths past the limit reuse the deepest shorter length
-    // that still has a codeword to split.
+    // Count codewords per length. Each non-root internal node turns one
+    // codeword of its depth into two one level deeper.
     let mut count = [0u32; MAX_CODEWORD_LEN + 2];
-    count[1] = 2;
     let root = n - 2;
-    let depth = &mut work.depth;
-    depth.clear();
-    depth.resize(n - 1, 0);
-    for node in (0..root).rev() {
-        let d = depth[parent[node]] + 1;
-        depth[node] = d;
-        let mut len = d as usize;
-        if len >= MAX_CODEWORD_LEN {
-            len = MAX_CODEWORD_LEN - 1;
-            while len > 0 && count[len] == 0 {
-                len -= 1;
+    match internal_depths(parent, root).filter(|_| fast) {
+        Some(lowest) => {
+            // No limiting needed: with I(d) internal nodes at depth d (the
+            // root alone at depth 0), 2 * I(l - 1) - I(l) leaves are at l.
+            let internal = |d: usize| lowest[d] - lowest[d + 1];
+            for (l, c) in count
+                .iter_mut()
+                .enumerate()
+                .take(MAX_CODEWORD_LEN + 1)
+                .skip(1)
+            {
+                *c = (2 * internal(l - 1) - internal(l)) as u32;
             }
         }
-        count[len] -= 1;
-        count[len + 1] += 2;
+        None => {
+            // Deep trees: depths past the limit reuse the deepest shorter
+            // length that still has a codeword to split, node by node.
+            let depth = &mut work.depth;
+            depth.clear();
+            depth.resize(n - 1, 0);
+            count[1] = 2;
+            for node in (0..root).rev() {
+                let d = depth[parent[node]] + 1;
+                depth[node] = d;
+                let mut len = d as usize;
+                if len >= MAX_CODEWORD_LEN {
+                    len = MAX_CODEWORD_LEN - 1;
+                    while len > 0 && count[len] == 0 {
+                        len -= 1;
+                    }
+                }
+                count[len] -= 1;
+                count[len + 1] += 2;
+            }
+        }
     }
 
     // Longest codewords to the rarest symbols.
@@ -121,6 +154,83 @@ pub fn build_lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch) {
             i += 1;
         }
     }
+}
+
+/// Where the internal nodes of each depth start, when the tree is shallow
+/// enough for 15-bit codewords: entry `d + 1` is the lowest index of a node
+/// at depth `d` (entry 0 is `root + 1`, entries past the deepest level are
+/// 0), so depth `d` holds `entry[d] - entry[d + 1]` nodes. `None` when a
+/// node is deeper than 14 (its children would need 16+ bits), or when the
+/// depths are not monotonic.
+///
+/// Two-queue Huffman creates nodes in order of weight, and a node's depth
+/// never exceeds that of one created before it, so walking from the root
+/// down, each depth is one contiguous run of indices and a node is one
+/// deeper than the previous one exactly when its parent lies in the
+/// previous node's run. This needs no per-node depth array, whose
+/// store-then-load chain was the slow part of the rebuild.
+fn internal_depths(parent: &[usize], root: usize) -> Option<[usize; MAX_CODEWORD_LEN + 2]> {
+    // `start[d + 1]`: lowest index at depth d; start[0] stands for depth
+    // -1 and is above every index.
+    let mut start = [0usize; MAX_CODEWORD_LEN + 2];
+    start[0] = root + 1;
+    start[1] = root;
+    let mut cur = 0usize;
+    for node in (0..root).rev() {
+        let p = *parent.get(node)?;
+        if p < start[cur] {
+            // Parent at depth cur: this node opens depth cur + 1, and
+            // depth cur ran from node + 1 up.
+            start[cur + 1] = node + 1;
+            cur += 1;
+            if cur >= MAX_CODEWORD_LEN {
+                return None;
+            }
+        } else if cur >= 1 && p >= start[cur - 1] {
+            // Parent shallower than cur - 1: not monotonic.
+            return None;
+        }
+    }
+    start[cur + 1] = 0;
+    for s in start.iter_mut().skip(cur + 2) {
+        *s = 0;
+    }
+    Some(start)
+}
+
+/// Sorts `(frequency << SYM_BITS) | symbol` keys, given in increasing
+/// symbol order, into increasing order, as `sort_unstable` would (the keys
+/// are distinct) but in linear time for the usual LZMS counts: a stable
+/// counting sort on the frequency with one bucket per key; frequencies too
+/// large for the buckets share the last one, which is then sorted fully.
+fn sort_keys(keys: &mut Vec<u32>, sorted: &mut Vec<u32>, buckets: &mut Vec<u32>) {
+    let n = keys.len();
+    if n < 2 {
+        return;
+    }
+    let last = n - 1;
+    let bucket = |k: u32| ((k >> SYM_BITS) as usize).min(last);
+    buckets.clear();
+    buckets.resize(n, 0);
+    for &k in keys.iter() {
+        buckets[bucket(k)] += 1;
+    }
+    let mut start = 0;
+    for b in buckets.iter_mut() {
+        let c = *b;
+        *b = start;
+        start += c;
+    }
+    let big = buckets[last] as usize;
+    sorted.clear();
+    sorted.resize(n, 0);
+    for &k in keys.iter() {
+        let b = &mut buckets[bucket(k)];
+        sorted[*b as usize] = k;
+        *b += 1;
+    }
+    sorted[big..].sort_unstable();
+    std::mem::swap(keys, sorted);
 }
 
 /// Frequencies and rebuild countdown of one adaptive code.
@@ -204,9 +314,20 @@ impl DecodeTable {
     }
 
     pub fn build(&mut self, lens: &[u8]) {
-        self.count = [0; MAX_CODEWORD_LEN + 1];
-        for &l in lens {
-            self.count[l as usize] += 1;
+        // Four interleaved tallies, so runs of equal lengths do not wait on
+        // one counter.
+        let mut tally = [[0u32; MAX_CODEWORD_LEN + 1]; 4];
+        let mut quads = lens.chunks_exact(4);
+        for q in &mut quads {
+            for (t, &l) in tally.iter_mut().zip(q) {
+                t[usize::from(l) & MAX_CODEWORD_LEN] += 1;
+            }
+        }
+        for &l in quads.remainder() {
+            tally[0][usize::from(l) & MAX_CODEWORD_LEN] += 1;
+        }
+        for len in 0..=MAX_CODEWORD_LEN {
+            self.count[len] = tally.iter().map(|t| t[len]).sum();
         }
         self.count[0] = 0;
         let mut code = 0u32;
@@ -226,7 +347,10 @@ impl DecodeTable {
                 fill[l as usize] += 1;
             }
         }
-        self.primary.fill(0);
+        // Canonical codewords of up to `bits` bits cover a prefix of the
+        // table, in order; the rest (longer codes, or unused space of an
+        // incomplete code) is marked 0.
+        let mut filled = 0;
         for len in 1..=(self.bits as usize).min(MAX_CODEWORD_LEN) {
             let shift = self.bits - len as u32;
             for k in 0..self.count[len] {
@@ -236,30 +360,37 @@ impl DecodeTable {
                 let entry = (sym << 4) | len as u16;
                 if let Some(slots) = self.primary.get_mut(lo..lo + (1 << shift)) {
                     slots.fill(entry);
+                    filled = lo + (1 << shift);
                 }
             }
         }
+        if let Some(rest) = self.primary.get_mut(filled..) {
+            rest.fill(0);
+        }
     }
 
-    /// Decodes one symbol, or `None` when the bits match no codeword
-    /// (possible only with the incomplete one-symbol code).
-    #[inline]
-    pub fn decode(&self, r: &mut super::coder::BitReader) -> Option<usize> {
-        r.ensure(MAX_CODEWORD_LEN as u32);
-        let e = self.primary[r.peek(self.bits) as usize];
+    /// The symbol and codeword length the next 15 bits of the stream
+    /// (`next`, first bit highest) start with, or `None` when they match no
+    /// codeword (possible only with the incomplete one-symbol code).
+    #[inline(always)]
+    pub fn lookup(&self, next: u32) -> Option<(usize, u32)> {
+        let max = MAX_CODEWORD_LEN as u32;
+        let e = self.primary[(next >> (max - self.bits)) as usize];
         if e != 0 {
-            r.consume(u32::from(e & 15));
-            return Some(usize::from(e >> 4));
+            return Some((usize::from(e >> 4), u32::from(e & 15)));
         }
-        for len in (self.bits as usize + 1)..=MAX_CODEWORD_LEN {
-            let c = r.peek(len as u32);
-            let k = c.wrapping_sub(self.first[len]);
-            if k < self.count[len] {
-                r.consume(len as u32);
-                return self
-                    .sorted
-                    .get((self.start[len] + k) as usize)
-                    .map(|&s| usize::from(s));
+        self.lookup_long(next)
+    }
+
+    /// Codewords longer than the primary table: canonical arithmetic.
+    #[cold]
+    fn lookup_long(&self, next: u32) -> Option<(usize, u32)> {
+        let max = MAX_CODEWORD_LEN as u32;
+        for len in self.bits + 1..=max {
+            let k = (next >> (max - len)).wrapping_sub(self.first[len as usize]);
+            if k < self.count[len as usize] {
+                let s = self.sorted.get((self.start[len as usize] + k) as usize)?;
+                return Some((usize::from(*s), len));
             }
         }
         None
@@ -310,6 +441,69 @@ mod tests {
     }
 
     #[test]
+    fn fast_build_matches_the_reference_construction() {
+        let mut x = 0x00C0_FFEE_u32;
+        let mut work = Scratch::default();
+        for round in 0..2000u32 {
+            let n = [2, 3, 8, 54, 256, 799][(round % 6) as usize];
+            let mut freqs: Vec<u32> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    match round % 5 {
+                        // LZMS-like: counts after halving, plus fresh counts.
+                        0 | 1 => 1 + (x >> 8) % (1 + round % 2100),
+                        // Zeros mixed in.
+                        2 => (x >> 8) % 3,
+                        // Ties everywhere.
+                        3 => 1 + (x >> 30),
+                        // Heavy skew: deep trees that need limiting.
+                        _ => 1 << ((x >> 8) % 21),
+                    }
+                })
+                .collect();
+            if round % 50 == 0 {
+                // Fibonacci-like: the deepest possible trees.
+                let (mut a, mut b) = (1u32, 1u32);
+                for f in freqs.iter_mut() {
+                    *f = a;
+                    (a, b) = (b, (a + b).min(1 << 21));
+                }
+            }
+            let mut want = vec![0u8; freqs.len()];
+            lengths(&freqs, &mut want, &mut Scratch::default(), false);
+            let mut got = vec![0u8; freqs.len()];
+            build_lengths(&freqs, &mut got, &mut work);
+            assert_eq!(got, want, "round {round} freqs {freqs:?}");
+        }
+    }
+
+    #[test]
+    fn counting_sort_orders_keys_like_a_comparison_sort() {
+        let mut x = 0x1234_5678u32;
+        let (mut sorted, mut buckets) = (Vec::new(), Vec::new());
+        for round in 0..300usize {
+            let n = 1 + round % 799;
+            // Small counts (most land in their own bucket), zeros (no key),
+            // and some counts far above n (the shared last bucket).
+            let mut keys: Vec<u32> = (0..n as u32)
+                .filter_map(|s| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let f = match (x >> 16) % 8 {
+                        0 => 0,
+                        1 => (x >> 8) % 70_000,
+                        _ => (x >> 8) % (2 + round as u32 % 40),
+                    };
+                    (f != 0).then_some((f << SYM_BITS) | s)
+                })
+                .collect();
+            let mut want = keys.clone();
+            want.sort_unstable();
+            sort_keys(&mut keys, &mut sorted, &mut buckets);
+            assert_eq!(keys, want, "round {round}");
+        }
+    }
+
+    #[test]
     fn decode_table_reads_canonical_codes() {
         let freqs: Vec<u32> = (0..799u32).map(|i| 1 + (i * 37 % 101) * (i % 7)).collect();
         let mut lens = vec![0u8; 799];
@@ -323,11 +517,14 @@ mod tests {
         }
         w.finish();
         let bytes: Vec<u8> = w.units.iter().rev().flat_map(|u| u.to_le_bytes()).collect();
-        let mut r = super::super::coder::BitReader::new(&bytes);
+        let mut r = super::super::decompress::BitReader::new(&bytes);
         let mut t = DecodeTable::new(8);
         t.build(&lens);
         for &s in &syms {
-            assert_eq!(t.decode(&mut r), Some(s));
+            r.ensure(15);
+            let (sym, len) = t.lookup(r.peek(15)).expect("a codeword");
+            assert_eq!(sym, s);
+            r.consume(len);
         }
     }
 }

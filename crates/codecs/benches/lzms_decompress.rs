@@ -1,0 +1,122 @@
+//! LZMS decompression benchmark in the solid-resource shape: one large
+//! chunk (64 MiB by default, wimlib's solid chunk size) compressed by
+//! wimlib, decompressed by tasq and by wimlib alternately, several rounds
+//! in one process, into reused output buffers.
+//!
+//! Prints each round's speeds (MB/s of uncompressed data over CPU time of
+//! this thread, so other jobs on the machine disturb it less), the best
+//! round of each decoder (the least disturbed; the machine is shared) and
+//! the medians. Run with
+//! `cargo bench -p tasq-codecs --bench lzms_decompress`; `LZMS_DEC_MB` sets
+//! the chunk size (default 64), `LZMS_DEC_LEVEL` wimlib's level (default
+//! 50), `LZMS_DEC_ROUNDS` the rounds (default 9),
+//! `LZMS_BENCH_CORPUS=<file>` replaces the /usr corpus. The compressed chunk
+//! is cached in the temp directory (compressing 64 MiB takes a while).
+
+mod common;
+#[path = "common/cputime.rs"]
+mod cputime;
+
+use cputime::{clock, cpu_secs};
+use tasq_codecs::lzms::LzmsDecompressor;
+use tasq_codecs::Decompressor;
+use wimlib_oracle::{Ctype, WimlibCompressor, WimlibDecompressor};
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// FNV-1a, to key the cache by the corpus content.
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mb = env_num("LZMS_DEC_MB", 64);
+    let level = env_num("LZMS_DEC_LEVEL", 50) as u32;
+    let rounds = env_num("LZMS_DEC_ROUNDS", 9).max(1);
+    let corpus = match std::env::var("LZMS_BENCH_CORPUS") {
+        Ok(path) => {
+            let mut v = std::fs::read(path).expect("LZMS_BENCH_CORPUS file");
+            v.truncate(mb << 20);
+            v
+        }
+        Err(_) => common::corpus(mb << 20),
+    };
+    let n = corpus.len();
+    let cache = std::env::temp_dir().join(format!(
+        "tasq-lzms-dec-{n}-{level}-{:016x}.bin",
+        fnv(&corpus)
+    ));
+    let z = match std::fs::read(&cache) {
+        Ok(z) => z,
+        Err(_) => {
+            let mut wc = WimlibCompressor::new(Ctype::Lzms, n, level).expect("wimlib compressor");
+            let z = wc.compress(&corpus).expect("corpus compresses");
+            // A failed cache write only costs the next run a recompression.
+            let _ = std::fs::write(&cache, &z);
+            z
+        }
+    };
+    println!(
+        "LZMS decompression, one {n}-byte chunk compressed by wimlib level {level} to {} bytes",
+        z.len()
+    );
+
+    let mut ours = LzmsDecompressor::new(n);
+    let mut theirs = WimlibDecompressor::new(Ctype::Lzms, n).expect("wimlib decompressor");
+    let mut out = vec![0u8; n];
+    // Warm-up round, also the correctness check of both decoders.
+    ours.decompress(&z, &mut out)
+        .expect("tasq decodes wimlib's chunk");
+    assert!(out == corpus, "tasq's output differs");
+    out.fill(0);
+    assert!(theirs.decompress_into(&z, &mut out), "wimlib decodes");
+    assert!(out == corpus, "wimlib's output differs");
+
+    let mbs = |secs: f64| n as f64 / secs / 1e6;
+    let (mut o, mut w, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    println!("| round | tasq MB/s | wimlib MB/s | tasq/wimlib speed |");
+    println!("|---|---|---|---|");
+    for round in 0..rounds {
+        let t = clock();
+        ours.decompress(&z, &mut out).expect("tasq decodes");
+        let ot = cpu_secs(&t);
+        let t = clock();
+        assert!(theirs.decompress_into(&z, &mut out), "wimlib decodes");
+        let wt = cpu_secs(&t);
+        println!(
+            "| {round} | {:.1} | {:.1} | {:.3} |",
+            mbs(ot),
+            mbs(wt),
+            wt / ot
+        );
+        o.push(mbs(ot));
+        w.push(mbs(wt));
+        r.push(wt / ot);
+    }
+    // Best rounds: the least disturbed by other jobs on a shared machine.
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    println!(
+        "| best | {:.1} | {:.1} | {:.3} |",
+        best(&o),
+        best(&w),
+        best(&o) / best(&w)
+    );
+    println!(
+        "| median | {:.1} | {:.1} | {:.3} |",
+        median(&mut o),
+        median(&mut w),
+        median(&mut r)
+    );
+}
