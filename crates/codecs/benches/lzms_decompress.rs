@@ -42,9 +42,13 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let mb = env_num("LZMS_DEC_MB", 64);
+    // `cargo test --all-targets` runs bench binaries without `--bench`:
+    // then a 1 MiB, one-round smoke run, not the 64 MiB measurement.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let (mb_default, rounds_default) = if measuring { (64, 9) } else { (1, 1) };
+    let mb = env_num("LZMS_DEC_MB", mb_default);
     let level = env_num("LZMS_DEC_LEVEL", 50) as u32;
-    let rounds = env_num("LZMS_DEC_ROUNDS", 9).max(1);
+    let rounds = env_num("LZMS_DEC_ROUNDS", rounds_default).max(1);
     let corpus = match std::env::var("LZMS_BENCH_CORPUS") {
         Ok(path) => {
             let mut v = std::fs::read(path).expect("LZMS_BENCH_CORPUS file");
