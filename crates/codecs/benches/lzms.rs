@@ -23,13 +23,6 @@ use tasq_codecs::lzms::{LzmsCompressor, LzmsDecompressor};
 use tasq_codecs::{Compressor, Decompressor};
 use wimlib_oracle::{Ctype, WimlibCompressor, WimlibDecompressor};
 
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 fn run(corpus: &[u8], chunk: usize, level: u32) {
     let chunks: Vec<&[u8]> = corpus.chunks(chunk).collect();
     let size = corpus.len() as f64;
@@ -113,20 +106,10 @@ fn run(corpus: &[u8], chunk: usize, level: u32) {
 }
 
 fn main() {
-    let mb = env_num("LZMS_BENCH_MB", 8);
-    let solid_mb = env_num("LZMS_BENCH_SOLID_MB", 8);
-    let levels: Vec<u32> = std::env::var("LZMS_BENCH_LEVELS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![20, 50, 100]);
-    let corpus = match std::env::var("LZMS_BENCH_CORPUS") {
-        Ok(path) => {
-            let mut v = std::fs::read(path).expect("LZMS_BENCH_CORPUS file");
-            v.truncate(mb << 20);
-            v
-        }
-        Err(_) => common::corpus(mb << 20),
-    };
+    let mb = common::env_num("LZMS_BENCH_MB", 8);
+    let solid_mb = common::env_num("LZMS_BENCH_SOLID_MB", 8);
+    let levels: Vec<u32> = common::env_levels("LZMS_BENCH_LEVELS");
+    let corpus = common::corpus_from_env("LZMS_BENCH_CORPUS", mb << 20);
     println!("LZMS corpus: {} bytes", corpus.len());
     println!("| chunk | level | bytes tasq / wimlib | size tasq/wimlib | compress MB/s tasq / wimlib | time tasq/wimlib | decompress MB/s tasq (on wimlib's data) / wimlib |");
     println!("|---|---|---|---|---|---|---|");

@@ -22,13 +22,6 @@ use tasq_codecs::lzms::LzmsDecompressor;
 use tasq_codecs::Decompressor;
 use wimlib_oracle::{Ctype, WimlibCompressor, WimlibDecompressor};
 
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 /// FNV-1a, to key the cache by the corpus content.
 fn fnv(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
@@ -46,17 +39,10 @@ fn main() {
     // then a 1 MiB, one-round smoke run, not the 64 MiB measurement.
     let measuring = std::env::args().any(|a| a == "--bench");
     let (mb_default, rounds_default) = if measuring { (64, 9) } else { (1, 1) };
-    let mb = env_num("LZMS_DEC_MB", mb_default);
-    let level = env_num("LZMS_DEC_LEVEL", 50) as u32;
-    let rounds = env_num("LZMS_DEC_ROUNDS", rounds_default).max(1);
-    let corpus = match std::env::var("LZMS_BENCH_CORPUS") {
-        Ok(path) => {
-            let mut v = std::fs::read(path).expect("LZMS_BENCH_CORPUS file");
-            v.truncate(mb << 20);
-            v
-        }
-        Err(_) => common::corpus(mb << 20),
-    };
+    let mb = common::env_num("LZMS_DEC_MB", mb_default);
+    let level = common::env_num("LZMS_DEC_LEVEL", 50) as u32;
+    let rounds = common::env_num("LZMS_DEC_ROUNDS", rounds_default).max(1);
+    let corpus = common::corpus_from_env("LZMS_BENCH_CORPUS", mb << 20);
     let n = corpus.len();
     let cache = std::env::temp_dir().join(format!(
         "tasq-lzms-dec-{n}-{level}-{:016x}.bin",

@@ -61,28 +61,12 @@ fn total(chunks: &[&[u8]], z: &[Option<Vec<u8>>]) -> usize {
 }
 
 fn main() {
-    let mb: usize = std::env::var("LZX_BENCH_MB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
-    let levels: Vec<u32> = std::env::var("LZX_BENCH_LEVELS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![20, 50, 100]);
-    let rounds: usize = std::env::var("LZX_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let mb: usize = common::env_num("LZX_BENCH_MB", 8);
+    let levels: Vec<u32> = common::env_levels("LZX_BENCH_LEVELS");
+    let rounds: usize = common::env_num("LZX_BENCH_ROUNDS", 2);
     // LZX_BENCH_CORPUS=<file> benchmarks a saved corpus instead (the one
     // built from /usr changes whenever packages are installed).
-    let corpus = match std::env::var("LZX_BENCH_CORPUS") {
-        Ok(path) => {
-            let mut v = std::fs::read(path).expect("LZX_BENCH_CORPUS file");
-            v.truncate(mb << 20);
-            v
-        }
-        Err(_) => common::corpus(mb << 20),
-    };
+    let corpus = common::corpus_from_env("LZX_BENCH_CORPUS", mb << 20);
     if let Ok(path) = std::env::var("LZX_BENCH_SAVE") {
         std::fs::write(path, &corpus).expect("LZX_BENCH_SAVE file");
     }

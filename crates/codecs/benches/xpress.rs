@@ -53,10 +53,7 @@ fn total(chunks: &Chunks, corpus: &[u8]) -> usize {
 
 /// The levels of the size and CPU-time tables.
 fn levels() -> Vec<u32> {
-    std::env::var("XPRESS_BENCH_LEVELS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![20, 50, 100])
+    common::env_levels("XPRESS_BENCH_LEVELS")
 }
 
 fn print_sizes(corpus: &[u8]) {
@@ -175,14 +172,7 @@ fn print_cpu_speeds(corpus: &[u8]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let corpus = match std::env::var("XPRESS_BENCH_CORPUS") {
-        Ok(path) => {
-            let mut v = std::fs::read(path).expect("XPRESS_BENCH_CORPUS file");
-            v.truncate(CORPUS);
-            v
-        }
-        Err(_) => common::corpus(CORPUS),
-    };
+    let corpus = common::corpus_from_env("XPRESS_BENCH_CORPUS", CORPUS);
     print_sizes(&corpus);
     print_cpu_speeds(&corpus);
 

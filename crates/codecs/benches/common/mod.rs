@@ -1,8 +1,41 @@
 //! The benchmark corpus shared by the codec benchmarks: real files of this
 //! machine (executables, libraries, text), the kind of data a captured
-//! Windows volume holds, read in a fixed order so runs are comparable.
+//! Windows volume holds, read in a fixed order so runs are comparable;
+//! and the environment settings every bench reads the same way.
+// Each bench includes this module and uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
+
+/// A number from the environment variable `name`, or `default`.
+pub fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Comma-separated compression levels from `name`, or 20, 50 and 100.
+pub fn env_levels(name: &str) -> Vec<u32> {
+    std::env::var(name)
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![20, 50, 100])
+}
+
+/// The first `limit` bytes of the file named by `name` (a saved corpus:
+/// the one built from /usr changes whenever packages are installed), or
+/// [`corpus`]`(limit)` when it is not set.
+pub fn corpus_from_env(name: &str, limit: usize) -> Vec<u8> {
+    match std::env::var(name) {
+        Ok(path) => {
+            let mut v = std::fs::read(&path).unwrap_or_else(|e| panic!("{name} file {path}: {e}"));
+            v.truncate(limit);
+            v
+        }
+        Err(_) => corpus(limit),
+    }
+}
 
 /// Up to `limit` bytes taken from regular files under /usr/bin, /usr/lib and
 /// /usr/share/doc, in sorted path order, each file at most 1 MiB.
