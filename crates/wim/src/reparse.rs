@@ -111,17 +111,7 @@ pub fn parse_link_reparse(tag: u32, data: &[u8]) -> Result<LinkReparse> {
 /// on UNIX without reparse-point fixups: an NT device prefix such as
 /// `\??\C:` is stripped from absolute targets, then `\` and `/` swap back.
 pub fn unix_target_from_link(link: &LinkReparse) -> String {
-    let mut t: &str = &link.substitute_name;
-    if !link.relative {
-        for prefix in ["\\??\\", "\\DosDevices\\", "\\Device\\"] {
-            if let Some(rest) = t.strip_prefix(prefix) {
-                let rest = rest.trim_start_matches('\\');
-                let dev_end = rest.find('\\').unwrap_or(rest.len());
-                t = &rest[dev_end..];
-                break;
-            }
-        }
-    }
+    let t = stored_target(link);
     if t.is_empty() {
         return "/".into();
     }
@@ -144,35 +134,36 @@ pub fn rerooted_link(link: &LinkReparse, root: &str) -> Result<Option<Vec<u8>>> 
     if link.relative || link.tag != IO_REPARSE_TAG_SYMLINK {
         return Ok(None);
     }
-    let t = unix_target_from_link(link);
     let root = root.trim_end_matches('/');
-    // An empty stored target (the link named the image root itself) comes
-    // back from unix_target_from_link as "/".
-    let target = if t == "/" && link_names_root(link) {
+    // An empty stored target (the link named the image root itself) is the
+    // root; unix_target_from_link would make it "/".
+    let target = if stored_target(link).is_empty() {
         if root.is_empty() {
             "/".to_string()
         } else {
             root.to_string()
         }
     } else {
-        format!("{root}{t}")
+        format!("{root}{}", unix_target_from_link(link))
     };
     symlink_reparse_from_unix(&target).map(Some)
 }
 
-/// Whether an absolute link's stored target, with its NT device prefix
-/// removed, is empty.
-fn link_names_root(link: &LinkReparse) -> bool {
-    let mut t: &str = &link.substitute_name;
+/// The link's substitute name, for an absolute link without its NT device
+/// prefix (`\\??\\C:`, `\\DosDevices\\X:`, `\\Device\\Name`).
+fn stored_target(link: &LinkReparse) -> &str {
+    let t: &str = &link.substitute_name;
+    if link.relative {
+        return t;
+    }
     for prefix in ["\\??\\", "\\DosDevices\\", "\\Device\\"] {
         if let Some(rest) = t.strip_prefix(prefix) {
             let rest = rest.trim_start_matches('\\');
             let dev_end = rest.find('\\').unwrap_or(rest.len());
-            t = &rest[dev_end..];
-            break;
+            return &rest[dev_end..];
         }
     }
-    t.is_empty()
+    t
 }
 
 #[cfg(test)]
