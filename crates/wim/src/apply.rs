@@ -23,15 +23,17 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::image::{Inode, Stream};
 
-/// A validated path inside an image: components without separators.
+/// A validated path inside an image: components without separators,
+/// held as one string with `/` between them (no component can contain a
+/// `/`), so that a path costs one allocation whatever its depth.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct WimPath {
-    comps: Vec<String>,
+    joined: Box<str>,
 }
 
 impl WimPath {
     pub fn root() -> WimPath {
-        WimPath { comps: Vec::new() }
+        WimPath::default()
     }
 
     /// Builds a path from components, refusing any that could escape the
@@ -39,15 +41,20 @@ impl WimPath {
     pub fn from_components<I, S>(comps: I) -> std::result::Result<WimPath, String>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        let mut out = Vec::new();
+        let mut out = String::new();
         for c in comps {
-            let c = c.into();
-            check_component(&c)?;
-            out.push(c);
+            let c = c.as_ref();
+            check_component(c)?;
+            if !out.is_empty() {
+                out.push('/');
+            }
+            out.push_str(c);
         }
-        Ok(WimPath { comps: out })
+        Ok(WimPath {
+            joined: out.into_boxed_str(),
+        })
     }
 
     pub fn child(&self, name: &str) -> std::result::Result<WimPath, String> {
@@ -63,35 +70,65 @@ impl WimPath {
         } else {
             check_component(name)?;
         }
-        let mut comps = self.comps.clone();
-        comps.push(name.to_string());
-        Ok(WimPath { comps })
+        let mut s = String::with_capacity(self.joined.len() + 1 + name.len());
+        s.push_str(&self.joined);
+        if !s.is_empty() {
+            s.push('/');
+        }
+        s.push_str(name);
+        Ok(WimPath {
+            joined: s.into_boxed_str(),
+        })
     }
 
-    pub fn components(&self) -> &[String] {
-        &self.comps
+    /// The components, outermost first.
+    pub fn components(&self) -> impl DoubleEndedIterator<Item = &str> + Clone + '_ {
+        // Components are never empty, so this only drops the root's "".
+        self.joined.split('/').filter(|c| !c.is_empty())
+    }
+
+    /// Number of components (0 for the root).
+    pub fn depth(&self) -> usize {
+        self.components().count()
+    }
+
+    /// The components joined by `/` (empty for the root): the path
+    /// relative to a target's root in POSIX form.
+    pub fn as_slash_str(&self) -> &str {
+        &self.joined
     }
 
     pub fn is_root(&self) -> bool {
-        self.comps.is_empty()
+        self.joined.is_empty()
     }
 
     pub fn file_name(&self) -> Option<&str> {
-        self.comps.last().map(|s| s.as_str())
+        self.components().next_back()
+    }
+
+    /// The directory holding this path (`None` for the root).
+    pub fn parent(&self) -> Option<WimPath> {
+        if self.is_root() {
+            return None;
+        }
+        let dirs = self.joined.rsplit_once('/').map_or("", |(d, _)| d);
+        Some(WimPath {
+            joined: dirs.into(),
+        })
     }
 
     /// The path relative to a target directory.
     pub fn to_relative_path(&self) -> PathBuf {
-        self.comps.iter().collect()
+        PathBuf::from(&*self.joined)
     }
 }
 
 impl fmt::Display for WimPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.comps.is_empty() {
+        if self.is_root() {
             return f.write_str("\\");
         }
-        for c in &self.comps {
+        for c in self.components() {
             write!(f, "\\{c}")?;
         }
         Ok(())
@@ -190,6 +227,28 @@ mod tests {
         assert_eq!(p.to_string(), "\\Windows\\System32");
         assert_eq!(p.to_relative_path(), PathBuf::from("Windows/System32"));
         assert_eq!(WimPath::root().to_string(), "\\");
+        assert!(WimPath::root().child("a/b").is_err());
+        assert!(p.child_in("a\\b", false).is_err());
+        assert_eq!(p.child_in("a\\b", true).unwrap().file_name(), Some("a\\b"));
+    }
+
+    #[test]
+    fn path_parts() {
+        let root = WimPath::root();
+        assert!(root.is_root());
+        assert_eq!(root.depth(), 0);
+        assert_eq!(root.components().count(), 0);
+        assert_eq!(root.file_name(), None);
+        assert_eq!(root.parent(), None);
+        let a = root.child("a").unwrap();
+        let abc = a.child("b").unwrap().child("c.txt").unwrap();
+        assert_eq!(abc.components().collect::<Vec<_>>(), ["a", "b", "c.txt"]);
+        assert_eq!(abc.depth(), 3);
+        assert_eq!(abc.as_slash_str(), "a/b/c.txt");
+        assert_eq!(abc.file_name(), Some("c.txt"));
+        assert_eq!(abc.parent().and_then(|p| p.parent()), Some(a.clone()));
+        assert_eq!(a.parent(), Some(root));
+        assert_eq!(WimPath::from_components(["a", "b", "c.txt"]).unwrap(), abc);
     }
 }
 
@@ -357,35 +416,35 @@ pub fn apply_paths(
             target.create_directory(&entry(d))?;
         }
     }
+    // Each applied inode's first name in `order` (usize::MAX: none): files
+    // are created there, their other names linked to it, and streams
+    // written through it.
+    let mut first_name = vec![usize::MAX; tree.inodes.len()];
+    for &d in &order {
+        let f = &mut first_name[tree.dentries[d].inode];
+        if *f == usize::MAX {
+            *f = d;
+        }
+    }
     // 2. files and hard links
-    let mut first_name: HashMap<usize, usize> = HashMap::new();
     for &d in &order {
         let ino = tree.dentries[d].inode;
         if tree.inodes[ino].is_directory() {
             continue;
         }
-        match first_name.get(&ino) {
-            Some(&first) => target.create_hard_link(&paths[first], &entry(d))?,
-            None => {
-                first_name.insert(ino, d);
-                target.create_file(&entry(d))?;
-            }
+        match first_name[ino] {
+            first if first == d => target.create_file(&entry(d))?,
+            first => target.create_hard_link(&paths[first], &entry(d))?,
         }
         prog.entries_done += 1;
     }
-    // 3. data streams, blobs in file order; each blob read once.
-    let mut refs: HashMap<crate::hash::Sha1Hash, Vec<(usize, usize)>> = HashMap::new(); // hash -> (dentry, stream idx)
-                                                                                        // Streams are written through each inode's first name in order (for a
-                                                                                        // file that is the name `create_file` got).
-    let mut first_dentry: HashMap<usize, usize> = HashMap::new();
-    for &d in &order {
-        first_dentry.entry(tree.dentries[d].inode).or_insert(d);
-    }
+    // 3. data streams, blobs in file order; each blob read once. One
+    // (blob, first name, stream index) per stream with content, sorted so
+    // that the streams sharing a blob are neighbours, in inode order.
+    let mut wanted: Vec<(&crate::blob_table::BlobEntry, usize, usize)> = Vec::new();
     for (ino, inode) in tree.inodes.iter().enumerate() {
-        let Some(&d) = first_dentry.get(&ino) else {
-            continue;
-        };
-        if !inode_included[ino] {
+        let d = first_name[ino];
+        if d == usize::MAX {
             continue;
         }
         for (si, s) in inode.streams.iter().enumerate() {
@@ -399,18 +458,31 @@ pub fn apply_paths(
                 }
                 continue;
             }
-            refs.entry(s.hash).or_default().push((d, si));
+            // Presence was checked above.
+            if let Some(b) = wim.blob(&s.hash) {
+                wanted.push((b, d, si));
+            }
         }
     }
-    let mut blobs: Vec<&crate::blob_table::BlobEntry> =
-        refs.keys().filter_map(|h| wim.blob(h)).collect();
-    blobs.sort_by_key(|b| b.read_order());
-    const BUFFER_LIMIT: u64 = 64 << 20;
+    wanted.sort_by_key(|(b, _, _)| (b.read_order(), b.hash));
+    // blobs[i]'s references are wanted[starts[i]..starts[i + 1]].
+    let mut blobs: Vec<&crate::blob_table::BlobEntry> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
+    for (i, (b, _, _)) in wanted.iter().enumerate() {
+        if blobs.last().is_none_or(|l| l.hash != b.hash) {
+            blobs.push(b);
+            starts.push(i);
+        }
+    }
+    starts.push(wanted.len());
+    let refs_of = |bi: usize| &wanted[starts[bi]..starts[bi + 1]];
+    let stream_of = |d: usize, si: usize| &tree.inodes[tree.dentries[d].inode].streams[si];
+    // Blobs with several references up to this size are held in memory
+    // and written to each; larger ones are written to the first reference
+    // and read again for the others (rare: identical large files that are
+    // not hard links).
+    const BUFFER_LIMIT: u64 = 4 << 20;
     {
-        // Per blob: single reference -> stream straight into the target;
-        // several -> buffer (up to 64 MiB) and write each; larger blobs with
-        // several references are written to the first and copied by reading
-        // the blob again for the others.
         let mut cur: Option<usize> = None;
         let mut buffered: Vec<u8> = Vec::new();
         let mut second_pass: Vec<usize> = Vec::new();
@@ -420,29 +492,27 @@ pub fn apply_paths(
             match ev {
                 crate::extract::BlobEvent::Data(bi, data) => {
                     let b = blobs[bi];
-                    let rs = &refs[&b.hash];
+                    let rs = refs_of(bi);
                     if rs.len() > 1 && b.reshdr.uncompressed_size <= BUFFER_LIMIT {
                         buffered.extend_from_slice(&data);
                         continue;
                     }
                     if cur != Some(bi) {
-                        let (d, si) = rs[0];
-                        let s = &tree.inodes[tree.dentries[d].inode].streams[si];
-                        target.begin_stream(&paths[d], s)?;
+                        let (_, d, si) = rs[0];
+                        target.begin_stream(&paths[d], stream_of(d, si))?;
                         cur = Some(bi);
                     }
                     target.write_stream(&data)?;
                 }
                 crate::extract::BlobEvent::Done(bi) => {
                     let b = blobs[bi];
-                    let rs = &refs[&b.hash];
+                    let rs = refs_of(bi);
                     if cur.take().is_some() {
                         target.end_stream()?;
                     }
                     if rs.len() > 1 && b.reshdr.uncompressed_size <= BUFFER_LIMIT {
-                        for &(d, si) in rs {
-                            let s = &tree.inodes[tree.dentries[d].inode].streams[si];
-                            target.begin_stream(&paths[d], s)?;
+                        for &(_, d, si) in rs {
+                            target.begin_stream(&paths[d], stream_of(d, si))?;
                             target.write_stream(&buffered)?;
                             target.end_stream()?;
                         }
@@ -457,9 +527,8 @@ pub fn apply_paths(
         }
         for bi in second_pass {
             let b = blobs[bi];
-            for &(d, si) in &refs[&b.hash][1..] {
-                let s = &tree.inodes[tree.dentries[d].inode].streams[si];
-                target.begin_stream(&paths[d], s)?;
+            for &(_, d, si) in &refs_of(bi)[1..] {
+                target.begin_stream(&paths[d], stream_of(d, si))?;
                 wim.read_blob(b, &mut |c| target.write_stream(c))?;
                 target.end_stream()?;
             }
@@ -472,12 +541,7 @@ pub fn apply_paths(
     let reparse_at: Vec<usize> = order
         .iter()
         .copied()
-        .filter(|&d| {
-            tree.inode_of(d).is_reparse_point()
-                && first_name
-                    .get(&tree.dentries[d].inode)
-                    .is_none_or(|&f| f == d)
-        })
+        .filter(|&d| tree.inode_of(d).is_reparse_point() && first_name[tree.dentries[d].inode] == d)
         .collect();
     let mut wanted: Vec<&crate::blob_table::BlobEntry> = Vec::new();
     for &d in &reparse_at {

@@ -216,7 +216,7 @@ impl CaptureSource for MemFs {
 }
 
 fn key(p: &WimPath) -> String {
-    p.components().join("\\")
+    p.components().collect::<Vec<_>>().join("\\")
 }
 
 impl ApplyTarget for MemFs {

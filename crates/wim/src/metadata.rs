@@ -162,7 +162,9 @@ fn build_streams(raw: &RawDentry) -> Vec<Stream> {
         size: 0,
         source: StreamSource::None,
     };
-    let mut out = Vec::new();
+    // Exact capacity: a parsed image holds one of these per inode, and a
+    // growing Vec would reserve room for four streams.
+    let mut out = Vec::with_capacity(all.len());
     if encrypted {
         // Only one stream: the raw encrypted data (first non-zero unnamed).
         let h = all
@@ -198,6 +200,7 @@ fn build_streams(raw: &RawDentry) -> Vec<Stream> {
     }
     // An empty unnamed data stream is represented by its absence.
     out.retain(|s| !(s.is_unnamed_data() && s.hash.is_zero()));
+    out.shrink_to_fit();
     out
 }
 
@@ -217,9 +220,14 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
             "the root entry is not a directory (or is a reparse point)".into(),
         ));
     }
+    // Every entry takes at least MIN_DENTRY bytes of the buffer, so this
+    // bounds the count (and the reservation by the buffer's size): one
+    // allocation instead of vectors doubling through the parse.
+    const MIN_DENTRY: usize = 112;
+    let bound = buf.len().saturating_sub(sd_len) / MIN_DENTRY + 1;
     let mut tree = ImageTree {
-        dentries: Vec::new(),
-        inodes: Vec::new(),
+        dentries: Vec::with_capacity(bound),
+        inodes: Vec::with_capacity(bound),
         security,
         warnings: Vec::new(),
     };
@@ -311,6 +319,13 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
                 }
             }
         }
+    }
+    // The tree lives through a whole apply: give back what the growing
+    // vectors reserved.
+    tree.dentries.shrink_to_fit();
+    tree.inodes.shrink_to_fit();
+    for d in &mut tree.dentries {
+        d.children.shrink_to_fit();
     }
     Ok(tree)
 }

@@ -291,6 +291,10 @@ impl Wim {
             &name("blob table"),
         )?;
         let entries = parse_blob_table(&bt)?;
+        drop(bt);
+        // Sized once: growing by doubling would hold up to twice the table.
+        self.blobs.reserve(entries.len());
+        self.index.reserve(entries.len());
         // Solid flags mean nothing in a version 0x10D00 WIM (wimlib ignores
         // them there too).
         let solid_ok = h.version == WIM_VERSION_SOLID;

@@ -130,6 +130,13 @@ pub fn assert_same(a: &MemFs, b: &MemFs, ctx: &str) {
     }
 }
 
+/// The compression types of version 0x10D00 WIMs.
+const CHUNKED: [CompressionFormat; 3] = [
+    CompressionFormat::None,
+    CompressionFormat::Xpress,
+    CompressionFormat::Lzx,
+];
+
 fn capture(fs: &mut MemFs, path: &Path, compression: CompressionFormat, integrity: bool) {
     let opts = WriteOptions {
         compression,
@@ -171,14 +178,7 @@ fn apply(wim: &Wim, n: u32) -> MemFs {
 #[test]
 fn round_trip_every_compression() {
     let dir = tempfile::tempdir().unwrap();
-    for (i, c) in [
-        CompressionFormat::None,
-        CompressionFormat::Xpress,
-        CompressionFormat::Lzx,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, c) in CHUNKED.into_iter().enumerate() {
         let mut fs = sample_fs(i as u8);
         let path = dir.path().join(format!("t{i}.wim"));
         capture(&mut fs, &path, c, i == 2);
@@ -203,6 +203,62 @@ fn round_trip_every_compression() {
             .count();
         assert_eq!(big_blobs, 1);
     }
+}
+
+/// Identical files that are not hard links share one blob; apply writes
+/// it to every name, whether it holds the blob in memory (small) or reads
+/// it again for the other names (above its 4 MiB buffer), in every
+/// compression type, with other blobs before, between and after.
+#[test]
+fn blobs_with_several_names_reach_every_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let large: Vec<u8> = (0..(5u32 << 20) + 12_345)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let small = pattern_bytes(70_000, 9);
+    for (i, c) in CHUNKED.into_iter().enumerate() {
+        let mut fs = MemFs::new();
+        fs.add_dir("a");
+        fs.add_dir("b");
+        fs.add_file("a\\first.bin", &large);
+        fs.add_file("a\\other.txt", b"between");
+        fs.add_file("b\\second.bin", &large);
+        fs.add_file("third.bin", &large);
+        fs.add_file("a\\s1", &small);
+        fs.add_file("b\\s2", &small);
+        fs.add_file("z.txt", b"after");
+        let path = dir.path().join(format!("dup{i}.wim"));
+        capture(&mut fs, &path, c, false);
+        let wim = Wim::open(&path).unwrap();
+        let large_blobs = wim
+            .blobs
+            .iter()
+            .filter(|b| b.reshdr.uncompressed_size == large.len() as u64)
+            .count();
+        assert_eq!(large_blobs, 1, "{c}: stored once");
+        let out = apply(&wim, 1);
+        assert_same(&out, &fs, &format!("duplicates, compression {c}"));
+        for name in ["a\\first.bin", "b\\second.bin", "third.bin"] {
+            assert_eq!(
+                out.nodes[name].data.as_deref(),
+                Some(&large[..]),
+                "{c}: {name}"
+            );
+        }
+        for name in ["a\\s1", "b\\s2"] {
+            assert_eq!(
+                out.nodes[name].data.as_deref(),
+                Some(&small[..]),
+                "{c}: {name}"
+            );
+        }
+    }
+}
+
+fn pattern_bytes(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(31).wrapping_add(seed) % 253) as u8)
+        .collect()
 }
 
 #[test]

@@ -73,7 +73,7 @@ impl std::fmt::Debug for FatTarget {
 }
 
 fn fat_path(p: &WimPath) -> String {
-    p.components().join("/")
+    p.as_slash_str().to_string()
 }
 
 impl FatTarget {

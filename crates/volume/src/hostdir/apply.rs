@@ -71,7 +71,8 @@ pub struct HostDirTarget {
     /// Recently used parent directories by path, so that the data and
     /// metadata passes (which visit files in another order than the
     /// creation pass) do not walk from the root for every file.
-    dir_cache: HashMap<Vec<String>, Arc<OwnedFd>>,
+    /// Keyed by the directory's path, components joined by `/`.
+    dir_cache: HashMap<String, Arc<OwnedFd>>,
     /// Files with data whose creation waits for `begin_stream`, which then
     /// creates and opens them in one call.
     pending_create: HashSet<WimPath>,
@@ -252,36 +253,40 @@ impl HostDirTarget {
     /// following any symlink. `Ok(None)`: the path lies under a link inode
     /// (a symlink cannot hold entries), which has been warned about.
     fn parent(&mut self, path: &WimPath) -> Result<Option<(Arc<OwnedFd>, String)>> {
-        let comps = path.components();
-        let Some((name, dirs)) = comps.split_last() else {
+        if path.is_root() {
             return Err(self.err(path, "internal error", "the root has no parent"));
-        };
-        if !dirs.is_empty() {
-            if let Some(fd) = self.dir_cache.get(dirs) {
-                return Ok(Some((Arc::clone(fd), name.clone())));
+        }
+        let (dirs_joined, name) = path
+            .as_slash_str()
+            .rsplit_once('/')
+            .unwrap_or(("", path.as_slash_str()));
+        if !dirs_joined.is_empty() {
+            if let Some(fd) = self.dir_cache.get(dirs_joined) {
+                return Ok(Some((Arc::clone(fd), name.to_string())));
             }
         }
+        let dirs = || dirs_joined.split('/').filter(|c| !c.is_empty());
         let common = self
             .chain
             .iter()
-            .zip(dirs)
-            .take_while(|((have, _), want)| have == *want)
+            .zip(dirs())
+            .take_while(|((have, _), want)| have == want)
             .count();
         self.chain.truncate(common);
-        for (i, comp) in dirs.iter().enumerate().skip(common) {
+        for (i, comp) in dirs().enumerate().skip(common) {
             let base = match self.chain.last() {
                 Some((_, fd)) => Arc::clone(fd),
                 None => Arc::clone(&self.root_fd),
             };
             match rustix::fs::openat(
                 &*base,
-                comp.as_str(),
+                comp,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             ) {
-                Ok(fd) => self.chain.push((comp.clone(), Arc::new(fd))),
+                Ok(fd) => self.chain.push((comp.to_string(), Arc::new(fd))),
                 Err(e) => {
-                    if let Some(link) = self.link_ancestor(dirs, i) {
+                    if let Some(link) = self.link_ancestor(dirs(), i) {
                         self.warnings.push(format!(
                             "{}: skipped: it lies under {}, which is applied as a symbolic link",
                             self.host_path(path),
@@ -301,19 +306,25 @@ impl HostDirTarget {
             Some((_, fd)) => Arc::clone(fd),
             None => Arc::clone(&self.root_fd),
         };
-        if !dirs.is_empty() {
+        if !dirs_joined.is_empty() {
             if self.dir_cache.len() >= DIR_CACHE_SIZE {
                 self.dir_cache.clear();
             }
-            self.dir_cache.insert(dirs.to_vec(), Arc::clone(&fd));
+            self.dir_cache
+                .insert(dirs_joined.to_string(), Arc::clone(&fd));
         }
-        Ok(Some((fd, name.clone())))
+        Ok(Some((fd, name.to_string())))
     }
 
-    /// The first of `dirs[..=upto]` that is a link inode of this image.
-    fn link_ancestor(&self, dirs: &[String], upto: usize) -> Option<WimPath> {
+    /// The first of the directories `dirs` (outermost first) up to the
+    /// one at index `upto` that is a link inode of this image.
+    fn link_ancestor<'a>(
+        &self,
+        dirs: impl Iterator<Item = &'a str> + Clone,
+        upto: usize,
+    ) -> Option<WimPath> {
         (0..=upto).find_map(|n| {
-            let p = WimPath::from_components(dirs.iter().take(n + 1).cloned()).ok()?;
+            let p = WimPath::from_components(dirs.clone().take(n + 1)).ok()?;
             self.link_of.contains_key(&p).then_some(p)
         })
     }

@@ -132,10 +132,9 @@ impl NtfsTarget {
     }
 
     fn parent_of(&self, p: &WimPath) -> Result<u64> {
-        let comps = p.components();
-        let parent =
-            WimPath::from_components(comps[..comps.len().saturating_sub(1)].iter().cloned())
-                .map_err(|r| apply_err(p, r))?;
+        let parent = p
+            .parent()
+            .ok_or_else(|| apply_err(p, "the root has no parent"))?;
         self.mft_of(&parent)
     }
 
