@@ -211,6 +211,19 @@ impl ImageTree {
         id
     }
 
+    /// Gives back the room that growing vectors reserved (a tree of a
+    /// whole system volume is held through a capture or an apply).
+    pub fn shrink_to_fit(&mut self) {
+        self.dentries.shrink_to_fit();
+        self.inodes.shrink_to_fit();
+        for d in &mut self.dentries {
+            d.children.shrink_to_fit();
+        }
+        for i in &mut self.inodes {
+            i.streams.shrink_to_fit();
+        }
+    }
+
     pub fn inode_of(&self, dentry: usize) -> &Inode {
         &self.inodes[self.dentries[dentry].inode]
     }

@@ -320,13 +320,8 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
             }
         }
     }
-    // The tree lives through a whole apply: give back what the growing
-    // vectors reserved.
-    tree.dentries.shrink_to_fit();
-    tree.inodes.shrink_to_fit();
-    for d in &mut tree.dentries {
-        d.children.shrink_to_fit();
-    }
+    // The tree lives through a whole apply.
+    tree.shrink_to_fit();
     Ok(tree)
 }
 
@@ -514,6 +509,9 @@ pub fn serialize_metadata(tree: &ImageTree) -> Vec<u8> {
             pos += kids.iter().map(|&k| full_len(k)).sum::<usize>() + 8;
         }
     }
+    // `pos` is now the whole resource's size: one allocation, not a
+    // doubling buffer (tens of MiB for a large image).
+    out.reserve_exact(pos.saturating_sub(out.len()));
     let root = &tree.dentries[ImageTree::ROOT];
     write_dentry(
         &mut out,

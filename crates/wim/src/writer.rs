@@ -1076,6 +1076,7 @@ impl WimWriter {
     ) -> Result<u32> {
         self.check_name(&image.name)?;
         let mut tree = source.scan(filter, &mut |p| progress(ProgressEvent::Scan(p)))?;
+        tree.shrink_to_fit();
         self.write_tree_streams(&mut tree, source, progress)?;
         self.add_tree(tree, image, None)
     }
@@ -1084,10 +1085,12 @@ impl WimWriter {
     /// blobs are all present in this WIM (used by export and rebuild).
     fn add_tree(
         &mut self,
-        tree: ImageTree,
+        mut tree: ImageTree,
         image: &ImageOptions,
         template: Option<&ImageInfo>,
     ) -> Result<u32> {
+        // Export and rebuild build their trees here.
+        tree.shrink_to_fit();
         let links = tree.link_counts();
         for (i, inode) in tree.inodes.iter().enumerate() {
             for s in &inode.streams {

@@ -87,13 +87,13 @@ impl HostDirSource {
         if size > 0 {
             let id = self.files.len() as u64;
             self.files.push((path.to_path_buf(), size));
-            inode.streams.push(Stream {
+            inode.streams = vec![Stream {
                 kind: StreamKind::Data,
                 name: Vec::new(),
                 hash: Sha1Hash::ZERO,
                 size,
                 source: StreamSource::External(id),
-            });
+            }];
         }
         inode
     }
@@ -136,13 +136,13 @@ fn symlink_inode(meta: &Metadata, path: &Path) -> Result<Inode> {
     }
     inode.reparse_tag = IO_REPARSE_TAG_SYMLINK;
     inode.rp_flags = WIM_RP_FLAG_NOT_FIXED;
-    inode.streams.push(Stream {
+    inode.streams = vec![Stream {
         kind: StreamKind::ReparsePoint,
         name: Vec::new(),
         hash: Sha1Hash::ZERO,
         size: data.len() as u64,
         source: StreamSource::Inline(Arc::new(data)),
-    });
+    }];
     Ok(inode)
 }
 
