@@ -31,10 +31,9 @@
 #   BENCH_OUT [/var/tmp]: where the scratch directory is made (removed at exit)
 #   RESULTS [bench/out/suite-DATE]: prefix of the .md and .csv written
 #   TASQ: measure this tasq binary instead of building one
-#   RPFIX [0]: 1 = let wimlib-imagex capture fix up absolute symlink
-#         targets inside the tree (its default; tasq does not do these
-#         fix-ups yet, so the apply comparison fails on trees that have
-#         such links, e.g. /usr); 0 = capture with --norpfix
+#   RPFIX [1]: 1 = both tools capture with their default reparse-point
+#         fix-ups (absolute symlinks into the tree stored relative to its
+#         root, re-rooted at apply); 0 = both capture with --norpfix
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -57,9 +56,13 @@ APPLY_TMPFS=${APPLY_TMPFS:-0}
 CHECK=${CHECK:-sample}
 SAMPLE=${SAMPLE:-200}
 BENCH_OUT=${BENCH_OUT:-/var/tmp}
-RPFIX=${RPFIX:-0}
+RPFIX=${RPFIX:-1}
 W_CAPTURE_ARGS=()
-[ "$RPFIX" = 1 ] || W_CAPTURE_ARGS=(--norpfix)
+T_CAPTURE_ARGS=()
+if [ "$RPFIX" != 1 ]; then
+    W_CAPTURE_ARGS=(--norpfix)
+    T_CAPTURE_ARGS=(--norpfix)
+fi
 RESULTS=${RESULTS:-bench/out/suite-$(date +%Y%m%d-%H%M%S)}
 
 # ---- arguments of each tool for a mode ----
@@ -261,7 +264,7 @@ run_tool() {
         else
             target=$IN
             [ "$IN_KIND" = vol ] && target=$IN:0 # tasq names a volume DISK:PARTITION
-            cmd=("$TASQ" wim capture "$target" "$OUT/t.wim" bench "${T_ARGS[@]}" --threads "$T")
+            cmd=("$TASQ" wim capture "$target" "$OUT/t.wim" bench "${T_ARGS[@]}" "${T_CAPTURE_ARGS[@]}" --threads "$T")
         fi
     else
         if [ "$IN_KIND" = vol ]; then

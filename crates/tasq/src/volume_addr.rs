@@ -23,13 +23,16 @@ pub fn volume_address(spec: &Path) -> Option<VolumeAddress> {
 }
 
 /// Runs `f` with the capture source that `spec` names; returns its result
-/// and the source's warnings.
+/// and the source's warnings. `rpfix`: reparse-point fixups of a directory
+/// source (see [`HostDirSource::with_rpfix`]).
 pub fn with_source<T>(
     spec: &Path,
+    rpfix: bool,
     f: impl FnOnce(&mut dyn CaptureSource) -> Result<T>,
 ) -> Result<(T, Vec<String>)> {
     let Some(addr) = volume_address(spec) else {
         let mut src = HostDirSource::new(spec)
+            .and_then(|s| s.with_rpfix(rpfix))
             .with_context(|| format!("capture source {}", spec.display()))?;
         let t = f(&mut src)?;
         return Ok((t, src.warnings().to_vec()));

@@ -242,6 +242,14 @@ pub struct CaptureArgs {
     /// tree and options give the same file byte for byte.
     #[arg(long)]
     deterministic: bool,
+    /// Store absolute symbolic links that point inside the captured tree
+    /// relative to its root, and mark the WIM RP_FIX (wimlib's default for
+    /// a new WIM, and for an append to a WIM already marked so).
+    #[arg(long, conflicts_with = "norpfix")]
+    rpfix: bool,
+    /// Store every symbolic link target as it is.
+    #[arg(long)]
+    norpfix: bool,
     #[command(flatten)]
     solid: SolidArgs,
 }
@@ -618,15 +626,26 @@ fn capture(a: CaptureArgs, append: bool) -> Result<i32> {
         WimWriter::create(&a.wimfile, opts)?
     };
     w.set_deterministic(a.deterministic);
+    // Fix-ups are a directory capture's (as wimlib's: a volume's links are
+    // stored as the volume holds them).
+    let is_dir = crate::volume_addr::volume_address(&a.source).is_none();
+    if a.rpfix && !is_dir {
+        bail!(
+            "--rpfix: reparse-point fixups apply to directory captures, and {} is a volume",
+            a.source.display()
+        );
+    }
+    let rpfix = is_dir && !a.norpfix && (a.rpfix || !append || w.has_rpfix());
     let pb = progress_bar(0, "Capturing");
     let image = ImageOptions {
         name,
         description,
         flags: a.flags,
         boot: a.boot,
+        rpfix,
         ..Default::default()
     };
-    let (n, warnings) = crate::volume_addr::with_source(&a.source, |source| {
+    let (n, warnings) = crate::volume_addr::with_source(&a.source, rpfix, |source| {
         Ok(w.add_image(source, &config, &image, &mut |ev| match ev {
             ProgressEvent::Scan(s) => {
                 pb.set_message(format!("Scanning ({} files, {} dirs)", s.files, s.dirs))

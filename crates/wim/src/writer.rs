@@ -105,6 +105,9 @@ pub struct ImageOptions {
     /// Further `<IMAGE>` elements as (element name, text), kept in order;
     /// e.g. the version and author a ConfigMgr capture records.
     pub properties: Vec<(String, String)>,
+    /// The image was captured with reparse-point fixups: the WIM header
+    /// gets the RP_FIX flag (kept once set, as wimlib does).
+    pub rpfix: bool,
 }
 
 const OUT_BUF: usize = 1 << 20;
@@ -928,6 +931,13 @@ impl WimWriter {
         self.deterministic = on;
     }
 
+    /// Whether the header has the RP_FIX flag (an earlier image of an
+    /// appended WIM was captured with reparse-point fixups): wimlib then
+    /// fixes the links of appended images too by default.
+    pub fn has_rpfix(&self) -> bool {
+        self.header.flags & HDR_FLAG_RP_FIX != 0
+    }
+
     /// Recompresses every blob copied from another WIM instead of copying
     /// stored resources as they are (wimlib's `--recompress`).
     pub fn set_recompress(&mut self, on: bool) {
@@ -1076,6 +1086,9 @@ impl WimWriter {
     ) -> Result<u32> {
         self.check_name(&image.name)?;
         let mut tree = source.scan(filter, &mut |p| progress(ProgressEvent::Scan(p)))?;
+        if image.rpfix {
+            self.header.flags |= HDR_FLAG_RP_FIX;
+        }
         tree.shrink_to_fit();
         self.write_tree_streams(&mut tree, source, progress)?;
         self.add_tree(tree, image, None)

@@ -33,6 +33,9 @@ pub struct HostDirSource {
     /// Stream id → (file on disk, size recorded at scan time).
     files: Vec<(PathBuf, u64)>,
     warnings: Vec<String>,
+    /// Reparse-point fixups: (device, inode) of the capture root, when
+    /// absolute links into the tree are to be stored relative to it.
+    rpfix_root: Option<(u64, u64)>,
 }
 
 fn capture_err(path: &Path, reason: impl Into<String>) -> WimError {
@@ -60,7 +63,27 @@ impl HostDirSource {
             root,
             files: Vec::new(),
             warnings: Vec::new(),
+            rpfix_root: None,
         })
+    }
+
+    /// Reparse-point fixups at capture (wimlib's `--rpfix`, its default for
+    /// a new WIM): an absolute symlink whose target lies inside the tree
+    /// being captured is stored relative to the tree's root (`/usr/lib/x`
+    /// captured from `/usr` becomes `/lib/x`) and marked fixed, so that an
+    /// apply with fixups points it into the applied tree. Whether a target
+    /// lies inside is decided as wimlib does: by the device and inode of
+    /// each leading part of the target (so `//usr/./lib` or a path through
+    /// another link to the root count too), not by comparing strings.
+    pub fn with_rpfix(mut self, on: bool) -> Result<Self> {
+        self.rpfix_root = if on {
+            let m = fs::metadata(&self.root)
+                .map_err(|e| capture_err(&self.root, format!("cannot examine the root: {e}")))?;
+            Some((m.dev(), m.ino()))
+        } else {
+            None
+        };
+        Ok(self)
     }
 
     pub fn root(&self) -> &Path {
@@ -119,14 +142,43 @@ fn inode_with_times(meta: &Metadata) -> Inode {
     }
 }
 
-fn symlink_inode(meta: &Metadata, path: &Path) -> Result<Inode> {
+/// `target` (absolute) relative to the directory with id `root` when one of
+/// its leading parts is that directory: the rest of the target, with its
+/// leading slashes (empty when it names the root itself). `None` when the
+/// link points elsewhere or a leading part cannot be examined.
+fn relative_to_root(target: &str, root: (u64, u64)) -> Option<&str> {
+    let b = target.as_bytes();
+    let mut i = 0;
+    loop {
+        while b.get(i) == Some(&b'/') {
+            i += 1;
+        }
+        if i == b.len() {
+            return None;
+        }
+        while i < b.len() && b[i] != b'/' {
+            i += 1;
+        }
+        // Followed like wimlib's stat(): a link to the root counts.
+        let m = fs::metadata(&target[..i]).ok()?;
+        if (m.dev(), m.ino()) == root {
+            return Some(&target[i..]);
+        }
+    }
+}
+
+fn symlink_inode(meta: &Metadata, path: &Path, rpfix_root: Option<(u64, u64)>) -> Result<Inode> {
     let target = fs::read_link(path)
         .map_err(|e| capture_err(path, format!("cannot read the symbolic link: {e}")))?;
     let target = target
         .to_str()
         .ok_or_else(|| capture_err(path, "the symbolic link target is not valid UTF-8"))?;
-    let data =
-        reparse::symlink_reparse_from_unix(target).map_err(|e| capture_err(path, e.to_string()))?;
+    let fixed = match rpfix_root {
+        Some(root) if target.starts_with('/') => relative_to_root(target, root),
+        _ => None,
+    };
+    let data = reparse::symlink_reparse_from_unix(fixed.unwrap_or(target))
+        .map_err(|e| capture_err(path, e.to_string()))?;
     let mut inode = inode_with_times(meta);
     inode.attributes = FILE_ATTRIBUTE_REPARSE_POINT;
     // Windows keeps a link to a directory on a directory file; wimlib
@@ -135,7 +187,11 @@ fn symlink_inode(meta: &Metadata, path: &Path) -> Result<Inode> {
         inode.attributes |= FILE_ATTRIBUTE_DIRECTORY;
     }
     inode.reparse_tag = IO_REPARSE_TAG_SYMLINK;
-    inode.rp_flags = WIM_RP_FLAG_NOT_FIXED;
+    inode.rp_flags = if fixed.is_some() {
+        0
+    } else {
+        WIM_RP_FLAG_NOT_FIXED
+    };
     inode.streams = vec![Stream {
         kind: StreamKind::ReparsePoint,
         name: Vec::new(),
@@ -264,7 +320,7 @@ impl CaptureSource for HostDirSource {
                             let inode = if ft.is_file() {
                                 self.file_inode(&meta, &path)
                             } else {
-                                symlink_inode(&meta, &path)?
+                                symlink_inode(&meta, &path, self.rpfix_root)?
                             };
                             stats.bytes += inode.data_size();
                             let ino = tree.add_inode(inode);
