@@ -338,14 +338,14 @@ impl Optimal {
         // Measured: symbols the greedy parse did not use are priced a
         // little lower than after a real parse (the near-optimal parse
         // uses more of them), 9 bits against 10.
-        self.costs_from_freqs(first, num_main_syms, huff, 9 * BIT);
+        self.costs_from_freqs(first, num_main_syms, huff, 9 * BIT, true);
         for pass in 0..p.passes.max(1) {
             self.min_cost_path(d, start, reps, p.nice, seqs);
             if pass + 1 < p.passes {
                 let mut f = std::mem::replace(&mut self.freqs, Box::new(Freqs::new()));
                 f.clear();
                 f.count(&d[start..], seqs);
-                self.costs_from_freqs(&f, num_main_syms, huff, 10 * BIT);
+                self.costs_from_freqs(&f, num_main_syms, huff, 10 * BIT, false);
                 self.freqs = f;
             }
         }
@@ -522,26 +522,57 @@ impl Optimal {
 
     /// Costs from the code lengths a parse with the symbol frequencies `f`
     /// would be given; main symbols it did not use cost `unused_main`.
+    ///
+    /// For the `first` model (from the greedy parse's frequencies), main
+    /// symbols cost their information content, `log2(total / freq)` in
+    /// fractional bits, rather than whole Huffman code lengths, and the
+    /// repeat-offset match symbols count 3/2 times: the min-cost parse
+    /// uses repeat offsets more than the greedy one does. Measured on the
+    /// bench corpus at level 50: 0.07 % (fractional) and 0.02 % (repeats)
+    /// smaller output; the same for the length code measured worse (the
+    /// aligned code was not tried).
     fn costs_from_freqs(
         &mut self,
         f: &Freqs,
         nm: usize,
         huff: &mut HuffmanBuilder,
         unused_main: u32,
+        first: bool,
     ) {
         let c = &mut self.costs;
-        huff.build(
-            &f.main[..nm],
-            MAX_CODEWORD_LEN,
-            &mut self.lens[..nm],
-            &mut self.codes[..nm],
-        );
-        for s in 0..nm {
-            c.main[s] = if self.lens[s] == 0 {
-                unused_main
-            } else {
-                u32::from(self.lens[s]) * BIT
+        if first {
+            let rep_syms = NUM_CHARS..NUM_CHARS + NUM_REPS * NUM_LEN_HEADERS;
+            let weight = |s: usize| {
+                let w = f.main[s] as f32;
+                if rep_syms.contains(&s) {
+                    w * 1.5
+                } else {
+                    w
+                }
             };
+            let total: f32 = (0..nm).map(weight).sum();
+            for s in 0..nm {
+                c.main[s] = if f.main[s] == 0 {
+                    unused_main
+                } else {
+                    let bits = (total / weight(s)).log2();
+                    ((bits * BIT as f32) as u32).clamp(BIT, MAX_CODEWORD_LEN * BIT)
+                };
+            }
+        } else {
+            huff.build(
+                &f.main[..nm],
+                MAX_CODEWORD_LEN,
+                &mut self.lens[..nm],
+                &mut self.codes[..nm],
+            );
+            for s in 0..nm {
+                c.main[s] = if self.lens[s] == 0 {
+                    unused_main
+                } else {
+                    u32::from(self.lens[s]) * BIT
+                };
+            }
         }
         huff.build(
             &f.len,
