@@ -288,7 +288,7 @@ impl LzxCompressor {
             // model, and the statistics that decide the blocks.
             opt.greedy(&buf, 0, [1; NUM_REPS], &mut seqs);
             let mut ends = std::mem::take(&mut self.block_ends);
-            opt.block_ends(&buf, &mut ends);
+            Optimal::block_ends(&buf, &seqs, &mut ends);
             let mut freqs = std::mem::take(&mut self.block_freqs);
             freqs.resize_with(ends.len(), Freqs::new);
             count_blocks(&buf, &seqs, &ends, &mut freqs);

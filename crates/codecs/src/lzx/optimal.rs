@@ -202,7 +202,11 @@ fn find_all<P: Pos>(
 /// Observations between two block-split checks.
 const SPLIT_CHECK: u32 = 400;
 /// Shortest block the splitter makes (but for a chunk's only block).
-const MIN_BLOCK: usize = 6500;
+/// wimlib uses 6500; with the size estimate checking each proposal,
+/// 3000 measured smaller output on three 8 MiB corpora (/usr mix 0.05 %,
+/// documentation 0.23 %, libraries 0.47 %) than 6500, and better than
+/// 2000, 2500 or 4000 overall.
+const MIN_BLOCK: usize = 3000;
 /// Difference of the observation distributions (a fraction) from which a
 /// block end is proposed. wimlib ends its blocks at 7/8; here each proposal
 /// is then checked by the compressor's size estimate, and proposing more
@@ -211,6 +215,34 @@ const SPLIT_DIFF: (u64, u64) = (1, 4);
 /// Observation types: 8 literal classes, short and long matches.
 const NUM_LIT_OBS: usize = 8;
 const NUM_OBS: usize = NUM_LIT_OBS + 2;
+
+/// The block splitter's state: checks happen at item starts, MIN_BLOCK
+/// into a block, then every 2 * SPLIT_CHECK positions less the
+/// observations not yet checked.
+struct Splitter {
+    stats: SplitStats,
+    next_check: usize,
+}
+
+impl Splitter {
+    /// At the item starting at `i` (of a chunk of `n` bytes): ends the
+    /// block there (pushing `i` to `ends`) if it is time to check and the
+    /// statistics changed.
+    #[inline(always)]
+    fn check(&mut self, i: usize, n: usize, ends: &mut Vec<usize>) {
+        if i < self.next_check {
+            return;
+        }
+        let st = &mut self.stats;
+        if st.new_count >= SPLIT_CHECK && n - i >= MIN_BLOCK && st.should_end_block() {
+            ends.push(i);
+            *st = SplitStats::default();
+            self.next_check = i + MIN_BLOCK;
+        } else {
+            self.next_check = i + (2 * SPLIT_CHECK).saturating_sub(st.new_count) as usize;
+        }
+    }
+}
 
 /// Observation counts of a block so far and since the last check.
 #[derive(Default)]
@@ -371,8 +403,10 @@ impl Optimal {
 
     /// Proposed block ends for the chunk `d` (the last end is `d.len()`):
     /// a new block, with its own Huffman codes, may pay where the mix of
-    /// symbols changes. The symbols are estimated from the longest cached
-    /// match at each position (a greedy parse) and summarized as a few
+    /// symbols changes. The symbols are those of the greedy parse `seqs`
+    /// of the chunk (wimlib uses the longest match at each position; this
+    /// measured within 0.05 % on three corpora, and is cheaper here),
+    /// summarized as a few
     /// observation types (literal classes by their top two and low bits,
     /// short and long matches). Every 2 * [`SPLIT_CHECK`] positions or so,
     /// once [`SPLIT_CHECK`] new observations are in, they are compared
@@ -382,40 +416,30 @@ impl Optimal {
     /// method wimlib describes in its lzx_compress.c, with a lower
     /// threshold: the compressor keeps only the proposals its size
     /// estimate favours.)
-    pub fn block_ends(&self, d: &[u8], ends: &mut Vec<usize>) {
+    pub fn block_ends(d: &[u8], seqs: &[Seq], ends: &mut Vec<usize>) {
         ends.clear();
         let n = d.len();
-        let mut stats = SplitStats::default();
-        // Checks happen at positions: MIN_BLOCK into a block, then every
-        // 2 * SPLIT_CHECK positions less the observations not yet checked.
-        let mut next_check = MIN_BLOCK;
-        let mut i = 0;
-        // One observation per item of the greedy parse: `i` steps over
-        // matches (checks fall on the item starts).
-        while i < n {
-            if i >= next_check {
-                if stats.new_count >= SPLIT_CHECK && n - i >= MIN_BLOCK && stats.should_end_block()
-                {
-                    ends.push(i);
-                    stats = SplitStats::default();
-                    next_check = i + MIN_BLOCK;
-                } else {
-                    next_check = i + (2 * SPLIT_CHECK).saturating_sub(stats.new_count) as usize;
+        let mut split = Splitter {
+            stats: SplitStats::default(),
+            next_check: MIN_BLOCK,
+        };
+        let mut p = 0;
+        for s in seqs {
+            // Literal runs go by stretches between check positions.
+            let lit_end = p + s.litrun as usize;
+            while p < lit_end {
+                split.check(p, n, ends);
+                let stop = lit_end.min(split.next_check.max(p + 1));
+                for &b in &d[p..stop] {
+                    split.stats.new[usize::from((b >> 5) & 6 | (b & 1))] += 1;
                 }
+                split.stats.new_count += (stop - p) as u32;
+                p = stop;
             }
-            let (a, b) = (self.starts[i] as usize, self.starts[i + 1] as usize);
-            let longest = if b > a {
-                self.matches[b - 1].len as usize
-            } else {
-                0
-            };
-            if longest >= 3 {
-                stats.observe(NUM_LIT_OBS + usize::from(longest >= 5));
-                i += longest;
-            } else {
-                let b = d[i];
-                stats.observe(usize::from((b >> 5) & 6 | (b & 1)));
-                i += 1;
+            if s.len != 0 {
+                split.check(p, n, ends);
+                split.stats.observe(NUM_LIT_OBS + usize::from(s.len >= 5));
+                p += s.len as usize;
             }
         }
         ends.push(n);
