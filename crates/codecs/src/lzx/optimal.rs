@@ -15,7 +15,7 @@
 //! cache; the parse is repeated with costs re-derived from the Huffman code
 //! lengths the previous parse would get, so costs and parse converge.
 
-use super::compress::{update_reps, Freqs, Seq};
+use super::compress::{log2_approx, update_reps, Freqs, Seq};
 use super::huffenc::HuffmanBuilder;
 use super::matchfind::{match_len, BinaryTrees, Match, Pos};
 use super::tables::*;
@@ -582,7 +582,7 @@ impl Optimal {
                 c.main[s] = if f.main[s] == 0 {
                     unused_main
                 } else {
-                    let bits = (total / weight(s)).log2();
+                    let bits = log2_approx(total / weight(s));
                     ((bits * BIT as f32) as u32).clamp(BIT, MAX_CODEWORD_LEN * BIT)
                 };
             }
