@@ -139,6 +139,10 @@ pub struct LzxDecompressor {
     len: DecodeTable,
     pre: DecodeTable,
     aligned: DecodeTable,
+    /// Type and size of each block of the last chunk (for tests that look
+    /// at how a compressor cut its chunks).
+    #[cfg(test)]
+    pub(crate) blocks: Vec<(u32, usize)>,
 }
 
 impl LzxDecompressor {
@@ -161,6 +165,8 @@ impl LzxDecompressor {
             len: DecodeTable::new(8),
             pre: DecodeTable::new(6),
             aligned: DecodeTable::new(7),
+            #[cfg(test)]
+            blocks: Vec::new(),
         }
     }
 
@@ -192,6 +198,8 @@ impl LzxDecompressor {
         let mut may_have_e8 = false;
         let mut r = BitReader::new(input, 0);
         let mut pos = 0usize;
+        #[cfg(test)]
+        self.blocks.clear();
         while pos < out.len() {
             r.refill();
             let btype = r.read(3);
@@ -207,6 +215,8 @@ impl LzxDecompressor {
             if size == 0 || size > out.len() - pos {
                 return Err(corrupt("block size out of range"));
             }
+            #[cfg(test)]
+            self.blocks.push((btype, size));
             match btype {
                 BLOCK_VERBATIM | BLOCK_ALIGNED => {
                     let aligned = btype == BLOCK_ALIGNED;
