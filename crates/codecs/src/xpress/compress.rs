@@ -2,10 +2,9 @@
 //!
 //! Parsing strategies, chosen by level on wimlib's scale:
 //! - below 30: greedy (take the longest match at each position);
-//! - 30 to 59 (default 50): lazy (before taking a match shorter than
-//!   [`LAZY_MAX_LEN`], look for a better one at the next position, where
-//!   "better" weighs the length gained against the offset bits: see
-//!   [`lazy_prefers_next`]);
+//! - 30 to 59 (default 50): lazy (before taking a match, look for a better
+//!   one at the next position, where "better" weighs the length gained
+//!   against the offset bits: see [`lazy_prefers_next`]);
 //! - 60 and up: near-optimal (minimum-cost path over all matches found,
 //!   iterated with the Huffman code of the previous pass as cost model).
 //!
@@ -24,17 +23,6 @@ use crate::Compressor;
 
 /// Smallest output possible: header plus two coding units.
 const MIN_OUTPUT: usize = HEADER_SIZE + 4;
-
-/// The lazy parser takes a match this long or longer without looking at the
-/// next position (measured on the bench corpus at level 50: the lazy search
-/// after a long match is costly and hardly ever finds a better one).
-const LAZY_MAX_LEN: usize = 12;
-
-/// Inside a match, the lazy parser inserts the first and last
-/// `SKIP_INSERT_MAX / 2` positions into the match finder and leaves out the
-/// ones between when there are more (data matched there is in the finder
-/// already, from where the match copies it).
-const SKIP_INSERT_MAX: usize = 16;
 
 /// Whether the lazy parser should emit a literal and take the match at the
 /// next position (`next_len`, `next_off`) rather than the current one: the
@@ -267,19 +255,6 @@ impl Parser<'_> {
         self.items.do_match(len, offset);
     }
 
-    /// Inserts the `count` positions from `i` on that a match covers,
-    /// leaving out the middle of long ones (see [`SKIP_INSERT_MAX`]).
-    #[inline(always)]
-    fn skip_within_match(&mut self, input: &[u8], i: usize, count: usize) {
-        if count > SKIP_INSERT_MAX {
-            let half = SKIP_INSERT_MAX / 2;
-            self.mf.skip(input, i, half);
-            self.mf.skip(input, i + count - half, half);
-        } else {
-            self.mf.skip(input, i, count);
-        }
-    }
-
     #[inline(always)]
     fn parse_greedy(&mut self, input: &[u8]) {
         let n = input.len();
@@ -313,7 +288,7 @@ impl Parser<'_> {
         // As wimlib: half the depth. (A third was 2-4 % faster and on the
         // bench corpus at level 50 still smaller than wimlib, but only just:
         // one less, and some chunks with a 16-entry period got 5 % larger.)
-        let lazy_depth = (depth / 2).max(1);
+        let lazy_depth = depth / 2;
         let mut i = 0;
         'outer: while i + 4 <= n {
             let max_len = n - i;
@@ -332,9 +307,9 @@ impl Parser<'_> {
             }
             // `i` is one past the start of the current match.
             loop {
-                if cur_len >= LAZY_MAX_LEN.min(self.nice_match_len) || i + 4 > n {
+                if cur_len >= self.nice_match_len || i + 4 > n {
                     self.do_match(cur_len, cur_off);
-                    self.skip_within_match(input, i, cur_len - 1);
+                    self.mf.skip(input, i, cur_len - 1);
                     i += cur_len - 1;
                     continue 'outer;
                 }
@@ -354,7 +329,7 @@ impl Parser<'_> {
                     cur_off = next_off;
                 } else {
                     self.do_match(cur_len, cur_off);
-                    self.skip_within_match(input, i, cur_len - 2);
+                    self.mf.skip(input, i, cur_len - 2);
                     i += cur_len - 2;
                     continue 'outer;
                 }
