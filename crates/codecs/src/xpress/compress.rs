@@ -500,6 +500,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn lazy_choice_weighs_offset_bits() {
+        // Longer at the same or a nearer offset: take it.
+        assert!(lazy_prefers_next(5, 100, 6, 100));
+        assert!(lazy_prefers_next(5, 1000, 6, 8));
+        // Not longer: never.
+        assert!(!lazy_prefers_next(5, 1000, 5, 1));
+        // One byte longer but 4+ more offset bits: keep the current match.
+        assert!(!lazy_prefers_next(5, 8, 6, 128));
+        // Two bytes longer pays for 6 more offset bits.
+        assert!(lazy_prefers_next(5, 8, 7, 512));
+    }
+
     /// The output depends only on the input and level, not on what the
     /// compressor (whose tables are reused) saw before.
     #[test]
