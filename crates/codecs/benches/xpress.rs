@@ -14,6 +14,9 @@
 //! (comma-separated) sets the levels of the size and CPU-time tables,
 //! `XPRESS_BENCH_CORPUS=<file>` benchmarks a saved corpus (such as the one
 //! the LZX bench saves with `LZX_BENCH_SAVE`) instead of reading /usr.
+//! `XPRESS_BENCH_PROFILE=<seconds>` only runs tasq's compressor at the
+//! first level of `XPRESS_BENCH_LEVELS` over and over for that long (for
+//! `perf record`), prints its speed and skips everything else.
 
 mod common;
 
@@ -171,8 +174,44 @@ fn print_cpu_speeds(corpus: &[u8]) {
     );
 }
 
+/// Tasq's compressor alone, repeated for `secs` seconds of CPU time.
+fn profile_tasq(corpus: &[u8], secs: f64) {
+    let level = levels().first().copied().unwrap_or(50);
+    let mut tc = XpressCompressor::new(CHUNK, level);
+    let mut out = vec![0u8; CHUNK];
+    let start = thread_cpu_seconds();
+    let mut rounds = 0usize;
+    let mut size = 0;
+    while thread_cpu_seconds() - start < secs {
+        size = tasq_compress_all(&mut tc, corpus, &mut out);
+        rounds += 1;
+    }
+    let t = thread_cpu_seconds() - start;
+    // FNV-1a of every chunk's output, to tell whether a change altered it.
+    let mut digest = 0xcbf2_9ce4_8422_2325u64;
+    for ch in corpus.chunks(CHUNK) {
+        let z = tc
+            .compress(ch, &mut out[..ch.len()])
+            .map_or(ch, |n| &out[..n]);
+        for &b in z {
+            digest = (digest ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    println!(
+        "xpress tasq only, level {level}: {size} bytes (digest {digest:016x}), {rounds} rounds, {:.1} MB/s (CPU time)",
+        (rounds * corpus.len()) as f64 / 1e6 / t
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let corpus = common::corpus_from_env("XPRESS_BENCH_CORPUS", CORPUS);
+    if let Some(secs) = std::env::var("XPRESS_BENCH_PROFILE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        profile_tasq(&corpus, secs);
+        return;
+    }
     print_sizes(&corpus);
     print_cpu_speeds(&corpus);
 

@@ -22,14 +22,18 @@ pub(crate) fn make_code(
 ) {
     *lens = [0; NUM_SYMBOLS];
     // Used symbols sorted by (frequency, symbol), packed as freq << 9 | sym
-    // so one integer sort does it.
-    let mut sorted: Vec<u64> = Vec::with_capacity(NUM_SYMBOLS);
+    // so one integer sort does it; in arrays on the stack, not the heap
+    // (this runs once per chunk).
+    let mut keys = [0u64; NUM_SYMBOLS];
+    let mut n = 0;
     for (sym, &f) in freqs.iter().enumerate() {
         if f != 0 {
-            sorted.push(((f as u64) << 9) | sym as u64);
+            keys[n] = ((f as u64) << 9) | sym as u64;
+            n += 1;
         }
     }
-    match sorted.len() {
+    let sorted = &mut keys[..n];
+    match n {
         0 => {}
         1 => {
             let sym = (sorted[0] & 0x1FF) as usize;
@@ -38,13 +42,17 @@ pub(crate) fn make_code(
         }
         n => {
             sorted.sort_unstable();
-            let mut a: Vec<u32> = sorted.iter().map(|&v| (v >> 9) as u32).collect();
-            minimum_redundancy(&mut a);
+            let mut weights = [0u32; NUM_SYMBOLS];
+            let a = &mut weights[..n];
+            for (w, &v) in a.iter_mut().zip(sorted.iter()) {
+                *w = (v >> 9) as u32;
+            }
+            minimum_redundancy(a);
             // a[i] is now the length of the i-th least frequent symbol; the
             // lengths never increase with i. Count them, clamping to the
             // limit, then repair the Kraft sum if the clamp broke it.
             let mut count = [0u32; MAX_CODEWORD_LEN + 1];
-            for &l in &a {
+            for &l in a.iter() {
                 count[(l as usize).min(MAX_CODEWORD_LEN)] += 1;
             }
             limit_lengths(&mut count);
