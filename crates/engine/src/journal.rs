@@ -677,17 +677,9 @@ mod tests {
     }
 
     fn state0() -> RunState {
-        RunState {
-            ip: 0,
-            groups: Vec::new(),
-            phase: Phase::Pe,
-            media: MediaType::Boot,
-            reboot_count: 0,
-            status: Status::Running,
-            results: Vec::new(),
-            attempts: None,
-            drives: Default::default(),
-        }
+        let st = RunState::start(MediaType::Boot);
+        assert_eq!(st.phase, Phase::Pe);
+        st
     }
 
     /// A new journal with an empty state saved as its snapshot.

@@ -293,6 +293,23 @@ pub struct RunState {
     pub drives: Drives,
 }
 
+impl RunState {
+    /// A run about to execute its first step, started from `media`.
+    pub fn start(media: MediaType) -> RunState {
+        RunState {
+            ip: 0,
+            groups: Vec::new(),
+            phase: media.phase(),
+            media,
+            reboot_count: 0,
+            status: Status::Running,
+            results: Vec::new(),
+            attempts: None,
+            drives: Drives::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "status")]
 pub enum Status {
@@ -342,17 +359,7 @@ impl Engine {
                 );
             }
         }
-        let state = RunState {
-            ip: 0,
-            groups: Vec::new(),
-            phase: cfg.media.phase(),
-            media: cfg.media,
-            reboot_count: 0,
-            status: Status::Running,
-            results: Vec::new(),
-            attempts: None,
-            drives: Drives::new(),
-        };
+        let state = RunState::start(cfg.media);
         let mut e = Engine::assemble(seq, state, env, cfg, journal);
         e.set_builtins(seq);
         e.journal.snapshot(&e.state, &e.env)?;
