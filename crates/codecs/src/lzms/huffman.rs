@@ -348,21 +348,38 @@ impl DecodeTable {
             }
         }
         // Canonical codewords of up to `bits` bits cover a prefix of the
-        // table, in order; the rest (longer codes, or unused space of an
-        // incomplete code) is marked 0.
+        // table, in order: the codewords of one length are one contiguous
+        // run of entries, each symbol repeated 2^(bits - len) times, and
+        // each length's run starts where the previous one ended. The rest
+        // (longer codes, or unused space of an incomplete code) is marked 0.
         let mut filled = 0;
         for len in 1..=(self.bits as usize).min(MAX_CODEWORD_LEN) {
             let shift = self.bits - len as u32;
-            for k in 0..self.count[len] {
-                let sym = self.sorted[(self.start[len] + k) as usize];
-                let c = (self.first[len] + k) as usize;
-                let lo = c << shift;
-                let entry = (sym << 4) | len as u16;
-                if let Some(slots) = self.primary.get_mut(lo..lo + (1 << shift)) {
-                    slots.fill(entry);
-                    filled = lo + (1 << shift);
+            let n = self.count[len] as usize;
+            let lo = (self.first[len] as usize) << shift;
+            let start = self.start[len] as usize;
+            let (Some(run), Some(syms)) = (
+                self.primary.get_mut(lo..lo + (n << shift)),
+                self.sorted.get(start..start + n),
+            ) else {
+                // Over-subscribed lengths (never built by `build_lengths`):
+                // the codewords that do not fit stay undecodable.
+                break;
+            };
+            let len = len as u16;
+            match shift {
+                0 => fill_runs::<1>(run, syms, len),
+                1 => fill_runs::<2>(run, syms, len),
+                2 => fill_runs::<4>(run, syms, len),
+                3 => fill_runs::<8>(run, syms, len),
+                4 => fill_runs::<16>(run, syms, len),
+                _ => {
+                    for (r, &s) in run.chunks_exact_mut(1 << shift).zip(syms) {
+                        r.fill((s << 4) | len);
+                    }
                 }
             }
+            filled = lo + (n << shift);
         }
         if let Some(rest) = self.primary.get_mut(filled..) {
             rest.fill(0);
@@ -394,6 +411,18 @@ impl DecodeTable {
             }
         }
         None
+    }
+}
+
+/// Writes `(sym << 4) | len` for each symbol of `syms` into `R` consecutive
+/// entries of `run` (`R` a compile-time constant, so each run is a few
+/// plain stores instead of a call to a fill loop).
+#[inline(always)]
+fn fill_runs<const R: usize>(run: &mut [u16], syms: &[u16], len: u16) {
+    for (r, &s) in run.chunks_exact_mut(R).zip(syms) {
+        if let Ok(r) = <&mut [u16; R]>::try_from(r) {
+            *r = [(s << 4) | len; R];
+        }
     }
 }
 
@@ -500,6 +529,53 @@ mod tests {
             want.sort_unstable();
             sort_keys(&mut keys, &mut sorted, &mut buckets);
             assert_eq!(keys, want, "round {round}");
+        }
+    }
+
+    #[test]
+    fn decode_table_matches_the_canonical_code_for_every_bit_pattern() {
+        // Every 15-bit pattern decodes to the symbol whose canonical
+        // codeword prefixes it, for each table size LZMS uses and codes
+        // from flat to deep (codewords longer than the table included).
+        let mut x = 0x5EED_u32;
+        let mut work = Scratch::default();
+        for round in 0..40u32 {
+            let n = [2usize, 8, 54, 256, 399, 799][(round % 6) as usize];
+            let freqs: Vec<u32> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    if round % 3 == 0 {
+                        1 << ((x >> 8) % 18)
+                    } else {
+                        1 + (x >> 8) % (2 + round * 50)
+                    }
+                })
+                .collect();
+            let mut lens = vec![0u8; n];
+            build_lengths(&freqs, &mut lens, &mut work);
+            let mut codes = vec![0u16; n];
+            crate::lzx::huffenc::canonical_codes(&lens, &mut codes);
+            let mut want = vec![None; 1 << 15];
+            for (s, (&l, &c)) in lens.iter().zip(&codes).enumerate() {
+                let l = u32::from(l);
+                let lo = usize::from(c) << (15 - l);
+                for w in &mut want[lo..lo + (1 << (15 - l))] {
+                    *w = Some((s, l));
+                }
+            }
+            for bits in [7, 9, 10, 11] {
+                let mut t = DecodeTable::new(bits);
+                // Built twice: leftovers of a previous code must not leak.
+                t.build(&[4u8; 16]);
+                t.build(&lens);
+                for (next, w) in want.iter().enumerate() {
+                    assert_eq!(
+                        t.lookup(next as u32),
+                        *w,
+                        "round {round} bits {bits} next {next:#x}"
+                    );
+                }
+            }
         }
     }
 
