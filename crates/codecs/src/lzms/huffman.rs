@@ -43,13 +43,17 @@ fn lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch, fast: bool) {
     lens.fill(0);
     let scratch = &mut work.keys;
     scratch.clear();
-    scratch.extend(
-        freqs
-            .iter()
-            .enumerate()
-            .filter(|&(_, &f)| f != 0)
-            .map(|(s, &f)| (f << SYM_BITS) | s as u32),
-    );
+    scratch.resize(freqs.len(), 0);
+    // Branch-free compaction: the key of a zero frequency is overwritten by
+    // the next one (n <= s, so the slot always exists).
+    let mut kept = 0;
+    for (s, &f) in freqs.iter().enumerate() {
+        if let Some(k) = scratch.get_mut(kept) {
+            *k = (f << SYM_BITS) | s as u32;
+        }
+        kept += usize::from(f != 0);
+    }
+    scratch.truncate(kept);
     if fast {
         sort_keys(scratch, &mut work.sorted, &mut work.buckets);
     } else {
@@ -203,6 +207,11 @@ fn internal_depths(parent: &[usize], root: usize) -> Option<[usize; MAX_CODEWORD
 /// are distinct) but in linear time for the usual LZMS counts: a stable
 /// counting sort on the frequency with one bucket per key; frequencies too
 /// large for the buckets share the last one, which is then sorted fully.
+///
+/// The two halves of the keys are counted and placed with separate bucket
+/// counters, interleaved: many keys share a frequency, and one counter per
+/// bucket made each placement wait for the previous one's store. Within a
+/// bucket the first half's keys go first, which keeps the sort stable.
 fn sort_keys(keys: &mut Vec<u32>, sorted: &mut Vec<u32>, buckets: &mut Vec<u32>) {
     let n = keys.len();
     if n < 2 {
@@ -211,23 +220,38 @@ fn sort_keys(keys: &mut Vec<u32>, sorted: &mut Vec<u32>, buckets: &mut Vec<u32>)
     let last = n - 1;
     let bucket = |k: u32| ((k >> SYM_BITS) as usize).min(last);
     buckets.clear();
-    buckets.resize(n, 0);
-    for &k in keys.iter() {
-        buckets[bucket(k)] += 1;
+    buckets.resize(2 * n, 0);
+    let (ca, cb) = buckets.split_at_mut(n);
+    // `kb` is `ka` plus (for odd n) one more key at its end.
+    let (ka, kb) = keys.split_at(n / 2);
+    let odd = kb.last().filter(|_| n % 2 == 1);
+    for (&x, &y) in ka.iter().zip(kb) {
+        ca[bucket(x)] += 1;
+        cb[bucket(y)] += 1;
+    }
+    if let Some(&y) = odd {
+        cb[bucket(y)] += 1;
     }
     let mut start = 0;
-    for b in buckets.iter_mut() {
-        let c = *b;
-        *b = start;
-        start += c;
+    for (a, b) in ca.iter_mut().zip(cb.iter_mut()) {
+        let (x, y) = (*a, *b);
+        *a = start;
+        *b = start + x;
+        start += x + y;
     }
-    let big = buckets[last] as usize;
+    let big = ca[last] as usize;
     sorted.clear();
     sorted.resize(n, 0);
-    for &k in keys.iter() {
-        let b = &mut buckets[bucket(k)];
-        sorted[*b as usize] = k;
-        *b += 1;
+    for (&x, &y) in ka.iter().zip(kb) {
+        let i = &mut ca[bucket(x)];
+        sorted[*i as usize] = x;
+        *i += 1;
+        let j = &mut cb[bucket(y)];
+        sorted[*j as usize] = y;
+        *j += 1;
+    }
+    if let Some(&y) = odd {
+        sorted[cb[bucket(y)] as usize] = y;
     }
     sorted[big..].sort_unstable();
     std::mem::swap(keys, sorted);
