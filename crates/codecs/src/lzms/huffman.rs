@@ -43,13 +43,17 @@ fn lengths(freqs: &[u32], lens: &mut [u8], work: &mut Scratch, fast: bool) {
     lens.fill(0);
     let scratch = &mut work.keys;
     scratch.clear();
-    scratch.extend(
-        freqs
-            .iter()
-            .enumerate()
-            .filter(|&(_, &f)| f != 0)
-            .map(|(s, &f)| (f << SYM_BITS) | s as u32),
-    );
+    scratch.resize(freqs.len(), 0);
+    // Branch-free compaction: the key of a zero frequency is overwritten by
+    // the next one (n <= s, so the slot always exists).
+    let mut kept = 0;
+    for (s, &f) in freqs.iter().enumerate() {
+        if let Some(k) = scratch.get_mut(kept) {
+            *k = (f << SYM_BITS) | s as u32;
+        }
+        kept += usize::from(f != 0);
+    }
+    scratch.truncate(kept);
     if fast {
         sort_keys(scratch, &mut work.sorted, &mut work.buckets);
     } else {
@@ -203,6 +207,11 @@ fn internal_depths(parent: &[usize], root: usize) -> Option<[usize; MAX_CODEWORD
 /// are distinct) but in linear time for the usual LZMS counts: a stable
 /// counting sort on the frequency with one bucket per key; frequencies too
 /// large for the buckets share the last one, which is then sorted fully.
+///
+/// The two halves of the keys are counted and placed with separate bucket
+/// counters, interleaved: many keys share a frequency, and one counter per
+/// bucket made each placement wait for the previous one's store. Within a
+/// bucket the first half's keys go first, which keeps the sort stable.
 fn sort_keys(keys: &mut Vec<u32>, sorted: &mut Vec<u32>, buckets: &mut Vec<u32>) {
     let n = keys.len();
     if n < 2 {
@@ -211,23 +220,38 @@ fn sort_keys(keys: &mut Vec<u32>, sorted: &mut Vec<u32>, buckets: &mut Vec<u32>)
     let last = n - 1;
     let bucket = |k: u32| ((k >> SYM_BITS) as usize).min(last);
     buckets.clear();
-    buckets.resize(n, 0);
-    for &k in keys.iter() {
-        buckets[bucket(k)] += 1;
+    buckets.resize(2 * n, 0);
+    let (ca, cb) = buckets.split_at_mut(n);
+    // `kb` is `ka` plus (for odd n) one more key at its end.
+    let (ka, kb) = keys.split_at(n / 2);
+    let odd = kb.last().filter(|_| n % 2 == 1);
+    for (&x, &y) in ka.iter().zip(kb) {
+        ca[bucket(x)] += 1;
+        cb[bucket(y)] += 1;
+    }
+    if let Some(&y) = odd {
+        cb[bucket(y)] += 1;
     }
     let mut start = 0;
-    for b in buckets.iter_mut() {
-        let c = *b;
-        *b = start;
-        start += c;
+    for (a, b) in ca.iter_mut().zip(cb.iter_mut()) {
+        let (x, y) = (*a, *b);
+        *a = start;
+        *b = start + x;
+        start += x + y;
     }
-    let big = buckets[last] as usize;
+    let big = ca[last] as usize;
     sorted.clear();
     sorted.resize(n, 0);
-    for &k in keys.iter() {
-        let b = &mut buckets[bucket(k)];
-        sorted[*b as usize] = k;
-        *b += 1;
+    for (&x, &y) in ka.iter().zip(kb) {
+        let i = &mut ca[bucket(x)];
+        sorted[*i as usize] = x;
+        *i += 1;
+        let j = &mut cb[bucket(y)];
+        sorted[*j as usize] = y;
+        *j += 1;
+    }
+    if let Some(&y) = odd {
+        sorted[cb[bucket(y)] as usize] = y;
     }
     sorted[big..].sort_unstable();
     std::mem::swap(keys, sorted);
@@ -348,21 +372,38 @@ impl DecodeTable {
             }
         }
         // Canonical codewords of up to `bits` bits cover a prefix of the
-        // table, in order; the rest (longer codes, or unused space of an
-        // incomplete code) is marked 0.
+        // table, in order: the codewords of one length are one contiguous
+        // run of entries, each symbol repeated 2^(bits - len) times, and
+        // each length's run starts where the previous one ended. The rest
+        // (longer codes, or unused space of an incomplete code) is marked 0.
         let mut filled = 0;
         for len in 1..=(self.bits as usize).min(MAX_CODEWORD_LEN) {
             let shift = self.bits - len as u32;
-            for k in 0..self.count[len] {
-                let sym = self.sorted[(self.start[len] + k) as usize];
-                let c = (self.first[len] + k) as usize;
-                let lo = c << shift;
-                let entry = (sym << 4) | len as u16;
-                if let Some(slots) = self.primary.get_mut(lo..lo + (1 << shift)) {
-                    slots.fill(entry);
-                    filled = lo + (1 << shift);
+            let n = self.count[len] as usize;
+            let lo = (self.first[len] as usize) << shift;
+            let start = self.start[len] as usize;
+            let (Some(run), Some(syms)) = (
+                self.primary.get_mut(lo..lo + (n << shift)),
+                self.sorted.get(start..start + n),
+            ) else {
+                // Over-subscribed lengths (never built by `build_lengths`):
+                // the codewords that do not fit stay undecodable.
+                break;
+            };
+            let len = len as u16;
+            match shift {
+                0 => fill_runs::<1>(run, syms, len),
+                1 => fill_runs::<2>(run, syms, len),
+                2 => fill_runs::<4>(run, syms, len),
+                3 => fill_runs::<8>(run, syms, len),
+                4 => fill_runs::<16>(run, syms, len),
+                _ => {
+                    for (r, &s) in run.chunks_exact_mut(1 << shift).zip(syms) {
+                        r.fill((s << 4) | len);
+                    }
                 }
             }
+            filled = lo + (n << shift);
         }
         if let Some(rest) = self.primary.get_mut(filled..) {
             rest.fill(0);
@@ -394,6 +435,18 @@ impl DecodeTable {
             }
         }
         None
+    }
+}
+
+/// Writes `(sym << 4) | len` for each symbol of `syms` into `R` consecutive
+/// entries of `run` (`R` a compile-time constant, so each run is a few
+/// plain stores instead of a call to a fill loop).
+#[inline(always)]
+fn fill_runs<const R: usize>(run: &mut [u16], syms: &[u16], len: u16) {
+    for (r, &s) in run.chunks_exact_mut(R).zip(syms) {
+        if let Ok(r) = <&mut [u16; R]>::try_from(r) {
+            *r = [(s << 4) | len; R];
+        }
     }
 }
 
@@ -500,6 +553,53 @@ mod tests {
             want.sort_unstable();
             sort_keys(&mut keys, &mut sorted, &mut buckets);
             assert_eq!(keys, want, "round {round}");
+        }
+    }
+
+    #[test]
+    fn decode_table_matches_the_canonical_code_for_every_bit_pattern() {
+        // Every 15-bit pattern decodes to the symbol whose canonical
+        // codeword prefixes it, for each table size LZMS uses and codes
+        // from flat to deep (codewords longer than the table included).
+        let mut x = 0x5EED_u32;
+        let mut work = Scratch::default();
+        for round in 0..40u32 {
+            let n = [2usize, 8, 54, 256, 399, 799][(round % 6) as usize];
+            let freqs: Vec<u32> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    if round % 3 == 0 {
+                        1 << ((x >> 8) % 18)
+                    } else {
+                        1 + (x >> 8) % (2 + round * 50)
+                    }
+                })
+                .collect();
+            let mut lens = vec![0u8; n];
+            build_lengths(&freqs, &mut lens, &mut work);
+            let mut codes = vec![0u16; n];
+            crate::lzx::huffenc::canonical_codes(&lens, &mut codes);
+            let mut want = vec![None; 1 << 15];
+            for (s, (&l, &c)) in lens.iter().zip(&codes).enumerate() {
+                let l = u32::from(l);
+                let lo = usize::from(c) << (15 - l);
+                for w in &mut want[lo..lo + (1 << (15 - l))] {
+                    *w = Some((s, l));
+                }
+            }
+            for bits in [7, 9, 10, 11] {
+                let mut t = DecodeTable::new(bits);
+                // Built twice: leftovers of a previous code must not leak.
+                t.build(&[4u8; 16]);
+                t.build(&lens);
+                for (next, w) in want.iter().enumerate() {
+                    assert_eq!(
+                        t.lookup(next as u32),
+                        *w,
+                        "round {round} bits {bits} next {next:#x}"
+                    );
+                }
+            }
         }
     }
 
