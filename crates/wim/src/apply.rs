@@ -438,9 +438,10 @@ pub fn apply_paths(
         }
         prog.entries_done += 1;
     }
-    // 3. data streams, blobs in file order; each blob read once. One
-    // (blob, first name, stream index) per stream with content, sorted so
-    // that the streams sharing a blob are neighbours, in inode order.
+    // 3. data streams (and reparse data), blobs in file order; each blob
+    // read once. One (blob, first name, stream index) per stream with
+    // content, sorted so that the streams sharing a blob are neighbours,
+    // in inode order.
     let mut wanted: Vec<(&crate::blob_table::BlobEntry, usize, usize)> = Vec::new();
     for (ino, inode) in tree.inodes.iter().enumerate() {
         let d = first_name[ino];
@@ -464,7 +465,40 @@ pub fn apply_paths(
             }
         }
     }
-    wanted.sort_by_key(|(b, _, _)| (b.read_order(), b.hash));
+    // Reparse data is read in the same pass (marked REPARSE): a pass of
+    // its own would decompress again every chunk holding one, and a solid
+    // chunk is 64 MiB.
+    const REPARSE: usize = usize::MAX;
+    let reparse_at: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&d| tree.inode_of(d).is_reparse_point() && first_name[tree.dentries[d].inode] == d)
+        .collect();
+    for &d in &reparse_at {
+        let Some(s) = tree.inode_of(d).reparse_stream() else {
+            continue;
+        };
+        if s.hash.is_zero() {
+            continue;
+        }
+        let b = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
+            hash: s.hash.to_string(),
+            needed_by: tree.path_of(d),
+        })?;
+        if b.reshdr.uncompressed_size > crate::reparse::REPARSE_POINT_MAX_SIZE as u64 {
+            return Err(WimError::resource(
+                format!("blob {}", b.hash),
+                format!(
+                    "{} bytes of reparse data, more than the {} a reparse point holds",
+                    b.reshdr.uncompressed_size,
+                    crate::reparse::REPARSE_POINT_MAX_SIZE
+                ),
+            ));
+        }
+        wanted.push((b, d, REPARSE));
+    }
+    // A blob's data references first (in inode order), its reparse ones last.
+    wanted.sort_by_key(|&(b, _, si)| (b.read_order(), b.hash, si == REPARSE));
     // blobs[i]'s references are wanted[starts[i]..starts[i + 1]].
     let mut blobs: Vec<&crate::blob_table::BlobEntry> = Vec::new();
     let mut starts: Vec<usize> = Vec::new();
@@ -475,7 +509,14 @@ pub fn apply_paths(
         }
     }
     starts.push(wanted.len());
-    let refs_of = |bi: usize| &wanted[starts[bi]..starts[bi + 1]];
+    let all_refs = |bi: usize| &wanted[starts[bi]..starts[bi + 1]];
+    // The data streams a blob fills, and whether it is reparse data.
+    let refs_of = |bi: usize| {
+        let r = all_refs(bi);
+        &r[..r.iter().position(|x| x.2 == REPARSE).unwrap_or(r.len())]
+    };
+    let is_reparse = |bi: usize| all_refs(bi).last().is_some_and(|x| x.2 == REPARSE);
+    let mut reparse_data: HashMap<crate::hash::Sha1Hash, Vec<u8>> = HashMap::new();
     let stream_of = |d: usize, si: usize| &tree.inodes[tree.dentries[d].inode].streams[si];
     // Blobs with several references up to this size are held in memory
     // and written to each; larger ones are written to the first reference
@@ -492,7 +533,16 @@ pub fn apply_paths(
             match ev {
                 crate::extract::BlobEvent::Data(bi, data) => {
                     let b = blobs[bi];
+                    if is_reparse(bi) {
+                        reparse_data
+                            .entry(b.hash)
+                            .or_default()
+                            .extend_from_slice(&data);
+                    }
                     let rs = refs_of(bi);
+                    if rs.is_empty() {
+                        continue;
+                    }
                     if rs.len() > 1 && b.reshdr.uncompressed_size <= BUFFER_LIMIT {
                         buffered.extend_from_slice(&data);
                         continue;
@@ -535,51 +585,7 @@ pub fn apply_paths(
         }
         prog.bytes_done = total_bytes;
     }
-    // 4. reparse points. Their data is read in one pass in file order, like
-    // the streams: read one by one, each would decompress its whole chunk
-    // again, and a solid chunk can be 64 MiB.
-    let reparse_at: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&d| tree.inode_of(d).is_reparse_point() && first_name[tree.dentries[d].inode] == d)
-        .collect();
-    let mut wanted: Vec<&crate::blob_table::BlobEntry> = Vec::new();
-    for &d in &reparse_at {
-        if let Some(s) = tree.inode_of(d).reparse_stream() {
-            if s.hash.is_zero() {
-                continue;
-            }
-            let b = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
-                hash: s.hash.to_string(),
-                needed_by: tree.path_of(d),
-            })?;
-            if b.reshdr.uncompressed_size > crate::reparse::REPARSE_POINT_MAX_SIZE as u64 {
-                return Err(WimError::resource(
-                    format!("blob {}", b.hash),
-                    format!(
-                        "{} bytes of reparse data, more than the {} a reparse point holds",
-                        b.reshdr.uncompressed_size,
-                        crate::reparse::REPARSE_POINT_MAX_SIZE
-                    ),
-                ));
-            }
-            wanted.push(b);
-        }
-    }
-    wanted.sort_by_key(|b| b.read_order());
-    wanted.dedup_by_key(|b| b.hash);
-    let mut reparse_data: HashMap<crate::hash::Sha1Hash, Vec<u8>> = HashMap::new();
-    if !wanted.is_empty() {
-        let mut reader = crate::extract::BlobReader::new(wim, wanted.clone(), opts.threads);
-        while let Some(ev) = reader.next_event()? {
-            if let crate::extract::BlobEvent::Data(bi, data) = ev {
-                reparse_data
-                    .entry(wanted[bi].hash)
-                    .or_default()
-                    .extend_from_slice(&data);
-            }
-        }
-    }
+    // 4. reparse points (their data was read in the stream pass).
     // Fixups: an absolute link that capture made relative to the image
     // root (its inode without NOT_FIXED) points into the applied tree.
     let rpfix = opts
