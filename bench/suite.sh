@@ -218,9 +218,16 @@ manifest() {
         rm -f "$OUT/check.wim"
         return
     fi
-    local d=$A/$tool
+    local d=$A/$tool real
+    real=$(cd "$d" && pwd -P)
+    # Fix-ups point absolute links into each tool's own target: compare
+    # them with that root written as <ROOT>.
     (cd "$d" && {
-        find . ! -type f -printf '%y %p -> %l\n'
+        find . ! -type f -printf '%y %p -> %l\n' | awk -v r="$real" '{
+            i = index($0, " -> " r); j = i + 4 + length(r)
+            if (i && (j > length($0) || substr($0, j, 1) == "/"))
+                $0 = substr($0, 1, i + 3) "<ROOT>" substr($0, j)
+            print }'
         find . -type f -printf 'f %s %n %p\n'
     } | LC_ALL=C sort) >"$out"
     if [ ! -s "$OUT/sample" ]; then
