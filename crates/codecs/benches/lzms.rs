@@ -12,7 +12,8 @@
 //! `LZMS_BENCH_SOLID_MB` the large chunk size (default 8, 0 to skip) and
 //! `LZMS_BENCH_CORPUS=<file>` reuses a saved corpus; `LZMS_BENCH_SHAPES`
 //! = `chunk` or `solid` runs only one of the two shapes;
-//! `LZMS_BENCH_OURS_ONLY=1` times tasq's compressor alone (quick checks).
+//! `LZMS_BENCH_OURS_ONLY=1` times tasq's compressor alone (quick checks);
+//! `LZMS_BENCH_PER_CHUNK=1` also prints each chunk's compression time.
 
 mod common;
 #[path = "common/cputime.rs"]
@@ -30,10 +31,19 @@ fn run(corpus: &[u8], chunk: usize, level: u32) {
 
     let mut ours = LzmsCompressor::new(chunk, level);
     let mut buf = vec![0u8; chunk];
+    let per_chunk = std::env::var_os("LZMS_BENCH_PER_CHUNK").is_some();
     let t = clock();
     let oz: Vec<Option<Vec<u8>>> = chunks
         .iter()
-        .map(|c| ours.compress(c, &mut buf).map(|n| buf[..n].to_vec()))
+        .enumerate()
+        .map(|(i, c)| {
+            let tc = clock();
+            let z = ours.compress(c, &mut buf).map(|n| buf[..n].to_vec());
+            if per_chunk {
+                println!("tasq chunk {i}: {} B in {:.2} s", c.len(), cpu_secs(&tc));
+            }
+            z
+        })
         .collect();
     let ot = cpu_secs(&t);
 
@@ -52,7 +62,18 @@ fn run(corpus: &[u8], chunk: usize, level: u32) {
     }
     let mut wc = WimlibCompressor::new(Ctype::Lzms, chunk, level).expect("wimlib compressor");
     let t = clock();
-    let wz: Vec<Option<Vec<u8>>> = chunks.iter().map(|c| wc.compress(c)).collect();
+    let wz: Vec<Option<Vec<u8>>> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let tc = clock();
+            let z = wc.compress(c);
+            if per_chunk {
+                println!("wimlib chunk {i}: {} B in {:.2} s", c.len(), cpu_secs(&tc));
+            }
+            z
+        })
+        .collect();
     let wt = cpu_secs(&t);
 
     let total = |z: &[Option<Vec<u8>>]| -> usize {

@@ -67,6 +67,14 @@ pub trait Compressor: Send {
     /// content of `output` is unspecified). `output` must be at least
     /// `input.len()` bytes long.
     fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize>;
+
+    /// Like [`compress`](Self::compress), but may use `input` as scratch
+    /// space instead of copying it (LZMS filters its 64 MiB solid chunks in
+    /// place): when this returns `None`, `input` holds its original bytes
+    /// again; after `Some`, its content is unspecified.
+    fn compress_in_place(&mut self, input: &mut [u8], output: &mut [u8]) -> Option<usize> {
+        self.compress(input, output)
+    }
 }
 
 /// A reusable chunk decompressor.

@@ -188,13 +188,15 @@ fn compress_pool(
         let mut out = vec![0u8; cs];
         move |jobs: Vec<ChunkJob>| {
             jobs.into_iter()
-                .map(|job| {
+                .map(|mut job| {
                     let n = job.data.len();
                     let res = c.as_mut().and_then(|c| {
                         if out.len() < n {
                             out.resize(n, 0);
                         }
-                        c.compress(&job.data, &mut out[..n])
+                        // In place: no copy of the chunk inside the
+                        // compressor (64 MiB per thread for solid LZMS).
+                        c.compress_in_place(&mut job.data, &mut out[..n])
                     });
                     match res {
                         Some(k) if k < n => ChunkDone {
@@ -600,7 +602,9 @@ impl SolidWriter {
         let cs = self.chunk_size as usize;
         while !data.is_empty() {
             if self.partial.capacity() == 0 {
-                self.partial.reserve_exact(cs.min(self.max_bytes as usize));
+                // Compressed in place (no copy in the compressor), so
+                // backed by huge pages like the match finder's own buffers.
+                self.partial = tasq_codecs::lzms::chunk_buffer(cs.min(self.max_bytes as usize));
             }
             let take = (cs - self.partial.len()).min(data.len());
             self.partial.extend_from_slice(&data[..take]);

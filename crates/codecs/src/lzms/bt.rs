@@ -67,12 +67,22 @@ impl BinaryTrees {
         self.head3.resize(1 << self.bits, NONE);
         self.head2.clear();
         self.head2.resize(1 << H2_BITS, NONE);
-        // Child slots of p are written when p is inserted, before any read.
+        // Child slots of p are written when p is inserted, before any read,
+        // so fresh links need no initialisation: zeroed memory straight from
+        // the kernel, whose pages become resident only as the parse reaches
+        // them (a 64 MiB chunk's 512 MiB are not all taken at its start).
         if self.child.len() < 2 * n {
             self.child = Vec::new();
-            huge_pages(&mut self.child, 2 * n);
-            self.child.resize(2 * n, NONE);
+            self.child = huge_zeroed(2 * n);
         }
+    }
+
+    /// Gives the tree links and hash heads back to the allocator (after a
+    /// big chunk: 8 bytes per input byte that would otherwise stay resident
+    /// while the thread waits or compresses something smaller).
+    pub fn release(&mut self) {
+        self.child = Vec::new();
+        self.head3 = Vec::new();
     }
 
     /// Call before searching or skipping position `i`: prefetches the
@@ -196,6 +206,19 @@ impl BinaryTrees {
 pub(super) fn huge_pages<T>(v: &mut Vec<T>, n: usize) {
     debug_assert!(v.is_empty());
     v.reserve_exact(n);
+    advise_huge(v);
+}
+
+/// `n` zero links, by [`huge_pages`]' rules. The zeroed allocation of a
+/// large buffer is fresh memory from the kernel that nobody has written, so
+/// the advice still comes before the first touch.
+fn huge_zeroed(n: usize) -> Vec<u32> {
+    let mut v = vec![0u32; n];
+    advise_huge(&mut v);
+    v
+}
+
+fn advise_huge<T>(v: &mut Vec<T>) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
@@ -216,6 +239,8 @@ pub(super) fn huge_pages<T>(v: &mut Vec<T>, n: usize) {
             }
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
 }
 
 #[inline(always)]

@@ -490,6 +490,13 @@ fn delta_len(d: &[u8], i: usize, c: usize, span: usize, from: usize, max: usize)
     l
 }
 
+/// Chunks from this size on (solid chunks) give the match finder's memory
+/// back when done: 8 bytes per input byte that would otherwise stay
+/// resident until the thread's next chunk, while another thread may still
+/// be compressing its own; allocating it afresh costs what refilling it
+/// did (the kernel zeroes the pages instead of the fill).
+const RELEASE_ABOVE: usize = 4 << 20;
+
 /// Reusable LZMS compressor.
 pub struct LzmsCompressor {
     max_chunk_size: usize,
@@ -573,7 +580,36 @@ impl LzmsCompressor {
             super::bt::huge_pages(&mut buf, n);
         }
         buf.extend_from_slice(input);
-        self.x86.run(&mut buf, false);
+        let res = self.filter_and_encode(&mut buf, output);
+        self.buf = buf;
+        res
+    }
+
+    /// [`compress_chunk`](Self::compress_chunk) without the copy of the
+    /// input (a whole solid chunk, up to 64 MiB per thread): the x86 filter
+    /// runs on `input` itself. When the chunk does not shrink, the filter is
+    /// undone, so `input` holds its original bytes again (to be stored
+    /// raw); after `Some`, `input` is left filtered.
+    pub fn compress_chunk_in_place(
+        &mut self,
+        input: &mut [u8],
+        output: &mut [u8],
+    ) -> Option<usize> {
+        let n = input.len();
+        if n < 4 || n > self.max_chunk_size || output.len() < n {
+            return None;
+        }
+        let res = self.filter_and_encode(input, output);
+        if res.is_none() {
+            self.x86.run(input, true);
+        }
+        res
+    }
+
+    /// Filters `d` in place and encodes it into `output`.
+    fn filter_and_encode(&mut self, d: &mut [u8], output: &mut [u8]) -> Option<usize> {
+        let n = d.len();
+        self.x86.run(d, false);
         self.bt.reset(n);
         self.enc.reset(n);
         if self.delta_on {
@@ -581,8 +617,10 @@ impl LzmsCompressor {
             self.delta_tab.resize(1 << DELTA_HASH_BITS, NONE);
             self.delta_next_pos = usize::MAX;
         }
-        let fits = self.parse(&buf);
-        self.buf = buf;
+        let fits = self.parse(d);
+        if n >= RELEASE_ABOVE {
+            self.bt.release();
+        }
         if !fits {
             return None;
         }

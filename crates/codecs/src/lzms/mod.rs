@@ -25,6 +25,16 @@ mod x86;
 pub use compress::LzmsCompressor;
 pub use decompress::LzmsDecompressor;
 
+/// An empty buffer with room for `n` bytes, backed by transparent huge
+/// pages on Linux when large: for whole solid chunks handed to
+/// [`Compressor::compress_in_place`], whose match finder reads them at
+/// random (as its own copy in [`LzmsCompressor::compress_chunk`] is).
+pub fn chunk_buffer(n: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    bt::huge_pages(&mut v, n);
+    v
+}
+
 use crate::{Compressor, DecompressError, Decompressor};
 
 impl Decompressor for LzmsDecompressor {
@@ -36,5 +46,9 @@ impl Decompressor for LzmsDecompressor {
 impl Compressor for LzmsCompressor {
     fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
         self.compress_chunk(input, output)
+    }
+
+    fn compress_in_place(&mut self, input: &mut [u8], output: &mut [u8]) -> Option<usize> {
+        self.compress_chunk_in_place(input, output)
     }
 }
