@@ -435,6 +435,7 @@ impl<'w> BlobReader<'w> {
                     .unwrap_or_default();
                 let mut raw = self.bufs.take(c.loc.stored_size as usize);
                 read_exact_at(self.wim.part_file(c.part)?, &mut raw, c.loc.offset, &what)?;
+                self.wim.count_chunk_read(raw.len() as u64);
                 self.meta.push_back((c.slices, c.loc.uncompressed_size));
                 self.inflight_bytes += usz;
                 bytes += raw.len();

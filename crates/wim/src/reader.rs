@@ -42,6 +42,9 @@ pub struct Wim {
     pub solid: Vec<SolidResource>,
     index: HashMap<Sha1Hash, usize>,
     pub info: WimInfo,
+    /// Stored bytes of chunks read by blob readers (see
+    /// [`chunk_bytes_read`](Self::chunk_bytes_read)).
+    chunk_reads: std::sync::atomic::AtomicU64,
 }
 
 fn open_part(path: &Path) -> Result<Part> {
@@ -211,6 +214,18 @@ fn assemble_parts(first: Part, refs: &[PathBuf]) -> Result<Vec<Part>> {
 }
 
 impl Wim {
+    /// Stored (compressed) bytes of the chunks that blob readers
+    /// ([`crate::extract::BlobReader`], used by apply, extract, verify)
+    /// have read from this WIM so far: a pass that reads each resource once
+    /// reads at most the resources' stored sizes.
+    pub fn chunk_bytes_read(&self) -> u64 {
+        self.chunk_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_chunk_read(&self, n: u64) {
+        self.chunk_reads
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
     pub fn open(path: impl AsRef<Path>) -> Result<Wim> {
         Self::open_with_refs(path, &[])
     }
@@ -231,6 +246,7 @@ impl Wim {
             solid: Vec::new(),
             index: HashMap::new(),
             info: WimInfo::default(),
+            chunk_reads: Default::default(),
         };
         for p in &parts {
             wim.load_blob_table(p)?;

@@ -255,6 +255,74 @@ fn blobs_with_several_names_reach_every_name() {
     }
 }
 
+/// An apply reads every chunk once: reparse data comes in the same pass
+/// as file data (a second pass decompressed again every chunk holding a
+/// symlink — on a solid WIM, whole 64 MiB chunks).
+#[test]
+fn apply_reads_each_chunk_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let solid = |compression, chunk_size| {
+        Some(tasq_wim::writer::SolidOptions {
+            compression,
+            chunk_size,
+        })
+    };
+    for (i, (compression, solid)) in [
+        (CompressionFormat::Xpress, None),
+        (
+            CompressionFormat::Lzx,
+            solid(CompressionFormat::Lzms, 1 << 16),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut fs = MemFs::new();
+        for k in 0..40u32 {
+            let name = format!("f{k:02}");
+            fs.add_file(&name, &pattern_bytes(9_000 + k as usize * 700, k));
+            // Symlinks between the files, so their data sits in every chunk.
+            let rp = tasq_wim::reparse::symlink_reparse_from_unix(&format!("/target/{k}")).unwrap();
+            fs.nodes.insert(
+                format!("l{k:02}"),
+                MemNode {
+                    attributes: FILE_ATTRIBUTE_REPARSE_POINT,
+                    reparse: Some((IO_REPARSE_TAG_SYMLINK, rp)),
+                    ..Default::default()
+                },
+            );
+        }
+        let path = dir.path().join(format!("once{i}.wim"));
+        let opts = WriteOptions {
+            compression,
+            threads: 2,
+            solid,
+            ..WriteOptions::default()
+        };
+        let mut w = WimWriter::create(&path, opts).unwrap();
+        w.add_image(&mut fs, &NoFilter, &ImageOptions::default(), &mut |_| {})
+            .unwrap();
+        w.finish().unwrap();
+        let wim = Wim::open(&path).unwrap();
+        let stored: u64 = wim.solid.iter().map(|r| r.size_in_wim).sum::<u64>()
+            + wim
+                .blobs
+                .iter()
+                .filter(|b| b.solid.is_none())
+                .map(|b| b.reshdr.size_in_wim)
+                .sum::<u64>();
+        assert!(solid.is_none() || wim.solid.len() == 1 && wim.solid[0].chunks.len() > 4);
+        let out = apply(&wim, 1);
+        assert_same(&out, &fs, &format!("case {i}"));
+        let read = wim.chunk_bytes_read();
+        assert!(read > 0);
+        assert!(
+            read <= stored,
+            "case {i}: {read} bytes of chunks read for {stored} stored"
+        );
+    }
+}
+
 fn pattern_bytes(n: usize, seed: u32) -> Vec<u8> {
     (0..n as u32)
         .map(|i| (i.wrapping_mul(31).wrapping_add(seed) % 253) as u8)
