@@ -362,14 +362,20 @@ pub fn apply_paths(
             included[d] && (whole || d != ImageTree::ROOT || roots.contains(&ImageTree::ROOT))
         })
         .collect();
+    // Each applied inode's first name in `order` (usize::MAX: not
+    // applied): files are created there, their other names linked to it,
+    // and streams written through it.
+    let mut first_name = vec![usize::MAX; tree.inodes.len()];
+    for &d in &order {
+        let f = &mut first_name[tree.dentries[d].inode];
+        if *f == usize::MAX {
+            *f = d;
+        }
+    }
     // Every blob present?
     let mut total_bytes = 0u64;
-    let mut inode_included = vec![false; tree.inodes.len()];
-    for &d in &order {
-        inode_included[tree.dentries[d].inode] = true;
-    }
-    for (i, inode) in tree.inodes.iter().enumerate() {
-        if !inode_included[i] {
+    for (inode, &d) in tree.inodes.iter().zip(&first_name) {
+        if d == usize::MAX {
             continue;
         }
         for s in &inode.streams {
@@ -379,7 +385,6 @@ pub fn apply_paths(
             match wim.blob(&s.hash) {
                 Some(b) => total_bytes += b.reshdr.uncompressed_size,
                 None => {
-                    let d = tree.dentries.iter().position(|d| d.inode == i).unwrap_or(0);
                     return Err(WimError::MissingBlob {
                         hash: s.hash.to_string(),
                         needed_by: tree.path_of(d),
@@ -414,16 +419,6 @@ pub fn apply_paths(
     for &d in &order {
         if tree.inode_of(d).is_directory() {
             target.create_directory(&entry(d))?;
-        }
-    }
-    // Each applied inode's first name in `order` (usize::MAX: none): files
-    // are created there, their other names linked to it, and streams
-    // written through it.
-    let mut first_name = vec![usize::MAX; tree.inodes.len()];
-    for &d in &order {
-        let f = &mut first_name[tree.dentries[d].inode];
-        if *f == usize::MAX {
-            *f = d;
         }
     }
     // 2. files and hard links

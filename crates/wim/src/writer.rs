@@ -1102,12 +1102,10 @@ impl WimWriter {
     /// blobs are all present in this WIM (used by export and rebuild).
     fn add_tree(
         &mut self,
-        mut tree: ImageTree,
+        tree: ImageTree,
         image: &ImageOptions,
         template: Option<&ImageInfo>,
     ) -> Result<u32> {
-        // Export and rebuild build their trees here.
-        tree.shrink_to_fit();
         let links = tree.link_counts();
         for (i, inode) in tree.inodes.iter().enumerate() {
             for s in &inode.streams {
