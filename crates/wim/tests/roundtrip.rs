@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tasq_wim::apply::{apply_image, ApplyOptions};
+mod common;
+
+use common::apply_to_memory;
 use tasq_wim::capture::NoFilter;
 use tasq_wim::image::*;
 use tasq_wim::memfs::{MemFs, MemNode};
@@ -159,22 +161,6 @@ fn capture(fs: &mut MemFs, path: &Path, compression: CompressionFormat, integrit
     w.finish().unwrap();
 }
 
-fn apply(wim: &Wim, n: u32) -> MemFs {
-    let mut out = MemFs::new();
-    apply_image(
-        wim,
-        n,
-        &mut out,
-        &ApplyOptions {
-            threads: 2,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    out
-}
-
 #[test]
 fn round_trip_every_compression() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,7 +176,7 @@ fn round_trip_every_compression() {
         assert_eq!(info.dir_count, 4);
         // files: big, copy, notepad, empty, win.ini, ads, 2 links, symlink, unicode
         assert_eq!(info.file_count, 10);
-        let out = apply(&wim, 1);
+        let out = apply_to_memory(&wim, 1);
         assert_same(&out, &fs, &format!("compression {c}"));
         assert_eq!(out.applied_links.len(), 1);
         let rep = tasq_wim::verify::verify(&wim, 2, &mut |_, _| {}).unwrap();
@@ -215,7 +201,7 @@ fn blobs_with_several_names_reach_every_name() {
     let large: Vec<u8> = (0..(5u32 << 20) + 12_345)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let small = pattern_bytes(70_000, 9);
+    let small = common::bytes(9, 70_000, true);
     for (i, c) in CHUNKED.into_iter().enumerate() {
         let mut fs = MemFs::new();
         fs.add_dir("a");
@@ -236,7 +222,7 @@ fn blobs_with_several_names_reach_every_name() {
             .filter(|b| b.reshdr.uncompressed_size == large.len() as u64)
             .count();
         assert_eq!(large_blobs, 1, "{c}: stored once");
-        let out = apply(&wim, 1);
+        let out = apply_to_memory(&wim, 1);
         assert_same(&out, &fs, &format!("duplicates, compression {c}"));
         for name in ["a\\first.bin", "b\\second.bin", "third.bin"] {
             assert_eq!(
@@ -280,7 +266,7 @@ fn apply_reads_each_chunk_once() {
         let mut fs = MemFs::new();
         for k in 0..40u32 {
             let name = format!("f{k:02}");
-            fs.add_file(&name, &pattern_bytes(9_000 + k as usize * 700, k));
+            fs.add_file(&name, &common::bytes(k, 9_000 + k as usize * 700, true));
             // Symlinks between the files, so their data sits in every chunk.
             let rp = tasq_wim::reparse::symlink_reparse_from_unix(&format!("/target/{k}")).unwrap();
             fs.nodes.insert(
@@ -312,7 +298,7 @@ fn apply_reads_each_chunk_once() {
                 .map(|b| b.reshdr.size_in_wim)
                 .sum::<u64>();
         assert!(solid.is_none() || wim.solid.len() == 1 && wim.solid[0].chunks.len() > 4);
-        let out = apply(&wim, 1);
+        let out = apply_to_memory(&wim, 1);
         assert_same(&out, &fs, &format!("case {i}"));
         let read = wim.chunk_bytes_read();
         assert!(read > 0);
@@ -321,12 +307,6 @@ fn apply_reads_each_chunk_once() {
             "case {i}: {read} bytes of chunks read for {stored} stored"
         );
     }
-}
-
-fn pattern_bytes(n: usize, seed: u32) -> Vec<u8> {
-    (0..n as u32)
-        .map(|i| (i.wrapping_mul(31).wrapping_add(seed) % 253) as u8)
-        .collect()
 }
 
 #[test]
@@ -369,8 +349,8 @@ fn append_shares_blobs_and_delete_rebuilds() {
     assert_eq!(wim.image_count(), 2);
     assert_eq!(wim.header.boot_index, 2);
     assert_eq!(wim.resolve_image("second").unwrap(), 2);
-    assert_same(&apply(&wim, 1), &fs1, "image 1");
-    assert_same(&apply(&wim, 2), &fs2, "image 2");
+    assert_same(&apply_to_memory(&wim, 1), &fs1, "image 1");
+    assert_same(&apply_to_memory(&wim, 2), &fs2, "image 2");
     tasq_wim::verify::verify(&wim, 1, &mut |_, _| {}).unwrap();
 }
 

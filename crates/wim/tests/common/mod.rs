@@ -47,8 +47,8 @@ pub fn wimlib(args: &[&str]) -> String {
     all
 }
 
-/// The regular files of image `n` applied by us.
-pub fn our_files(wim: &Wim, n: u32) -> BTreeMap<String, Vec<u8>> {
+/// Image `n` applied by us into memory (2 threads).
+pub fn apply_to_memory(wim: &Wim, n: u32) -> MemFs {
     let mut fs = MemFs::new();
     apply_image(
         wim,
@@ -61,7 +61,13 @@ pub fn our_files(wim: &Wim, n: u32) -> BTreeMap<String, Vec<u8>> {
         &mut |_| {},
     )
     .unwrap();
-    fs.nodes
+    fs
+}
+
+/// The regular files of image `n` applied by us.
+pub fn our_files(wim: &Wim, n: u32) -> BTreeMap<String, Vec<u8>> {
+    apply_to_memory(wim, n)
+        .nodes
         .into_iter()
         .filter_map(|(k, v)| v.data.map(|d| (k, d)))
         .collect()
