@@ -9,7 +9,7 @@
 //! Reading a split set is [`Wim::open_with_refs`]; `join` copies every
 //! image of an opened set into one WIM.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,9 @@ use crate::header::{HDR_FLAG_SPANNED, HDR_FLAG_WRITE_IN_PROGRESS, HEADER_SIZE};
 use crate::integrity::build_integrity_table;
 use crate::reader::Wim;
 use crate::reshdr::{ResHdr, RESHDR_FLAG_METADATA};
-use crate::writer::{random_guid, temp_path_for, ImageOptions, WimWriter, WriteOptions};
+use crate::writer::{
+    persist_temp, random_guid, temp_beside, ImageOptions, WimWriter, WriteOptions,
+};
 
 /// The name of part `n` (1-based) for a split named `first` (wimlib's
 /// rule: the number goes before the last extension of the file name).
@@ -115,26 +117,12 @@ pub fn split(wim: &Wim, first: &Path, part_size: u64, integrity: bool) -> Result
     for (i, blobs) in plan.iter().enumerate() {
         let k = i as u16 + 1;
         let dest = part_name(first, k);
-        let temp = temp_path_for(&dest);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .ctx(|| format!("creating {}", temp.display()))?;
-        let res = write_part(wim, &file, k, total, guid, blobs, xml, integrity, &mut buf).and_then(
-            |()| {
-                file.sync_all()
-                    .ctx(|| format!("syncing {}", temp.display()))?;
-                std::fs::rename(&temp, &dest)
-                    .ctx(|| format!("renaming {} to {}", temp.display(), dest.display()))
-            },
-        );
-        if let Err(e) = res {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e);
-        }
+        let (file, temp) = temp_beside(&dest)?;
+        write_part(wim, &file, k, total, guid, blobs, xml, integrity, &mut buf)?;
+        file.sync_all()
+            .ctx(|| format!("syncing {}", temp.display()))?;
+        // On any error above, dropping `temp` removes the partial part.
+        persist_temp(temp, &dest)?;
         written.push(dest);
     }
     Ok(written)

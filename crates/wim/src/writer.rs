@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tasq_codecs::{new_compressor, CompressionFormat};
@@ -738,7 +738,8 @@ struct ImageRec {
 pub struct WimWriter {
     out: Output,
     dest: PathBuf,
-    temp: Option<PathBuf>,
+    /// The temporary file of a new WIM (removed when dropped).
+    temp: Option<tempfile::TempPath>,
     header: Header,
     opts: WriteOptions,
     rw: ResourceWriter,
@@ -772,7 +773,8 @@ pub(crate) fn random_guid() -> [u8; 16] {
     g
 }
 
-pub(crate) fn temp_path_for(dest: &Path) -> PathBuf {
+/// A new temporary file beside `dest` for its future contents.
+pub(crate) fn temp_beside(dest: &Path) -> Result<(File, tempfile::TempPath)> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -781,7 +783,35 @@ pub(crate) fn temp_path_for(dest: &Path) -> PathBuf {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    dir.join(format!(".{name}.tasq-tmp-{}", std::process::id()))
+    // A new file of a random name (O_EXCL: nothing planted there is
+    // followed), mode 0666 less the umask like any file created here.
+    let file = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tasq-tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .ctx(|| {
+            format!(
+                "creating a temporary file for {} in {}",
+                dest.display(),
+                dir.display()
+            )
+        })?;
+    Ok(file.into_parts())
+}
+
+/// Renames the finished temporary file `temp` over `dest` (on failure the
+/// temporary file is removed) and makes the rename durable.
+pub(crate) fn persist_temp(temp: tempfile::TempPath, dest: &Path) -> Result<()> {
+    let shown = temp.display().to_string();
+    temp.persist(dest)
+        .map_err(|e| WimError::io(format!("renaming {shown} to {}", dest.display()), e.error))?;
+    if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
 impl WimWriter {
@@ -790,14 +820,7 @@ impl WimWriter {
     pub fn create(dest: impl AsRef<Path>, opts: WriteOptions) -> Result<WimWriter> {
         let dest = dest.as_ref().to_path_buf();
         validate_options(&opts)?;
-        let temp = temp_path_for(&dest);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .ctx(|| format!("creating {}", temp.display()))?;
+        let (file, temp) = temp_beside(&dest)?;
         let mut header = Header::new(opts.compression, opts.chunk_size, random_guid());
         header.flags |= HDR_FLAG_WRITE_IN_PROGRESS;
         if opts.solid.is_some() {
@@ -1804,19 +1827,7 @@ impl WimWriter {
             .sync_all()
             .ctx(|| format!("syncing {}", self.out.what))?;
         if let Some(temp) = self.temp.take() {
-            if let Err(e) = std::fs::rename(&temp, &self.dest) {
-                // `temp` is no longer in `self`, so Drop cannot remove it.
-                let _ = std::fs::remove_file(&temp);
-                return Err(WimError::io(
-                    format!("renaming {} to {}", temp.display(), self.dest.display()),
-                    e,
-                ));
-            }
-            if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-                if let Ok(d) = File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
+            persist_temp(temp, &self.dest)?;
         }
         self.finished = true;
         Ok(())
@@ -1826,9 +1837,8 @@ impl WimWriter {
 impl Drop for WimWriter {
     fn drop(&mut self) {
         if !self.finished {
-            if let Some(temp) = self.temp.take() {
-                let _ = std::fs::remove_file(temp);
-            }
+            // Dropping the temporary path removes the file.
+            self.temp = None;
             // An unfinished append leaves data after the old end; the header
             // still describes the old WIM, so cut the file back.
             if let Some(len) = self.append_old_len {

@@ -4,6 +4,7 @@
 //! the tree is refused instead of followed out of the root.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{EntryKind, FsEntry, FsError, FsResult, VolPath, VolumeFs};
@@ -140,22 +141,22 @@ impl VolumeFs for HostDirFs {
         }
         // Written beside the destination and renamed over it, so a failed
         // write leaves the old file (or none), never a half-written one.
-        let tmp = p.with_file_name(format!(".{}.tasq-tmp", path.file_name().unwrap_or("file")));
+        // The temporary file has a random name and is created with O_EXCL:
+        // a link planted under any name in the volume is never followed.
+        let dir = p.parent().unwrap_or(&self.root);
         let res = (|| -> std::io::Result<u64> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            let n = std::io::copy(data, &mut f)?;
-            f.flush()?;
-            std::fs::rename(&tmp, &p)?;
+            let mut tmp = tempfile::Builder::new()
+                .prefix(&format!(".{}.", path.file_name().unwrap_or("file")))
+                .suffix(".tasq-tmp")
+                .permissions(std::fs::Permissions::from_mode(0o666))
+                .tempfile_in(dir)?;
+            let n = std::io::copy(data, &mut tmp)?;
+            tmp.flush()?;
+            // On failure the error's temporary path is dropped: removed.
+            tmp.persist(&p).map_err(|e| e.error)?;
             Ok(n)
         })();
-        res.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            self.err("writing", path, e)
-        })
+        res.map_err(|e| self.err("writing", path, e))
     }
 
     fn read_file(&mut self, path: &VolPath, limit: u64) -> FsResult<Vec<u8>> {
@@ -258,6 +259,28 @@ mod tests {
         assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
         fs.remove(&vp("Windows")).unwrap();
         assert!(outside.path().exists());
+    }
+
+    #[test]
+    fn a_link_planted_beside_the_file_is_not_followed() {
+        // The old temporary name of a write was fixed; a link planted under
+        // it sent the write outside the volume.
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join(".f.txt.tasq-tmp")).unwrap();
+        let mut fs = HostDirFs::new(d.path()).unwrap();
+        fs.write_file(&vp("f.txt"), &mut &b"new"[..]).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(fs.read_file(&vp("f.txt"), 10).unwrap(), b"new");
+        // No temporary file is left beside it.
+        let mut names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".f.txt.tasq-tmp", "f.txt"]);
     }
 
     #[test]
