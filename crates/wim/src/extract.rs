@@ -1,7 +1,8 @@
 //! Reading many blobs fast: blobs are visited in the order they lie in the
 //! file, each resource's raw chunks are read once, sequentially, and
 //! decompressed on every core through an [`OrderedPool`]; the caller pulls
-//! each blob's bytes in order, and every blob's SHA-1 is checked.
+//! each blob's bytes in order, and every blob's SHA-1 is checked (on a
+//! thread of its own, [`crate::hashstage`]).
 //!
 //! The unit of work is a chunk and a list of slices saying which blob each
 //! part of its output belongs to: a chunk of an ordinary resource feeds one
@@ -17,7 +18,8 @@ use tasq_codecs::{new_decompressor, CompressionFormat, DecompressError, Decompre
 
 use crate::blob_table::BlobEntry;
 use crate::error::{Result, WimError};
-use crate::hash::Sha1Hasher;
+use crate::hash::Sha1Hash;
+use crate::hashstage::HashStage;
 use crate::pool::{default_threads, OrderedPool};
 use crate::reader::Wim;
 use crate::resource::{chunk_locations, read_exact_at, ChunkLoc};
@@ -30,6 +32,15 @@ pub(crate) struct Slice {
     pub start: u32,
     pub end: u32,
     pub last: bool,
+}
+
+/// Names a blob in errors, formatted only when an error is made.
+struct BlobName(Sha1Hash);
+
+impl std::fmt::Display for BlobName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "blob {}", self.0)
+    }
 }
 
 /// One chunk to read and decompress, and where its bytes go.
@@ -54,7 +65,7 @@ pub(crate) fn plan_next(
     let Some(e) = blobs.get(first) else {
         return Ok((Vec::new(), first));
     };
-    let what = format!("blob {}", e.hash);
+    let what = BlobName(e.hash);
     let rh = &e.reshdr;
     let Some(sl) = e.solid else {
         let compressed = rh.is_compressed();
@@ -82,7 +93,7 @@ pub(crate) fn plan_next(
         };
         if chunks.is_empty() {
             return Err(WimError::resource(
-                what,
+                what.to_string(),
                 "empty resource for a non-empty blob",
             ));
         }
@@ -112,7 +123,7 @@ pub(crate) fn plan_next(
     let res = wim
         .solid
         .get(sl.resource)
-        .ok_or_else(|| WimError::resource(&what, "unknown solid resource"))?;
+        .ok_or_else(|| WimError::resource(what.to_string(), "unknown solid resource"))?;
     let cs = res.chunk_size as u64;
     let mut plan: Vec<PlannedChunk> = Vec::new();
     let mut next = first;
@@ -259,15 +270,20 @@ impl BufPool {
             Some(f.swap_remove(i))
         });
         let mut v = reuse.unwrap_or_default();
-        v.resize(len, 0);
+        // A recycled buffer keeps its old bytes (its length is kept by
+        // `put`): only bytes beyond them are zeroed.
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0);
+        }
         v
     }
 
-    pub(crate) fn put(&self, mut v: Vec<u8>) {
+    pub(crate) fn put(&self, v: Vec<u8>) {
         if v.capacity() < 4096 {
             return;
         }
-        v.clear();
         if let Ok(mut f) = self.free.lock() {
             let held: usize = f.iter().map(|b| b.capacity()).sum();
             if f.len() < POOL_BUFFERS && held + v.capacity() <= POOL_BYTES {
@@ -292,10 +308,19 @@ impl Drop for ChunkBuf {
 
 /// Bytes of one blob out of a decompressed chunk: a view, not a copy (a
 /// solid chunk holds thousands of small blobs).
+#[derive(Clone)]
 pub struct BlobData {
     chunk: Arc<ChunkBuf>,
     start: usize,
     end: usize,
+}
+
+impl BlobData {
+    /// The address and length of the chunk this piece views (to tell
+    /// pieces of one chunk from pieces of another).
+    pub(crate) fn chunk_identity(&self) -> (usize, usize) {
+        (Arc::as_ptr(&self.chunk) as usize, self.chunk.data.len())
+    }
 }
 
 impl Deref for BlobData {
@@ -319,6 +344,8 @@ type Job = Vec<Piece>;
 type JobResult = Vec<std::result::Result<Vec<u8>, DecompressError>>;
 
 const BATCH_CHUNKS: usize = 16;
+/// Batches per decompressing thread submitted and not yet handed out.
+const READ_DEPTH: usize = 3;
 const BATCH_BYTES: usize = 1 << 20;
 /// Decompressed bytes allowed in flight (at least a chunk per thread, so
 /// solid resources with 64 MiB chunks still decompress in parallel).
@@ -328,7 +355,9 @@ const INFLIGHT_BYTES: u64 = 64 << 20;
 pub enum BlobEvent {
     /// The next piece of blob `i`.
     Data(usize, BlobData),
-    /// Blob `i` is complete and its SHA-1 verified.
+    /// Blob `i` is complete. Its SHA-1 is checked on another thread: a
+    /// mismatch is reported by a later call, at the latest the one that
+    /// would return `None`.
     Done(usize),
 }
 
@@ -353,7 +382,8 @@ pub struct BlobReader<'w> {
     outstanding: usize,
     inflight_bytes: u64,
     events: VecDeque<BlobEvent>,
-    hasher: Option<Sha1Hasher>,
+    /// The SHA-1 check, on its own thread.
+    hash: HashStage,
     bufs: Arc<BufPool>,
 }
 
@@ -371,7 +401,7 @@ impl<'w> BlobReader<'w> {
                 .any(|s| s.format != CompressionFormat::None);
         let bufs = Arc::new(BufPool::default());
         let pool = compressed.then(|| {
-            OrderedPool::new(threads, || {
+            OrderedPool::with_depth(threads, READ_DEPTH, || {
                 let mut dec = Decoders::default();
                 let bufs = Arc::clone(&bufs);
                 move |job: Job| -> JobResult {
@@ -393,7 +423,7 @@ impl<'w> BlobReader<'w> {
             outstanding: 0,
             inflight_bytes: 0,
             events: VecDeque::new(),
-            hasher: None,
+            hash: HashStage::new(),
             bufs,
         }
     }
@@ -427,12 +457,12 @@ impl<'w> BlobReader<'w> {
                 let Some(c) = self.plan.pop_front() else {
                     break;
                 };
-                let what = c
-                    .slices
-                    .first()
-                    .and_then(|s| self.blobs.get(s.blob))
-                    .map(|b| format!("blob {}", b.hash))
-                    .unwrap_or_default();
+                let what = BlobName(
+                    c.slices
+                        .first()
+                        .and_then(|s| self.blobs.get(s.blob))
+                        .map_or(Sha1Hash::ZERO, |b| b.hash),
+                );
                 let mut raw = self.bufs.take(c.loc.stored_size as usize);
                 read_exact_at(self.wim.part_file(c.part)?, &mut raw, c.loc.offset, &what)?;
                 self.wim.count_chunk_read(raw.len() as u64);
@@ -467,9 +497,13 @@ impl<'w> BlobReader<'w> {
         if let Some(ev) = self.events.pop_front() {
             return Ok(Some(ev));
         }
+        self.hash.check()?;
         if self.ready.is_empty() {
             self.fill()?;
             if self.outstanding == 0 {
+                // Every blob was handed out: the last ones must be hashed
+                // before the caller is told so.
+                self.hash.finish()?;
                 return Ok(None);
             }
             // Without a pool, fill() put the data straight into `ready`.
@@ -513,20 +547,11 @@ impl<'w> BlobReader<'w> {
                 start,
                 end,
             };
-            self.hasher
-                .get_or_insert_with(Sha1Hasher::new)
-                .update(&piece);
+            self.hash.piece(&piece)?;
             self.events.push_back(BlobEvent::Data(s.blob, piece));
             if s.last {
                 let e = self.blobs.get(s.blob).ok_or_else(out_of_step)?;
-                let h = self.hasher.take().unwrap_or_default().finish();
-                if h != e.hash {
-                    return Err(WimError::HashMismatch {
-                        what: what(s.blob),
-                        expected: e.hash.to_string(),
-                        actual: h.to_string(),
-                    });
-                }
+                self.hash.end(e.hash)?;
                 self.events.push_back(BlobEvent::Done(s.blob));
             }
         }

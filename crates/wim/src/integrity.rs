@@ -24,7 +24,7 @@ fn hash_range(file: &File, start: u64, end: u64, chunk: u32) -> Result<Vec<Sha1H
                 file,
                 &mut buf[..n],
                 pos,
-                "data covered by the integrity table",
+                &"data covered by the integrity table",
             )?;
             h.update(&buf[..n]);
             pos += n as u64;

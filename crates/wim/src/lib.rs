@@ -16,6 +16,7 @@ pub mod capture_config;
 pub mod error;
 pub mod extract;
 pub mod hash;
+mod hashstage;
 pub mod header;
 pub mod image;
 pub mod integrity;

@@ -27,6 +27,17 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
         W: Fn() -> F,
         F: FnMut(I) -> O + Send + 'static,
     {
+        Self::with_depth(threads, 8, make_worker)
+    }
+
+    /// As [`new`](Self::new), with at most `depth` jobs per thread
+    /// submitted and not yet taken (each holds its input and output: the
+    /// depth bounds the pool's memory).
+    pub fn with_depth<F, W>(threads: usize, depth: usize, make_worker: W) -> Self
+    where
+        W: Fn() -> F,
+        F: FnMut(I) -> O + Send + 'static,
+    {
         let threads = threads.max(1);
         let (job_tx, job_rx) = mpsc::sync_channel::<(u64, I)>(threads * 4);
         let (res_tx, res_rx) = mpsc::channel::<(u64, O)>();
@@ -53,7 +64,7 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
             pending: BTreeMap::new(),
             next_submit: 0,
             next_emit: 0,
-            max_in_flight: threads * 8,
+            max_in_flight: threads * depth.max(1),
             handles,
         }
     }

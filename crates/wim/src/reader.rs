@@ -69,7 +69,7 @@ fn open_part(path: &Path) -> Result<Part> {
         });
     }
     let mut hb = [0u8; HEADER_SIZE];
-    read_exact_at(&file, &mut hb, 0, "header")?;
+    read_exact_at(&file, &mut hb, 0, &"header")?;
     let header = Header::parse(&hb).map_err(|e| match e {
         WimError::InvalidHeader(r) => WimError::NotAWim {
             path: path.clone(),
@@ -91,7 +91,7 @@ fn open_part(path: &Path) -> Result<Part> {
             &file,
             &mut hb,
             size - HEADER_SIZE as u64,
-            "final header of a pipable WIM",
+            &"final header of a pipable WIM",
         )?;
         let fin = Header::parse(&hb).map_err(|e| WimError::NotAWim {
             path: path.clone(),
@@ -641,6 +641,6 @@ impl Wim {
     /// Reads the raw stored bytes of a resource (to copy it unchanged into
     /// another WIM of the same compression).
     pub fn read_raw(&self, part: u16, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
-        read_exact_at(self.part_file(part)?, buf, offset, what)
+        read_exact_at(self.part_file(part)?, buf, offset, &what)
     }
 }

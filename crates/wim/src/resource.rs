@@ -17,11 +17,17 @@ use crate::error::{Result, WimError};
 use crate::reshdr::ResHdr;
 
 /// Reads exactly `buf.len()` bytes at `offset`, naming `what` on error.
-pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
+/// `what` is formatted only on error (it is often a blob's hash).
+pub fn read_exact_at(
+    file: &File,
+    buf: &mut [u8],
+    offset: u64,
+    what: &dyn std::fmt::Display,
+) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             WimError::resource(
-                what,
+                what.to_string(),
                 format!("unexpected end of file at offset {offset} (truncated WIM?)"),
             )
         } else {
@@ -49,18 +55,19 @@ impl ChunkLoc {
 pub const PWM_CHUNK_HDR_SIZE: u64 = 4;
 
 /// Reads and validates the chunk table of a compressed resource (`pipable`:
-/// the resource is in a pipable WIM, with the table at its end).
+/// the resource is in a pipable WIM, with the table at its end). `what`
+/// is formatted only on error.
 pub fn chunk_locations(
     file: &File,
     rh: &ResHdr,
     chunk_size: u32,
     pipable: bool,
-    what: &str,
+    what: &dyn std::fmt::Display,
 ) -> Result<Vec<ChunkLoc>> {
     let cs = chunk_size as u64;
     if cs == 0 {
         return Err(WimError::resource(
-            what,
+            what.to_string(),
             "compressed resource in a WIM with chunk size 0",
         ));
     }
@@ -72,10 +79,10 @@ pub fn chunk_locations(
     let entry = if usize > u32::MAX as u64 { 8u64 } else { 4u64 };
     let table_len = (n - 1)
         .checked_mul(entry)
-        .ok_or_else(|| WimError::resource(what, "chunk table size overflows"))?;
+        .ok_or_else(|| WimError::resource(what.to_string(), "chunk table size overflows"))?;
     if table_len > rh.size_in_wim {
         return Err(WimError::resource(
-            what,
+            what.to_string(),
             format!(
                 "chunk table of {n} chunks does not fit in the stored size {}",
                 rh.size_in_wim
@@ -86,7 +93,7 @@ pub fn chunk_locations(
     let prefixes = if pipable { n * PWM_CHUNK_HDR_SIZE } else { 0 };
     if table_len + prefixes > rh.size_in_wim {
         return Err(WimError::resource(
-            what,
+            what.to_string(),
             format!(
                 "{n} chunk headers and the chunk table do not fit in the stored size {}",
                 rh.size_in_wim
@@ -127,12 +134,15 @@ pub fn chunk_locations(
         };
         if b < a || b - a > usz || b > data_len {
             return Err(WimError::resource(
-                what,
+                what.to_string(),
                 format!("chunk {i} has invalid bounds {a}..{b} (uncompressed {usz}, stored data {data_len})"),
             ));
         }
         if b == a && usz > 0 {
-            return Err(WimError::resource(what, format!("chunk {i} is empty")));
+            return Err(WimError::resource(
+                what.to_string(),
+                format!("chunk {i} is empty"),
+            ));
         }
         // In a pipable resource, chunk i follows i + 1 size prefixes.
         let skip = if pipable {
@@ -196,10 +206,10 @@ pub fn read_resource(
             ));
         }
         let mut buf = vec![0u8; rh.uncompressed_size as usize];
-        read_exact_at(file, &mut buf, rh.offset_in_wim, what)?;
+        read_exact_at(file, &mut buf, rh.offset_in_wim, &what)?;
         return Ok(buf);
     }
-    let chunks = chunk_locations(file, rh, chunk_size, pipable, what)?;
+    let chunks = chunk_locations(file, rh, chunk_size, pipable, &what)?;
     let mut dec = new_decompressor(format, chunk_size as usize);
     // Grown chunk by chunk, not reserved from the header's claim: a few
     // KiB of file can claim a GiB in 512 chunks of 2 MiB, and the claim is
@@ -208,7 +218,7 @@ pub fn read_resource(
     let mut raw = Vec::new();
     for c in chunks {
         raw.resize(c.stored_size as usize, 0);
-        read_exact_at(file, &mut raw, c.offset, what)?;
+        read_exact_at(file, &mut raw, c.offset, &what)?;
         let pos = out.len();
         out.resize(pos + c.uncompressed_size as usize, 0);
         decode_chunk(&mut dec, &raw, &mut out[pos..], what)?;
@@ -288,7 +298,7 @@ impl SolidResource {
             ));
         }
         let mut h = [0u8; SOLID_HEADER_SIZE as usize];
-        read_exact_at(file, &mut h, rh.offset_in_wim, what)?;
+        read_exact_at(file, &mut h, rh.offset_in_wim, &what)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(&h[..8]);
         let usize = u64::from_le_bytes(a);
@@ -321,7 +331,12 @@ impl SolidResource {
         }
         let table_len = n * 4;
         let mut table = vec![0u8; table_len as usize];
-        read_exact_at(file, &mut table, rh.offset_in_wim + SOLID_HEADER_SIZE, what)?;
+        read_exact_at(
+            file,
+            &mut table,
+            rh.offset_in_wim + SOLID_HEADER_SIZE,
+            &what,
+        )?;
         let data_len = room - table_len;
         let mut pos = 0u64;
         let mut chunks = Vec::with_capacity(n as usize);

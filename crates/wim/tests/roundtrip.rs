@@ -392,3 +392,62 @@ fn failed_capture_leaves_destination_untouched() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "temporary file left behind");
 }
+
+/// A byte changed in any blob's stored data is reported as a SHA-1
+/// mismatch naming that blob, by apply and by verify, wherever the blob
+/// lies: the check runs on its own thread and must still reach the caller.
+#[test]
+fn corrupt_data_is_a_hash_mismatch_naming_the_blob() {
+    use tasq_wim::apply::{apply_image, ApplyOptions};
+    use tasq_wim::error::WimError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = MemFs::new();
+    for k in 0..60u32 {
+        fs.add_file(
+            &format!("f{k:02}"),
+            &common::bytes(k, 3_000 + k as usize * 500, false),
+        );
+    }
+    // Bigger than one batch of the hashing thread and one read chunk.
+    fs.add_file("big", &common::bytes(99, 3 << 20, false));
+    let path = dir.path().join("clean.wim");
+    let opts = WriteOptions {
+        compression: CompressionFormat::None,
+        threads: 2,
+        ..WriteOptions::default()
+    };
+    let mut w = WimWriter::create(&path, opts).unwrap();
+    w.add_image(&mut fs, &NoFilter, &ImageOptions::default(), &mut |_| {})
+        .unwrap();
+    w.finish().unwrap();
+    let clean = std::fs::read(&path).unwrap();
+    let wim = Wim::open(&path).unwrap();
+    let mut blobs = wim.blobs.clone();
+    blobs.sort_by_key(|b| b.read_order());
+    let big = blobs
+        .iter()
+        .position(|b| b.reshdr.uncompressed_size == 3 << 20)
+        .unwrap();
+    for i in [0, blobs.len() / 2, big, blobs.len() - 1] {
+        let b = &blobs[i];
+        let mut bytes = clean.clone();
+        let at = (b.reshdr.offset_in_wim + b.reshdr.size_in_wim / 2) as usize;
+        bytes[at] ^= 0x40;
+        let bad = dir.path().join(format!("bad{i}.wim"));
+        std::fs::write(&bad, &bytes).unwrap();
+        let wim = Wim::open(&bad).unwrap();
+        let mut out = MemFs::new();
+        let opts = ApplyOptions {
+            threads: 2,
+            ..Default::default()
+        };
+        let err = apply_image(&wim, 1, &mut out, &opts, &mut |_| {}).unwrap_err();
+        let hash = b.hash.to_string();
+        assert!(
+            matches!(&err, WimError::HashMismatch { what, .. } if what.contains(&hash)),
+            "blob {i}: {err}"
+        );
+        let err = tasq_wim::verify::verify(&wim, 2, &mut |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains(&hash), "blob {i}: {err}");
+    }
+}
