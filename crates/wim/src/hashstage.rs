@@ -25,7 +25,7 @@ use crate::extract::BlobData;
 use crate::hash::{Sha1Hash, Sha1Hasher};
 
 /// Bytes of chunks that batches waiting to be hashed may hold.
-const INFLIGHT: u64 = 8 << 20;
+const INFLIGHT: u64 = 4 << 20;
 /// A batch is sent once it covers this many bytes of blob data.
 const BATCH_BYTES: usize = 256 << 10;
 

@@ -33,6 +33,7 @@ use tasq_wim::image::{
 use tasq_wim::reparse;
 use tasq_wim::{Result, WimError};
 
+use super::writebehind::{self, NewFile, Submitter, WriteBehind};
 use super::{filetime_to_unix, is_link_inode};
 
 /// The stream being written between `begin_stream` and `end_stream`.
@@ -89,6 +90,10 @@ pub struct HostDirTarget {
     /// The stream opened by `begin_stream`.
     current: Option<OpenStream>,
     ignored: Ignored,
+    /// Small new files are created and written by this thread (started
+    /// with the first; `None` after it could not be started).
+    behind: Option<WriteBehind>,
+    behind_failed: bool,
 }
 
 /// What Linux cannot hold, counted for one summary line each.
@@ -141,6 +146,21 @@ impl HostDirTarget {
         // A file whose creation was deferred is created and opened in one
         // call; O_EXCL guarantees it is a new regular file of ours.
         if self.pending_create.remove(path) {
+            if stream.size <= writebehind::MAX_FILE && !self.sparse.contains(path) {
+                if let Some(submitter) = self.submitter() {
+                    return Ok(Box::new(Deferred {
+                        file: Some(NewFile {
+                            dir,
+                            name,
+                            path: path.clone(),
+                            host_path: self.host_path(path),
+                            data: Vec::with_capacity(stream.size as usize),
+                        }),
+                        submitter,
+                        late_errors: Arc::clone(&self.late_errors),
+                    }));
+                }
+            }
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
@@ -161,11 +181,31 @@ impl HostDirTarget {
                 Err(e) => return Err(self.err(path, "cannot create the file", errno_io(e))),
             }
         }
+        let sparse = self.sparse.contains(path);
+        Ok(Box::new(self.open_truncating(
+            &dir,
+            &name,
+            path,
+            stream.size,
+            sparse,
+        )?))
+    }
+
+    /// Opens `dir/name` (`path`) for writing, truncated, created if missing;
+    /// it must be a regular file.
+    fn open_truncating(
+        &self,
+        dir: &OwnedFd,
+        name: &str,
+        path: &WimPath,
+        size: u64,
+        sparse: bool,
+    ) -> Result<FileWriter> {
         // O_NONBLOCK: opening a FIFO found in the way fails instead of
         // waiting for a reader; it has no effect on regular files.
         let fd = rustix::fs::openat(
-            &*dir,
-            name.as_str(),
+            dir,
+            name,
             OFlags::WRONLY
                 | OFlags::CREATE
                 | OFlags::TRUNC
@@ -181,17 +221,56 @@ impl HostDirTarget {
             Ok(_) => return Err(self.err(path, "cannot write", "not a regular file")),
             Err(e) => return Err(self.err(path, "cannot examine the file", e)),
         }
-        let sparse = self.sparse.contains(path);
-        Ok(Box::new(FileWriter {
+        Ok(FileWriter {
             file,
             host_path: self.host_path(path),
-            size: stream.size,
+            size,
             written: 0,
             sparse,
             block: Vec::new(),
             finished: false,
             late_errors: Arc::clone(&self.late_errors),
-        }))
+        })
+    }
+
+    /// The write-behind thread's sending side, started on first use.
+    fn submitter(&mut self) -> Option<Submitter> {
+        if self.behind.is_none() && !self.behind_failed {
+            match WriteBehind::start() {
+                Ok(wb) => self.behind = Some(wb),
+                Err(_) => self.behind_failed = true,
+            }
+        }
+        self.behind.as_ref().and_then(WriteBehind::submitter)
+    }
+
+    /// Waits for the write-behind thread to finish every file handed to
+    /// it, writes those whose name was taken in the target (clearing the
+    /// way as for any file) and reports the first error met.
+    fn settle(&mut self) -> Result<()> {
+        let Some(wb) = &self.behind else {
+            return Ok(());
+        };
+        let (taken, errors) = wb.settle();
+        if let Some((path, reason)) = errors.into_iter().next() {
+            return Err(WimError::Apply {
+                path: if path.is_empty() {
+                    self.root.display().to_string()
+                } else {
+                    path
+                },
+                reason,
+            });
+        }
+        for f in taken {
+            self.clear_way(&f.dir, &f.name, &f.path, false)?;
+            let mut w =
+                self.open_truncating(&f.dir, &f.name, &f.path, f.data.len() as u64, false)?;
+            w.write_all(&f.data)
+                .and_then(|()| w.flush())
+                .map_err(|e| self.err(&f.path, "cannot write", e))?;
+        }
+        Ok(())
     }
 
     /// A target writing into `root`, created (with its parents) if missing.
@@ -221,6 +300,8 @@ impl HostDirTarget {
             late_errors: Arc::default(),
             current: None,
             ignored: Ignored::default(),
+            behind: None,
+            behind_failed: false,
         })
     }
 
@@ -477,6 +558,7 @@ impl ApplyTarget for HostDirTarget {
     }
 
     fn create_directory(&mut self, entry: &ApplyEntry) -> Result<()> {
+        self.settle()?;
         let path = entry.path;
         if path.is_root() {
             return Ok(());
@@ -500,6 +582,7 @@ impl ApplyTarget for HostDirTarget {
     }
 
     fn create_file(&mut self, entry: &ApplyEntry) -> Result<()> {
+        self.settle()?;
         if is_link_inode(entry.inode) {
             self.defer_link(None, entry.path);
             return Ok(());
@@ -519,6 +602,7 @@ impl ApplyTarget for HostDirTarget {
     }
 
     fn create_hard_link(&mut self, existing: &WimPath, entry: &ApplyEntry) -> Result<()> {
+        self.settle()?;
         let path = entry.path;
         if is_link_inode(entry.inode) {
             self.defer_link(Some(existing), path);
@@ -588,6 +672,7 @@ impl ApplyTarget for HostDirTarget {
     }
 
     fn set_reparse_point(&mut self, entry: &ApplyEntry, data: &[u8]) -> Result<()> {
+        self.settle()?;
         if !is_link_inode(entry.inode) {
             self.warnings.push(format!(
                 "{}: reparse point with tag {:#010x} not applied: Linux only has symbolic links",
@@ -610,6 +695,7 @@ impl ApplyTarget for HostDirTarget {
     }
 
     fn set_metadata(&mut self, entry: &ApplyEntry) -> Result<()> {
+        self.settle()?;
         self.count_ignored(entry);
         let path = entry.path;
         if self.pending_create.remove(path) {
@@ -646,6 +732,7 @@ impl ApplyTarget for HostDirTarget {
     }
 
     fn finish(&mut self) -> Result<()> {
+        self.settle()?;
         let ign = std::mem::take(&mut self.ignored);
         for (n, what) in [
             (
@@ -673,6 +760,56 @@ impl ApplyTarget for HostDirTarget {
             });
         }
         Ok(())
+    }
+}
+
+/// The data of a small new file, gathered until its stream ends and then
+/// handed to the write-behind thread.
+struct Deferred {
+    file: Option<NewFile>,
+    submitter: Submitter,
+    late_errors: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Deferred {
+    fn send(&mut self) -> io::Result<()> {
+        match self.file.take() {
+            Some(f) => self.submitter.submit(f).map_err(io::Error::other),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Write for Deferred {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(f) => {
+                f.data.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            None => Err(io::Error::other("data after the end of the stream")),
+        }
+    }
+
+    /// The end of the stream: the file is queued.
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        let res = self.send();
+        keep_late_error(&self.late_errors, res);
+    }
+}
+
+/// Keeps an error met in a drop, for `finish` to report.
+fn keep_late_error(late: &std::sync::Mutex<Vec<String>>, res: io::Result<()>) {
+    if let Err(e) = res {
+        if let Ok(mut v) = late.lock() {
+            v.push(e.to_string());
+        }
     }
 }
 
@@ -761,11 +898,8 @@ impl Write for FileWriter {
 
 impl Drop for FileWriter {
     fn drop(&mut self) {
-        if let Err(e) = self.complete() {
-            if let Ok(mut v) = self.late_errors.lock() {
-                v.push(e.to_string());
-            }
-        }
+        let res = self.complete();
+        keep_late_error(&self.late_errors, res);
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod apply;
 pub mod capture;
 pub mod fs;
+mod writebehind;
 
 pub use apply::HostDirTarget;
 pub use capture::HostDirSource;
