@@ -450,7 +450,7 @@ impl<'w> BlobReader<'w> {
                 }
                 let Some(c) = self.plan.front() else { break };
                 let usz = c.loc.uncompressed_size as u64;
-                let budget = INFLIGHT_BYTES.max((self.threads as u64 + 1) * usz);
+                let budget = INFLIGHT_BYTES.max(self.threads as u64 * usz);
                 if self.outstanding + batch.len() > 0 && self.inflight_bytes + usz > budget {
                     break;
                 }
