@@ -269,22 +269,8 @@ fn load(path: &Path) -> Result<Loaded> {
 /// Writes through a temporary file beside the target, then renames: an
 /// interrupted write never leaves half a file.
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    // A random name created with O_EXCL: nothing planted there is followed.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tasq-tmp")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut tmp = tasq_wim::writer::temp_file_beside(path)
+        .with_context(|| format!("creating a temporary file beside {}", path.display()))?;
     tmp.write_all(data)
         .and_then(|()| tmp.flush())
         .with_context(|| format!("writing {}", tmp.path().display()))?;

@@ -773,30 +773,31 @@ pub(crate) fn random_guid() -> [u8; 16] {
     g
 }
 
-/// A new temporary file beside `dest` for its future contents.
-pub(crate) fn temp_beside(dest: &Path) -> Result<(File, tempfile::TempPath)> {
+/// A new temporary file beside `dest` for its future contents, named
+/// `.NAME.XXXXXX.tasq-tmp`: a random name created with O_EXCL (nothing
+/// planted there is followed), mode 0666 less the umask like any file
+/// created here, removed when dropped unless persisted over `dest`. Every
+/// write of tasq that replaces a file whole goes through it.
+pub fn temp_file_beside(dest: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "wim".into());
+        .unwrap_or_else(|| "file".into());
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    // A new file of a random name (O_EXCL: nothing planted there is
-    // followed), mode 0666 less the umask like any file created here.
-    let file = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tasq-tmp")
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
-        .ctx(|| {
-            format!(
-                "creating a temporary file for {} in {}",
-                dest.display(),
-                dir.display()
-            )
-        })?;
+}
+
+/// [`temp_file_beside`] as the writer's file and path.
+pub(crate) fn temp_beside(dest: &Path) -> Result<(File, tempfile::TempPath)> {
+    let file = temp_file_beside(dest)
+        .ctx(|| format!("creating a temporary file beside {}", dest.display()))?;
     Ok(file.into_parts())
 }
 

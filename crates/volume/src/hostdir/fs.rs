@@ -4,7 +4,6 @@
 //! the tree is refused instead of followed out of the root.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{EntryKind, FsEntry, FsError, FsResult, VolPath, VolumeFs};
@@ -143,13 +142,8 @@ impl VolumeFs for HostDirFs {
         // write leaves the old file (or none), never a half-written one.
         // The temporary file has a random name and is created with O_EXCL:
         // a link planted under any name in the volume is never followed.
-        let dir = p.parent().unwrap_or(&self.root);
         let res = (|| -> std::io::Result<u64> {
-            let mut tmp = tempfile::Builder::new()
-                .prefix(&format!(".{}.", path.file_name().unwrap_or("file")))
-                .suffix(".tasq-tmp")
-                .permissions(std::fs::Permissions::from_mode(0o666))
-                .tempfile_in(dir)?;
+            let mut tmp = tasq_wim::writer::temp_file_beside(&p)?;
             let n = std::io::copy(data, &mut tmp)?;
             tmp.flush()?;
             // On failure the error's temporary path is dropped: removed.
