@@ -181,16 +181,20 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Writes through a temporary file, fsyncs it, renames it over `path` and
-/// fsyncs the folder, so the file is either the old or the new one.
+/// fsyncs the folder, so the file is either the old or the new one. The
+/// temporary file comes from [`tasq_wim::writer::temp_file_beside`] (a
+/// random name created with O_EXCL, removed if anything fails).
 pub fn write_durably(path: &Path, data: &[u8]) -> Result<(), JournalError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(data).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tasq_wim::writer::temp_file_beside(path).map_err(io(path))?;
+    let tmp_path = tmp.path().to_path_buf();
+    tmp.write_all(data)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io(&tmp_path))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(dir))?;
@@ -633,6 +637,26 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_durably_does_not_follow_a_link_planted_beside_the_file() {
+        // The temporary name used to be fixed (state.tmp for state.json).
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join("state.tmp")).unwrap();
+        let path = d.path().join("state.json");
+        write_durably(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        let mut names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["state.json", "state.tmp"]);
+    }
     use proptest::prelude::*;
 
     proptest! {
