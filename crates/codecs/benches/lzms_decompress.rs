@@ -16,23 +16,13 @@
 mod common;
 #[path = "common/cputime.rs"]
 mod cputime;
+#[path = "common/rounds.rs"]
+mod rounds;
 
 use cputime::{clock, cpu_secs};
 use tasq_codecs::lzms::LzmsDecompressor;
 use tasq_codecs::Decompressor;
 use wimlib_oracle::{Ctype, WimlibCompressor, WimlibDecompressor};
-
-/// FNV-1a, to key the cache by the corpus content.
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     // `cargo test --all-targets` runs bench binaries without `--bench`:
@@ -46,7 +36,7 @@ fn main() {
     let n = corpus.len();
     let cache = std::env::temp_dir().join(format!(
         "tasq-lzms-dec-{n}-{level}-{:016x}.bin",
-        fnv(&corpus)
+        common::fnv(&corpus)
     ));
     let z = match std::fs::read(&cache) {
         Ok(z) => z,
@@ -75,38 +65,15 @@ fn main() {
     assert!(out == corpus, "wimlib's output differs");
 
     let mbs = |secs: f64| n as f64 / secs / 1e6;
-    let (mut o, mut w, mut r) = (Vec::new(), Vec::new(), Vec::new());
-    println!("| round | tasq MB/s | wimlib MB/s | tasq/wimlib speed |");
-    println!("|---|---|---|---|");
-    for round in 0..rounds {
+    let mut table = rounds::Rounds::new();
+    for _ in 0..rounds {
         let t = clock();
         ours.decompress(&z, &mut out).expect("tasq decodes");
         let ot = cpu_secs(&t);
         let t = clock();
         assert!(theirs.decompress_into(&z, &mut out), "wimlib decodes");
         let wt = cpu_secs(&t);
-        println!(
-            "| {round} | {:.1} | {:.1} | {:.3} |",
-            mbs(ot),
-            mbs(wt),
-            wt / ot
-        );
-        o.push(mbs(ot));
-        w.push(mbs(wt));
-        r.push(wt / ot);
+        table.push(mbs(ot), mbs(wt));
     }
-    // Best rounds: the least disturbed by other jobs on a shared machine.
-    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    println!(
-        "| best | {:.1} | {:.1} | {:.3} |",
-        best(&o),
-        best(&w),
-        best(&o) / best(&w)
-    );
-    println!(
-        "| median | {:.1} | {:.1} | {:.3} |",
-        median(&mut o),
-        median(&mut w),
-        median(&mut r)
-    );
+    table.finish();
 }

@@ -15,6 +15,7 @@
 //!   to exactly that many bytes. It never panics and never reads or writes
 //!   out of bounds, whatever the input.
 
+mod lz;
 pub mod lzms;
 pub mod lzx;
 pub mod xpress;

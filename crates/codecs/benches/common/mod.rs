@@ -7,6 +7,13 @@
 
 use std::path::Path;
 
+/// FNV-1a, to key cached benchmark data by the corpus content.
+pub fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// A number from the environment variable `name`, or `default`.
 pub fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)

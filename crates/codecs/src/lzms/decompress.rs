@@ -12,6 +12,7 @@ use super::coder::{Models, Prev, RangeDecoder, RepQueue};
 use super::huffman::{Adaptive, DecodeTable};
 use super::tables::*;
 use super::x86::X86Filter;
+use crate::lz::copy_match;
 use crate::{CompressionFormat, DecompressError};
 
 fn corrupt(reason: &'static str) -> DecompressError {
@@ -306,32 +307,6 @@ fn rep_index<const N: usize>(
         1
     } else {
         2
-    }
-}
-
-/// Copies `len` bytes from `offset` back; overlapping copies repeat the
-/// pattern, as LZ77 requires. The caller has checked the bounds.
-#[inline(always)]
-fn copy_match(out: &mut [u8], pos: usize, offset: usize, len: usize) {
-    let end = pos + len;
-    if offset >= 8 && end + 8 <= out.len() {
-        // Word copies: each reads 8 bytes that are already final (offset >=
-        // 8) and may write up to 7 bytes past the match, into output not
-        // decoded yet, which later items overwrite.
-        let mut d = pos;
-        while d < end {
-            out.copy_within(d - offset..d - offset + 8, d);
-            d += 8;
-        }
-    } else if offset == 1 {
-        let b = out[pos - 1];
-        out[pos..end].fill(b);
-    } else if offset >= len {
-        out.copy_within(pos - offset..pos - offset + len, pos);
-    } else {
-        for k in pos..end {
-            out[k] = out[k - offset];
-        }
     }
 }
 

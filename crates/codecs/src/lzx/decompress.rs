@@ -15,6 +15,7 @@
 use super::e8;
 use super::huffdec::{DecodeTable, NO_SYMBOL};
 use super::tables::*;
+use crate::lz::copy_match;
 use crate::{CompressionFormat, DecompressError};
 
 fn corrupt(reason: &'static str) -> DecompressError {
@@ -25,6 +26,7 @@ fn corrupt(reason: &'static str) -> DecompressError {
 }
 
 /// Reads 16-bit little-endian words, most significant bit first.
+#[derive(Clone)]
 struct BitReader<'a> {
     data: &'a [u8],
     /// Next byte to load into `buf`.
@@ -54,14 +56,19 @@ impl<'a> BitReader<'a> {
             return;
         }
         if let Some(b) = self.data.get(self.pos..self.pos + 8) {
-            // Fast path: take as many whole words as fit (1 to 4).
-            let k = ((64 - self.bits) / 16) as usize;
-            for j in 0..k {
-                let w = u16::from_le_bytes([b[2 * j], b[2 * j + 1]]);
-                self.buf |= u64::from(w) << (48 - self.bits);
-                self.bits += 16;
-            }
-            self.pos += 2 * k;
+            // Fast path, branch-free: the next four 16-bit words in stream
+            // order (first word on top), shifted below the buffered bits.
+            // Only whole words are counted; the low bits of a partly taken
+            // word are the very bits the next refill ORs in at the same
+            // place, so leaving them in the buffer changes nothing.
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            let x = u64::from_le_bytes(w).rotate_left(32);
+            let x = ((x & 0x0000_FFFF_0000_FFFF) << 16) | ((x >> 16) & 0x0000_FFFF_0000_FFFF);
+            self.buf |= x >> self.bits;
+            let k = (64 - self.bits) >> 4;
+            self.pos += 2 * k as usize;
+            self.bits += 16 * k;
             return;
         }
         while self.bits <= 48 {
@@ -118,7 +125,7 @@ impl<'a> BitReader<'a> {
     /// Decodes a symbol; an empty code yields [`NO_SYMBOL`], which every
     /// caller rejects as out of its alphabet.
     #[inline(always)]
-    fn decode(&mut self, t: &DecodeTable) -> u32 {
+    fn decode<const RB: u32>(&mut self, t: &DecodeTable<RB>) -> u32 {
         let (sym, n) = t.decode(self.peek16());
         self.consume(n);
         sym
@@ -135,10 +142,10 @@ pub struct LzxDecompressor {
     len_lens: [u8; LEN_SYMS],
     pre_lens: [u8; PRE_SYMS],
     aligned_lens: [u8; ALIGNED_SYMS],
-    main: DecodeTable,
-    len: DecodeTable,
-    pre: DecodeTable,
-    aligned: DecodeTable,
+    main: DecodeTable<11>,
+    len: DecodeTable<8>,
+    pre: DecodeTable<6>,
+    aligned: DecodeTable<7>,
     /// Type and size of each block of the last chunk (for tests that look
     /// at how a compressor cut its chunks).
     #[cfg(test)]
@@ -161,10 +168,10 @@ impl LzxDecompressor {
             len_lens: [0; LEN_SYMS],
             pre_lens: [0; PRE_SYMS],
             aligned_lens: [0; ALIGNED_SYMS],
-            main: DecodeTable::new(11),
-            len: DecodeTable::new(8),
-            pre: DecodeTable::new(6),
-            aligned: DecodeTable::new(7),
+            main: DecodeTable::new(),
+            len: DecodeTable::new(),
+            pre: DecodeTable::new(),
+            aligned: DecodeTable::new(),
             #[cfg(test)]
             blocks: Vec::new(),
         }
@@ -311,40 +318,50 @@ impl LzxDecompressor {
     }
 
     /// Decodes the items of one compressed block into `out[pos..end]`.
+    ///
+    /// The bit reader and the repeat offsets are copied into locals for the
+    /// loop and written back at the end: as fields behind references they
+    /// were reloaded from memory after every output store.
     #[inline(never)]
     fn decode_block(
         &self,
-        r: &mut BitReader,
+        reader: &mut BitReader,
         out: &mut [u8],
         mut pos: usize,
         end: usize,
         aligned: bool,
         reps: &mut [u32; NUM_REPS],
     ) -> Result<(), DecompressError> {
+        if end > out.len() {
+            return Err(corrupt("block past chunk end"));
+        }
         let min_aligned_slot = if aligned {
             MIN_ALIGNED_SLOT
         } else {
             usize::MAX
         };
+        let (main, lens, al) = (&self.main, &self.len, &self.aligned);
+        let mut r = reader.clone();
+        let [mut r0, mut r1, mut r2] = *reps;
         while pos < end {
             r.refill();
             // After a refill at least 49 bits are buffered: enough for three
             // main symbols, so runs of literals need one refill per three.
-            let mut sym = r.decode(&self.main) as usize;
+            let mut sym = r.decode(main) as usize;
             if sym < NUM_CHARS {
                 out[pos] = sym as u8;
                 pos += 1;
                 if pos == end {
                     break;
                 }
-                sym = r.decode(&self.main) as usize;
+                sym = r.decode(main) as usize;
                 if sym < NUM_CHARS {
                     out[pos] = sym as u8;
                     pos += 1;
                     if pos == end {
                         break;
                     }
-                    sym = r.decode(&self.main) as usize;
+                    sym = r.decode(main) as usize;
                     if sym < NUM_CHARS {
                         out[pos] = sym as u8;
                         pos += 1;
@@ -358,36 +375,46 @@ impl LzxDecompressor {
             let slot = hdr / NUM_LEN_HEADERS;
             let mut len = hdr % NUM_LEN_HEADERS;
             if len == NUM_PRIMARY_LENS {
-                let ls = r.decode(&self.len);
+                let ls = r.decode(lens);
                 if ls == NO_SYMBOL {
                     return Err(corrupt("length symbol from an empty code"));
                 }
                 len += ls as usize;
             }
             len += MIN_MATCH;
-            let offset;
-            if slot < NUM_REPS {
-                offset = reps[slot];
-                reps[slot] = reps[0];
-            } else {
-                // The main alphabet size bounds `slot` below num_offset_slots.
-                let extra = u32::from(EXTRA_BITS[slot]);
-                r.refill();
-                let bits = if slot >= min_aligned_slot {
-                    let hi = r.read(extra - 3);
-                    let a = r.decode(&self.aligned);
-                    if a == NO_SYMBOL {
-                        return Err(corrupt("aligned symbol from an empty code"));
-                    }
-                    (hi << 3) | a
-                } else {
-                    r.read(extra)
-                };
-                offset = SLOT_BASE[slot] + bits - 2;
-                reps[2] = reps[1];
-                reps[1] = reps[0];
-            }
-            reps[0] = offset;
+            let offset = match slot {
+                0 => r0,
+                1 => {
+                    let o = r1;
+                    r1 = r0;
+                    o
+                }
+                2 => {
+                    let o = r2;
+                    r2 = r0;
+                    o
+                }
+                _ => {
+                    // The main alphabet size bounds `slot` below
+                    // num_offset_slots.
+                    let extra = u32::from(EXTRA_BITS[slot]);
+                    r.refill();
+                    let bits = if slot >= min_aligned_slot {
+                        let hi = r.read(extra - 3);
+                        let a = r.decode(al);
+                        if a == NO_SYMBOL {
+                            return Err(corrupt("aligned symbol from an empty code"));
+                        }
+                        (hi << 3) | a
+                    } else {
+                        r.read(extra)
+                    };
+                    r2 = r1;
+                    r1 = r0;
+                    SLOT_BASE[slot] + bits - 2
+                }
+            };
+            r0 = offset;
             let offset = offset as usize;
             if offset > pos || offset == 0 {
                 return Err(corrupt("match offset before chunk start"));
@@ -398,49 +425,16 @@ impl LzxDecompressor {
             copy_match(out, pos, offset, len);
             pos += len;
         }
+        *reader = r;
+        *reps = [r0, r1, r2];
         Ok(())
-    }
-}
-
-/// Copies `len` bytes from `pos - offset` to `pos` (regions may overlap;
-/// the caller checked `offset <= pos` and `pos + len <= out.len()`).
-#[inline(always)]
-fn copy_match(out: &mut [u8], pos: usize, offset: usize, len: usize) {
-    let src = pos - offset;
-    if offset >= 8 && pos + len + 8 <= out.len() {
-        // Short copies are the common case: move 8 bytes at a time (may
-        // write up to 7 bytes past the match, which later output overwrites;
-        // 8-byte steps never read bytes this copy has not yet written since
-        // the offset is at least 8).
-        let mut k = 0;
-        while k < len {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&out[src + k..src + k + 8]);
-            out[pos + k..pos + k + 8].copy_from_slice(&w);
-            k += 8;
-        }
-    } else if offset >= len {
-        out.copy_within(src..src + len, pos);
-    } else if offset == 1 {
-        let b = out[src];
-        out[pos..pos + len].fill(b);
-    } else {
-        // Overlapping copy with a short period: everything from `src` on is
-        // periodic with period `offset`, so each step may copy as much as
-        // has been produced so far, doubling the step.
-        let mut done = 0;
-        while done < len {
-            let n = (pos + done - src).min(len - done);
-            out.copy_within(src..src + n, pos + done);
-            done += n;
-        }
     }
 }
 
 /// Reads a pretree, then delta-decodes `lens` (previous values in place).
 fn read_lens(
     r: &mut BitReader,
-    pre: &mut DecodeTable,
+    pre: &mut DecodeTable<6>,
     pre_lens: &mut [u8; PRE_SYMS],
     lens: &mut [u8],
 ) -> Result<(), DecompressError> {

@@ -23,8 +23,7 @@ const EMPTY: u32 = NO_SYMBOL << 16;
 /// Root tables are indexed by at most this many bits.
 const MAX_ROOT_BITS: u32 = 11;
 
-pub struct DecodeTable {
-    root_bits: u32,
+pub struct DecodeTable<const RB: u32> {
     /// Fixed size so that any masked index is in bounds; only the first
     /// `2^root_bits` entries are used.
     root: Box<[u32; 1 << MAX_ROOT_BITS]>,
@@ -38,11 +37,12 @@ pub struct DecodeTable {
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadCode;
 
-impl DecodeTable {
-    pub fn new(root_bits: u32) -> Self {
-        debug_assert!(root_bits <= MAX_ROOT_BITS);
+impl<const RB: u32> DecodeTable<RB> {
+    /// A table whose root is indexed by `RB` bits (a constant, so that
+    /// decoding shifts by an immediate).
+    pub fn new() -> Self {
+        const { assert!(RB <= MAX_ROOT_BITS) };
         Self {
-            root_bits,
             root: Box::new([EMPTY; 1 << MAX_ROOT_BITS]),
             sub: Vec::new(),
             empty: true,
@@ -57,7 +57,7 @@ impl DecodeTable {
 
     /// Builds the table for the codeword lengths `lens` (each at most 16).
     pub fn build(&mut self, lens: &[u8]) -> Result<(), BadCode> {
-        let rb = self.root_bits;
+        let rb = RB;
         let sub_bits = MAX_CODEWORD_LEN - rb;
         let mut count = [0u32; MAX_CODEWORD_LEN as usize + 1];
         for &l in lens {
@@ -134,7 +134,7 @@ impl DecodeTable {
     /// gives `(NO_SYMBOL, 0)`.
     #[inline(always)]
     pub fn decode(&self, bits16: u32) -> (u32, u32) {
-        let rb = self.root_bits;
+        let rb = RB;
         let idx = (bits16 >> (MAX_CODEWORD_LEN - rb)) as usize & ((1 << MAX_ROOT_BITS) - 1);
         let e = self.root[idx];
         if e & KIND_SUB == 0 {
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn decodes_a_small_canonical_code() {
         // lens: A=2 B=1 C=3 D=3 -> B=0, A=10, C=110, D=111
-        let mut t = DecodeTable::new(2);
+        let mut t = DecodeTable::<2>::new();
         t.build(&[2, 1, 3, 3]).unwrap();
         assert_eq!(t.decode(0b0 << 15), (1, 1));
         assert_eq!(t.decode(0b10 << 14), (0, 2));
@@ -167,7 +167,7 @@ mod tests {
         // A code with lengths 1,2,...,15,16,16.
         let mut lens: Vec<u8> = (1..=16).collect();
         lens.push(16);
-        let mut t = DecodeTable::new(4);
+        let mut t = DecodeTable::<4>::new();
         t.build(&lens).unwrap();
         // Symbol k (len k+1) has code 1...10 (k ones then a zero).
         for k in 0..15u32 {
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn rejects_incomplete_and_oversubscribed_codes() {
-        let mut t = DecodeTable::new(4);
+        let mut t = DecodeTable::<4>::new();
         assert_eq!(t.build(&[1, 0, 0]), Err(BadCode));
         assert_eq!(t.build(&[1, 1, 1]), Err(BadCode));
         assert_eq!(t.build(&[17, 1]), Err(BadCode));

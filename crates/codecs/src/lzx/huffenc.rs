@@ -215,7 +215,7 @@ mod tests {
                     }
                 }
                 // The decoder's table accepts and inverts the code.
-                let mut t = super::super::huffdec::DecodeTable::new(8);
+                let mut t = super::super::huffdec::DecodeTable::<8>::new();
                 prop_assert!(t.build(&lens).is_ok());
                 for s in 0..n {
                     if lens[s] > 0 {

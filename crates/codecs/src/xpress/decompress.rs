@@ -13,6 +13,7 @@
 
 use super::huffman::{build_decode_table, SUBTABLE_FLAG, TABLE_BITS, TABLE_SIZE};
 use super::{HEADER_SIZE, MAX_CHUNK_SIZE, MIN_MATCH_LEN, NUM_CHARS, NUM_SYMBOLS};
+use crate::lz::copy_match;
 use crate::{CompressionFormat, DecompressError, Decompressor};
 
 /// XPRESS chunk decompressor. Keeps its decode table between calls.
@@ -174,65 +175,6 @@ fn decode(data: &[u8], table: &[u32; TABLE_SIZE], out: &mut [u8]) -> Result<(), 
         return Err(corrupt("truncated chunk"));
     }
     Ok(())
-}
-
-/// Copies the `len`-byte match at `dst - offset` to `dst`
-/// (`1 <= offset <= dst`, `dst + len <= out.len()`; panics otherwise).
-#[inline(always)]
-fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) {
-    assert!(offset >= 1 && offset <= dst && dst + len <= out.len());
-    let src = dst - offset;
-    if dst + len + 8 <= out.len() && (offset >= 8 || len <= 32) {
-        // Fast paths with raw pointers (measured: the safe versions spent
-        // more on index arithmetic than on copying). The writes may spill
-        // up to 7 bytes past `dst + len`, still inside `out`; those bytes
-        // are overwritten later since every output byte is produced by
-        // some item.
-        let base = out.as_mut_ptr();
-        if offset >= 8 {
-            // SAFETY: every 8-byte write starts before dst + len, so it ends
-            // before dst + len + 8 <= out.len(); every read starts at the
-            // write position minus offset >= 8, so it lies inside `out` and
-            // entirely before the bytes being written.
-            unsafe {
-                let mut s = base.add(src);
-                let mut d = base.add(dst);
-                let end = base.add(dst + len);
-                loop {
-                    d.cast::<u64>()
-                        .write_unaligned(s.cast::<u64>().read_unaligned());
-                    s = s.add(8);
-                    d = d.add(8);
-                    if d >= end {
-                        break;
-                    }
-                }
-            }
-        } else {
-            // Short match with a small offset: byte by byte, reading what
-            // was just written.
-            // SAFETY: src + i < dst + i < dst + len <= out.len().
-            unsafe {
-                for i in 0..len {
-                    *base.add(dst + i) = *base.add(src + i);
-                }
-            }
-        }
-    } else if offset >= len {
-        out.copy_within(src..src + len, dst);
-    } else if offset == 1 {
-        let b = out[src];
-        out[dst..dst + len].fill(b);
-    } else {
-        // Overlapping: [src, dst + done) repeats with period `offset`, so
-        // each step can copy as much as has been produced so far.
-        let mut done = 0;
-        while done < len {
-            let n = (offset + done).min(len - done);
-            out.copy_within(src..src + n, dst + done);
-            done += n;
-        }
-    }
 }
 
 #[cfg(test)]

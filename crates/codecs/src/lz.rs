@@ -1,0 +1,93 @@
+//! What the LZ77 decoders share: copying a match within the output.
+
+/// Copies the `len`-byte match at `dst - offset` to `dst`
+/// (`1 <= offset <= dst`, `dst + len <= out.len()`; panics otherwise).
+#[inline(always)]
+pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) {
+    assert!(offset >= 1 && offset <= dst && dst + len <= out.len());
+    let src = dst - offset;
+    let base = out.as_mut_ptr();
+    if offset >= 8 && dst + len + 8 <= out.len() {
+        // The common case, first: 8 bytes at a time with raw pointers
+        // (measured: the safe versions spent more on index arithmetic than
+        // on copying). The writes may spill up to 7 bytes past `dst + len`,
+        // still inside `out`; those bytes are overwritten later since every
+        // output byte is produced by some item.
+        // SAFETY: every 8-byte write starts before dst + len, so it ends
+        // before dst + len + 8 <= out.len(); every read starts at the write
+        // position minus offset >= 8, so it lies inside `out` and entirely
+        // before the bytes being written.
+        unsafe {
+            let mut s = base.add(src);
+            let mut d = base.add(dst);
+            let end = base.add(dst + len);
+            loop {
+                d.cast::<u64>()
+                    .write_unaligned(s.cast::<u64>().read_unaligned());
+                s = s.add(8);
+                d = d.add(8);
+                if d >= end {
+                    break;
+                }
+            }
+        }
+    } else if len <= 32 {
+        // Short match with a small offset (or at the very end): byte by
+        // byte, reading what was just written.
+        // SAFETY: src + i < dst + i < dst + len <= out.len() (asserted).
+        unsafe {
+            for i in 0..len {
+                *base.add(dst + i) = *base.add(src + i);
+            }
+        }
+    } else if offset >= len {
+        out.copy_within(src..src + len, dst);
+    } else if offset == 1 {
+        let b = out[src];
+        out[dst..dst + len].fill(b);
+    } else {
+        // Overlapping: [src, dst + done) repeats with period `offset`, so
+        // each step can copy as much as has been produced so far.
+        let mut done = 0;
+        while done < len {
+            let n = (offset + done).min(len - done);
+            out.copy_within(src..src + n, dst + done);
+            done += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_match;
+
+    /// The byte-at-a-time definition of an LZ77 copy.
+    fn reference(out: &mut [u8], dst: usize, offset: usize, len: usize) {
+        for i in dst..dst + len {
+            out[i] = out[i - offset];
+        }
+    }
+
+    #[test]
+    fn every_offset_and_length_copies_like_the_definition() {
+        let seed: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+        for total in [70usize, 80, 200] {
+            for dst in 1..64 {
+                for offset in 1..=dst {
+                    for len in 1..=(total - dst).min(70) {
+                        let mut a = vec![0u8; total];
+                        a[..64].copy_from_slice(&seed);
+                        let mut b = a.clone();
+                        copy_match(&mut a, dst, offset, len);
+                        reference(&mut b, dst, offset, len);
+                        assert_eq!(
+                            a[..dst + len],
+                            b[..dst + len],
+                            "dst {dst} offset {offset} len {len} total {total}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
