@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::build::*;
 use common::*;
+use tasq_volume::hostdir::filetime_to_unix;
 use tasq_volume::HostDirTarget;
 use tasq_wim::apply::{ApplyEntry, ApplyTarget, WimPath};
 use tasq_wim::image::*;
@@ -62,17 +63,36 @@ fn assert_outside_untouched(outside: &Path) {
     assert_eq!(m.mtime(), 1_000_000_000, "outside directory changed");
 }
 
+/// (last write, last access) of `d/f`, a small file the write-behind
+/// thread writes, and of `victim`, whose name the planting tests take (the
+/// file then comes back to the apply thread).
+const F_TIMES: (u64, u64) = (ft(1_500_000_000, 1_234_567), ft(1_400_000_000, 7_654_321));
+const VICTIM_TIMES: (u64, u64) = (ft(1_300_000_000, 42), ft(1_200_000_000, 0));
+
 fn small_tree() -> ImageTree {
     let mut t = ImageTree::new();
     add(&mut t, "", "d", dir());
-    add(&mut t, "d", "f", file(FILE_ATTRIBUTE_NORMAL, b"new data"));
+    add(
+        &mut t,
+        "d",
+        "f",
+        times(
+            file(FILE_ATTRIBUTE_NORMAL, b"new data"),
+            F_TIMES.0,
+            F_TIMES.1,
+        ),
+    );
     let h = add(&mut t, "", "h1", file(FILE_ATTRIBUTE_NORMAL, b"linked"));
     link(&mut t, "", "h2", h);
     add(
         &mut t,
         "",
         "victim",
-        file(FILE_ATTRIBUTE_NORMAL, b"replaced"),
+        times(
+            file(FILE_ATTRIBUTE_NORMAL, b"replaced"),
+            VICTIM_TIMES.0,
+            VICTIM_TIMES.1,
+        ),
     );
     add(&mut t, "", "e", file(FILE_ATTRIBUTE_NORMAL, b""));
     add(
@@ -98,6 +118,14 @@ fn check_small_tree(root: &Path) {
     assert_eq!(seen["e"].node, Node::File(Vec::new()));
     assert_eq!(seen["sp"].node, Node::File(vec![0u8; 10000]));
     assert_eq!(seen["l"].node, Node::Link("d/f".into()));
+    for (name, (write, access)) in [("d/f", F_TIMES), ("victim", VICTIM_TIMES)] {
+        let unix = |t: u64| {
+            let (s, ns) = filetime_to_unix(t);
+            (s, i64::from(ns))
+        };
+        assert_eq!(seen[name].mtime, unix(write), "{name} mtime");
+        assert_eq!(seen[name].atime, unix(access), "{name} atime");
+    }
 }
 
 #[test]

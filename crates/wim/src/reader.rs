@@ -263,7 +263,7 @@ impl Wim {
         };
         let (format, cs) = (p1.header.compression(), p1.header.chunk_size);
         if !wim.header.xml_data.is_empty() {
-            wim.header.xml_data.validate(p1.size, "XML data")?;
+            wim.header.xml_data.validate(p1.size, &"XML data")?;
             if wim.header.xml_data.uncompressed_size > MAX_TABLE_SIZE {
                 return Err(WimError::InvalidXml("larger than 1 GiB".into()));
             }
@@ -287,14 +287,14 @@ impl Wim {
         let h = &p.header;
         let part_no = h.part_number;
         let split = self.header.total_parts > 1;
-        let name = |what: &str| {
-            if split {
-                format!("{} (part {part_no})", what)
-            } else {
-                what.to_string()
-            }
+        // Names for errors, formatted only when one occurs.
+        let part = if split {
+            format!(" (part {part_no})")
+        } else {
+            String::new()
         };
-        h.blob_table.validate(p.size, &name("blob table"))?;
+        h.blob_table
+            .validate(p.size, &format_args!("blob table{part}"))?;
         if h.blob_table.uncompressed_size > MAX_TABLE_SIZE {
             return Err(WimError::InvalidBlobTable("larger than 1 GiB".into()));
         }
@@ -304,7 +304,7 @@ impl Wim {
             h.compression(),
             h.chunk_size,
             h.pipable,
-            &name("blob table"),
+            &format!("blob table{part}"),
         )?;
         let entries = parse_blob_table(&bt)?;
         drop(bt);
@@ -347,7 +347,7 @@ impl Wim {
                 }
                 e.reshdr.validate(
                     p.size,
-                    &format!("metadata resource of image {}", self.metadata.len() + 1),
+                    &format_args!("metadata resource of image {}", self.metadata.len() + 1),
                 )?;
                 self.metadata.push(e);
                 continue;
@@ -388,8 +388,10 @@ impl Wim {
                 if e.reshdr.uncompressed_size == 0 {
                     continue;
                 }
-                e.reshdr
-                    .validate(p.size, &name(&format!("blob {} (table entry {i})", e.hash)))?;
+                e.reshdr.validate(
+                    p.size,
+                    &format_args!("blob {} (table entry {i}){part}", e.hash),
+                )?;
             }
             if self.index.contains_key(&e.hash) {
                 continue;

@@ -69,15 +69,16 @@ impl ResHdr {
 
     /// Checks that the resource lies inside a file of `file_size` bytes and
     /// that its sizes are coherent, so later reads never allocate or seek
-    /// past what the file can hold. `what` names the resource in errors.
-    pub fn validate(&self, file_size: u64, what: &str) -> Result<()> {
+    /// past what the file can hold. `what` names the resource in errors
+    /// (formatted only then: the blob table validates every entry).
+    pub fn validate(&self, file_size: u64, what: &dyn std::fmt::Display) -> Result<()> {
         let end = self
             .offset_in_wim
             .checked_add(self.size_in_wim)
-            .ok_or_else(|| WimError::resource(what, "offset + size overflows"))?;
+            .ok_or_else(|| WimError::resource(what.to_string(), "offset + size overflows"))?;
         if end > file_size {
             return Err(WimError::resource(
-                what,
+                what.to_string(),
                 format!(
                     "extends to byte {end} but the file has only {file_size} bytes (truncated WIM?)"
                 ),
@@ -85,7 +86,7 @@ impl ResHdr {
         }
         if !self.is_compressed() && !self.is_solid() && self.size_in_wim != self.uncompressed_size {
             return Err(WimError::resource(
-                what,
+                what.to_string(),
                 format!(
                     "uncompressed resource with stored size {} != size {}",
                     self.size_in_wim, self.uncompressed_size
@@ -135,21 +136,21 @@ mod tests {
             offset_in_wim: 208,
             uncompressed_size: 1000,
         };
-        assert!(r.validate(308, "x").is_ok());
-        assert!(r.validate(307, "x").is_err());
+        assert!(r.validate(308, &"x").is_ok());
+        assert!(r.validate(307, &"x").is_err());
         let r = ResHdr {
             size_in_wim: 100,
             flags: 0,
             offset_in_wim: u64::MAX - 10,
             uncompressed_size: 100,
         };
-        assert!(r.validate(u64::MAX, "x").is_err());
+        assert!(r.validate(u64::MAX, &"x").is_err());
         let r = ResHdr {
             size_in_wim: 100,
             flags: 0,
             offset_in_wim: 0,
             uncompressed_size: 101,
         };
-        assert!(r.validate(1000, "x").is_err());
+        assert!(r.validate(1000, &"x").is_err());
     }
 }

@@ -24,7 +24,7 @@ pub fn verify(
     if !wim.header.integrity.is_empty() {
         wim.header
             .integrity
-            .validate(wim.file_size(), "integrity table")?;
+            .validate(wim.file_size(), &"integrity table")?;
         let t = read_resource(
             wim.file(),
             &wim.header.integrity,

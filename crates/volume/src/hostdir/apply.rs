@@ -75,8 +75,13 @@ pub struct HostDirTarget {
     /// Keyed by the directory's path, components joined by `/`.
     dir_cache: HashMap<String, Arc<OwnedFd>>,
     /// Files with data whose creation waits for `begin_stream`, which then
-    /// creates and opens them in one call.
-    pending_create: HashSet<WimPath>,
+    /// creates and opens them in one call; with their times, which the
+    /// write-behind thread sets when it writes them.
+    pending_create: HashMap<WimPath, Timestamps>,
+    /// Files handed to the write-behind thread with their times: those
+    /// are set there, on the open file, and `set_metadata` has nothing
+    /// left to do (a file that comes back at `settle` leaves this set).
+    times_behind: HashSet<WimPath>,
     /// Names of inodes with FILE_ATTRIBUTE_SPARSE_FILE (`open_stream` is
     /// given a path and a stream, not the inode).
     sparse: HashSet<WimPath>,
@@ -145,9 +150,10 @@ impl HostDirTarget {
         };
         // A file whose creation was deferred is created and opened in one
         // call; O_EXCL guarantees it is a new regular file of ours.
-        if self.pending_create.remove(path) {
+        if let Some(times) = self.pending_create.remove(path) {
             if stream.size <= writebehind::MAX_FILE && !self.sparse.contains(path) {
                 if let Some(submitter) = self.submitter() {
+                    self.times_behind.insert(path.clone());
                     return Ok(Box::new(Deferred {
                         file: Some(NewFile {
                             dir,
@@ -155,6 +161,7 @@ impl HostDirTarget {
                             path: path.clone(),
                             host_path: self.host_path(path),
                             data: Vec::with_capacity(stream.size as usize),
+                            times,
                         }),
                         submitter,
                         late_errors: Arc::clone(&self.late_errors),
@@ -263,6 +270,8 @@ impl HostDirTarget {
             });
         }
         for f in taken {
+            // Its times are set by set_metadata, after this write.
+            self.times_behind.remove(&f.path);
             self.clear_way(&f.dir, &f.name, &f.path, false)?;
             let mut w =
                 self.open_truncating(&f.dir, &f.name, &f.path, f.data.len() as u64, false)?;
@@ -292,7 +301,8 @@ impl HostDirTarget {
             root_fd: Arc::new(fd),
             chain: Vec::new(),
             dir_cache: HashMap::new(),
-            pending_create: HashSet::new(),
+            pending_create: HashMap::new(),
+            times_behind: HashSet::new(),
             sparse: HashSet::new(),
             link_groups: Vec::new(),
             link_of: HashMap::new(),
@@ -532,6 +542,14 @@ impl HostDirTarget {
     }
 }
 
+/// The access and modification times of `inode`, as Linux takes them.
+fn timestamps(inode: &tasq_wim::image::Inode) -> Timestamps {
+    Timestamps {
+        last_access: timespec(inode.last_access_time),
+        last_modification: timespec(inode.last_write_time),
+    }
+}
+
 fn timespec(ft: u64) -> Timespec {
     let (tv_sec, tv_nsec) = filetime_to_unix(ft);
     Timespec {
@@ -594,7 +612,8 @@ impl ApplyTarget for HostDirTarget {
             // The parent is resolved now (cheap: cached) so that a path
             // through a planted link fails here, not later.
             if self.parent(entry.path)?.is_some() {
-                self.pending_create.insert(entry.path.clone());
+                self.pending_create
+                    .insert(entry.path.clone(), timestamps(entry.inode));
             }
             return Ok(());
         }
@@ -611,7 +630,7 @@ impl ApplyTarget for HostDirTarget {
         if entry.inode.attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
             self.sparse.insert(path.clone());
         }
-        if self.pending_create.remove(existing) {
+        if self.pending_create.remove(existing).is_some() {
             self.create_regular(&ApplyEntry {
                 path: existing,
                 ..*entry
@@ -698,13 +717,13 @@ impl ApplyTarget for HostDirTarget {
         self.settle()?;
         self.count_ignored(entry);
         let path = entry.path;
-        if self.pending_create.remove(path) {
+        if self.pending_create.remove(path).is_some() {
             self.create_regular(entry)?;
         }
-        let times = Timestamps {
-            last_access: timespec(entry.inode.last_access_time),
-            last_modification: timespec(entry.inode.last_write_time),
-        };
+        if self.times_behind.remove(path) {
+            return Ok(());
+        }
+        let times = timestamps(entry.inode);
         if path.is_root() {
             return rustix::fs::futimens(&*self.root_fd, &times)
                 .map_err(|e| self.err(path, "cannot set times", errno_io(e)));

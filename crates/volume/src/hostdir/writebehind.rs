@@ -6,7 +6,8 @@
 //! files (the great majority) are therefore handed, with their data, to
 //! this thread, which creates (`O_CREAT | O_EXCL | O_NOFOLLOW`, relative
 //! to the parent's descriptor, as the synchronous path does) and writes
-//! them while the apply goes on.
+//! them while the apply goes on, and set their times on the open file
+//! (sparing the apply's last pass a path lookup per file).
 //!
 //! What the thread cannot do alone comes back to the caller at
 //! [`WriteBehind::settle`]: a file whose name is already taken in the
@@ -22,7 +23,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{Mode, OFlags, Timestamps};
 use rustix::io::Errno;
 use tasq_wim::apply::WimPath;
 
@@ -40,6 +41,8 @@ pub(super) struct NewFile {
     /// For error messages.
     pub host_path: String,
     pub data: Vec<u8>,
+    /// Set on the open file once its data is written.
+    pub times: Timestamps,
 }
 
 #[derive(Default)]
@@ -202,5 +205,6 @@ fn write_new(f: &NewFile) -> Result<(), Errno> {
     let fd = rustix::fs::openat(&*f.dir, f.name.as_str(), flags, Mode::from_raw_mode(0o644))?;
     let mut file = std::fs::File::from(fd);
     file.write_all(&f.data)
-        .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))
+        .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+    rustix::fs::futimens(&file, &f.times)
 }

@@ -306,7 +306,7 @@ pub mod build {
     }
 
     /// FILETIME from UNIX seconds and 100 ns ticks.
-    pub fn ft(secs: i64, ticks: u64) -> u64 {
+    pub const fn ft(secs: i64, ticks: u64) -> u64 {
         ((secs + 11_644_473_600) as u64) * 10_000_000 + ticks
     }
 
