@@ -9,6 +9,7 @@
 //! selects `lzx` (default) or `xpress`, `DEC_MB` the corpus size (default
 //! 32), `DEC_LEVEL` wimlib's level (default 50), `DEC_ROUNDS` the rounds
 //! (default 9), `DEC_CORPUS=<file>` replaces the /usr corpus.
+//! `DEC_SMALL=1` cuts chunks of 1 to 32 KiB (see below).
 //! `DEC_ONLY=tasq` or `DEC_ONLY=wimlib` times one decoder only (for `perf`).
 
 mod common;
@@ -58,13 +59,31 @@ fn main() {
     let level = common::env_num("DEC_LEVEL", 50) as u32;
     let rounds = common::env_num("DEC_ROUNDS", rounds_default).max(1);
     let corpus = common::corpus_from_env("DEC_CORPUS", mb << 20);
-    let chunks: Vec<&[u8]> = corpus.chunks(CHUNK).collect();
+    // DEC_SMALL=1: chunks of 1, 2, 4, 8 and 32 KiB in turn, like the last
+    // chunks of small files, where the per-chunk work (code tables) weighs.
+    let small = std::env::var("DEC_SMALL").is_ok_and(|v| v == "1");
+    let chunks: Vec<&[u8]> = if small {
+        let mut v = Vec::new();
+        let mut rest = &corpus[..];
+        for k in [1usize, 2, 4, 8, 32].iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (a, b) = rest.split_at((k << 10).min(rest.len()));
+            v.push(a);
+            rest = b;
+        }
+        v
+    } else {
+        corpus.chunks(CHUNK).collect()
+    };
     // Chunks that do not shrink are stored raw in a WIM: no work for
     // either decoder, so they are left out. wimlib's output is cached in
     // the temp directory (level 50 takes seconds per run otherwise).
     let cache = std::env::temp_dir().join(format!(
-        "tasq-dec-{format}-{}-{level}-{:016x}.bin",
+        "tasq-dec-{format}-{}-{level}-{}-{:016x}.bin",
         corpus.len(),
+        if small { "small" } else { "32k" },
         common::fnv(&corpus)
     ));
     let zs: Vec<Option<Vec<u8>>> = match std::fs::read(&cache) {

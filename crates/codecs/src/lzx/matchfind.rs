@@ -1,7 +1,8 @@
 //! Match finders over one chunk.
 //!
-//! - [`HashChains`]: the classic head/prev chains on 3-byte hashes, used by
-//!   the lazy parser of the quick levels.
+//! - [`HashChains`]: head/prev chains on 4-byte hashes and a table of the
+//!   latest position per 3-byte hash, used by the lazy parser of the quick
+//!   levels.
 //! - [`BinaryTrees`]: a binary search tree of suffixes per bucket of
 //!   4-byte hashes (each node's left/right children hold earlier positions
 //!   whose suffix compares smaller/greater), re-rooted at every position.
@@ -87,47 +88,59 @@ fn hash_bits(v: u32, bits: u32) -> usize {
     (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
 }
 
-#[inline(always)]
-fn hash3(d: &[u8], i: usize, bits: u32) -> usize {
-    let [a, b, c] = load(d, i);
-    hash_bits(u32::from_le_bytes([a, b, c, 0]), bits)
-}
+/// Bits of the lazy parser's table of the latest position per 3-byte
+/// hash, and of its chain heads per 4-byte hash.
+const HC3_BITS: u32 = 14;
+const HC4_BITS: u32 = 15;
 
-const HC_BITS: u32 = 14;
-
-/// Hash chains for the lazy parser.
+/// Hash chains for the lazy parser: chains of earlier positions with the
+/// same 4-byte hash, and the latest position per 3-byte hash for matches
+/// of length 3. (Chains on 3-byte hashes, as before, hold many candidates
+/// that share only 3 bytes, or none: each costs a cache miss to reject.)
 pub struct HashChains<P: Pos> {
-    head: Vec<P>,
+    head3: Vec<P>,
+    head4: Vec<P>,
     prev: Vec<P>,
 }
 
 impl<P: Pos> HashChains<P> {
     pub fn new() -> Self {
         Self {
-            head: vec![P::NONE; 1 << HC_BITS],
+            head3: vec![P::NONE; 1 << HC3_BITS],
+            head4: vec![P::NONE; 1 << HC4_BITS],
             prev: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
         debug_assert!(n < P::LIMIT);
-        self.head.fill(P::NONE);
+        self.head3.fill(P::NONE);
+        self.head4.fill(P::NONE);
         self.prev.clear();
         self.prev.resize(n, P::NONE);
     }
 
-    /// Adds position `i` (needs 3 bytes) to its chain.
+    /// Adds position `i` to the tables (a position needs 3 bytes for the
+    /// 3-byte table, 4 for a chain).
     #[inline(always)]
     pub fn insert(&mut self, d: &[u8], i: usize) {
-        if i + 3 <= d.len() {
-            let h = hash3(d, i, HC_BITS);
-            self.prev[i] = self.head[h];
-            self.head[h] = P::make(i);
+        if i + 4 <= d.len() {
+            let v = load4(d, i);
+            self.head3[hash_bits(v & 0xFF_FFFF, HC3_BITS)] = P::make(i);
+            let h = hash_bits(v, HC4_BITS);
+            self.prev[i] = self.head4[h];
+            self.head4[h] = P::make(i);
+        } else if i + 3 <= d.len() {
+            let [a, b, c] = load(d, i);
+            let v = u32::from_le_bytes([a, b, c, 0]);
+            self.head3[hash_bits(v, HC3_BITS)] = P::make(i);
         }
     }
 
-    /// Longest match (length >= 3) at `i` with offset <= `max_off`, looking at
-    /// up to `depth` candidates; stops early at `nice`. Inserts `i`.
+    /// A long match (length >= 3) at `i` with offset <= `max_off`: the
+    /// latest position sharing 3 bytes, then up to `depth` candidates of the
+    /// 4-byte chain (the longest among them); stops early at `nice`.
+    /// Inserts `i`. Returns (length, offset), (0, 0) for none.
     #[inline]
     pub fn find_and_insert(
         &mut self,
@@ -138,14 +151,40 @@ impl<P: Pos> HashChains<P> {
         nice: usize,
         max_len: usize,
     ) -> (usize, usize) {
-        if i + 3 > d.len() {
+        if i + 3 > d.len() || max_len < 3 {
+            self.insert(d, i);
             return (0, 0);
         }
-        let h = hash3(d, i, HC_BITS);
-        let mut cand = self.head[h];
+        if i + 4 > d.len() {
+            // Three bytes left: only the 3-byte table can match them.
+            let [a, b, c] = load(d, i);
+            let h = hash_bits(u32::from_le_bytes([a, b, c, 0]), HC3_BITS);
+            let cand = std::mem::replace(&mut self.head3[h], P::make(i));
+            if cand != P::NONE {
+                let c = cand.get();
+                if i - c <= max_off && d[c..c + 3] == d[i..i + 3] {
+                    return (3, i - c);
+                }
+            }
+            return (0, 0);
+        }
+        let v = load4(d, i);
+        let c3 = std::mem::replace(
+            &mut self.head3[hash_bits(v & 0xFF_FFFF, HC3_BITS)],
+            P::make(i),
+        );
+        let h = hash_bits(v, HC4_BITS);
+        let mut cand = self.head4[h];
         self.prev[i] = cand;
-        self.head[h] = P::make(i);
-        let (mut best_len, mut best_off) = (2usize, 0usize);
+        self.head4[h] = P::make(i);
+        let (mut best_len, mut best_off) = (0usize, 0usize);
+        if c3 != P::NONE {
+            let c = c3.get();
+            if i - c <= max_off && load4(d, c) & 0xFF_FFFF == v & 0xFF_FFFF {
+                (best_len, best_off) = (3, i - c);
+            }
+        }
+        // i + 4 <= d.len(), so max_len >= 4.
         let nice = nice.min(max_len);
         let mut left = depth;
         while cand != P::NONE && left > 0 {
@@ -155,8 +194,10 @@ impl<P: Pos> HashChains<P> {
                 break;
             }
             left -= 1;
-            // best_len < max_len here, so both indices are in bounds.
-            if d[c + best_len] == d[i + best_len] {
+            // The 4 bytes ending at best_len must match for a longer match
+            // (best_len < max_len, so they lie inside `d`: c < i).
+            let at = best_len.max(3) - 3;
+            if load4(d, c + at) == load4(d, i + at) {
                 let l = match_len(d, c, i, max_len);
                 if l > best_len {
                     best_len = l;
@@ -168,11 +209,7 @@ impl<P: Pos> HashChains<P> {
             }
             cand = self.prev[c];
         }
-        if best_off == 0 {
-            (0, 0)
-        } else {
-            (best_len, best_off)
-        }
+        (best_len, best_off)
     }
 }
 
@@ -462,9 +499,16 @@ mod tests {
             let max_len = (d.len() - i).min(257);
             let (l, o) = hc.find_and_insert(&d, i, 32765, u32::MAX, 257, max_len);
             let want = longest(&d, i, 32765);
-            if i + 3 <= d.len() && want >= 3 {
+            if l > 0 {
+                assert_eq!(match_len(&d, i - o, i, l), l, "at {i}");
+            }
+            // Matches of 4 or more come from the chains, which hold every
+            // earlier position; a match of exactly 3 only from the latest
+            // position with the same 3-byte hash.
+            if want >= 4 {
                 assert_eq!(l, want, "at {i}");
-                assert_eq!(match_len(&d, i - o, i, l), l);
+            } else {
+                assert!(l == 0 || l == want, "at {i}: {l} of {want}");
             }
         }
     }
