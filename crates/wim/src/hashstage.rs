@@ -15,14 +15,14 @@
 //! [`INFLIGHT`] bytes (a single larger chunk, such as a 64 MiB solid one,
 //! is sent alone).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::{Result, WimError};
 use crate::extract::BlobData;
 use crate::hash::{Sha1Hash, Sha1Hasher};
+use crate::pool::{ByteBudget, StopOnDrop};
 
 /// Bytes of chunks that batches waiting to be hashed may hold.
 const INFLIGHT: u64 = 4 << 20;
@@ -41,40 +41,12 @@ struct Batch {
     weight: u64,
 }
 
-/// State shared with the hashing thread.
-struct Shared {
-    /// Weight of the batches sent and not yet hashed.
-    inflight: Mutex<u64>,
-    freed: Condvar,
-    /// Set when the thread has stopped (a mismatch, or the channel closed).
-    stopped: AtomicBool,
-}
-
-impl Shared {
-    fn release(&self, w: u64) {
-        if let Ok(mut g) = self.inflight.lock() {
-            *g = g.saturating_sub(w);
-        }
-        self.freed.notify_all();
-    }
-}
-
-/// Marks the thread stopped however it ends, so that a sender waiting for
-/// room never waits for a thread that is gone.
-struct StopGuard(Arc<Shared>);
-
-impl Drop for StopGuard {
-    fn drop(&mut self) {
-        self.0.stopped.store(true, Ordering::Release);
-        let _g = self.0.inflight.lock();
-        self.0.freed.notify_all();
-    }
-}
-
 pub(crate) struct HashStage {
     tx: Option<SyncSender<Batch>>,
     thread: Option<JoinHandle<Result<()>>>,
-    shared: Arc<Shared>,
+    /// Weight of the batches sent and not yet hashed; stopped when the
+    /// thread has (a mismatch, or the channel closed).
+    budget: Arc<ByteBudget>,
     batch: Vec<Item>,
     batch_bytes: usize,
     weight: u64,
@@ -88,11 +60,7 @@ impl HashStage {
         HashStage {
             tx: None,
             thread: None,
-            shared: Arc::new(Shared {
-                inflight: Mutex::new(0),
-                freed: Condvar::new(),
-                stopped: AtomicBool::new(false),
-            }),
+            budget: Arc::new(ByteBudget::new(INFLIGHT)),
             batch: Vec::new(),
             batch_bytes: 0,
             weight: 0,
@@ -131,7 +99,7 @@ impl HashStage {
     /// The mismatch found so far, if any (without waiting for the thread
     /// to catch up).
     pub(crate) fn check(&mut self) -> Result<()> {
-        if self.shared.stopped.load(Ordering::Acquire) && self.thread.is_some() {
+        if self.budget.is_stopped() && self.thread.is_some() {
             return self.finish();
         }
         Ok(())
@@ -163,22 +131,12 @@ impl HashStage {
         };
         self.batch_bytes = 0;
         self.last_chunk = 0;
-        if self.shared.stopped.load(Ordering::Acquire) {
-            return Err(stopped());
-        }
         let tx = match &self.tx {
             Some(tx) => tx.clone(),
             None => self.spawn()?,
         };
-        {
-            let mut g = self.shared.inflight.lock().map_err(|_| stopped())?;
-            while *g > 0
-                && *g + batch.weight > INFLIGHT
-                && !self.shared.stopped.load(Ordering::Acquire)
-            {
-                g = self.shared.freed.wait(g).map_err(|_| stopped())?;
-            }
-            *g += batch.weight;
+        if !self.budget.acquire(batch.weight) {
+            return Err(stopped());
         }
         tx.send(batch).map_err(|_| stopped())
     }
@@ -186,10 +144,10 @@ impl HashStage {
     fn spawn(&mut self) -> Result<SyncSender<Batch>> {
         // Few batches: the byte budget is the real bound.
         let (tx, rx) = sync_channel::<Batch>(64);
-        let shared = Arc::clone(&self.shared);
+        let budget = Arc::clone(&self.budget);
         let t = std::thread::Builder::new()
             .name("tasq-sha1".into())
-            .spawn(move || run(rx, shared))
+            .spawn(move || run(rx, budget))
             .map_err(|e| WimError::io("starting the hashing thread", e))?;
         self.thread = Some(t);
         self.tx = Some(tx.clone());
@@ -211,8 +169,8 @@ fn stopped() -> WimError {
     WimError::InvalidArgument("the hashing thread stopped".into())
 }
 
-fn run(rx: Receiver<Batch>, shared: Arc<Shared>) -> Result<()> {
-    let _guard = StopGuard(Arc::clone(&shared));
+fn run(rx: Receiver<Batch>, budget: Arc<ByteBudget>) -> Result<()> {
+    let _guard = StopOnDrop(Arc::clone(&budget));
     let mut h = Sha1Hasher::new();
     for batch in rx {
         let mut res = Ok(());
@@ -232,7 +190,7 @@ fn run(rx: Receiver<Batch>, shared: Arc<Shared>) -> Result<()> {
                 }
             }
         }
-        shared.release(batch.weight);
+        budget.release(batch.weight);
         res?;
     }
     Ok(())

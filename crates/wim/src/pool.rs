@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 pub struct OrderedPool<I: Send + 'static, O: Send + 'static> {
@@ -152,5 +152,140 @@ mod tests {
             out.push(o);
         }
         assert_eq!(out, (0..200).map(|i| i * 2).collect::<Vec<_>>());
+    }
+}
+
+/// A byte budget shared by a thread that hands work to another and that
+/// other thread: the sender waits while the bytes handed out and not yet
+/// released would pass the limit, so that memory stays bounded whatever
+/// the input. A single item larger than the whole budget passes alone.
+///
+/// The receiving thread calls [`stop`](Self::stop) when it ends, however
+/// it ends (see [`StopOnDrop`]): a sender waiting for room, or for the
+/// budget to empty, then stops waiting instead of waiting forever.
+#[derive(Debug)]
+pub struct ByteBudget {
+    limit: u64,
+    state: Mutex<BudgetState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    held: u64,
+    stopped: bool,
+}
+
+impl ByteBudget {
+    pub fn new(limit: u64) -> Self {
+        ByteBudget {
+            limit,
+            state: Mutex::new(BudgetState::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Takes `n` bytes of the budget, waiting until they fit (or nothing
+    /// is held). Returns false, taking nothing, once the budget is stopped.
+    pub fn acquire(&self, n: u64) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        while st.held > 0 && st.held.saturating_add(n) > self.limit && !st.stopped {
+            st = match self.changed.wait(st) {
+                Ok(g) => g,
+                Err(_) => return false,
+            };
+        }
+        if st.stopped {
+            return false;
+        }
+        st.held += n;
+        true
+    }
+
+    /// Gives back `n` bytes taken by [`acquire`](Self::acquire).
+    pub fn release(&self, n: u64) {
+        if let Ok(mut st) = self.state.lock() {
+            st.held = st.held.saturating_sub(n);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits until every byte taken has been released. Returns false when
+    /// the budget was stopped first (some work may never be done).
+    pub fn wait_empty(&self) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        while st.held > 0 && !st.stopped {
+            st = match self.changed.wait(st) {
+                Ok(g) => g,
+                Err(_) => return false,
+            };
+        }
+        st.held == 0
+    }
+
+    /// Marks the receiving thread gone and wakes every waiter.
+    pub fn stop(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.stopped = true;
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.state.lock().map_or(true, |st| st.stopped)
+    }
+}
+
+/// Stops a [`ByteBudget`] when dropped: held by the receiving thread so
+/// that the budget is stopped however the thread ends, panics included.
+pub struct StopOnDrop(pub Arc<ByteBudget>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_sender_waits_for_room_and_an_oversized_item_passes_alone() {
+        let b = Arc::new(ByteBudget::new(100));
+        assert!(b.acquire(60));
+        assert!(b.acquire(40));
+        let b2 = Arc::clone(&b);
+        let t = std::thread::spawn(move || b2.acquire(1));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished(), "acquired past the limit");
+        b.release(40);
+        assert!(t.join().unwrap());
+        b.release(61);
+        assert!(b.wait_empty());
+        // Nothing held: an item above the limit goes through alone.
+        assert!(b.acquire(1000));
+        b.release(1000);
+    }
+
+    #[test]
+    fn stopping_wakes_a_waiting_sender_and_refuses_more() {
+        let b = Arc::new(ByteBudget::new(10));
+        assert!(b.acquire(10));
+        let b2 = Arc::clone(&b);
+        let waiter = std::thread::spawn(move || b2.acquire(5));
+        let b3 = Arc::clone(&b);
+        let emptier = std::thread::spawn(move || b3.wait_empty());
+        std::thread::sleep(Duration::from_millis(50));
+        drop(StopOnDrop(Arc::clone(&b)));
+        assert!(!waiter.join().unwrap());
+        assert!(!emptier.join().unwrap());
+        assert!(b.is_stopped());
+        assert!(!b.acquire(1));
     }
 }

@@ -20,12 +20,13 @@
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rustix::fs::{Mode, OFlags, Timestamps};
 use rustix::io::Errno;
 use tasq_wim::apply::WimPath;
+use tasq_wim::pool::{ByteBudget, StopOnDrop};
 
 /// Bytes of file data queued for the thread at most.
 const QUEUED_BYTES: u64 = 2 << 20;
@@ -45,22 +46,26 @@ pub(super) struct NewFile {
     pub times: Timestamps,
 }
 
+/// What the thread could not do: files whose name was taken (the caller
+/// writes them) and errors (host path, what went wrong).
 #[derive(Default)]
-struct State {
-    /// Files sent and not yet done, and the bytes of their data.
-    files: usize,
-    bytes: u64,
-    /// Files whose name was taken: the caller writes them.
+struct Outcome {
     taken: Vec<NewFile>,
-    /// (host path, what went wrong).
     errors: Vec<(String, String)>,
-    /// The thread has stopped (it only does when the channel closes).
-    stopped: bool,
 }
 
+/// State shared with the thread. A file holds `weight` bytes of the
+/// budget from its submission until the thread is done with it (its
+/// outcome recorded first), so an empty budget means every file is done.
 struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
+    budget: Arc<ByteBudget>,
+    outcome: Mutex<Outcome>,
+}
+
+/// A file's share of the budget: its data, and at least one byte so that
+/// it counts until done.
+fn weight(f: &NewFile) -> u64 {
+    (f.data.len() as u64).max(1)
 }
 
 /// The sending side, shared by the writers of the files being buffered.
@@ -74,17 +79,8 @@ impl Submitter {
     /// Queues `f`, waiting while the queue holds too much data. An error
     /// (the thread is gone) leaves the file unwritten.
     pub(super) fn submit(&self, f: NewFile) -> Result<(), String> {
-        let len = f.data.len() as u64;
-        {
-            let mut st = self.shared.state.lock().map_err(|_| gone())?;
-            while st.files > 0 && st.bytes + len > QUEUED_BYTES && !st.stopped {
-                st = self.shared.changed.wait(st).map_err(|_| gone())?;
-            }
-            if st.stopped {
-                return Err(gone());
-            }
-            st.files += 1;
-            st.bytes += len;
+        if !self.shared.budget.acquire(weight(&f)) {
+            return Err(gone());
         }
         self.tx.send(f).map_err(|_| gone())
     }
@@ -109,8 +105,8 @@ impl std::fmt::Debug for WriteBehind {
 impl WriteBehind {
     pub(super) fn start() -> std::io::Result<WriteBehind> {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
+            budget: Arc::new(ByteBudget::new(QUEUED_BYTES)),
+            outcome: Mutex::new(Outcome::default()),
         });
         // The byte budget is the real bound; the channel only needs room.
         let (tx, rx) = sync_channel::<NewFile>(4096);
@@ -136,20 +132,15 @@ impl WriteBehind {
     /// were taken and the errors met (host path, reason), in order.
     pub(super) fn settle(&self) -> (Vec<NewFile>, Vec<(String, String)>) {
         let lost = || vec![(String::new(), gone())];
-        let Ok(mut st) = self.shared.state.lock() else {
+        let all_done = self.shared.budget.wait_empty();
+        let Ok(mut out) = self.shared.outcome.lock() else {
             return (Vec::new(), lost());
         };
-        while st.files > 0 && !st.stopped {
-            st = match self.shared.changed.wait(st) {
-                Ok(g) => g,
-                Err(_) => return (Vec::new(), lost()),
-            };
-        }
-        let mut errors = std::mem::take(&mut st.errors);
-        if st.files > 0 {
+        let mut errors = std::mem::take(&mut out.errors);
+        if !all_done {
             errors.extend(lost());
         }
-        (std::mem::take(&mut st.taken), errors)
+        (std::mem::take(&mut out.taken), errors)
     }
 }
 
@@ -162,41 +153,34 @@ impl Drop for WriteBehind {
     }
 }
 
-/// Marks the thread stopped however it ends, so that no one waits for it.
-struct StopGuard(Arc<Shared>);
-
-impl Drop for StopGuard {
-    fn drop(&mut self) {
-        if let Ok(mut st) = self.0.state.lock() {
-            st.stopped = true;
-        }
-        self.0.changed.notify_all();
-    }
-}
-
 fn run(rx: Receiver<NewFile>, shared: Arc<Shared>) {
-    let _guard = StopGuard(Arc::clone(&shared));
+    // However the thread ends, no one waits for it any more.
+    let _guard = StopOnDrop(Arc::clone(&shared.budget));
     for f in rx {
-        let len = f.data.len() as u64;
+        let w = weight(&f);
         let outcome = write_new(&f);
-        let Ok(mut st) = shared.state.lock() else {
-            return;
-        };
-        st.files -= 1;
-        st.bytes -= len;
         match outcome {
             Ok(()) => {}
-            Err(Errno::EXIST) => st.taken.push(f),
-            Err(e) => st.errors.push((
-                f.host_path,
-                format!(
-                    "cannot create or write the file: {}",
-                    std::io::Error::from(e)
-                ),
-            )),
+            Err(e) => {
+                let Ok(mut out) = shared.outcome.lock() else {
+                    return;
+                };
+                if e == Errno::EXIST {
+                    out.taken.push(f);
+                } else {
+                    out.errors.push((
+                        f.host_path,
+                        format!(
+                            "cannot create or write the file: {}",
+                            std::io::Error::from(e)
+                        ),
+                    ));
+                }
+            }
         }
-        drop(st);
-        shared.changed.notify_all();
+        // Released after the outcome is recorded: settle reads it once the
+        // budget is empty.
+        shared.budget.release(w);
     }
 }
 
