@@ -77,7 +77,7 @@ pub struct HostDirTarget {
     /// Files with data whose creation waits for `begin_stream`, which then
     /// creates and opens them in one call; with their times, which the
     /// write-behind thread sets when it writes them.
-    pending_create: HashMap<WimPath, Timestamps>,
+    pending_create: HashMap<WimPath, FileTimes>,
     /// Files handed to the write-behind thread with their times: those
     /// are set there, on the open file, and `set_metadata` has nothing
     /// left to do (a file that comes back at `settle` leaves this set).
@@ -150,10 +150,10 @@ impl HostDirTarget {
         };
         // A file whose creation was deferred is created and opened in one
         // call; O_EXCL guarantees it is a new regular file of ours.
-        if let Some(times) = self.pending_create.remove(path) {
+        if let Some((key, times)) = self.pending_create.remove_entry(path) {
             if stream.size <= writebehind::MAX_FILE && !self.sparse.contains(path) {
                 if let Some(submitter) = self.submitter() {
-                    self.times_behind.insert(path.clone());
+                    self.times_behind.insert(key);
                     return Ok(Box::new(Deferred {
                         file: Some(NewFile {
                             dir,
@@ -161,7 +161,7 @@ impl HostDirTarget {
                             path: path.clone(),
                             host_path: self.host_path(path),
                             data: Vec::with_capacity(stream.size as usize),
-                            times,
+                            times: times.to_timestamps(),
                         }),
                         submitter,
                         late_errors: Arc::clone(&self.late_errors),
@@ -542,11 +542,28 @@ impl HostDirTarget {
     }
 }
 
-/// The access and modification times of `inode`, as Linux takes them.
-fn timestamps(inode: &tasq_wim::image::Inode) -> Timestamps {
-    Timestamps {
-        last_access: timespec(inode.last_access_time),
-        last_modification: timespec(inode.last_write_time),
+/// The access and modification times of an inode, as FILETIMEs (half
+/// the size of `Timestamps`: one is kept per file waiting for its data).
+#[derive(Debug, Clone, Copy)]
+struct FileTimes {
+    access: u64,
+    write: u64,
+}
+
+impl FileTimes {
+    fn of(inode: &tasq_wim::image::Inode) -> Self {
+        FileTimes {
+            access: inode.last_access_time,
+            write: inode.last_write_time,
+        }
+    }
+
+    /// As Linux takes them.
+    fn to_timestamps(self) -> Timestamps {
+        Timestamps {
+            last_access: timespec(self.access),
+            last_modification: timespec(self.write),
+        }
     }
 }
 
@@ -613,7 +630,7 @@ impl ApplyTarget for HostDirTarget {
             // through a planted link fails here, not later.
             if self.parent(entry.path)?.is_some() {
                 self.pending_create
-                    .insert(entry.path.clone(), timestamps(entry.inode));
+                    .insert(entry.path.clone(), FileTimes::of(entry.inode));
             }
             return Ok(());
         }
@@ -723,7 +740,7 @@ impl ApplyTarget for HostDirTarget {
         if self.times_behind.remove(path) {
             return Ok(());
         }
-        let times = timestamps(entry.inode);
+        let times = FileTimes::of(entry.inode).to_timestamps();
         if path.is_root() {
             return rustix::fs::futimens(&*self.root_fd, &times)
                 .map_err(|e| self.err(path, "cannot set times", errno_io(e)));
