@@ -260,12 +260,13 @@ impl BufPool {
     /// overwrite all of it).
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let reuse = self.free.lock().ok().and_then(|mut f| {
-            // The smallest free buffer that is large enough.
+            // The smallest free buffer that is large enough, preferring one
+            // that already holds `len` bytes (nothing to zero).
             let i = f
                 .iter()
                 .enumerate()
                 .filter(|(_, b)| b.capacity() >= len)
-                .min_by_key(|(_, b)| b.capacity())
+                .min_by_key(|(_, b)| (b.len() < len, b.capacity()))
                 .map(|(i, _)| i)?;
             Some(f.swap_remove(i))
         });
