@@ -131,6 +131,10 @@ impl HashStage {
         };
         self.batch_bytes = 0;
         self.last_chunk = 0;
+        // Once stopped (a mismatch, or finished), no thread is started again.
+        if self.budget.is_stopped() {
+            return Err(stopped());
+        }
         let tx = match &self.tx {
             Some(tx) => tx.clone(),
             None => self.spawn()?,

@@ -6,7 +6,7 @@
 //! files (the great majority) are therefore handed, with their data, to
 //! this thread, which creates (`O_CREAT | O_EXCL | O_NOFOLLOW`, relative
 //! to the parent's descriptor, as the synchronous path does) and writes
-//! them while the apply goes on, and set their times on the open file
+//! them while the apply goes on, and sets their times on the open file
 //! (sparing the apply's last pass a path lookup per file).
 //!
 //! What the thread cannot do alone comes back to the caller at
