@@ -36,14 +36,17 @@ fn encode_cache(zs: &[Option<Vec<u8>>]) -> Vec<u8> {
     v
 }
 
-fn decode_cache(mut b: &[u8], n: usize) -> Vec<Option<Vec<u8>>> {
+/// The cached chunks, or `None` when the file does not hold exactly `n`
+/// (an interrupted run may have left it short): then they are made again.
+fn decode_cache(mut b: &[u8], n: usize) -> Option<Vec<Option<Vec<u8>>>> {
     let mut zs = Vec::with_capacity(n);
     for _ in 0..n {
-        let len = u32::from_le_bytes(b[..4].try_into().expect("4 bytes")) as usize;
-        zs.push((len > 0).then(|| b[4..4 + len].to_vec()));
-        b = &b[4 + len..];
+        let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let z = b.get(4..4 + len)?;
+        zs.push((len > 0).then(|| z.to_vec()));
+        b = b.get(4 + len..)?;
     }
-    zs
+    b.is_empty().then_some(zs)
 }
 
 fn main() {
@@ -86,9 +89,12 @@ fn main() {
         if small { "small" } else { "32k" },
         common::fnv(&corpus)
     ));
-    let zs: Vec<Option<Vec<u8>>> = match std::fs::read(&cache) {
-        Ok(b) => decode_cache(&b, chunks.len()),
-        Err(_) => {
+    let cached = std::fs::read(&cache)
+        .ok()
+        .and_then(|b| decode_cache(&b, chunks.len()));
+    let zs: Vec<Option<Vec<u8>>> = match cached {
+        Some(zs) => zs,
+        None => {
             let mut wc = WimlibCompressor::new(ctype, CHUNK, level).expect("wimlib compressor");
             let zs: Vec<_> = chunks.iter().map(|c| wc.compress(c)).collect();
             // A failed cache write only costs the next run a recompression.
