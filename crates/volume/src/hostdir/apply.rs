@@ -75,13 +75,10 @@ pub struct HostDirTarget {
     /// Keyed by the directory's path, components joined by `/`.
     dir_cache: HashMap<String, Arc<OwnedFd>>,
     /// Files with data whose creation waits for `begin_stream`, which then
-    /// creates and opens them in one call; with their times, which the
-    /// write-behind thread sets when it writes them.
-    pending_create: HashMap<WimPath, FileTimes>,
-    /// Files handed to the write-behind thread with their times: those
-    /// are set there, on the open file, and `set_metadata` has nothing
-    /// left to do (a file that comes back at `settle` leaves this set).
-    times_behind: HashSet<WimPath>,
+    /// creates and opens them in one call; then, for the files handed to
+    /// the write-behind thread, that their times are set there (one map
+    /// for both: a second set of names cost a megabyte on /usr/share).
+    pending_create: HashMap<WimPath, Pending>,
     /// Names of inodes with FILE_ATTRIBUTE_SPARSE_FILE (`open_stream` is
     /// given a path and a stream, not the inode).
     sparse: HashSet<WimPath>,
@@ -150,10 +147,13 @@ impl HostDirTarget {
         };
         // A file whose creation was deferred is created and opened in one
         // call; O_EXCL guarantees it is a new regular file of ours.
-        if let Some((key, times)) = self.pending_create.remove_entry(path) {
+        if let Some(Pending::Create(times)) = self.pending_create.get(path).copied() {
             if stream.size <= writebehind::MAX_FILE && !self.sparse.contains(path) {
                 if let Some(submitter) = self.submitter() {
-                    self.times_behind.insert(key);
+                    // Its times are set by the thread, on the open file.
+                    if let Some(p) = self.pending_create.get_mut(path) {
+                        *p = Pending::TimesSetBehind;
+                    }
                     return Ok(Box::new(Deferred {
                         file: Some(NewFile {
                             dir,
@@ -168,6 +168,7 @@ impl HostDirTarget {
                     }));
                 }
             }
+            self.pending_create.remove(path);
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
@@ -271,7 +272,7 @@ impl HostDirTarget {
         }
         for f in taken {
             // Its times are set by set_metadata, after this write.
-            self.times_behind.remove(&f.path);
+            self.pending_create.remove(&f.path);
             self.clear_way(&f.dir, &f.name, &f.path, false)?;
             let mut w =
                 self.open_truncating(&f.dir, &f.name, &f.path, f.data.len() as u64, false)?;
@@ -302,7 +303,6 @@ impl HostDirTarget {
             chain: Vec::new(),
             dir_cache: HashMap::new(),
             pending_create: HashMap::new(),
-            times_behind: HashSet::new(),
             sparse: HashSet::new(),
             link_groups: Vec::new(),
             link_of: HashMap::new(),
@@ -542,6 +542,15 @@ impl HostDirTarget {
     }
 }
 
+/// A file with data in `pending_create`.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    /// Not created yet: `begin_stream` creates it, with these times.
+    Create(FileTimes),
+    /// Handed to the write-behind thread, which sets its times.
+    TimesSetBehind,
+}
+
 /// The access and modification times of an inode, as FILETIMEs (half
 /// the size of `Timestamps`: one is kept per file waiting for its data).
 #[derive(Debug, Clone, Copy)]
@@ -629,8 +638,10 @@ impl ApplyTarget for HostDirTarget {
             // The parent is resolved now (cheap: cached) so that a path
             // through a planted link fails here, not later.
             if self.parent(entry.path)?.is_some() {
-                self.pending_create
-                    .insert(entry.path.clone(), FileTimes::of(entry.inode));
+                self.pending_create.insert(
+                    entry.path.clone(),
+                    Pending::Create(FileTimes::of(entry.inode)),
+                );
             }
             return Ok(());
         }
@@ -647,7 +658,7 @@ impl ApplyTarget for HostDirTarget {
         if entry.inode.attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
             self.sparse.insert(path.clone());
         }
-        if self.pending_create.remove(existing).is_some() {
+        if let Some(Pending::Create(_)) = self.pending_create.remove(existing) {
             self.create_regular(&ApplyEntry {
                 path: existing,
                 ..*entry
@@ -734,11 +745,10 @@ impl ApplyTarget for HostDirTarget {
         self.settle()?;
         self.count_ignored(entry);
         let path = entry.path;
-        if self.pending_create.remove(path).is_some() {
-            self.create_regular(entry)?;
-        }
-        if self.times_behind.remove(path) {
-            return Ok(());
+        match self.pending_create.remove(path) {
+            Some(Pending::Create(_)) => self.create_regular(entry)?,
+            Some(Pending::TimesSetBehind) => return Ok(()),
+            None => {}
         }
         let times = FileTimes::of(entry.inode).to_timestamps();
         if path.is_root() {
