@@ -595,6 +595,7 @@ impl Wim {
         for c in plan {
             let mut raw = bufs.take(c.loc.stored_size as usize);
             read_exact_at(self.part_file(c.part)?, &mut raw, c.loc.offset, &what)?;
+            self.count_chunk_read(raw.len() as u64);
             let out = dec
                 .decode(c.format, c.max_chunk, raw, c.loc.uncompressed_size, &bufs)
                 .map_err(|e| WimError::Decompress {
