@@ -581,13 +581,41 @@ pub fn apply_paths(
                 }
             }
         }
-        for bi in second_pass {
-            let b = blobs[bi];
-            for &(_, d, si) in &refs_of(bi)[1..] {
-                target.begin_stream(&paths[d], stream_of(d, si))?;
-                wim.read_blob(b, &mut |c| target.write_stream(c))?;
-                target.end_stream()?;
+        // The other names of the large blobs: one more read of those blobs
+        // per name beyond the first, all of them in one pass, so that a
+        // chunk holding several of them (a 64 MiB solid chunk holds many)
+        // is decoded once per pass, not once per blob.
+        let mut j = 1;
+        loop {
+            let pass: Vec<usize> = second_pass
+                .iter()
+                .copied()
+                .filter(|&bi| refs_of(bi).len() > j)
+                .collect();
+            if pass.is_empty() {
+                break;
             }
+            let entries = pass.iter().map(|&bi| blobs[bi]).collect();
+            let mut reader = crate::extract::BlobReader::new(wim, entries, opts.threads);
+            let mut open: Option<usize> = None;
+            while let Some(ev) = reader.next_event()? {
+                match ev {
+                    crate::extract::BlobEvent::Data(k, data) => {
+                        if open != Some(k) {
+                            let (_, d, si) = refs_of(pass[k])[j];
+                            target.begin_stream(&paths[d], stream_of(d, si))?;
+                            open = Some(k);
+                        }
+                        target.write_stream(&data)?;
+                    }
+                    crate::extract::BlobEvent::Done(_) => {
+                        if open.take().is_some() {
+                            target.end_stream()?;
+                        }
+                    }
+                }
+            }
+            j += 1;
         }
         prog.bytes_done = total_bytes;
     }
