@@ -88,6 +88,14 @@ fn hash_bits(v: u32, bits: u32) -> usize {
     (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
 }
 
+/// The 3 bytes at `i` as a little-endian value (for a position where 4
+/// bytes are not available).
+#[inline(always)]
+fn load3(d: &[u8], i: usize) -> u32 {
+    let [a, b, c] = load(d, i);
+    u32::from_le_bytes([a, b, c, 0])
+}
+
 /// Bits of the lazy parser's table of the latest position per 3-byte
 /// hash, and of its chain heads per 4-byte hash.
 const HC3_BITS: u32 = 14;
@@ -131,9 +139,7 @@ impl<P: Pos> HashChains<P> {
             self.prev[i] = self.head4[h];
             self.head4[h] = P::make(i);
         } else if i + 3 <= d.len() {
-            let [a, b, c] = load(d, i);
-            let v = u32::from_le_bytes([a, b, c, 0]);
-            self.head3[hash_bits(v, HC3_BITS)] = P::make(i);
+            self.head3[hash_bits(load3(d, i), HC3_BITS)] = P::make(i);
         }
     }
 
@@ -157,8 +163,7 @@ impl<P: Pos> HashChains<P> {
         }
         if i + 4 > d.len() {
             // Three bytes left: only the 3-byte table can match them.
-            let [a, b, c] = load(d, i);
-            let h = hash_bits(u32::from_le_bytes([a, b, c, 0]), HC3_BITS);
+            let h = hash_bits(load3(d, i), HC3_BITS);
             let cand = std::mem::replace(&mut self.head3[h], P::make(i));
             if cand != P::NONE {
                 let c = cand.get();
