@@ -517,11 +517,12 @@ pub fn apply_paths(
     // and written to each; larger ones are written to the first reference
     // and read again for the others (rare: identical large files that are
     // not hard links).
-    // (Not lower: a blob in a solid resource is read again by decoding its
-    // whole chunk, up to 64 MiB, for every other name; 1 MiB made the apply
-    // of a solid WIM of /usr/share/doc 5x slower. A buffer above
-    // BUFFER_KEEP is dropped after use: kept at its largest for the rest
-    // of the apply it added to the peak.)
+    // (Not lower: reading a blob again decodes every chunk holding it, and
+    // a solid chunk is up to 64 MiB; with 1 MiB, when each such blob was
+    // still read again on its own, the apply of a solid WIM of
+    // /usr/share/doc was 5x slower. A buffer above BUFFER_KEEP is dropped
+    // after use: kept at its largest for the rest of the apply it added to
+    // the peak.)
     const BUFFER_LIMIT: u64 = 4 << 20;
     const BUFFER_KEEP: usize = 256 << 10;
     {
