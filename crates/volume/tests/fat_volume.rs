@@ -540,6 +540,7 @@ fn names_and_sizes_fat_cannot_hold_are_apply_errors() {
     let bad = WimPath::from_components(["what?.txt"]).unwrap();
     let inode = file_inode(FILE_ATTRIBUTE_ARCHIVE, T_CREATE, T_WRITE, 0, 0);
     let e = tasq_wim::apply::ApplyEntry {
+        id: 0,
         path: &bad,
         inode: &inode,
         short_name: &[],
@@ -548,7 +549,11 @@ fn names_and_sizes_fat_cannot_hold_are_apply_errors() {
     let err = t.create_file(&e).unwrap_err().to_string();
     assert!(err.contains("names.img:1\\what?.txt"), "{err}");
     let ok = WimPath::from_components(["huge.bin"]).unwrap();
-    let e = tasq_wim::apply::ApplyEntry { path: &ok, ..e };
+    let e = tasq_wim::apply::ApplyEntry {
+        id: 1,
+        path: &ok,
+        ..e
+    };
     t.create_file(&e).unwrap();
     let huge = Stream {
         kind: StreamKind::Data,
@@ -557,7 +562,7 @@ fn names_and_sizes_fat_cannot_hold_are_apply_errors() {
         size: 5 << 30,
         source: StreamSource::None,
     };
-    let err = t.begin_stream(&ok, &huge).unwrap_err().to_string();
+    let err = t.begin_stream(&e, &huge).unwrap_err().to_string();
     assert!(err.contains("more than a FAT file can hold"), "{err}");
 }
 

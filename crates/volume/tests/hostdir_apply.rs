@@ -330,6 +330,7 @@ fn link_without_reparse_data_is_warned_about() {
     let p = tasq_wim::apply::WimPath::from_components(["nolink"]).unwrap();
     let inode = t.inode_of(t.find("nolink").unwrap());
     let e = tasq_wim::apply::ApplyEntry {
+        id: 0,
         path: &p,
         inode,
         short_name: &[],
@@ -345,4 +346,133 @@ fn link_without_reparse_data_is_warned_about() {
         "{:?}",
         target.warnings()
     );
+}
+
+/// The entry of dentry `d`, with its path from `paths`.
+fn entry_of<'a>(
+    tree: &'a ImageTree,
+    paths: &'a [tasq_wim::apply::WimPath],
+    d: usize,
+) -> tasq_wim::apply::ApplyEntry<'a> {
+    tasq_wim::apply::ApplyEntry {
+        id: d,
+        path: &paths[d],
+        inode: tree.inode_of(d),
+        short_name: &[],
+        security_descriptor: None,
+    }
+}
+
+/// Streams of one blob opened together (as the applier does for a blob
+/// with several names): each file gets every byte, a small one through the
+/// write-behind thread and a large one directly, a sparse one with holes,
+/// and each its own times; the target refuses more than it said it takes.
+#[test]
+fn several_streams_open_at_once_each_get_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("multi");
+    let small = pattern(10_000, 7);
+    let mut large = vec![0u8; 3 << 20];
+    large[(1 << 20)..(1 << 20) + 5000].copy_from_slice(&pattern(5000, 9));
+    let mut tree = ImageTree::new();
+    let mut n = 0;
+    let mut file_at = |tree: &mut ImageTree, name: &str, attrs: u32, data: &[u8]| {
+        n += 1;
+        let inode = times(
+            file(attrs, data),
+            ft(1_600_000_000 + n, n as u64),
+            ft(1_650_000_000 + n, 3),
+        );
+        add(tree, "", name, inode);
+        tree.find(name).unwrap()
+    };
+    let smalls: Vec<usize> = (0..3)
+        .map(|k| file_at(&mut tree, &format!("s{k}"), FILE_ATTRIBUTE_NORMAL, &small))
+        .collect();
+    let larges = vec![
+        file_at(&mut tree, "l0", FILE_ATTRIBUTE_NORMAL, &large),
+        file_at(&mut tree, "l1", FILE_ATTRIBUTE_SPARSE_FILE, &large),
+        file_at(&mut tree, "l2", FILE_ATTRIBUTE_NORMAL, &large),
+    ];
+    let mut target = HostDirTarget::new(&root).unwrap();
+    let order = tree.preorder();
+    let paths: Vec<_> = (0..tree.dentries.len())
+        .map(|d| wim_path(&tree, d))
+        .collect();
+    let entry = |d: usize| entry_of(&tree, &paths, d);
+    target.create_directory(&entry(ImageTree::ROOT)).unwrap();
+    for &d in &order[1..] {
+        target.create_file(&entry(d)).unwrap();
+    }
+    for (ds, data) in [(&smalls, &small), (&larges, &large)] {
+        let limit = target.max_open_streams(data.len() as u64);
+        assert!(limit >= ds.len(), "limit {limit} for {} bytes", data.len());
+        for &d in ds {
+            let e = entry(d);
+            target.begin_stream(&e, &e.inode.streams[0]).unwrap();
+        }
+        for piece in data.chunks(7777) {
+            target.write_stream(piece).unwrap();
+        }
+        target.end_stream().unwrap();
+    }
+    for &d in order.iter().rev() {
+        target.set_metadata(&entry(d)).unwrap();
+    }
+    target.finish().unwrap();
+    let seen = read_tree(&root);
+    assert_eq!(seen.len(), 6);
+    for &d in smalls.iter().chain(&larges) {
+        let rel = &paths[d].as_slash_str().to_string();
+        let want = if smalls.contains(&d) { &small } else { &large };
+        assert!(
+            matches!(&seen[rel].node, Node::File(b) if b == want),
+            "{rel}"
+        );
+        let inode = tree.inode_of(d);
+        assert_eq!(seen[rel].mtime, unix(inode.last_write_time), "{rel} mtime");
+        assert_eq!(seen[rel].atime, unix(inode.last_access_time), "{rel} atime");
+    }
+    assert!(
+        seen["l1"].allocated <= 64 * 1024,
+        "sparse: {}",
+        seen["l1"].allocated
+    );
+    assert!(seen["l0"].allocated >= 3 << 20);
+
+    // More than the limit at once is refused, naming the file.
+    let many = tmp.path().join("many");
+    let mut target = HostDirTarget::new(&many).unwrap();
+    let limit = target.max_open_streams(large.len() as u64);
+    let mut tree = ImageTree::new();
+    let ids: Vec<usize> = (0..=limit)
+        .map(|k| {
+            add(
+                &mut tree,
+                "",
+                &format!("m{k}"),
+                file(FILE_ATTRIBUTE_NORMAL, &large),
+            );
+            tree.find(&format!("m{k}")).unwrap()
+        })
+        .collect();
+    let paths: Vec<_> = (0..tree.dentries.len())
+        .map(|d| wim_path(&tree, d))
+        .collect();
+    let entry = |d: usize| entry_of(&tree, &paths, d);
+    for (k, &d) in ids.iter().enumerate() {
+        let e = entry(d);
+        target.create_file(&e).unwrap();
+        let r = target.begin_stream(&e, &e.inode.streams[0]);
+        if k < limit {
+            r.unwrap();
+        } else {
+            let err = r.unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("m{limit}")) && err.contains("open"),
+                "{err}"
+            );
+        }
+    }
+    target.end_stream().unwrap();
 }

@@ -209,11 +209,25 @@ fn existing_directories_are_reused_and_a_directory_in_the_way_of_a_file_is_an_er
 
 fn entry<'a>(path: &'a WimPath, inode: &'a Inode) -> ApplyEntry<'a> {
     ApplyEntry {
+        id: id_of(path),
         path,
         inode,
         short_name: &[],
         security_descriptor: None,
     }
+}
+
+/// One id per path, as an apply gives one per entry.
+fn id_of(path: &WimPath) -> usize {
+    thread_local! {
+        static IDS: std::cell::RefCell<std::collections::HashMap<String, usize>> =
+            Default::default();
+    }
+    IDS.with(|m| {
+        let mut m = m.borrow_mut();
+        let n = m.len();
+        *m.entry(path.as_slash_str().to_string()).or_insert(n)
+    })
 }
 
 #[test]
@@ -234,7 +248,7 @@ fn calls_through_a_planted_parent_link_fail() {
     assert!(t.create_file(&entry(&newf, &f)).is_err());
     assert!(t.create_directory(&entry(&sub, &dir())).is_err());
     let err = t
-        .open_stream(&victim, &stream)
+        .open_stream(&entry(&victim, &f), &stream)
         .err()
         .expect("must not open through a link");
     assert!(
@@ -244,7 +258,9 @@ fn calls_through_a_planted_parent_link_fail() {
     );
     assert!(t.set_metadata(&entry(&victim, &fi)).is_err());
     let hl = WimPath::from_components(["hl"]).unwrap();
-    assert!(t.create_hard_link(&victim, &entry(&hl, &f)).is_err());
+    assert!(t
+        .create_hard_link(&entry(&victim, &f), &entry(&hl, &f))
+        .is_err());
     let l = symlink("x", false);
     let lp = WimPath::from_components(["d", "l"]).unwrap();
     t.create_file(&entry(&lp, &l)).unwrap();
@@ -268,7 +284,7 @@ fn direct_open_of_a_planted_fifo_fails_instead_of_blocking() {
     let mut t = HostDirTarget::new(&s.root).unwrap();
     let p = WimPath::from_components(["p"]).unwrap();
     let f = file(FILE_ATTRIBUTE_NORMAL, b"x");
-    assert!(t.open_stream(&p, &f.streams[0]).is_err());
+    assert!(t.open_stream(&entry(&p, &f), &f.streams[0]).is_err());
 }
 
 #[test]
@@ -317,7 +333,7 @@ fn writer_dropped_early_still_sets_the_length_of_a_sparse_file() {
     let f = file(FILE_ATTRIBUTE_SPARSE_FILE, &[0u8; 100_000]);
     t.create_file(&entry(&p, &f)).unwrap();
     {
-        let mut w = t.open_stream(&p, &f.streams[0]).unwrap();
+        let mut w = t.open_stream(&entry(&p, &f), &f.streams[0]).unwrap();
         w.write_all(&[0u8; 50_000]).unwrap();
     }
     t.finish().unwrap();

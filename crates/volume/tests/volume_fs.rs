@@ -409,6 +409,7 @@ mod ntfs {
         };
         let root = WimPath::root();
         let entry = |path, inode| ApplyEntry {
+            id: 0,
             path,
             inode,
             short_name: &[],

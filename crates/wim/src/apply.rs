@@ -8,7 +8,10 @@
 //! 3. for every data stream with content, in the order blobs lie in the
 //!    WIM: `begin_stream`, `write_stream` with the bytes in order,
 //!    `end_stream`; an empty named stream gets `begin_stream` and
-//!    `end_stream` only; at most one stream is open at a time;
+//!    `end_stream` only. Streams holding the same blob may be open
+//!    together (up to [`ApplyTarget::max_open_streams`]: one `begin_stream`
+//!    each, then every `write_stream` is meant for all of them, and one
+//!    `end_stream` closes them all); otherwise one stream is open at a time;
 //! 4. `set_reparse_point` for reparse-point inodes;
 //! 5. `set_metadata` for every entry, children before parents (so that
 //!    directory times survive the creation of their contents);
@@ -155,6 +158,10 @@ pub fn check_component(c: &str) -> std::result::Result<(), String> {
 /// What a target is told about one entry.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyEntry<'a> {
+    /// The entry's number in its image (dense: below the image's entry
+    /// count), the same in every call of one apply, so that a target can
+    /// keep per-entry state in a vector instead of a map of paths.
+    pub id: usize,
     pub path: &'a WimPath,
     pub inode: &'a Inode,
     /// UTF-16 DOS name, empty if none.
@@ -189,16 +196,28 @@ pub trait ApplyTarget {
     /// system requires).
     fn create_file(&mut self, entry: &ApplyEntry) -> Result<()>;
 
-    /// Adds `entry.path` as another name of the file created at `existing`.
-    fn create_hard_link(&mut self, existing: &WimPath, entry: &ApplyEntry) -> Result<()>;
+    /// Adds `entry.path` as another name of the file created for
+    /// `existing` (the inode's first name).
+    fn create_hard_link(&mut self, existing: &ApplyEntry, entry: &ApplyEntry) -> Result<()>;
 
-    /// Opens a data stream of a created file for writing `stream.size` bytes.
-    fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()>;
+    /// How many streams holding the same blob of `size` bytes may be open
+    /// at once (all receiving the same bytes). A blob with more names than
+    /// this is held in memory by the applier (up to a limit) and written
+    /// to each name in turn, or, when larger, read again for the names
+    /// beyond the first `max_open_streams`.
+    fn max_open_streams(&self, size: u64) -> usize {
+        let _ = size;
+        1
+    }
 
-    /// Appends bytes to the stream opened by `begin_stream`.
+    /// Opens data stream `stream` of the file created for `entry` (its
+    /// first name) for writing `stream.size` bytes.
+    fn begin_stream(&mut self, entry: &ApplyEntry, stream: &Stream) -> Result<()>;
+
+    /// Appends bytes to every stream opened by `begin_stream`.
     fn write_stream(&mut self, data: &[u8]) -> Result<()>;
 
-    /// Closes the stream opened by `begin_stream`.
+    /// Closes every stream opened by `begin_stream`.
     fn end_stream(&mut self) -> Result<()>;
 
     /// Sets the reparse data (without the 8-byte header) of an entry.
@@ -403,6 +422,7 @@ pub fn apply_paths(
         let de = &tree.dentries[d];
         let inode = &tree.inodes[de.inode];
         ApplyEntry {
+            id: d,
             path: &paths[d],
             inode,
             short_name: &de.short_name,
@@ -429,7 +449,7 @@ pub fn apply_paths(
         }
         match first_name[ino] {
             first if first == d => target.create_file(&entry(d))?,
-            first => target.create_hard_link(&paths[first], &entry(d))?,
+            first => target.create_hard_link(&entry(first), &entry(d))?,
         }
         prog.entries_done += 1;
     }
@@ -449,7 +469,7 @@ pub fn apply_paths(
             }
             if s.hash.is_zero() {
                 if !s.name.is_empty() {
-                    target.begin_stream(&paths[d], s)?;
+                    target.begin_stream(&entry(d), s)?;
                     target.end_stream()?;
                 }
                 continue;
@@ -513,10 +533,10 @@ pub fn apply_paths(
     let is_reparse = |bi: usize| all_refs(bi).last().is_some_and(|x| x.2 == REPARSE);
     let mut reparse_data: HashMap<crate::hash::Sha1Hash, Vec<u8>> = HashMap::new();
     let stream_of = |d: usize, si: usize| &tree.inodes[tree.dentries[d].inode].streams[si];
-    // Blobs with several references up to this size are held in memory
-    // and written to each; larger ones are written to the first reference
-    // and read again for the others (rare: identical large files that are
-    // not hard links).
+    // For a target that takes one stream at a time: blobs with several
+    // references up to this size are held in memory and written to each;
+    // larger ones are written to the first reference and read again for
+    // the others (rare: identical large files that are not hard links).
     // (Not lower: reading a blob again decodes every chunk holding it, and
     // a solid chunk is up to 64 MiB; with 1 MiB, when each such blob was
     // still read again on its own, the apply of a solid WIM of
@@ -525,10 +545,28 @@ pub fn apply_paths(
     // the peak.)
     const BUFFER_LIMIT: u64 = 4 << 20;
     const BUFFER_KEEP: usize = 256 << 10;
+    // A target that can hold several streams open gets a blob's names
+    // together (no copy held, no second read), up to its limit; only a
+    // blob with more names is buffered, or if too large for that, read
+    // again for each further group of names.
+    let open_limit = |t: &dyn ApplyTarget, bi: usize| {
+        t.max_open_streams(blobs[bi].reshdr.uncompressed_size)
+            .max(1)
+    };
+    let buffer_it = |t: &dyn ApplyTarget, bi: usize| {
+        refs_of(bi).len() > open_limit(t, bi) && blobs[bi].reshdr.uncompressed_size <= BUFFER_LIMIT
+    };
+    // The streams of pass `g` (0: the first, which reads every blob).
+    let group = |t: &dyn ApplyTarget, bi: usize, g: usize| {
+        let rs = refs_of(bi);
+        let m = open_limit(t, bi);
+        let start = g.saturating_mul(m).min(rs.len());
+        &rs[start..rs.len().min(start + m)]
+    };
     {
         let mut cur: Option<usize> = None;
         let mut buffered: Vec<u8> = Vec::new();
-        let mut second_pass: Vec<usize> = Vec::new();
+        let mut later: Vec<usize> = Vec::new();
         let mut bytes_done = 0u64;
         let mut reader = crate::extract::BlobReader::new(wim, blobs.clone(), opts.threads);
         while let Some(ev) = reader.next_event()? {
@@ -541,17 +579,22 @@ pub fn apply_paths(
                             .or_default()
                             .extend_from_slice(&data);
                     }
-                    let rs = refs_of(bi);
-                    if rs.is_empty() {
+                    if refs_of(bi).is_empty() {
                         continue;
                     }
-                    if rs.len() > 1 && b.reshdr.uncompressed_size <= BUFFER_LIMIT {
+                    if buffer_it(&*target, bi) {
+                        if buffered.is_empty() {
+                            // Exactly: grown by doubling it could hold
+                            // twice the blob.
+                            buffered.reserve_exact(b.reshdr.uncompressed_size as usize);
+                        }
                         buffered.extend_from_slice(&data);
                         continue;
                     }
                     if cur != Some(bi) {
-                        let (_, d, si) = rs[0];
-                        target.begin_stream(&paths[d], stream_of(d, si))?;
+                        for &(_, d, si) in group(&*target, bi, 0) {
+                            target.begin_stream(&entry(d), stream_of(d, si))?;
+                        }
                         cur = Some(bi);
                     }
                     target.write_stream(&data)?;
@@ -562,9 +605,9 @@ pub fn apply_paths(
                     if cur.take().is_some() {
                         target.end_stream()?;
                     }
-                    if rs.len() > 1 && b.reshdr.uncompressed_size <= BUFFER_LIMIT {
+                    if buffer_it(&*target, bi) {
                         for &(_, d, si) in rs {
-                            target.begin_stream(&paths[d], stream_of(d, si))?;
+                            target.begin_stream(&entry(d), stream_of(d, si))?;
                             target.write_stream(&buffered)?;
                             target.end_stream()?;
                         }
@@ -574,24 +617,24 @@ pub fn apply_paths(
                         if buffered.capacity() > BUFFER_KEEP {
                             buffered = Vec::new();
                         }
-                    } else if rs.len() > 1 {
-                        second_pass.push(bi);
+                    } else if rs.len() > open_limit(&*target, bi) {
+                        later.push(bi);
                     }
                     bytes_done += b.reshdr.uncompressed_size;
                     progress(ApplyProgress { bytes_done, ..prog });
                 }
             }
         }
-        // The other names of the large blobs: one more read of those blobs
-        // per name beyond the first, all of them in one pass, so that a
-        // chunk holding several of them (a 64 MiB solid chunk holds many)
-        // is decoded once per pass, not once per blob.
-        let mut j = 1;
+        // The names beyond the first pass's: one more read of those blobs
+        // per group of names, all of them in one pass, so that a chunk
+        // holding several of them (a 64 MiB solid chunk holds many) is
+        // decoded once per pass, not once per blob.
+        let mut g = 1;
         loop {
-            let pass: Vec<usize> = second_pass
+            let pass: Vec<usize> = later
                 .iter()
                 .copied()
-                .filter(|&bi| refs_of(bi).len() > j)
+                .filter(|&bi| !group(&*target, bi, g).is_empty())
                 .collect();
             if pass.is_empty() {
                 break;
@@ -603,8 +646,9 @@ pub fn apply_paths(
                 match ev {
                     crate::extract::BlobEvent::Data(k, data) => {
                         if open != Some(k) {
-                            let (_, d, si) = refs_of(pass[k])[j];
-                            target.begin_stream(&paths[d], stream_of(d, si))?;
+                            for &(_, d, si) in group(&*target, pass[k], g) {
+                                target.begin_stream(&entry(d), stream_of(d, si))?;
+                            }
                             open = Some(k);
                         }
                         target.write_stream(&data)?;
@@ -616,7 +660,7 @@ pub fn apply_paths(
                     }
                 }
             }
-            j += 1;
+            g += 1;
         }
         prog.bytes_done = total_bytes;
     }

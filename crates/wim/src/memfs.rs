@@ -34,8 +34,14 @@ pub struct MemFs {
     pub nodes: BTreeMap<String, MemNode>,
     data: Vec<Arc<Vec<u8>>>,
     pub applied_links: Vec<(String, String)>,
-    current: Option<(String, String, Vec<u8>)>,
+    /// Streams that may be open at once when applied to (0 counts as 1).
+    pub max_open: usize,
+    /// The open streams and the bytes written to them.
+    current: Option<(Vec<OpenStream>, Vec<u8>)>,
 }
+
+/// A stream being written: file key and stream name.
+type OpenStream = (String, String);
 
 impl MemFs {
     pub fn new() -> MemFs {
@@ -250,8 +256,8 @@ impl ApplyTarget for MemFs {
         );
         Ok(())
     }
-    fn create_hard_link(&mut self, existing: &WimPath, e: &ApplyEntry) -> Result<()> {
-        self.applied_links.push((key(existing), key(e.path)));
+    fn create_hard_link(&mut self, existing: &ApplyEntry, e: &ApplyEntry) -> Result<()> {
+        self.applied_links.push((key(existing.path), key(e.path)));
         self.nodes.insert(
             key(e.path),
             MemNode {
@@ -261,20 +267,30 @@ impl ApplyTarget for MemFs {
         );
         Ok(())
     }
-    fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()> {
-        if self.current.is_some() {
-            return Err(WimError::Apply {
-                path: path.to_string(),
-                reason: "two streams open at once".into(),
-            });
+    fn max_open_streams(&self, _size: u64) -> usize {
+        self.max_open.max(1)
+    }
+    fn begin_stream(&mut self, e: &ApplyEntry, stream: &Stream) -> Result<()> {
+        let err = |reason: &str| WimError::Apply {
+            path: e.path.to_string(),
+            reason: reason.into(),
+        };
+        let open = (key(e.path), stream.name_string());
+        match &mut self.current {
+            None => self.current = Some((vec![open], Vec::new())),
+            Some((_, data)) if !data.is_empty() => return Err(err("begin after a write")),
+            Some((open_now, _)) if open_now.len() >= self.max_open.max(1) => {
+                return Err(err("more streams open than allowed"))
+            }
+            Some((open_now, _)) if open_now.contains(&open) => return Err(err("opened twice")),
+            Some((open_now, _)) => open_now.push(open),
         }
-        self.current = Some((key(path), stream.name_string(), Vec::new()));
         Ok(())
     }
     fn write_stream(&mut self, data: &[u8]) -> Result<()> {
         match &mut self.current {
             Some(c) => {
-                c.2.extend_from_slice(data);
+                c.1.extend_from_slice(data);
                 Ok(())
             }
             None => Err(WimError::Apply {
@@ -284,32 +300,34 @@ impl ApplyTarget for MemFs {
         }
     }
     fn end_stream(&mut self) -> Result<()> {
-        let (k, name, data) = self.current.take().ok_or_else(|| WimError::Apply {
+        let (open, data) = self.current.take().ok_or_else(|| WimError::Apply {
             path: "?".into(),
             reason: "end without begin".into(),
         })?;
-        let n = self.nodes.get_mut(&k).ok_or_else(|| WimError::Apply {
-            path: k.clone(),
-            reason: "stream of a missing file".into(),
-        })?;
-        if name.is_empty() {
-            n.data = Some(data.clone());
-        } else {
-            n.ads.insert(name.clone(), data.clone());
-        }
-        // Hard links share content.
-        let others: Vec<String> = self
-            .applied_links
-            .iter()
-            .filter(|(a, _)| *a == k)
-            .map(|(_, b)| b.clone())
-            .collect();
-        for o in others {
-            if let Some(n) = self.nodes.get_mut(&o) {
-                if name.is_empty() {
-                    n.data = Some(data.clone());
-                } else {
-                    n.ads.insert(name.clone(), data.clone());
+        for (k, name) in open {
+            let n = self.nodes.get_mut(&k).ok_or_else(|| WimError::Apply {
+                path: k.clone(),
+                reason: "stream of a missing file".into(),
+            })?;
+            if name.is_empty() {
+                n.data = Some(data.clone());
+            } else {
+                n.ads.insert(name.clone(), data.clone());
+            }
+            // Hard links share content.
+            let others: Vec<String> = self
+                .applied_links
+                .iter()
+                .filter(|(a, _)| *a == k)
+                .map(|(_, b)| b.clone())
+                .collect();
+            for o in others {
+                if let Some(n) = self.nodes.get_mut(&o) {
+                    if name.is_empty() {
+                        n.data = Some(data.clone());
+                    } else {
+                        n.ads.insert(name.clone(), data.clone());
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 mod common;
 
-use common::apply_to_memory;
+use common::{apply_to_memory, apply_to_memory_open};
 use tasq_wim::capture::NoFilter;
 use tasq_wim::image::*;
 use tasq_wim::memfs::{MemFs, MemNode};
@@ -509,4 +509,70 @@ fn large_blobs_with_several_names_share_one_more_pass() {
         read <= 2 * stored,
         "{read} bytes of chunks read for {stored} stored"
     );
+    // A target that takes both names at once needs no second pass.
+    let mut out = apply_to_memory_open(&wim, 1, 2);
+    assert_same(&out, &fs, "solid, both names open together");
+    let read2 = wim.chunk_bytes_read() - read;
+    assert!(read2 <= stored, "{read2} bytes read for {stored} stored");
+    out.max_open = 1;
+    assert_eq!(out, apply_to_memory(&wim, 1));
+}
+
+/// A target that takes several streams at once gets a blob's names in
+/// groups of its limit: one read for as many names as it holds, one more
+/// pass per further group (a large blob), and a small blob with more names
+/// than that is held and written to each.
+#[test]
+fn names_of_a_blob_are_opened_in_groups_of_the_target_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = MemFs::new();
+    let block = common::bytes(21, 64 << 10, false);
+    let large: Vec<u8> = block
+        .iter()
+        .copied()
+        .cycle()
+        .take((4 << 20) + 4096)
+        .collect();
+    for k in 0..5 {
+        fs.add_file(&format!("large{k}"), &large);
+    }
+    let small = common::bytes(22, 20_000, true);
+    for k in 0..7 {
+        fs.add_file(&format!("small{k}"), &small);
+    }
+    fs.add_file("alone", b"one name");
+    let path = dir.path().join("groups.wim");
+    let opts = WriteOptions {
+        compression: CompressionFormat::Xpress,
+        threads: 2,
+        ..WriteOptions::default()
+    };
+    let wim = write_with(&mut fs, &path, opts);
+    let stored_of = |data: &[u8]| {
+        let h = tasq_wim::Sha1Hash::of(data);
+        wim.blob(&h).expect("blob").reshdr.size_in_wim
+    };
+    let (large_stored, small_stored) = (stored_of(&large), stored_of(&small));
+    let mut reads = Vec::new();
+    for limit in [1, 2, 3, 5, 32] {
+        let before = wim.chunk_bytes_read();
+        let out = apply_to_memory_open(&wim, 1, limit);
+        assert_same(&out, &fs, &format!("limit {limit}"));
+        reads.push(wim.chunk_bytes_read() - before);
+    }
+    // With 5 or more open at once, every blob is read once; each group
+    // of names beyond the first reads the large blob again (its chunks:
+    // its stored size less its chunk table); the small one (7 names) is
+    // never read again.
+    let once = reads[3];
+    assert_eq!(reads[4], once);
+    let again = reads[0] - once;
+    assert_eq!(again % 4, 0);
+    let per_pass = again / 4;
+    assert!(
+        per_pass <= large_stored && per_pass + 1024 > large_stored,
+        "{per_pass} read again for a blob of {large_stored} (small {small_stored})"
+    );
+    assert_eq!(reads[1], once + 2 * per_pass, "limit 2: three groups");
+    assert_eq!(reads[2], once + per_pass, "limit 3: two groups");
 }

@@ -236,7 +236,8 @@ impl ApplyTarget for FatTarget {
         self.create_empty_file(entry.path)
     }
 
-    fn create_hard_link(&mut self, existing: &WimPath, entry: &ApplyEntry) -> Result<()> {
+    fn create_hard_link(&mut self, existing: &ApplyEntry, entry: &ApplyEntry) -> Result<()> {
+        let existing = existing.path;
         if self.skipped.contains(existing) {
             self.skipped.insert(entry.path.clone());
             return Ok(());
@@ -253,7 +254,8 @@ impl ApplyTarget for FatTarget {
         Ok(())
     }
 
-    fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()> {
+    fn begin_stream(&mut self, entry: &ApplyEntry, stream: &Stream) -> Result<()> {
+        let path = entry.path;
         if self.current.is_some() {
             return Err(self.err(path, "a stream is already open"));
         }

@@ -39,6 +39,8 @@ pub(super) struct NewFile {
     pub dir: Arc<OwnedFd>,
     pub name: String,
     pub path: WimPath,
+    /// The entry's id in the apply (`ApplyEntry::id`).
+    pub id: usize,
     /// For error messages.
     pub host_path: String,
     pub data: Vec<u8>,

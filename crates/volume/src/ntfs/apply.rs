@@ -392,7 +392,8 @@ impl ApplyTarget for NtfsTarget {
         Ok(())
     }
 
-    fn create_hard_link(&mut self, existing: &WimPath, entry: &ApplyEntry) -> Result<()> {
+    fn create_hard_link(&mut self, existing: &ApplyEntry, entry: &ApplyEntry) -> Result<()> {
+        let existing = existing.path;
         name_units(entry.path)?;
         match self.pending_index.get(existing) {
             Some(&i) => {
@@ -418,7 +419,8 @@ impl ApplyTarget for NtfsTarget {
         }
     }
 
-    fn begin_stream(&mut self, path: &WimPath, stream: &Stream) -> Result<()> {
+    fn begin_stream(&mut self, entry: &ApplyEntry, stream: &Stream) -> Result<()> {
+        let path = entry.path;
         self.flush_pending()?;
         if self.current.is_some() {
             return Err(apply_err(path, "two streams open at once"));

@@ -148,6 +148,7 @@ pub fn try_drive_apply(
     let entry = |d: usize| {
         let inode = tree.inode_of(d);
         ApplyEntry {
+            id: d,
             path: &paths[&d],
             inode,
             short_name: &tree.dentries[d].short_name,
@@ -175,7 +176,7 @@ pub fn try_drive_apply(
                 first.insert(ino, d);
                 target.create_file(&entry(d))?;
             }
-            Some(&f) => target.create_hard_link(&paths[&f], &entry(d))?,
+            Some(&f) => target.create_hard_link(&entry(f), &entry(d))?,
         }
     }
     // 3. data streams.
@@ -185,7 +186,7 @@ pub fn try_drive_apply(
                 continue;
             }
             let bytes = content(s);
-            target.begin_stream(&paths[&d], s)?;
+            target.begin_stream(&entry(d), s)?;
             // Odd chunk sizes, as a decompressor would not hand them.
             for c in bytes.chunks(7777) {
                 target.write_stream(c)?;

@@ -49,7 +49,14 @@ pub fn wimlib(args: &[&str]) -> String {
 
 /// Image `n` applied by us into memory (2 threads).
 pub fn apply_to_memory(wim: &Wim, n: u32) -> MemFs {
+    apply_to_memory_open(wim, n, 1)
+}
+
+/// As [`apply_to_memory`], into a target that takes up to `max_open`
+/// streams of one blob at once.
+pub fn apply_to_memory_open(wim: &Wim, n: u32, max_open: usize) -> MemFs {
     let mut fs = MemFs::new();
+    fs.max_open = max_open;
     apply_image(
         wim,
         n,
