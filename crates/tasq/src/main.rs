@@ -52,7 +52,23 @@ enum Command {
     },
 }
 
+/// One malloc arena for every thread (glibc). Chunk buffers are
+/// allocated on the decompressing threads and freed on the apply thread;
+/// with an arena per thread, each held its own few megabytes of such
+/// blocks: the apply of /usr/share peaked 4 MiB higher (51.5 vs 47.5 MiB),
+/// at the same speed, and captures were as fast either way (measured in
+/// alternated runs; the threads allocate rarely, so they seldom contend).
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() {
+    one_malloc_arena();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Command::Wim { cmd } => wim_cmd::run(cmd),
