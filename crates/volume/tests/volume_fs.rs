@@ -408,13 +408,16 @@ mod ntfs {
             ..Inode::default()
         };
         let root = WimPath::root();
-        let entry = |path, inode| ApplyEntry {
-            id: 0,
-            path,
-            inode,
-            short_name: &[],
-            security_descriptor: None,
-        };
+        // Ids: the root 0, the junction 1.
+        fn entry<'a>(path: &'a WimPath, inode: &'a Inode) -> ApplyEntry<'a> {
+            ApplyEntry {
+                id: usize::from(!path.is_root()),
+                path,
+                inode,
+                short_name: &[],
+                security_descriptor: None,
+            }
+        }
         t.create_directory(&entry(&root, &dir_inode)).unwrap();
         let j = WimPath::from_components(["Junction"]).unwrap();
         t.create_directory(&entry(&j, &dir_inode)).unwrap();

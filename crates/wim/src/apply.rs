@@ -3,8 +3,9 @@
 //!
 //! 1. `create_directory` for every directory, parents first (the root,
 //!    with an empty path, first of all);
-//! 2. `create_file` for the first name of every non-directory inode and
-//!    `create_hard_link` for its other names;
+//! 2. `create_file` for one name of every non-directory inode (the first
+//!    with a short name, if one has; else the first), then
+//!    `create_hard_link` for the other names;
 //! 3. for every data stream with content, in the order blobs lie in the
 //!    WIM: `begin_stream`, `write_stream` with the bytes in order,
 //!    `end_stream`; an empty named stream gets `begin_stream` and
@@ -341,11 +342,36 @@ pub fn apply_paths(
     opts: &ApplyOptions,
     progress: &mut dyn FnMut(ApplyProgress),
 ) -> Result<()> {
+    let tree = wim.read_image(n)?;
+    apply_tree_paths(wim, n, &tree, select, target, opts, progress)
+}
+
+/// As [`apply_image`], for a caller that has read image `n`'s tree
+/// already (`wim.read_image(n)`): it is not read, nor held, twice.
+pub fn apply_tree(
+    wim: &crate::reader::Wim,
+    n: u32,
+    tree: &crate::image::ImageTree,
+    target: &mut dyn ApplyTarget,
+    opts: &ApplyOptions,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<()> {
+    apply_tree_paths(wim, n, tree, &[], target, opts, progress)
+}
+
+fn apply_tree_paths(
+    wim: &crate::reader::Wim,
+    n: u32,
+    tree: &crate::image::ImageTree,
+    select: &[String],
+    target: &mut dyn ApplyTarget,
+    opts: &ApplyOptions,
+    progress: &mut dyn FnMut(ApplyProgress),
+) -> Result<()> {
     use crate::error::WimError;
     use crate::image::{ImageTree, StreamKind};
     use std::collections::HashMap;
 
-    let tree = wim.read_image(n)?;
     let bs_ok = target.backslash_is_ordinary();
     // Which entries, and their paths in the target (validated).
     let whole = select.is_empty();
@@ -429,10 +455,15 @@ pub fn apply_paths(
     // Each applied inode's first name in `order` (usize::MAX: not
     // applied): files are created there, their other names linked to it,
     // and streams written through it.
+    // The first name with a short name, if one has: NTFS gives a short
+    // name only to a file with a single name, so that name is created
+    // first and the others linked to it.
     let mut first_name = vec![usize::MAX; tree.inodes.len()];
     for &d in &order {
         let f = &mut first_name[tree.dentries[d].inode];
-        if *f == usize::MAX {
+        if *f == usize::MAX
+            || (tree.dentries[*f].short_name.is_empty() && !tree.dentries[d].short_name.is_empty())
+        {
             *f = d;
         }
     }
@@ -459,7 +490,7 @@ pub fn apply_paths(
     }
     // An entry for a call (its path made for it).
     let entry = |d: usize| Named {
-        tree: &tree,
+        tree,
         d,
         path: path_of(d),
     };
@@ -475,17 +506,22 @@ pub fn apply_paths(
             target.create_directory(&entry(d).get())?;
         }
     }
-    // 2. files and hard links
-    for &d in &order {
-        let ino = tree.dentries[d].inode;
-        if tree.inodes[ino].is_directory() {
-            continue;
+    // 2. files, then their other names
+    for links in [false, true] {
+        for &d in &order {
+            let ino = tree.dentries[d].inode;
+            if tree.inodes[ino].is_directory() {
+                continue;
+            }
+            match first_name[ino] {
+                first if first == d && !links => target.create_file(&entry(d).get())?,
+                first if first != d && links => {
+                    target.create_hard_link(&entry(first).get(), &entry(d).get())?
+                }
+                _ => continue,
+            }
+            prog.entries_done += 1;
         }
-        match first_name[ino] {
-            first if first == d => target.create_file(&entry(d).get())?,
-            first => target.create_hard_link(&entry(first).get(), &entry(d).get())?,
-        }
-        prog.entries_done += 1;
     }
     // 3. data streams (and reparse data), blobs in file order; each blob
     // read once. One (blob, first name, stream index) per stream with

@@ -461,6 +461,6 @@ pub fn apply_image_to_fat(
             ),
         });
     }
-    tasq_wim::apply::apply_image(wim, n, &mut target, opts, progress)?;
+    tasq_wim::apply::apply_tree(wim, n, &tree, &mut target, opts, progress)?;
     Ok(target.warnings().to_vec())
 }

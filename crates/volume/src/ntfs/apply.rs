@@ -48,11 +48,8 @@ struct OpenStream {
 }
 
 /// A non-directory whose creation waits for all its names.
-struct PendingFile {
-    /// (path, short name) of every name, in the order announced.
-    names: Vec<(WimPath, Vec<u16>)>,
-    attributes: u32,
-}
+/// No MFT record (yet) for an entry id.
+const NO_RECORD: u64 = u64::MAX;
 
 /// The name of the last component as UTF-16, checked for NTFS's limit.
 fn name_units(path: &WimPath) -> Result<Vec<u16>> {
@@ -69,12 +66,12 @@ fn name_units(path: &WimPath) -> Result<Vec<u16>> {
 /// whether everything reached the disk.
 pub struct NtfsTarget {
     vol: Option<NtfsVolume>,
-    /// Image path → MFT record of what was created there.
-    mft: HashMap<WimPath, u64>,
+    /// MFT record of each created entry, by entry id (`NO_RECORD`: none).
+    records: Vec<u64>,
+    /// Directories by path → MFT record, for finding an entry's parent.
+    /// (Only directories: a map of every file's path cost megabytes.)
+    dirs: HashMap<WimPath, u64>,
     current: Option<OpenStream>,
-    /// Files announced but not created yet (see `flush_pending`).
-    pending: Vec<PendingFile>,
-    pending_index: HashMap<WimPath, usize>,
     /// Records of files whose image inode is sparse: their zero blocks
     /// are left as holes.
     sparse: HashSet<u64>,
@@ -99,10 +96,9 @@ impl NtfsTarget {
         }
         Ok(NtfsTarget {
             vol: Some(vol),
-            mft: HashMap::new(),
+            records: Vec::new(),
+            dirs: HashMap::new(),
             current: None,
-            pending: Vec::new(),
-            pending_index: HashMap::new(),
             sparse: HashSet::new(),
             warnings: Vec::new(),
         })
@@ -124,18 +120,30 @@ impl NtfsTarget {
             .ok_or_else(|| WimError::InvalidArgument("the NTFS target is already finished".into()))
     }
 
-    fn mft_of(&self, p: &WimPath) -> Result<u64> {
-        self.mft
-            .get(p)
+    /// The MFT record created for `entry`.
+    fn mft_of(&self, entry: &ApplyEntry) -> Result<u64> {
+        self.records
+            .get(entry.id)
             .copied()
-            .ok_or_else(|| apply_err(p, "not created yet"))
+            .filter(|&r| r != NO_RECORD)
+            .ok_or_else(|| apply_err(entry.path, "not created yet"))
+    }
+
+    fn set_record(&mut self, id: usize, mft: u64) {
+        if id >= self.records.len() {
+            self.records.resize(id + 1, NO_RECORD);
+        }
+        self.records[id] = mft;
     }
 
     fn parent_of(&self, p: &WimPath) -> Result<u64> {
         let parent = p
             .parent()
             .ok_or_else(|| apply_err(p, "the root has no parent"))?;
-        self.mft_of(&parent)
+        self.dirs
+            .get(&parent)
+            .copied()
+            .ok_or_else(|| apply_err(p, "its directory was not created"))
     }
 
     /// Creates `path` in its parent directory with `ntfs_create` and gives
@@ -175,17 +183,15 @@ impl NtfsTarget {
         if attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
             self.sparse.insert(mft);
         }
-        self.mft.insert(path.clone(), mft);
         Ok(mft)
     }
 
     /// Gives the file at `path` (which must have no other name yet: the
     /// library refuses short names on files with several links) its short
     /// name. The call rewrites the long name in the Win32 namespace.
-    fn set_short_name(&mut self, path: &WimPath, short: &[u16]) -> Result<()> {
+    fn set_short_name(&mut self, mft: u64, path: &WimPath, short: &[u16]) -> Result<()> {
         let short = String::from_utf16(short)
             .map_err(|_| apply_err(path, "short name is not valid UTF-16"))?;
-        let mft = self.mft_of(path)?;
         let parent = self.parent_of(path)?;
         let vol = self.vol()?;
         let m = vol.lock();
@@ -232,41 +238,6 @@ impl NtfsTarget {
                 last_error("cannot write the link", m.fault()),
             ));
         }
-        drop(m);
-        self.mft.insert(path.clone(), mft);
-        Ok(())
-    }
-
-    /// Creates the files announced by `create_file` and `create_hard_link`.
-    /// They are held back until all names of each file are known, because
-    /// a short name can only be given while a file has a single name:
-    /// the name that has a short name is created first, gets it, and the
-    /// other names are linked afterwards (wimlib orders it the same way).
-    fn flush_pending(&mut self) -> Result<()> {
-        for file in std::mem::take(&mut self.pending) {
-            let first = file
-                .names
-                .iter()
-                .position(|(_, short)| !short.is_empty())
-                .unwrap_or(0);
-            let Some((path, short)) = file.names.get(first) else {
-                continue;
-            };
-            let mft = self.create(path, file.attributes, sys::libc::S_IFREG)?;
-            if !short.is_empty() {
-                self.set_short_name(path, short)?;
-            }
-            for (i, (p, s)) in file.names.iter().enumerate() {
-                if i == first {
-                    continue;
-                }
-                if !s.is_empty() {
-                    return Err(apply_err(p, "a second short name for one file"));
-                }
-                self.link(mft, p)?;
-            }
-        }
-        self.pending_index.clear();
         Ok(())
     }
 
@@ -356,7 +327,8 @@ impl ApplyTarget for NtfsTarget {
 
     fn create_directory(&mut self, entry: &ApplyEntry) -> Result<()> {
         if entry.path.is_root() {
-            self.mft.insert(WimPath::root(), sys::FILE_root);
+            self.dirs.insert(WimPath::root(), sys::FILE_root);
+            self.set_record(entry.id, sys::FILE_root);
             let vol = self.vol()?;
             let m = vol.lock();
             let ino = Ino::open(&m, sys::FILE_root).ok_or_else(|| {
@@ -371,61 +343,49 @@ impl ApplyTarget for NtfsTarget {
             }
             return Ok(());
         }
-        self.create(entry.path, entry.inode.attributes, sys::libc::S_IFDIR)?;
+        let mft = self.create(entry.path, entry.inode.attributes, sys::libc::S_IFDIR)?;
+        self.dirs.insert(entry.path.clone(), mft);
+        self.set_record(entry.id, mft);
         if !entry.short_name.is_empty() {
-            self.set_short_name(entry.path, entry.short_name)?;
+            self.set_short_name(mft, entry.path, entry.short_name)?;
         }
         Ok(())
     }
 
     fn create_file(&mut self, entry: &ApplyEntry) -> Result<()> {
-        name_units(entry.path)?;
-        if self.pending_index.contains_key(entry.path) || self.mft.contains_key(entry.path) {
+        if self.records.get(entry.id).is_some_and(|&r| r != NO_RECORD) {
             return Err(apply_err(entry.path, "created twice"));
         }
-        self.pending_index
-            .insert(entry.path.clone(), self.pending.len());
-        self.pending.push(PendingFile {
-            names: vec![(entry.path.clone(), entry.short_name.to_vec())],
-            attributes: entry.inode.attributes,
-        });
+        // The applier gives the name with a short name here, when one has
+        // (a short name can only be set while a file has a single name);
+        // the other names come to create_hard_link.
+        let mft = self.create(entry.path, entry.inode.attributes, sys::libc::S_IFREG)?;
+        self.set_record(entry.id, mft);
+        if !entry.short_name.is_empty() {
+            self.set_short_name(mft, entry.path, entry.short_name)?;
+        }
         Ok(())
     }
 
     fn create_hard_link(&mut self, existing: &ApplyEntry, entry: &ApplyEntry) -> Result<()> {
-        let existing = existing.path;
-        name_units(entry.path)?;
-        match self.pending_index.get(existing) {
-            Some(&i) => {
-                self.pending_index.insert(entry.path.clone(), i);
-                if let Some(f) = self.pending.get_mut(i) {
-                    f.names
-                        .push((entry.path.clone(), entry.short_name.to_vec()));
-                }
-                Ok(())
-            }
-            None => {
-                // The file already exists on the volume (created in an
-                // earlier phase): link now; a short name is impossible.
-                let mft = self.mft_of(existing)?;
-                if !entry.short_name.is_empty() {
-                    return Err(apply_err(
-                        entry.path,
-                        "cannot give a short name to a second link",
-                    ));
-                }
-                self.link(mft, entry.path)
-            }
+        let mft = self.mft_of(existing)?;
+        if !entry.short_name.is_empty() {
+            return Err(apply_err(
+                entry.path,
+                "cannot give a short name to a second link",
+            ));
         }
+        self.link(mft, entry.path)?;
+        self.set_record(entry.id, mft);
+        Ok(())
     }
 
     fn begin_stream(&mut self, entry: &ApplyEntry, stream: &Stream) -> Result<()> {
         let path = entry.path;
-        self.flush_pending()?;
         if self.current.is_some() {
             return Err(apply_err(path, "two streams open at once"));
         }
-        let mft = self.mft_of(path)?;
+        let mft = self.mft_of(entry)?;
         let vol = self.vol()?;
         let m = vol.lock();
         let ino = Ino::open(&m, mft)
@@ -525,7 +485,6 @@ impl ApplyTarget for NtfsTarget {
     }
 
     fn set_reparse_point(&mut self, entry: &ApplyEntry, data: &[u8]) -> Result<()> {
-        self.flush_pending()?;
         if data.len() + 8 > REPARSE_POINT_MAX_SIZE {
             return Err(apply_err(
                 entry.path,
@@ -537,7 +496,7 @@ impl ApplyTarget for NtfsTarget {
         buf.extend_from_slice(&(data.len() as u16).to_le_bytes());
         buf.extend_from_slice(&entry.inode.rp_reserved.to_le_bytes());
         buf.extend_from_slice(data);
-        let mft = self.mft_of(entry.path)?;
+        let mft = self.mft_of(entry)?;
         let vol = self.vol()?;
         let m = vol.lock();
         let ino = Ino::open(&m, mft)
@@ -563,8 +522,7 @@ impl ApplyTarget for NtfsTarget {
     }
 
     fn set_metadata(&mut self, entry: &ApplyEntry) -> Result<()> {
-        self.flush_pending()?;
-        let mft = self.mft_of(entry.path)?;
+        let mft = self.mft_of(entry)?;
         let vol = self
             .vol
             .as_ref()
@@ -629,7 +587,6 @@ impl ApplyTarget for NtfsTarget {
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.flush_pending()?;
         self.close_current()?;
         match self.vol.take() {
             Some(v) => v.close(),
@@ -683,7 +640,7 @@ pub fn apply_image_to_ntfs(
     }
     let desc = vol.describe().to_string();
     let mut target = NtfsTarget::new(vol)?;
-    tasq_wim::apply::apply_image(wim, n, &mut target, opts, progress)
+    tasq_wim::apply::apply_tree(wim, n, &tree, &mut target, opts, progress)
         .map_err(|e| on_volume(e, &desc))?;
     Ok(target.warnings)
 }

@@ -407,6 +407,13 @@ pub fn build_fixture(wim: &Path) {
     b.name("\\Docs\\Hard link one.dat", "HARDLI~1.DAT", i);
     b.name("\\Other\\second name.dat", "", i);
     b.name("\\Docs\\Deep\\third.dat", "", i);
+    // Two names, the short name on the one that comes second in the tree:
+    // it must still be the one created first (a short name is only given
+    // to a file with one name).
+    let s = b.data_stream("", b"two names, the second short");
+    let i = b.inode(FILE_ATTRIBUTE_ARCHIVE, &user_sd, vec![s]);
+    b.name("\\Other\\a first name.dat", "", i);
+    b.name("\\Other\\z later name.dat", "ZLATER~1.DAT", i);
 
     // Same content in an unrelated file (deduplicated in the WIM only).
     b.file(
@@ -667,6 +674,8 @@ pub fn assert_has_fixture_features(d: &BTreeMap<String, Described>) {
     assert_eq!(r.streams["empty stream"].2, 0);
     assert_eq!(d["\\Docs\\Hard link one.dat"].links.len(), 3);
     assert_eq!(d["\\Docs\\Hard link one.dat"].short_name, "HARDLI~1.DAT");
+    assert_eq!(d["\\Other\\z later name.dat"].short_name, "ZLATER~1.DAT");
+    assert_eq!(d["\\Other\\a first name.dat"].links.len(), 2);
     assert_eq!(d["\\link to tracked"].reparse.0, IO_REPARSE_TAG_SYMLINK);
     assert_eq!(
         d["\\Application Data"].reparse.0,
