@@ -370,7 +370,6 @@ fn apply_tree_paths(
 ) -> Result<()> {
     use crate::error::WimError;
     use crate::image::{ImageTree, StreamKind};
-    use std::collections::HashMap;
 
     let bs_ok = target.backslash_is_ordinary();
     // Which entries, and their paths in the target (validated).
@@ -601,7 +600,7 @@ fn apply_tree_paths(
         &r[..r.iter().position(|x| x.2 == REPARSE).unwrap_or(r.len())]
     };
     let is_reparse = |bi: usize| all_refs(bi).last().is_some_and(|x| x.2 == REPARSE);
-    let mut reparse_data: HashMap<crate::hash::Sha1Hash, Vec<u8>> = HashMap::new();
+    let mut reparse_data: crate::hash::FastMap<crate::hash::Sha1Hash, Vec<u8>> = Default::default();
     let stream_of = |d: usize, si: usize| &tree.inodes[tree.dentries[d].inode].streams[si];
     // For a target that takes one stream at a time: blobs with several
     // references up to this size are held in memory and written to each;

@@ -4,7 +4,9 @@
 //! assigns stream types with the same rules DISM and wimlib use; writing
 //! follows DISM's stream layout so Windows setup reads our images.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use crate::hash::{FastMap, FastSet};
 
 use crate::error::{Result, WimError};
 use crate::hash::Sha1Hash;
@@ -232,12 +234,12 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
         warnings: Vec::new(),
     };
     // Hard-link groups: id -> inode index.
-    let mut groups: HashMap<u64, usize> = HashMap::new();
+    let mut groups: FastMap<u64, usize> = FastMap::default();
     let nsd = tree.security.len() as u32;
     let add = |tree: &mut ImageTree,
                raw: &RawDentry,
                parent: usize,
-               groups: &mut HashMap<u64, usize>|
+               groups: &mut FastMap<u64, usize>|
      -> usize {
         let is_dir = raw.attributes & FILE_ATTRIBUTE_DIRECTORY != 0;
         let inode_idx = match (raw.link_group, is_dir) {
@@ -266,7 +268,7 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
     let root_id = add(&mut tree, &root, 0, &mut groups);
     tree.dentries[root_id].name.clear();
     tree.dentries[root_id].short_name.clear();
-    let mut visited: HashSet<u64> = HashSet::new();
+    let mut visited: FastSet<u64> = FastSet::default();
     // (dentry id, subdir offset, depth)
     let mut stack = vec![(root_id, root.subdir_offset, 0usize)];
     while let Some((dir, sub, depth)) = stack.pop() {
@@ -289,7 +291,7 @@ pub fn parse_metadata(buf: &[u8], image: u32) -> Result<ImageTree> {
             )));
         }
         let mut off = sub as usize;
-        let mut names: HashSet<Vec<u16>> = HashSet::new();
+        let mut names: FastSet<Vec<u16>> = FastSet::default();
         while let Some(raw) = read_dentry(buf, &mut off, image)? {
             if raw.name.is_empty() {
                 return Err(bad(format!(

@@ -2,7 +2,6 @@
 //! image's metadata. Every size read from the file is checked against the
 //! file's length before anything is allocated.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +39,7 @@ pub struct Wim {
     pub metadata: Vec<BlobEntry>,
     /// Solid resources, referred to by [`BlobEntry::solid`].
     pub solid: Vec<SolidResource>,
-    index: HashMap<Sha1Hash, usize>,
+    index: crate::hash::FastMap<Sha1Hash, usize>,
     pub info: WimInfo,
     /// Stored bytes of chunks read by blob readers (see
     /// [`chunk_bytes_read`](Self::chunk_bytes_read)).
@@ -244,7 +243,7 @@ impl Wim {
             blobs: Vec::new(),
             metadata: Vec::new(),
             solid: Vec::new(),
-            index: HashMap::new(),
+            index: Default::default(),
             info: WimInfo::default(),
             chunk_reads: Default::default(),
         };

@@ -744,7 +744,7 @@ pub struct WimWriter {
     opts: WriteOptions,
     rw: ResourceWriter,
     blobs: Vec<BlobRec>,
-    by_hash: HashMap<Sha1Hash, usize>,
+    by_hash: crate::hash::FastMap<Sha1Hash, usize>,
     images: Vec<ImageRec>,
     info: WimInfo,
     finished: bool,
@@ -843,7 +843,7 @@ impl WimWriter {
             opts,
             rw,
             blobs: Vec::new(),
-            by_hash: HashMap::new(),
+            by_hash: Default::default(),
             images: Vec::new(),
             info: WimInfo::default(),
             finished: false,
@@ -903,7 +903,7 @@ impl WimWriter {
             rw: ResourceWriter::new(opts.compression, opts.chunk_size, opts.level, opts.threads),
             opts,
             blobs: Vec::new(),
-            by_hash: HashMap::new(),
+            by_hash: Default::default(),
             images: Vec::new(),
             info: wim.info.clone(),
             finished: false,
@@ -1409,7 +1409,7 @@ impl WimWriter {
             && (self.opts.compression == CompressionFormat::None
                 || src.header.chunk_size == self.opts.chunk_size);
         let mut recompress: Vec<&BlobEntry> = Vec::new();
-        let mut queued: std::collections::HashSet<Sha1Hash> = Default::default();
+        let mut queued: crate::hash::FastSet<Sha1Hash> = Default::default();
         let mut described = Vec::with_capacity(images.len());
         for ((n, image), tree) in images.iter().zip(&trees) {
             let template = src.info.images.get(*n as usize - 1).cloned();
@@ -1469,7 +1469,7 @@ impl WimWriter {
             return raw;
         }
         let mut kept = vec![0u64; src.solid.len()];
-        let mut seen: std::collections::HashSet<Sha1Hash> = Default::default();
+        let mut seen: crate::hash::FastSet<Sha1Hash> = Default::default();
         for s in trees
             .iter()
             .flat_map(|t| &t.inodes)

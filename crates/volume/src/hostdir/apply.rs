@@ -79,7 +79,7 @@ pub struct HostDirTarget {
     /// metadata passes (which visit files in another order than the
     /// creation pass) do not walk from the root for every file.
     /// Keyed by the directory's path, components joined by `/`.
-    dir_cache: HashMap<String, Arc<OwnedFd>>,
+    dir_cache: tasq_wim::hash::FastMap<String, Arc<OwnedFd>>,
     /// By entry id: files with data whose creation waits for
     /// `begin_stream`, which then creates and opens them in one call; then,
     /// for the files handed to the write-behind thread, that their times
@@ -305,7 +305,7 @@ impl HostDirTarget {
             root,
             root_fd: Arc::new(fd),
             chain: Vec::new(),
-            dir_cache: HashMap::new(),
+            dir_cache: Default::default(),
             pending: Vec::new(),
             link_groups: Vec::new(),
             link_of: HashMap::new(),
