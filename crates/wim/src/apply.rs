@@ -389,6 +389,15 @@ fn apply_tree_paths(
     // themselves are made when a call needs one (a copy of every path held
     // through the apply cost 2.9 MiB on /usr/share).
     let check_name = |d: usize| -> Result<()> {
+        // Most names are plain ASCII without anything to refuse: checked
+        // on the UTF-16 units, without making a string (the full check
+        // below gives the same answer, and the message when refused).
+        let units = &tree.dentries[d].name;
+        let refused = |u: u16| u == 0 || u == u16::from(b'/') || (u == u16::from(b'\\') && !bs_ok);
+        let dots = units.iter().all(|&u| u == u16::from(b'.')) && units.len() <= 2;
+        if !units.is_empty() && !dots && units.iter().all(|&u| u < 0x80 && !refused(u)) {
+            return Ok(());
+        }
         let unsafe_name = |reason: String| WimError::UnsafeName {
             image: n,
             path: tree.path_of(d),
@@ -428,17 +437,24 @@ fn apply_tree_paths(
             }
             x = tree.dentries[x].parent;
         }
-        let mut joined = String::new();
+        let mut joined: Vec<u8> = Vec::with_capacity(64);
         for &c in chain.iter().rev() {
             if !joined.is_empty() {
-                joined.push('/');
+                joined.push(b'/');
             }
             // Checked above: valid UTF-16, a safe component.
-            joined.extend(
-                char::decode_utf16(tree.dentries[c].name.iter().copied())
-                    .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)),
-            );
+            let name = &tree.dentries[c].name;
+            if name.iter().all(|&u| u < 0x80) {
+                joined.extend(name.iter().map(|&u| u as u8));
+            } else {
+                for ch in char::decode_utf16(name.iter().copied()) {
+                    let ch = ch.unwrap_or(char::REPLACEMENT_CHARACTER);
+                    joined.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+            }
         }
+        let joined = String::from_utf8(joined)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         WimPath {
             joined: joined.into_boxed_str(),
         }
