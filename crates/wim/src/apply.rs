@@ -467,12 +467,11 @@ fn apply_tree_paths(
             included[d] && (whole || d != ImageTree::ROOT || roots.contains(&ImageTree::ROOT))
         })
         .collect();
-    // Each applied inode's first name in `order` (usize::MAX: not
-    // applied): files are created there, their other names linked to it,
-    // and streams written through it.
-    // The first name with a short name, if one has: NTFS gives a short
-    // name only to a file with a single name, so that name is created
-    // first and the others linked to it.
+    // Each applied inode's first name (usize::MAX: not applied): the file
+    // is created there, its other names linked to it, and its streams
+    // written through it. The first in `order` with a short name, if one
+    // has (NTFS gives a short name only to a file with a single name), or
+    // else the first in `order`.
     let mut first_name = vec![usize::MAX; tree.inodes.len()];
     for &d in &order {
         let f = &mut first_name[tree.dentries[d].inode];

@@ -576,3 +576,77 @@ fn names_of_a_blob_are_opened_in_groups_of_the_target_limit() {
     assert_eq!(reads[1], once + 2 * per_pass, "limit 2: three groups");
     assert_eq!(reads[2], once + per_pass, "limit 3: two groups");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 12,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Files sharing content, applied into a target taking `max_open`
+    /// streams at once, from a plain or a solid WIM: every file gets its
+    /// bytes (MemFs refuses a stream opened twice, more open than allowed,
+    /// or a begin after a write), and the chunks read stay within one pass
+    /// plus one per further group of names of a blob too large to buffer.
+    #[test]
+    fn shared_content_applies_whatever_the_open_limit(
+        contents in proptest::collection::vec((0usize..3, 1usize..7), 1..5),
+        max_open in 1usize..5,
+        solid in proptest::bool::ANY,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fs = MemFs::new();
+        let mut large_names = Vec::new();
+        for (k, &(kind, names)) in contents.iter().enumerate() {
+            let seed = 100 + k as u32;
+            let data = match kind {
+                0 => common::bytes(seed, 50 + 97 * k, true),
+                1 => common::bytes(seed, 70_000 + k, false),
+                // Above the 4 MiB the applier buffers: a repeated block,
+                // quick to compress.
+                _ => common::bytes(seed, 64 << 10, false)
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take((4 << 20) + 1000 + k)
+                    .collect(),
+            };
+            if kind == 2 {
+                large_names.push(names);
+            }
+            for n in 0..names {
+                fs.add_file(&format!("c{k}-n{n}"), &data);
+            }
+        }
+        let path = dir.path().join("shared.wim");
+        let opts = WriteOptions {
+            compression: CompressionFormat::Xpress,
+            threads: 2,
+            solid: solid.then_some(tasq_wim::writer::SolidOptions {
+                compression: CompressionFormat::Lzms,
+                chunk_size: 1 << 20,
+            }),
+            ..WriteOptions::default()
+        };
+        let wim = write_with(&mut fs, &path, opts);
+        let stored: u64 = wim.solid.iter().map(|r| r.size_in_wim).sum::<u64>()
+            + wim
+                .blobs
+                .iter()
+                .filter(|b| b.solid.is_none() && !b.reshdr.is_metadata())
+                .map(|b| b.reshdr.size_in_wim)
+                .sum::<u64>();
+        let out = apply_to_memory_open(&wim, 1, max_open);
+        assert_same(&out, &fs, &format!("max_open {max_open}, solid {solid}"));
+        let passes = 1 + large_names
+            .iter()
+            .map(|&n| n.div_ceil(max_open) - 1)
+            .max()
+            .unwrap_or(0) as u64;
+        let read = wim.chunk_bytes_read();
+        proptest::prop_assert!(
+            read <= passes * stored,
+            "{} bytes read for {} stored in {} passes", read, stored, passes
+        );
+    }
+}
