@@ -263,10 +263,11 @@ impl BufPool {
             // The smallest free buffer that is large enough, preferring one
             // that already holds `len` bytes (nothing to zero).
             // Not one far larger: a 64 MiB solid chunk's buffer lent for
-            // its 20 MiB of compressed input keeps all 64 resident. (Up to
-            // 1 MiB, any: the pieces of blobs stored uncompressed are read
-            // in 1 MiB buffers, and held here unused while 32 KiB chunks
-            // took new memory they added 2-3 MiB to an LZX apply's peak.)
+            // its 20 MiB of compressed input keeps all 64 resident. But a
+            // buffer of up to 1 MiB serves any request: blobs stored
+            // uncompressed are read in 1 MiB pieces, and when those
+            // buffers sat here unused while 32 KiB chunks took new memory,
+            // an LZX apply's peak grew by 2-3 MiB.
             let fits = |cap: usize| cap >= len && cap <= (2 * len + (64 << 10)).max(1 << 20);
             let i = f
                 .iter()

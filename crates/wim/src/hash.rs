@@ -7,8 +7,8 @@ use sha1::{Digest, Sha1};
 /// Maps and sets keyed by what a WIM holds (blob hashes, names, ids):
 /// foldhash, seeded once per process (the keys come from files that may
 /// be hostile, so not an unseeded hash), instead of the standard SipHash,
-/// which took 16 % of the single-threaded start of an apply of /usr/share
-/// (blob-table index and look-ups, duplicate-name checks).
+/// whose hashing alone was 5.8 % of the samples of reading /usr/share's
+/// image (blob-table index and look-ups, duplicate-name checks).
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
