@@ -451,6 +451,20 @@ pub fn build_fixture(wim: &Path) {
         &inherited_sd,
         &text,
     );
+    // The same content again (one blob, two compressed files written at
+    // once), and in a file whose named stream holds it too (two streams
+    // of one record in one blob: the second is held and written after).
+    b.file(
+        "\\Packed\\text copy.txt",
+        "",
+        FILE_ATTRIBUTE_COMPRESSED | FILE_ATTRIBUTE_ARCHIVE,
+        &inherited_sd,
+        &text,
+    );
+    let main = b.data_stream("", &text);
+    let same = b.data_stream("same again", &text);
+    let i = b.inode(FILE_ATTRIBUTE_ARCHIVE, &inherited_sd, vec![main, same]);
+    b.name("\\Other\\two equal streams.txt", "", i);
 
     // Attributes and an empty file.
     b.file(
@@ -687,5 +701,9 @@ pub fn assert_has_fixture_features(d: &BTreeMap<String, Described>) {
     assert_ne!(d["\\Other"].sd, d["\\Docs"].sd);
     assert_eq!(d["\\sparse.bin"].streams[""].2, 1 << 20);
     assert_eq!(d["\\Packed\\text.txt"].streams[""].2, 200_000);
+    assert_eq!(d["\\Packed\\text copy.txt"].streams[""].2, 200_000);
+    let two = &d["\\Other\\two equal streams.txt"].streams;
+    assert_eq!(two[""], two["same again"]);
+    assert_eq!(two["same again"].2, 200_000);
     assert!(d.keys().any(|k| k.contains("Ünïcödé")));
 }
