@@ -508,6 +508,10 @@ impl ResourceWriter {
     }
 }
 
+/// Finished resource headers waiting in the resource writer before they
+/// are moved to their blobs.
+const COLLECT_DONE_AT: usize = 1024;
+
 /// A solid resource written by this writer (or, on append, already in
 /// the WIM).
 #[derive(Debug, Clone, Copy)]
@@ -745,6 +749,9 @@ pub struct WimWriter {
     rw: ResourceWriter,
     blobs: Vec<BlobRec>,
     by_hash: crate::hash::FastMap<Sha1Hash, usize>,
+    /// Every blob below this index has its resource header (see
+    /// `collect_done`).
+    resolved_upto: usize,
     images: Vec<ImageRec>,
     info: WimInfo,
     finished: bool,
@@ -844,6 +851,7 @@ impl WimWriter {
             rw,
             blobs: Vec::new(),
             by_hash: Default::default(),
+            resolved_upto: 0,
             images: Vec::new(),
             info: WimInfo::default(),
             finished: false,
@@ -904,6 +912,7 @@ impl WimWriter {
             opts,
             blobs: Vec::new(),
             by_hash: Default::default(),
+            resolved_upto: 0,
             images: Vec::new(),
             info: wim.info.clone(),
             finished: false,
@@ -1046,6 +1055,12 @@ impl WimWriter {
     fn blob_end(&mut self) -> Result<()> {
         if self.solid_cur.is_none() {
             self.rw.end(&mut self.out)?;
+            // Finished headers move to their blobs as they come: left in
+            // the writer's map until the end, they were a second table of
+            // every blob (2.7 MiB at a /usr/share capture's peak).
+            if self.rw.done.len() >= COLLECT_DONE_AT {
+                self.collect_done();
+            }
         }
         Ok(())
     }
@@ -1653,12 +1668,20 @@ impl WimWriter {
     }
 
     fn collect_done(&mut self) {
-        for b in &mut self.blobs {
+        // Blobs before `resolved_upto` have all been placed.
+        let start = self.resolved_upto.min(self.blobs.len());
+        let mut all_placed = true;
+        for (i, b) in self.blobs.iter_mut().enumerate().skip(start) {
             if let Some(id) = b.pending_id {
                 if let Some(rh) = self.rw.take_done(id) {
                     b.reshdr = Some(rh);
                     b.pending_id = None;
+                } else {
+                    all_placed = false;
                 }
+            }
+            if all_placed {
+                self.resolved_upto = i + 1;
             }
         }
         for im in &mut self.images {

@@ -650,3 +650,29 @@ proptest::proptest! {
         );
     }
 }
+
+/// More resources than the writer keeps finished headers for before it
+/// moves them to their blobs (1024): every blob still gets its own, as
+/// reading back, the blob table's check and wimlib's verify show.
+#[test]
+fn thousands_of_resources_each_keep_their_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = MemFs::new();
+    for k in 0..2600u32 {
+        fs.add_file(
+            &format!("f{k:04}"),
+            &common::bytes(k, 200 + (k as usize % 700), k % 2 == 0),
+        );
+    }
+    let path = dir.path().join("many.wim");
+    let opts = WriteOptions {
+        compression: CompressionFormat::Xpress,
+        threads: 2,
+        ..WriteOptions::default()
+    };
+    let wim = write_with(&mut fs, &path, opts);
+    assert!(wim.blobs.len() >= 2600, "{} blobs", wim.blobs.len());
+    let out = apply_to_memory(&wim, 1);
+    assert_same(&out, &fs, "2600 resources");
+    common::wimlib(&["verify", path.to_str().unwrap()]);
+}
