@@ -156,6 +156,17 @@ pub fn check_component(c: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A shortcut of [`check_component`] on UTF-16 units, for the common case:
+/// true only for a name of ASCII units that `check_component` accepts (not
+/// empty, not `.` or `..`, no NUL, no `/`, no `\\` unless it is an ordinary
+/// character); false sends a name to the full check.
+fn plainly_safe_utf16(units: &[u16], backslash_ok: bool) -> bool {
+    let refused =
+        |u: u16| u == 0 || u == u16::from(b'/') || (u == u16::from(b'\\') && !backslash_ok);
+    let dots = units.len() <= 2 && units.iter().all(|&u| u == u16::from(b'.'));
+    !units.is_empty() && !dots && units.iter().all(|&u| u < 0x80 && !refused(u))
+}
+
 /// What a target is told about one entry.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyEntry<'a> {
@@ -250,6 +261,40 @@ mod tests {
         assert!(WimPath::root().child("a/b").is_err());
         assert!(p.child_in("a\\b", false).is_err());
         assert_eq!(p.child_in("a\\b", true).unwrap().file_name(), Some("a\\b"));
+    }
+
+    #[test]
+    fn utf16_shortcut_agrees_on_the_edge_names() {
+        for name in ["", ".", "..", "...", ".a", "a", "a/b", "a\\b", "\\", "a\0"] {
+            let units: Vec<u16> = name.encode_utf16().collect();
+            for backslash_ok in [false, true] {
+                let full = WimPath::root().child_in(name, backslash_ok).is_ok();
+                assert_eq!(
+                    plainly_safe_utf16(&units, backslash_ok),
+                    full,
+                    "{name:?} {backslash_ok}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The UTF-16 shortcut accepts an ASCII name exactly when the full
+        /// check does (and never a non-ASCII one).
+        #[test]
+        fn utf16_shortcut_agrees_with_the_full_check(
+            name in "[a./\\\\\\x00\u{e9}]{0,4}",
+            backslash_ok in proptest::bool::ANY,
+        ) {
+            let units: Vec<u16> = name.encode_utf16().collect();
+            let full = WimPath::root().child_in(&name, backslash_ok).is_ok();
+            let quick = plainly_safe_utf16(&units, backslash_ok);
+            if name.is_ascii() {
+                proptest::prop_assert_eq!(quick, full, "{:?}", name);
+            } else {
+                proptest::prop_assert!(!quick, "{:?}", name);
+            }
+        }
     }
 
     #[test]
@@ -389,13 +434,9 @@ fn apply_tree_paths(
     // themselves are made when a call needs one (a copy of every path held
     // through the apply cost 2.9 MiB on /usr/share).
     let check_name = |d: usize| -> Result<()> {
-        // Most names are plain ASCII without anything to refuse: checked
-        // on the UTF-16 units, without making a string (the full check
-        // below gives the same answer, and the message when refused).
-        let units = &tree.dentries[d].name;
-        let refused = |u: u16| u == 0 || u == u16::from(b'/') || (u == u16::from(b'\\') && !bs_ok);
-        let dots = units.iter().all(|&u| u == u16::from(b'.')) && units.len() <= 2;
-        if !units.is_empty() && !dots && units.iter().all(|&u| u < 0x80 && !refused(u)) {
+        // Most names pass without making a string; the full check below
+        // gives the message when one is refused.
+        if plainly_safe_utf16(&tree.dentries[d].name, bs_ok) {
             return Ok(());
         }
         let unsafe_name = |reason: String| WimError::UnsafeName {
