@@ -251,6 +251,25 @@ fn blobs_with_several_names_reach_every_name() {
     }
 }
 
+/// `len` bytes of one 64 KiB pseudo-random block repeated: large, and
+/// quick for any codec to compress.
+fn repeated_block(seed: u32, len: usize) -> Vec<u8> {
+    let block = common::bytes(seed, 64 << 10, false);
+    block.iter().copied().cycle().take(len).collect()
+}
+
+/// Bytes the file data of `wim` takes in it: solid resources, and the
+/// other blobs' resources (metadata left out: an apply reads it apart).
+fn stored_bytes(wim: &Wim) -> u64 {
+    wim.solid.iter().map(|r| r.size_in_wim).sum::<u64>()
+        + wim
+            .blobs
+            .iter()
+            .filter(|b| b.solid.is_none() && !b.reshdr.is_metadata())
+            .map(|b| b.reshdr.size_in_wim)
+            .sum::<u64>()
+}
+
 /// An apply reads every chunk once: reparse data comes in the same pass
 /// as file data (a second pass decompressed again every chunk holding a
 /// symlink — on a solid WIM, whole 64 MiB chunks), and a blob of a few
@@ -304,13 +323,7 @@ fn apply_reads_each_chunk_once() {
             ..WriteOptions::default()
         };
         let wim = write_with(&mut fs, &path, opts);
-        let stored: u64 = wim.solid.iter().map(|r| r.size_in_wim).sum::<u64>()
-            + wim
-                .blobs
-                .iter()
-                .filter(|b| b.solid.is_none())
-                .map(|b| b.reshdr.size_in_wim)
-                .sum::<u64>();
+        let stored = stored_bytes(&wim);
         assert!(solid.is_none() || wim.solid.len() == 1 && wim.solid[0].chunks.len() > 4);
         let out = apply_to_memory(&wim, 1);
         assert_same(&out, &fs, &format!("case {i}"));
@@ -475,13 +488,7 @@ fn large_blobs_with_several_names_share_one_more_pass() {
     let mut fs = MemFs::new();
     for (k, seed) in [(0, 11u32), (1, 12)] {
         // A 64 KiB block repeated: large, and quick for LZMS to compress.
-        let block = common::bytes(seed, 64 << 10, false);
-        let data: Vec<u8> = block
-            .iter()
-            .copied()
-            .cycle()
-            .take((4 << 20) + 100_000)
-            .collect();
+        let data = repeated_block(seed, (4 << 20) + 100_000);
         fs.add_file(&format!("a{k}"), &data);
         fs.add_file(&format!("b{k}"), &data);
     }
@@ -526,13 +533,7 @@ fn large_blobs_with_several_names_share_one_more_pass() {
 fn names_of_a_blob_are_opened_in_groups_of_the_target_limit() {
     let dir = tempfile::tempdir().unwrap();
     let mut fs = MemFs::new();
-    let block = common::bytes(21, 64 << 10, false);
-    let large: Vec<u8> = block
-        .iter()
-        .copied()
-        .cycle()
-        .take((4 << 20) + 4096)
-        .collect();
+    let large = repeated_block(21, (4 << 20) + 4096);
     for k in 0..5 {
         fs.add_file(&format!("large{k}"), &large);
     }
@@ -604,12 +605,7 @@ proptest::proptest! {
                 1 => common::bytes(seed, 70_000 + k, false),
                 // Above the 4 MiB the applier buffers: a repeated block,
                 // quick to compress.
-                _ => common::bytes(seed, 64 << 10, false)
-                    .iter()
-                    .copied()
-                    .cycle()
-                    .take((4 << 20) + 1000 + k)
-                    .collect(),
+                _ => repeated_block(seed, (4 << 20) + 1000 + k),
             };
             if kind == 2 {
                 large_names.push(names);
@@ -629,13 +625,7 @@ proptest::proptest! {
             ..WriteOptions::default()
         };
         let wim = write_with(&mut fs, &path, opts);
-        let stored: u64 = wim.solid.iter().map(|r| r.size_in_wim).sum::<u64>()
-            + wim
-                .blobs
-                .iter()
-                .filter(|b| b.solid.is_none() && !b.reshdr.is_metadata())
-                .map(|b| b.reshdr.size_in_wim)
-                .sum::<u64>();
+        let stored = stored_bytes(&wim);
         let out = apply_to_memory_open(&wim, 1, max_open);
         assert_same(&out, &fs, &format!("max_open {max_open}, solid {solid}"));
         let passes = 1 + large_names
