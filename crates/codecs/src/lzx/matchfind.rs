@@ -101,6 +101,12 @@ fn load3(d: &[u8], i: usize) -> u32 {
 const HC3_BITS: u32 = 14;
 const HC4_BITS: u32 = 15;
 
+/// Makes `v` `len` copies of `x` (allocating only the first time).
+fn refill<T: Copy>(v: &mut Vec<T>, len: usize, x: T) {
+    v.clear();
+    v.resize(len, x);
+}
+
 /// Hash chains for the lazy parser: chains of earlier positions with the
 /// same 4-byte hash, and the latest position per 3-byte hash for matches
 /// of length 3. (Chains on 3-byte hashes, as before, hold many candidates
@@ -112,18 +118,20 @@ pub struct HashChains<P: Pos> {
 }
 
 impl<P: Pos> HashChains<P> {
+    /// Tables are allocated by the first [`HashChains::reset`]: a
+    /// compressor holds finders for both position widths and uses one.
     pub fn new() -> Self {
         Self {
-            head3: vec![P::NONE; 1 << HC3_BITS],
-            head4: vec![P::NONE; 1 << HC4_BITS],
+            head3: Vec::new(),
+            head4: Vec::new(),
             prev: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
         debug_assert!(n < P::LIMIT);
-        self.head3.fill(P::NONE);
-        self.head4.fill(P::NONE);
+        refill(&mut self.head3, 1 << HC3_BITS, P::NONE);
+        refill(&mut self.head4, 1 << HC4_BITS, P::NONE);
         self.prev.clear();
         self.prev.resize(n, P::NONE);
     }
@@ -293,20 +301,22 @@ fn prefetch<T>(r: &T) {
 }
 
 impl<P: Pos> BinaryTrees<P> {
+    /// Tables are allocated by the first [`BinaryTrees::reset`] (see
+    /// [`HashChains::new`]).
     pub fn new() -> Self {
         Self {
-            head2: vec![P::NONE; 1 << H2_BITS],
-            head3: vec![[P::NONE; 2]; 1 << H3_BITS],
-            head4: vec![P::NONE; 1 << H4_BITS],
+            head2: Vec::new(),
+            head3: Vec::new(),
+            head4: Vec::new(),
             child: Vec::new(),
         }
     }
 
     pub fn reset(&mut self, n: usize) {
         debug_assert!(n < P::LIMIT);
-        self.head2.fill(P::NONE);
-        self.head3.fill([P::NONE; 2]);
-        self.head4.fill(P::NONE);
+        refill(&mut self.head2, 1 << H2_BITS, P::NONE);
+        refill(&mut self.head3, 1 << H3_BITS, [P::NONE; 2]);
+        refill(&mut self.head4, 1 << H4_BITS, P::NONE);
         // Every child slot of position p is written when p is inserted,
         // before anything reads it, so no clearing is needed.
         if self.child.len() < 2 * n {
