@@ -4,15 +4,13 @@
 //! assigns stream types with the same rules DISM and wimlib use; writing
 //! follows DISM's stream layout so Windows setup reads our images.
 
-use std::collections::HashMap;
-
 use crate::hash::{FastMap, FastSet};
 
 use crate::error::{Result, WimError};
 use crate::hash::Sha1Hash;
 use crate::image::*;
 use crate::reshdr::{le16, le32, le64};
-use crate::security::{parse_security_data, serialize_security_data};
+use crate::security::{parse_security_data, security_data_len, serialize_security_data};
 
 const DENTRY_FIXED: usize = 102;
 const STREAM_FIXED: usize = 38;
@@ -478,68 +476,144 @@ fn write_dentry(out: &mut Vec<u8>, d: &Dentry, inode: &Inode, subdir_offset: u64
     }
 }
 
-/// Serialises an image into a metadata resource.
-pub fn serialize_metadata(tree: &ImageTree) -> Vec<u8> {
-    let mut out = Vec::new();
-    serialize_security_data(&tree.security, &mut out);
-    let links = tree.link_counts();
-    let link_id = |inode: usize| -> u64 {
-        if links[inode] > 1 && !tree.inodes[inode].is_directory() {
-            inode as u64 + 1
-        } else {
-            0
+/// Where each directory's child list goes in an image's metadata resource,
+/// and the resource's size: worked out before a byte is written, so that
+/// the resource can be written in pieces instead of built whole in memory
+/// (8.5 MiB for /usr/share's 51,000 entries, tens of MiB for Windows).
+pub struct MetadataLayout {
+    /// Plain directories, in the order their child lists are written.
+    dirs: Vec<usize>,
+    /// Offset of each dentry's child list (0 for none).
+    subdir: Vec<u64>,
+    size: u64,
+}
+
+impl MetadataLayout {
+    pub fn of(tree: &ImageTree) -> MetadataLayout {
+        let full_len = |d: usize| {
+            let de = &tree.dentries[d];
+            let inode = &tree.inodes[de.inode];
+            (dentry_len(de, inode) + stream_entries_len(&layout_streams(inode).1)) as u64
+        };
+        // Directory order: pre-order; each directory's child list is placed
+        // in that order after the root entry and its end marker.
+        let dirs: Vec<usize> = tree
+            .preorder()
+            .into_iter()
+            .filter(|&d| tree.inode_of(d).is_plain_directory())
+            .collect();
+        let mut subdir = vec![0u64; tree.dentries.len()];
+        let mut pos = security_data_len(&tree.security) as u64 + full_len(ImageTree::ROOT) + 8;
+        for &d in &dirs {
+            subdir[d] = pos;
+            // The list's length does not depend on its order.
+            pos += tree.dentries[d]
+                .children
+                .iter()
+                .map(|&k| full_len(k))
+                .sum::<u64>()
+                + 8;
         }
-    };
-    let full_len = |d: usize| {
-        let de = &tree.dentries[d];
-        let inode = &tree.inodes[de.inode];
-        dentry_len(de, inode) + stream_entries_len(&layout_streams(inode).1)
-    };
-    // Directory order: pre-order; each directory's child list is placed in
-    // that order after the root entry and its end marker.
-    let order = tree.preorder();
-    let sorted: HashMap<usize, Vec<usize>> = order
-        .iter()
-        .filter(|&&d| tree.inode_of(d).is_plain_directory())
-        .map(|&d| (d, tree.sorted_children(d)))
-        .collect();
-    let mut subdir = vec![0u64; tree.dentries.len()];
-    let mut pos = out.len() + full_len(ImageTree::ROOT) + 8;
-    for &d in &order {
-        if let Some(kids) = sorted.get(&d) {
-            subdir[d] = pos as u64;
-            pos += kids.iter().map(|&k| full_len(k)).sum::<usize>() + 8;
+        MetadataLayout {
+            dirs,
+            subdir,
+            size: pos,
         }
     }
-    // `pos` is now the whole resource's size: one allocation, not a
-    // doubling buffer (tens of MiB for a large image).
-    out.reserve_exact(pos.saturating_sub(out.len()));
-    let root = &tree.dentries[ImageTree::ROOT];
-    write_dentry(
-        &mut out,
-        root,
-        &tree.inodes[root.inode],
-        subdir[ImageTree::ROOT],
-        0,
-    );
-    out.extend_from_slice(&[0u8; 8]);
-    for &d in &order {
-        if let Some(kids) = sorted.get(&d) {
-            debug_assert_eq!(out.len() as u64, subdir[d]);
-            for &k in kids {
+
+    /// The resource's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Writes the resource to `sink` in pieces of at least `piece` bytes
+    /// (the last may be shorter). `tree` must be the tree the layout was
+    /// made of.
+    pub fn write<E>(
+        &self,
+        tree: &ImageTree,
+        piece: usize,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut buf = Vec::with_capacity(piece.saturating_add(4096).min(1 << 20));
+        self.emit(tree, &mut buf, piece, &mut |b: &mut Vec<u8>| {
+            sink(b)?;
+            b.clear();
+            Ok(())
+        })
+    }
+
+    /// Appends the resource to `out`, calling `flush` whenever `out` holds
+    /// `piece` bytes or more, and at the end; `flush` may take the bytes
+    /// out (the offsets count what it took).
+    fn emit<E>(
+        &self,
+        tree: &ImageTree,
+        out: &mut Vec<u8>,
+        piece: usize,
+        flush: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let links = tree.link_counts();
+        let link_id = |inode: usize| -> u64 {
+            if links[inode] > 1 && !tree.inodes[inode].is_directory() {
+                inode as u64 + 1
+            } else {
+                0
+            }
+        };
+        // Bytes taken out by `flush` so far.
+        let mut taken = 0u64;
+        let mut flush_if_full = |out: &mut Vec<u8>, taken: &mut u64| -> Result<(), E> {
+            if out.len() >= piece {
+                let len = out.len() as u64;
+                flush(out)?;
+                *taken += len - out.len() as u64;
+            }
+            Ok(())
+        };
+        serialize_security_data(&tree.security, out);
+        let root = &tree.dentries[ImageTree::ROOT];
+        write_dentry(
+            out,
+            root,
+            &tree.inodes[root.inode],
+            self.subdir[ImageTree::ROOT],
+            0,
+        );
+        out.extend_from_slice(&[0u8; 8]);
+        flush_if_full(out, &mut taken)?;
+        for &d in &self.dirs {
+            debug_assert_eq!(taken + out.len() as u64, self.subdir[d]);
+            for k in tree.sorted_children(d) {
                 let de = &tree.dentries[k];
                 write_dentry(
-                    &mut out,
+                    out,
                     de,
                     &tree.inodes[de.inode],
-                    subdir[k],
+                    self.subdir[k],
                     link_id(de.inode),
                 );
+                flush_if_full(out, &mut taken)?;
             }
             out.extend_from_slice(&[0u8; 8]);
         }
+        debug_assert_eq!(taken + out.len() as u64, self.size);
+        flush(out)
     }
-    out
+}
+
+/// Serialises an image into a metadata resource, whole (see
+/// [`MetadataLayout::write`] to write it in pieces).
+pub fn serialize_metadata(tree: &ImageTree) -> Vec<u8> {
+    let layout = MetadataLayout::of(tree);
+    // One allocation, not a doubling buffer.
+    let mut out = Vec::with_capacity(usize::try_from(layout.size).unwrap_or(0));
+    let done: Result<(), std::convert::Infallible> =
+        layout.emit(tree, &mut out, usize::MAX, &mut |_| Ok(()));
+    match done {
+        Ok(()) => out,
+        Err(never) => match never {},
+    }
 }
 
 #[cfg(test)]
@@ -705,10 +779,101 @@ mod tests {
         assert_eq!(back.warnings.len(), 1);
     }
 
+    /// A tree of `spec.len()` entries: entry `i` goes under an earlier
+    /// directory picked by `spec[i].0`, is a directory when `spec[i].1`,
+    /// and has a name that sorts differently from the insertion order.
+    fn tree_of(spec: &[(usize, bool)]) -> ImageTree {
+        let mut t = sample_tree();
+        let mut dirs = vec![ImageTree::ROOT];
+        for (i, &(pick, is_dir)) in spec.iter().enumerate() {
+            let parent = dirs[pick % dirs.len()];
+            let inode = t.add_inode(Inode {
+                attributes: if is_dir {
+                    FILE_ATTRIBUTE_DIRECTORY
+                } else {
+                    FILE_ATTRIBUTE_NORMAL
+                },
+                streams: if is_dir {
+                    vec![]
+                } else {
+                    vec![data_stream("", (i % 255) as u8 + 1, i as u64 + 1)]
+                },
+                ..Inode::default()
+            });
+            let name = format!("{}-{i}", (b'z' - (i % 26) as u8) as char);
+            let d = t.add_dentry(parent, utf16(&name), vec![], inode);
+            if is_dir {
+                dirs.push(d);
+            }
+        }
+        t
+    }
+
+    /// Writes `t` through [`MetadataLayout::write`] in pieces of `piece`
+    /// bytes; checks every piece but the last is at least that long.
+    fn written_in_pieces(t: &ImageTree, piece: usize) -> Vec<u8> {
+        let layout = MetadataLayout::of(t);
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        let done: std::result::Result<(), ()> = layout.write(t, piece, &mut |p| {
+            pieces.push(p.to_vec());
+            Ok(())
+        });
+        done.unwrap();
+        if let Some((_, rest)) = pieces.split_last() {
+            assert!(rest.iter().all(|p| p.len() >= piece));
+        }
+        let all = pieces.concat();
+        assert_eq!(all.len() as u64, layout.size());
+        all
+    }
+
+    #[test]
+    fn written_in_pieces_equals_written_whole() {
+        let spec: Vec<(usize, bool)> = (0..400).map(|i| (i * 7 + i / 3, i % 5 == 0)).collect();
+        let t = tree_of(&spec);
+        let whole = serialize_metadata(&t);
+        assert_eq!(
+            canonical(&parse_metadata(&whole, 1).unwrap()),
+            canonical(&t)
+        );
+        for piece in [1, 7, 100, 4096, 1 << 20, usize::MAX] {
+            assert_eq!(written_in_pieces(&t, piece), whole, "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_stops_the_write() {
+        let t = tree_of(&[(0, true), (1, false), (0, false)]);
+        let layout = MetadataLayout::of(&t);
+        let mut calls = 0;
+        let err = layout
+            .write(&t, 8, &mut |_| {
+                calls += 1;
+                if calls == 2 {
+                    Err("disk full")
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!((err, calls), ("disk full", 2));
+    }
+
     proptest::proptest! {
         #[test]
         fn garbage_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)) {
             let _ = parse_metadata(&data, 1);
+        }
+
+        #[test]
+        fn any_tree_written_in_pieces_parses_back(
+            spec in proptest::collection::vec((0usize..64, proptest::prelude::any::<bool>()), 0..120),
+            piece in 1usize..3000,
+        ) {
+            let t = tree_of(&spec);
+            let bytes = written_in_pieces(&t, piece);
+            proptest::prop_assert_eq!(&bytes, &serialize_metadata(&t));
+            proptest::prop_assert_eq!(canonical(&parse_metadata(&bytes, 1).unwrap()), canonical(&t));
         }
 
         #[test]

@@ -54,10 +54,15 @@ pub fn parse_security_data(buf: &[u8], image: u32) -> Result<(Vec<Vec<u8>>, usiz
     Ok((descriptors, total as usize))
 }
 
+/// Bytes [`serialize_security_data`] writes for `descriptors`.
+pub fn security_data_len(descriptors: &[Vec<u8>]) -> usize {
+    let len: usize = 8 + descriptors.len() * 8 + descriptors.iter().map(|d| d.len()).sum::<usize>();
+    align8(len as u64) as usize
+}
+
 pub fn serialize_security_data(descriptors: &[Vec<u8>], out: &mut Vec<u8>) {
     let start = out.len();
-    let len: usize = 8 + descriptors.len() * 8 + descriptors.iter().map(|d| d.len()).sum::<usize>();
-    let total = align8(len as u64) as usize;
+    let total = security_data_len(descriptors);
     out.extend_from_slice(&(total as u32).to_le_bytes());
     out.extend_from_slice(&(descriptors.len() as u32).to_le_bytes());
     for d in descriptors {

@@ -19,11 +19,11 @@ use crate::blob_table::{serialize_blob_table, BlobEntry};
 use crate::capture::{CaptureFilter, CaptureSource, ScanProgress};
 use crate::error::{IoContext, Result, WimError};
 use crate::extract::{BlobEvent, BlobReader};
-use crate::hash::{Sha1Hash, Sha1Hasher};
+use crate::hash::{FastMap, FastSet, Sha1Hash, Sha1Hasher};
 use crate::header::{Header, HDR_FLAG_RP_FIX, HDR_FLAG_WRITE_IN_PROGRESS, WIM_VERSION_SOLID};
 use crate::image::{ImageTree, StreamSource};
 use crate::integrity::build_integrity_table;
-use crate::metadata::serialize_metadata;
+use crate::metadata::MetadataLayout;
 use crate::pool::{default_threads, OrderedPool};
 use crate::reader::Wim;
 use crate::reshdr::{ResHdr, RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_METADATA, RESHDR_FLAG_SOLID};
@@ -113,6 +113,8 @@ pub struct ImageOptions {
 const OUT_BUF: usize = 1 << 20;
 /// Chunks handed to a compressor thread at once.
 const WRITE_BATCH: usize = 8;
+/// Bytes of an image's metadata resource made at a time.
+const METADATA_PIECE: usize = 64 << 10;
 
 /// Buffered output that knows its position and can patch bytes already
 /// written (chunk tables, the header).
@@ -717,19 +719,68 @@ enum BlobSlot {
     Solid(u64),
 }
 
-/// A blob known to the WIM being written.
+/// A blob known to the WIM being written (one per distinct content of
+/// the image: 56 bytes, where spelling out a resource header and three
+/// options took 112).
 #[derive(Debug, Clone)]
 struct BlobRec {
     hash: Sha1Hash,
-    /// Where it is; None while its resource is still in flight.
-    reshdr: Option<ResHdr>,
-    /// Resource id of a blob being written.
-    pending_id: Option<usize>,
-    /// In a solid resource: (index in `WimWriter::solid_out`, offset).
-    /// Such a blob has no `reshdr`.
-    solid: Option<(usize, u64)>,
-    size: u64,
     refcnt: u32,
+    /// Uncompressed size.
+    size: u64,
+    place: Place,
+}
+
+// The blob records are the writer's largest per-blob cost.
+const _: () = assert!(std::mem::size_of::<BlobRec>() <= 56);
+
+/// Where a blob is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In a resource still being written (the resource writer's id).
+    Pending(usize),
+    /// In a resource of its own, at `offset`; `stored` packs the resource
+    /// header's stored size (low 56 bits) and flags (high 8) as the file
+    /// does. Its uncompressed size is the blob's.
+    Own { offset: u64, stored: u64 },
+    /// In solid resource `res` of `WimWriter::solid_out` (`usize::MAX`
+    /// while that resource is still open), at `offset` of its data.
+    Solid { res: usize, offset: u64 },
+}
+
+impl Place {
+    /// The place of a blob of `size` bytes in the resource `rh`.
+    fn own(rh: ResHdr, size: u64) -> Place {
+        debug_assert_eq!(rh.uncompressed_size, size);
+        debug_assert!(rh.size_in_wim < 1 << 56);
+        Place::Own {
+            offset: rh.offset_in_wim,
+            stored: rh.size_in_wim & ((1 << 56) - 1) | u64::from(rh.flags) << 56,
+        }
+    }
+}
+
+impl BlobRec {
+    /// The header of the blob's own resource, once written.
+    fn reshdr(&self) -> Option<ResHdr> {
+        match self.place {
+            Place::Own { offset, stored } => Some(ResHdr {
+                size_in_wim: stored & ((1 << 56) - 1),
+                flags: (stored >> 56) as u8,
+                offset_in_wim: offset,
+                uncompressed_size: self.size,
+            }),
+            _ => None,
+        }
+    }
+
+    /// (solid resource, offset) of a blob in a solid resource.
+    fn solid(&self) -> Option<(usize, u64)> {
+        match self.place {
+            Place::Solid { res, offset } => Some((res, offset)),
+            _ => None,
+        }
+    }
 }
 
 struct ImageRec {
@@ -748,7 +799,7 @@ pub struct WimWriter {
     opts: WriteOptions,
     rw: ResourceWriter,
     blobs: Vec<BlobRec>,
-    by_hash: crate::hash::FastMap<Sha1Hash, usize>,
+    by_hash: FastMap<Sha1Hash, usize>,
     /// Every blob below this index has its resource header (see
     /// `collect_done`).
     resolved_upto: usize,
@@ -932,13 +983,18 @@ impl WimWriter {
         };
         for b in &wim.blobs {
             w.by_hash.insert(b.hash, w.blobs.len());
+            let size = b.reshdr.uncompressed_size;
             w.blobs.push(BlobRec {
                 hash: b.hash,
-                reshdr: b.solid.is_none().then_some(b.reshdr),
-                pending_id: None,
-                solid: b.solid.map(|s| (s.resource, s.offset)),
-                size: b.reshdr.uncompressed_size,
                 refcnt: b.refcnt,
+                size,
+                place: match b.solid {
+                    Some(s) => Place::Solid {
+                        res: s.resource,
+                        offset: s.offset,
+                    },
+                    None => Place::own(b.reshdr, size),
+                },
             });
         }
         for m in &wim.metadata {
@@ -1093,9 +1149,9 @@ impl WimWriter {
             self.solid_out.push(r);
         }
         for b in &mut self.blobs {
-            if let Some((i, _)) = &mut b.solid {
-                if *i == usize::MAX {
-                    *i = idx;
+            if let Place::Solid { res, .. } = &mut b.place {
+                if *res == usize::MAX {
+                    *res = idx;
                 }
             }
         }
@@ -1104,18 +1160,19 @@ impl WimWriter {
 
     fn register_new(&mut self, hash: Sha1Hash, size: u64, slot: BlobSlot) {
         self.by_hash.insert(hash, self.blobs.len());
-        let (pending_id, solid) = match slot {
-            BlobSlot::Resource(id) => (Some(id), None),
+        let place = match slot {
+            BlobSlot::Resource(id) => Place::Pending(id),
             // The resource's index is known when it is closed.
-            BlobSlot::Solid(off) => (None, Some((usize::MAX, off))),
+            BlobSlot::Solid(offset) => Place::Solid {
+                res: usize::MAX,
+                offset,
+            },
         };
         self.blobs.push(BlobRec {
             hash,
-            reshdr: None,
-            pending_id,
-            solid,
-            size,
             refcnt: 0,
+            size,
+            place,
         });
     }
 
@@ -1160,10 +1217,16 @@ impl WimWriter {
                 self.blobs[b].refcnt += links[i];
             }
         }
-        let meta = serialize_metadata(&tree);
-        let mhash = Sha1Hash::of(&meta);
-        let id = self.rw.begin(&mut self.out, meta.len() as u64, true)?;
-        self.rw.push(&mut self.out, &meta)?;
+        // Written in pieces: the whole resource is never in memory.
+        let layout = MetadataLayout::of(&tree);
+        let id = self.rw.begin(&mut self.out, layout.size(), true)?;
+        let mut hasher = Sha1Hasher::new();
+        let (rw, out) = (&mut self.rw, &mut self.out);
+        layout.write(&tree, METADATA_PIECE, &mut |piece| {
+            hasher.update(piece);
+            rw.push(out, piece)
+        })?;
+        let mhash = hasher.finish();
         self.rw.end(&mut self.out)?;
         self.images.push(ImageRec {
             metadata_hash: mhash,
@@ -1224,12 +1287,16 @@ impl WimWriter {
             *size_count.entry(b.size).or_default() += 1;
         }
         let mut total = WriteProgress::default();
-        let mut seen_sources: HashMap<u64, ()> = HashMap::new();
+        // Sources named by more than one stream: only their hashes are
+        // remembered through the loop below (not one per file).
+        let mut shared_sources: FastSet<u64> = FastSet::default();
+        let mut seen_sources: FastSet<u64> = FastSet::default();
         for inode in &tree.inodes {
             for s in &inode.streams {
                 if s.size > 0 {
                     if let StreamSource::External(id) = s.source {
-                        if seen_sources.insert(id, ()).is_some() {
+                        if !seen_sources.insert(id) {
+                            shared_sources.insert(id);
                             continue;
                         }
                     }
@@ -1239,6 +1306,11 @@ impl WimWriter {
                 }
             }
         }
+        drop(seen_sources);
+        // At most one new blob per stream counted: room for them now,
+        // instead of growing (and briefly holding twice) as they come.
+        self.blobs.reserve_exact(total.files_total as usize);
+        self.by_hash.reserve(total.files_total as usize);
         // Walk inodes in tree order for locality.
         let mut order: Vec<usize> = Vec::with_capacity(tree.inodes.len());
         let mut first_name: Vec<Option<usize>> = vec![None; tree.inodes.len()];
@@ -1269,10 +1341,11 @@ impl WimWriter {
             };
             order.sort_by_cached_key(key);
         }
+        drop(first_name);
         self.open_solid(total.bytes_total)?;
         let cs = self.opts.chunk_size.max(65536) as usize;
         let mut buf = vec![0u8; cs.max(1 << 20)];
-        let mut done_ids: HashMap<u64, Sha1Hash> = HashMap::new();
+        let mut done_ids: FastMap<u64, Sha1Hash> = FastMap::default();
         for i in order {
             for si in 0..tree.inodes[i].streams.len() {
                 let (size, src) = {
@@ -1301,7 +1374,9 @@ impl WimWriter {
                                 size_count.get(&size).copied().unwrap_or(0) > 1,
                                 &mut buf,
                             )?;
-                            done_ids.insert(id, h);
+                            if shared_sources.contains(&id) {
+                                done_ids.insert(id, h);
+                            }
                             total.bytes_done += size;
                             total.files_done += 1;
                             progress(ProgressEvent::Write(total));
@@ -1580,11 +1655,9 @@ impl WimWriter {
         self.by_hash.insert(entry.hash, self.blobs.len());
         self.blobs.push(BlobRec {
             hash: entry.hash,
-            reshdr: Some(rh),
-            pending_id: None,
-            solid: None,
-            size: rh.uncompressed_size,
             refcnt: 0,
+            size: rh.uncompressed_size,
+            place: Place::own(rh, rh.uncompressed_size),
         });
         Ok(())
     }
@@ -1615,14 +1688,16 @@ impl WimWriter {
             if self.by_hash.contains_key(&b.hash) {
                 continue;
             }
+            let Some(l) = b.solid else { continue };
             self.by_hash.insert(b.hash, self.blobs.len());
             self.blobs.push(BlobRec {
                 hash: b.hash,
-                reshdr: None,
-                pending_id: None,
-                solid: b.solid.map(|l| (idx, l.offset)),
-                size: b.reshdr.uncompressed_size,
                 refcnt: 0,
+                size: b.reshdr.uncompressed_size,
+                place: Place::Solid {
+                    res: idx,
+                    offset: l.offset,
+                },
             });
         }
         Ok(())
@@ -1672,10 +1747,9 @@ impl WimWriter {
         let start = self.resolved_upto.min(self.blobs.len());
         let mut all_placed = true;
         for (i, b) in self.blobs.iter_mut().enumerate().skip(start) {
-            if let Some(id) = b.pending_id {
+            if let Place::Pending(id) = b.place {
                 if let Some(rh) = self.rw.take_done(id) {
-                    b.reshdr = Some(rh);
-                    b.pending_id = None;
+                    b.place = Place::own(rh, b.size);
                 } else {
                     all_placed = false;
                 }
@@ -1704,12 +1778,12 @@ impl WimWriter {
             let mut blobs: Vec<&BlobRec> = self
                 .blobs
                 .iter()
-                .filter(|b| b.refcnt > 0 && b.solid.is_some_and(|s| s.0 == ri))
+                .filter(|b| b.refcnt > 0 && b.solid().is_some_and(|s| s.0 == ri))
                 .collect();
             if blobs.is_empty() {
                 continue;
             }
-            blobs.sort_by_key(|b| b.solid.map_or(0, |s| s.1));
+            blobs.sort_by_key(|b| b.solid().map_or(0, |s| s.1));
             entries.push(BlobEntry {
                 reshdr: ResHdr {
                     size_in_wim: r.size_in_wim,
@@ -1727,7 +1801,7 @@ impl WimWriter {
                     reshdr: ResHdr {
                         size_in_wim: b.size,
                         flags: RESHDR_FLAG_SOLID | RESHDR_FLAG_COMPRESSED,
-                        offset_in_wim: logical + b.solid.map_or(0, |s| s.1),
+                        offset_in_wim: logical + b.solid().map_or(0, |s| s.1),
                         uncompressed_size: 0,
                     },
                     part_number: 1,
@@ -1747,11 +1821,11 @@ impl WimWriter {
         self.close_solid()?;
         self.rw.drain(&mut self.out)?;
         self.collect_done();
-        if self
-            .blobs
-            .iter()
-            .any(|b| b.reshdr.is_none() && b.solid.is_none_or(|s| s.0 >= self.solid_out.len()))
-            || self.images.iter().any(|i| i.reshdr.is_none())
+        if self.blobs.iter().any(|b| match b.place {
+            Place::Pending(_) => true,
+            Place::Own { .. } => false,
+            Place::Solid { res, .. } => res >= self.solid_out.len(),
+        }) || self.images.iter().any(|i| i.reshdr.is_none())
         {
             return Err(WimError::InvalidArgument(
                 "a resource was not completely written".into(),
@@ -1770,11 +1844,12 @@ impl WimWriter {
             });
         }
         for b in &self.blobs {
-            if b.refcnt == 0 || b.solid.is_some() {
-                continue; // unreferenced (deleted image's data): dropped
-            }
+            // Unreferenced (a deleted image's data): dropped.
+            let Some(reshdr) = b.reshdr().filter(|_| b.refcnt > 0) else {
+                continue;
+            };
             entries.push(BlobEntry {
-                reshdr: b.reshdr.unwrap_or_default(),
+                reshdr,
                 part_number: 1,
                 refcnt: b.refcnt,
                 hash: b.hash,
