@@ -113,6 +113,10 @@ pub struct ImageOptions {
 const OUT_BUF: usize = 1 << 20;
 /// Chunks handed to a compressor thread at once.
 const WRITE_BATCH: usize = 8;
+/// Batches per compressor thread submitted and not yet written: one being
+/// compressed, one waiting. Eight (the pool's default) held 2.5 MiB more
+/// chunks in flight for no measurable speed.
+const COMPRESS_DEPTH: usize = 2;
 /// Bytes of an image's metadata resource made at a time.
 const METADATA_PIECE: usize = 64 << 10;
 
@@ -185,7 +189,7 @@ fn compress_pool(
     threads: usize,
 ) -> CompressPool {
     let cs = chunk_size as usize;
-    OrderedPool::new(threads, move || {
+    OrderedPool::with_depth(threads, COMPRESS_DEPTH, move || {
         let mut c = new_compressor(format, cs, level);
         let mut out = vec![0u8; cs];
         move |jobs: Vec<ChunkJob>| {
