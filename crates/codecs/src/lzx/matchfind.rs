@@ -230,11 +230,28 @@ const H2_BITS: u32 = 12;
 const H3_BITS: u32 = 15;
 const H4_BITS: u32 = 16;
 
-/// A match found by [`BinaryTrees`]: `len` bytes at distance `off`.
+/// A match found by [`BinaryTrees`]: a length (2..=257, 9 bits) and a
+/// distance (below 2 MiB, 21 bits) packed in 4 bytes: a chunk's cached
+/// match lists are the near-optimal parser's largest buffer.
 #[derive(Clone, Copy, Debug)]
-pub struct Match {
-    pub len: u16,
-    pub off: u32,
+pub struct Match(u32);
+
+impl Match {
+    #[inline(always)]
+    pub fn new(len: usize, off: usize) -> Match {
+        debug_assert!(len < 1 << 9 && off < 1 << 23);
+        Match(((off as u32) << 9) | len as u32)
+    }
+
+    #[inline(always)]
+    pub fn length(self) -> usize {
+        (self.0 & 0x1FF) as usize
+    }
+
+    #[inline(always)]
+    pub fn offset(self) -> u32 {
+        self.0 >> 9
+    }
 }
 
 /// A stored position: `u16` for chunks below 64 KiB (half the memory, so
@@ -367,8 +384,7 @@ impl<P: Pos> BinaryTrees<P> {
                 let c = cand.get();
                 if c >= min_pos && load4(d, c) & mask == seq & mask {
                     best = usize::from(len);
-                    let off = (i - c) as u32;
-                    out.push(Match { len, off });
+                    out.push(Match::new(usize::from(len), i - c));
                     return;
                 }
             }
@@ -426,10 +442,7 @@ impl<P: Pos> BinaryTrees<P> {
                 };
                 if len > best {
                     best = len;
-                    out.push(Match {
-                        len: len as u16,
-                        off: (i - c) as u32,
-                    });
+                    out.push(Match::new(len, i - c));
                 }
                 if len >= nice {
                     // Equal as far as we may look: c takes i's place.
@@ -466,6 +479,15 @@ impl<P: Pos> BinaryTrees<P> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Every length and distance LZX can express survives the packing.
+        #[test]
+        fn packed_match_keeps_length_and_distance(len in 2usize..=257, off in 1usize..(1 << 21)) {
+            let m = Match::new(len, off);
+            proptest::prop_assert_eq!((m.length(), m.offset() as usize), (len, off));
+        }
+    }
+
     /// Brute force: the longest match at i within max_off.
     fn longest(d: &[u8], i: usize, max_off: usize) -> usize {
         let max = (d.len() - i).min(257);
@@ -490,17 +512,17 @@ mod tests {
         for i in 0..d.len() {
             out.clear();
             bt.find_and_insert(&d, i, 32765, u32::MAX, 257, &mut out);
-            let best = out.last().map_or(0, |m| m.len as usize);
+            let best = out.last().map_or(0, |m| m.length());
             let want = longest(&d, i, 32765);
             if i + 4 <= d.len() && want >= 4 {
                 assert_eq!(best, want, "at {i}");
             }
             for w in out.windows(2) {
-                assert!(w[0].len < w[1].len);
+                assert!(w[0].length() < w[1].length());
             }
             for m in &out {
-                let o = m.off as usize;
-                assert!(match_len(&d, i - o, i, m.len as usize) == m.len as usize);
+                let o = m.offset() as usize;
+                assert!(match_len(&d, i - o, i, m.length()) == m.length());
             }
         }
     }

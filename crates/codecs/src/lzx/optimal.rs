@@ -182,7 +182,7 @@ fn find_all<P: Pos>(
         starts.push(matches.len() as u32);
         let before = matches.len();
         bt.find_and_insert(d, i, max_off, p.depth, p.nice, matches);
-        let longest = matches[before..].last().map_or(0, |m| m.len as usize);
+        let longest = matches[before..].last().map_or(0, |m| m.length());
         let end = i + longest;
         i += 1;
         if longest >= p.nice {
@@ -468,10 +468,10 @@ impl Optimal {
         let (mut best_len, mut best_off) = (0usize, 0u32);
         if let Some(m) = self.matches[self.starts[i] as usize..self.starts[i + 1] as usize].last() {
             // Matches were found over the chunk; `d` ends with the block.
-            let l = (m.len as usize).min(max_len);
+            let l = m.length().min(max_len);
             if l >= 3 {
                 best_len = l;
-                best_off = m.off + 2;
+                best_off = m.offset() + 2;
             }
         }
         if max_len >= MIN_MATCH {
@@ -697,18 +697,18 @@ impl Optimal {
                 // (Matches were found over the chunk and may run past the
                 // block's end, which `d` ends with: they are cut there.)
                 if let Some(last) = ms.last() {
-                    let ml = (last.len as usize).min(max_len);
+                    let ml = last.length().min(max_len);
                     if ml >= nice {
                         next_len = next_len.max(ml);
                     }
                 }
                 let mut longest = None;
                 for m in ms {
-                    let ml = (m.len as usize).min(max_len);
+                    let ml = m.length().min(max_len);
                     if ml < next_len {
                         continue;
                     }
-                    let f = m.off + 2;
+                    let f = m.offset() + 2;
                     let slot = slot_of(f);
                     let base = cost + c.aligned_cost(f, slot);
                     relax::<false>(reach, next_len, ml, base, &c.match_cost[slot], f);
