@@ -26,7 +26,9 @@ use crate::integrity::build_integrity_table;
 use crate::metadata::MetadataLayout;
 use crate::pool::{default_threads, OrderedPool};
 use crate::reader::Wim;
-use crate::reshdr::{ResHdr, RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_METADATA, RESHDR_FLAG_SOLID};
+use crate::reshdr::{
+    ResHdr, MAX_SIZE_IN_WIM, RESHDR_FLAG_COMPRESSED, RESHDR_FLAG_METADATA, RESHDR_FLAG_SOLID,
+};
 use crate::resource::{
     chunk_size_range, solid_format_to_u32, SOLID_HEADER_SIZE, SOLID_RESOURCE_MAGIC,
 };
@@ -756,10 +758,10 @@ impl Place {
     /// The place of a blob of `size` bytes in the resource `rh`.
     fn own(rh: ResHdr, size: u64) -> Place {
         debug_assert_eq!(rh.uncompressed_size, size);
-        debug_assert!(rh.size_in_wim < 1 << 56);
+        debug_assert!(rh.size_in_wim <= MAX_SIZE_IN_WIM);
         Place::Own {
             offset: rh.offset_in_wim,
-            stored: rh.size_in_wim & ((1 << 56) - 1) | u64::from(rh.flags) << 56,
+            stored: rh.size_in_wim & MAX_SIZE_IN_WIM | u64::from(rh.flags) << 56,
         }
     }
 }
@@ -769,7 +771,7 @@ impl BlobRec {
     fn reshdr(&self) -> Option<ResHdr> {
         match self.place {
             Place::Own { offset, stored } => Some(ResHdr {
-                size_in_wim: stored & ((1 << 56) - 1),
+                size_in_wim: stored & MAX_SIZE_IN_WIM,
                 flags: (stored >> 56) as u8,
                 offset_in_wim: offset,
                 uncompressed_size: self.size,
