@@ -5,6 +5,17 @@
 #[inline(always)]
 pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) {
     assert!(offset >= 1 && offset <= dst && dst + len <= out.len());
+    // SAFETY: the assertion is the function's precondition.
+    unsafe { copy_match_unchecked(out, dst, offset, len) }
+}
+
+/// [`copy_match`] for callers that have checked its conditions already.
+///
+/// # Safety
+/// `1 <= offset <= dst` and `dst + len <= out.len()`.
+#[inline(always)]
+pub(crate) unsafe fn copy_match_unchecked(out: &mut [u8], dst: usize, offset: usize, len: usize) {
+    debug_assert!(offset >= 1 && offset <= dst && dst + len <= out.len());
     let src = dst - offset;
     let base = out.as_mut_ptr();
     if offset >= 8 && dst + len + 8 <= out.len() {
@@ -34,7 +45,7 @@ pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) 
     } else if len <= 32 {
         // Short match with a small offset (or at the very end): byte by
         // byte, reading what was just written.
-        // SAFETY: src + i < dst + i < dst + len <= out.len() (asserted).
+        // SAFETY: src + i < dst + i < dst + len <= out.len() (precondition).
         unsafe {
             for i in 0..len {
                 *base.add(dst + i) = *base.add(src + i);

@@ -219,7 +219,7 @@ mod tests {
                 prop_assert!(t.build(&lens).is_ok());
                 for s in 0..n {
                     if lens[s] > 0 {
-                        let bits = u32::from(codes[s]) << (16 - lens[s]);
+                        let bits = u64::from(codes[s]) << (64 - lens[s]);
                         prop_assert_eq!(t.decode(bits), (s as u32, u32::from(lens[s])));
                     }
                 }
