@@ -12,6 +12,8 @@
 //! 50), `LZMS_DEC_ROUNDS` the rounds (default 9),
 //! `LZMS_BENCH_CORPUS=<file>` replaces the /usr corpus. The compressed chunk
 //! is cached in the temp directory (compressing 64 MiB takes a while).
+//! `LZMS_DEC_ONLY=tasq` or `LZMS_DEC_ONLY=wimlib` times one decoder only
+//! (for `perf` and `valgrind`).
 
 mod common;
 #[path = "common/cputime.rs"]
@@ -65,6 +67,18 @@ fn main() {
     assert!(out == corpus, "wimlib's output differs");
 
     let mbs = |secs: f64| n as f64 / secs / 1e6;
+    if let Ok(only) = std::env::var("LZMS_DEC_ONLY") {
+        for round in 0..rounds {
+            let t = clock();
+            if only == "wimlib" {
+                assert!(theirs.decompress_into(&z, &mut out), "wimlib decodes");
+            } else {
+                ours.decompress(&z, &mut out).expect("tasq decodes");
+            }
+            println!("| {round} | {:.1} MB/s ({only}) |", mbs(cpu_secs(&t)));
+        }
+        return;
+    }
     let mut table = rounds::Rounds::new();
     for _ in 0..rounds {
         let t = clock();

@@ -15,7 +15,10 @@ const MAX_TRANSLATION_OFFSET: i64 = 1023;
 
 /// Marks (0x80) the bytes of `w` equal to one of the first bytes of the
 /// instructions the filter looks at: 0x48, 0x4C, 0xE8, 0xE9, 0xF0, 0xFF.
-/// Exact per byte (no false positives, no carries between bytes).
+/// Exact per byte (no false positives, no carries between bytes). The
+/// scan on x86-64 uses SSE2 instead; this serves other targets (and the
+/// tests check both).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 #[inline(always)]
 fn opcode_bytes(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -28,6 +31,51 @@ fn opcode_bytes(w: u64) -> u64 {
         | zero((w & (0xFE * ONES)) ^ (0xE8 * ONES))
         | zero(w ^ (0xF0 * ONES))
         | zero(w ^ (0xFF * ONES))
+}
+
+/// Bit `i` set when byte `p + i` (`i < 16`) is one of the first bytes
+/// [`opcode_bytes`] marks; `data` must hold 16 bytes from `p`.
+#[inline(always)]
+fn opcode_mask16(data: &[u8], p: usize) -> u32 {
+    let chunk: &[u8; 16] = match data[p..].first_chunk::<16>() {
+        Some(c) => c,
+        None => panic!("opcode_mask16 needs 16 bytes"),
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // Sixteen bytes per step with SSE2 (part of every x86-64 CPU): the
+        // word-at-a-time test below cost ~4 instructions per byte of every
+        // decoded chunk (33 M of 220 M a round for an 8 MiB chunk).
+        // SAFETY: `chunk` is 16 readable bytes (an unaligned load); the
+        // other intrinsics only compute on registers.
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            let rex = _mm_cmpeq_epi8(
+                _mm_and_si128(v, _mm_set1_epi8(0xFBu8 as i8)),
+                _mm_set1_epi8(0x48),
+            );
+            let call = _mm_cmpeq_epi8(
+                _mm_and_si128(v, _mm_set1_epi8(0xFEu8 as i8)),
+                _mm_set1_epi8(0xE8u8 as i8),
+            );
+            let lock = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xF0u8 as i8));
+            let ff = _mm_cmpeq_epi8(v, _mm_set1_epi8(-1));
+            let any = _mm_or_si128(_mm_or_si128(rex, call), _mm_or_si128(lock, ff));
+            _mm_movemask_epi8(any) as u32
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // One bit per marked byte: gather the 0x80 marks into a byte.
+        let bits = |w: &[u8]| -> u32 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            let m = opcode_bytes(u64::from_le_bytes(b)) >> 7;
+            (m.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+        };
+        bits(&chunk[..8]) | (bits(&chunk[8..]) << 8)
+    }
 }
 
 /// Scratch state of the filter (256 KiB, reused between chunks).
@@ -57,18 +105,15 @@ impl X86Filter {
         // The first byte is never an opcode for this purpose.
         let mut p = 1;
         while p < end {
-            // Most bytes cannot start a translated instruction: skip them 8
-            // at a time (this filter runs over every decoded byte). p + 8 <=
-            // size - 8, so the word is always there.
-            let Some(w) = data[p..].first_chunk::<8>() else {
-                break;
-            };
-            let marks = opcode_bytes(u64::from_le_bytes(*w));
+            // Most bytes cannot start a translated instruction: skip them 16
+            // at a time (this filter runs over every decoded byte). p + 16 <
+            // size, so the 16 bytes are always there.
+            let marks = opcode_mask16(data, p);
             if marks == 0 {
-                p += 8;
+                p += 16;
                 continue;
             }
-            p += (marks.trailing_zeros() / 8) as usize;
+            p += marks.trailing_zeros() as usize;
             if p >= end {
                 break;
             }
@@ -179,6 +224,28 @@ mod tests {
         // Every byte an opcode: all eight marked.
         let w = u64::from_le_bytes([0x48, 0x4C, 0xE8, 0xE9, 0xF0, 0xFF, 0x48, 0xFF]);
         assert_eq!(opcode_bytes(w), 0x8080_8080_8080_8080);
+    }
+
+    #[test]
+    fn sixteen_byte_scan_marks_exactly_the_six_first_bytes() {
+        let mut x = 12345u32;
+        for round in 0..2000 {
+            let mut d = [0u8; 20];
+            for b in d.iter_mut() {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Half the bytes from the six, to get dense masks too.
+                *b = if x >> 31 == 0 {
+                    [0x48, 0x4C, 0xE8, 0xE9, 0xF0, 0xFF][(x >> 8) as usize % 6]
+                } else {
+                    (x >> 16) as u8
+                };
+            }
+            let p = round % 4;
+            let want = (0..16).fold(0u32, |m, i| {
+                m | u32::from(matches!(d[p + i], 0x48 | 0x4C | 0xE8 | 0xE9 | 0xF0 | 0xFF)) << i
+            });
+            assert_eq!(opcode_mask16(&d, p), want, "{d:x?} from {p}");
+        }
     }
 
     #[test]
