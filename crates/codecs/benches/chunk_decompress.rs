@@ -10,7 +10,10 @@
 //! 32), `DEC_LEVEL` wimlib's level (default 50), `DEC_ROUNDS` the rounds
 //! (default 9), `DEC_CORPUS=<file>` replaces the /usr corpus.
 //! `DEC_SMALL=1` cuts chunks of 1 to 32 KiB (see below).
-//! `DEC_ONLY=tasq` or `DEC_ONLY=wimlib` times one decoder only (for `perf`).
+//! `DEC_ONLY=tasq` or `DEC_ONLY=wimlib` times one decoder only (for `perf`);
+//! `DEC_ONLY=tasq-compress` or `DEC_ONLY=wimlib-compress` times one
+//! compressor (at `DEC_LEVEL`) over the same chunks instead (for `perf`
+//! and `valgrind`, which need one side alone).
 
 mod common;
 #[path = "common/cputime.rs"]
@@ -19,7 +22,7 @@ mod cputime;
 mod rounds;
 
 use cputime::{clock, cpu_secs};
-use tasq_codecs::{new_decompressor, CompressionFormat};
+use tasq_codecs::{new_compressor, new_decompressor, CompressionFormat};
 use wimlib_oracle::{Ctype, WimlibCompressor, WimlibDecompressor};
 
 const CHUNK: usize = 32768;
@@ -130,6 +133,27 @@ fn main() {
 
     let mbs = |secs: f64| n as f64 / secs / 1e6;
     if let Ok(only) = std::env::var("DEC_ONLY") {
+        if let Some(side) = only.strip_suffix("-compress") {
+            let mut tc = new_compressor(format, CHUNK, level).expect("tasq compressor");
+            let mut wc = WimlibCompressor::new(ctype, CHUNK, level).expect("wimlib compressor");
+            let mut zbuf = vec![0u8; CHUNK];
+            for round in 0..rounds {
+                let t = clock();
+                let mut zn = 0usize;
+                for c in &chunks {
+                    zn += if side == "wimlib" {
+                        wc.compress(c).map_or(c.len(), |z| z.len())
+                    } else {
+                        tc.compress(c, &mut zbuf[..c.len()]).unwrap_or(c.len())
+                    };
+                }
+                println!(
+                    "| {round} | {:.1} MB/s ({only}, {zn} bytes) |",
+                    corpus.len() as f64 / cpu_secs(&t) / 1e6
+                );
+            }
+            return;
+        }
         for round in 0..rounds {
             let t = clock();
             for (c, z) in &pairs {
