@@ -28,11 +28,13 @@ pub(crate) unsafe fn copy_match_unchecked(out: &mut [u8], dst: usize, offset: us
         // spill up to 15 bytes past `dst + len`, still inside `out`; those
         // bytes are overwritten later since every output byte is produced
         // by some item.
-        // SAFETY: every 8-byte write starts before max(dst + len, dst + 16)
-        // - 7, so it ends before dst + len + 16 <= out.len(); every read
-        // starts at the write position minus offset >= 8, so it lies inside
-        // `out` and entirely before the bytes being written (which makes
-        // word-by-word copying the same as byte-by-byte).
+        // SAFETY: the 8-byte writes start at dst, dst + 8 and then below
+        // dst + len, so none ends past max(dst + 16, dst + len + 7) <=
+        // dst + len + 16 <= out.len(); every read starts at its write's
+        // position minus offset >= 8 (at or after src >= 0), so it lies
+        // inside `out` and ends at or before the start of the bytes being
+        // written (which makes word-by-word copying the same as
+        // byte-by-byte, overlap included).
         unsafe {
             let mut s = base.add(src);
             let mut d = base.add(dst);

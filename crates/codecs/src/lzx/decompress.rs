@@ -410,7 +410,7 @@ impl LzxDecompressor {
         let mut rep = *reps;
         while pos < end {
             r.refill();
-            // After a refill at least 49 bits are buffered: enough for three
+            // After a refill at least 56 bits are buffered: enough for three
             // main symbols, so runs of literals need one refill per three.
             let mut sym = r.decode(main) as usize;
             if sym < NUM_CHARS {

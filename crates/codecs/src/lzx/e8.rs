@@ -61,8 +61,8 @@ fn scan(data: &mut [u8], f: impl Fn(i32, i32) -> Option<i32>) {
 }
 
 /// Position of the first 0xE8 byte of `s` (`memchr` uses the vector
-/// instructions the CPU has; most chunks hold few E8 bytes, so the scan
-/// between them is most of this pass).
+/// instructions the CPU has; in code, E8 bytes are dense, one in ~20 on
+/// the bench corpus, and the work per byte found then weighs as much).
 #[inline]
 fn find_e8(s: &[u8]) -> Option<usize> {
     memchr::memchr(0xE8, s)
