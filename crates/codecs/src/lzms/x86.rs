@@ -44,9 +44,9 @@ fn opcode_mask16(data: &[u8], p: usize) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
-        // Sixteen bytes per step with SSE2 (part of every x86-64 CPU): the
-        // word-at-a-time test below cost ~4 instructions per byte of every
-        // decoded chunk (33 M of 220 M a round for an 8 MiB chunk).
+        // Sixteen bytes per step with SSE2 (part of every x86-64 CPU): with
+        // the word-at-a-time test, decoding an 8 MiB chunk took 443 M
+        // instructions, with this 420 M (wimlib: 303 M).
         // SAFETY: `chunk` is 16 readable bytes (an unaligned load); the
         // other intrinsics only compute on registers.
         unsafe {
@@ -67,15 +67,25 @@ fn opcode_mask16(data: &[u8], p: usize) -> u32 {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        // One bit per marked byte: gather the 0x80 marks into a byte.
-        let bits = |w: &[u8]| -> u32 {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            let m = opcode_bytes(u64::from_le_bytes(b)) >> 7;
-            (m.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
-        };
-        bits(&chunk[..8]) | (bits(&chunk[8..]) << 8)
+        opcode_mask16_words(chunk)
     }
+}
+
+/// [`opcode_mask16`] from two [`opcode_bytes`] words, for targets without
+/// SSE2 (built everywhere, so that the tests check it on x86-64 too).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn opcode_mask16_words(chunk: &[u8; 16]) -> u32 {
+    // One bit per marked byte: the multiplication gathers the low bit of
+    // each byte (the 0x80 marks shifted down) into the top byte, byte i
+    // at bit 56 + i, without carries.
+    let bits = |w: &[u8]| -> u32 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let m = opcode_bytes(u64::from_le_bytes(b)) >> 7;
+        (m.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+    };
+    bits(&chunk[..8]) | (bits(&chunk[8..]) << 8)
 }
 
 /// Scratch state of the filter (256 KiB, reused between chunks).
@@ -245,6 +255,8 @@ mod tests {
                 m | u32::from(matches!(d[p + i], 0x48 | 0x4C | 0xE8 | 0xE9 | 0xF0 | 0xFF)) << i
             });
             assert_eq!(opcode_mask16(&d, p), want, "{d:x?} from {p}");
+            let chunk: &[u8; 16] = d[p..].first_chunk().unwrap();
+            assert_eq!(opcode_mask16_words(chunk), want, "{d:x?} from {p}");
         }
     }
 
