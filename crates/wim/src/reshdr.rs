@@ -32,11 +32,10 @@ pub struct ResHdr {
 
 impl ResHdr {
     pub fn parse(b: &[u8; RESHDR_SIZE]) -> ResHdr {
-        let mut size = [0u8; 8];
-        size[..7].copy_from_slice(&b[..7]);
+        let (size_in_wim, flags) = ResHdr::unpack_size_flags(le64(&b[..8]));
         ResHdr {
-            size_in_wim: u64::from_le_bytes(size),
-            flags: b[7],
+            size_in_wim,
+            flags,
             offset_in_wim: le64(&b[8..16]),
             uncompressed_size: le64(&b[16..24]),
         }
@@ -44,11 +43,21 @@ impl ResHdr {
 
     pub fn to_bytes(&self) -> [u8; RESHDR_SIZE] {
         let mut b = [0u8; RESHDR_SIZE];
-        b[..7].copy_from_slice(&self.size_in_wim.to_le_bytes()[..7]);
-        b[7] = self.flags;
+        b[..8].copy_from_slice(&self.size_flags().to_le_bytes());
         b[8..16].copy_from_slice(&self.offset_in_wim.to_le_bytes());
         b[16..24].copy_from_slice(&self.uncompressed_size.to_le_bytes());
         b
+    }
+
+    /// The record's first 8 bytes as one word, as the file stores them:
+    /// the stored size in the low 56 bits, the flags in the top byte.
+    pub fn size_flags(&self) -> u64 {
+        self.size_in_wim & MAX_SIZE_IN_WIM | u64::from(self.flags) << 56
+    }
+
+    /// (stored size, flags) of a [`Self::size_flags`] word.
+    pub fn unpack_size_flags(w: u64) -> (u64, u8) {
+        (w & MAX_SIZE_IN_WIM, (w >> 56) as u8)
     }
 
     pub fn is_compressed(&self) -> bool {

@@ -745,9 +745,9 @@ const _: () = assert!(std::mem::size_of::<BlobRec>() <= 56);
 enum Place {
     /// In a resource still being written (the resource writer's id).
     Pending(usize),
-    /// In a resource of its own, at `offset`; `stored` packs the resource
-    /// header's stored size (low 56 bits) and flags (high 8) as the file
-    /// does. Its uncompressed size is the blob's.
+    /// In a resource of its own, at `offset`; `stored` is the resource
+    /// header's stored size and flags packed as the file does
+    /// ([`ResHdr::size_flags`]). Its uncompressed size is the blob's.
     Own { offset: u64, stored: u64 },
     /// In solid resource `res` of `WimWriter::solid_out` (`usize::MAX`
     /// while that resource is still open), at `offset` of its data.
@@ -761,7 +761,7 @@ impl Place {
         debug_assert!(rh.size_in_wim <= MAX_SIZE_IN_WIM);
         Place::Own {
             offset: rh.offset_in_wim,
-            stored: rh.size_in_wim & MAX_SIZE_IN_WIM | u64::from(rh.flags) << 56,
+            stored: rh.size_flags(),
         }
     }
 }
@@ -770,12 +770,15 @@ impl BlobRec {
     /// The header of the blob's own resource, once written.
     fn reshdr(&self) -> Option<ResHdr> {
         match self.place {
-            Place::Own { offset, stored } => Some(ResHdr {
-                size_in_wim: stored & MAX_SIZE_IN_WIM,
-                flags: (stored >> 56) as u8,
-                offset_in_wim: offset,
-                uncompressed_size: self.size,
-            }),
+            Place::Own { offset, stored } => {
+                let (size_in_wim, flags) = ResHdr::unpack_size_flags(stored);
+                Some(ResHdr {
+                    size_in_wim,
+                    flags,
+                    offset_in_wim: offset,
+                    uncompressed_size: self.size,
+                })
+            }
             _ => None,
         }
     }
