@@ -204,6 +204,20 @@ impl ByteBudget {
         true
     }
 
+    /// Takes `n` bytes of the budget if they fit now (or nothing is held);
+    /// never waits. `None` once the budget is stopped.
+    pub fn try_acquire(&self, n: u64) -> Option<bool> {
+        let mut st = self.state.lock().ok()?;
+        if st.stopped {
+            return None;
+        }
+        if st.held > 0 && st.held.saturating_add(n) > self.limit {
+            return Some(false);
+        }
+        st.held += n;
+        Some(true)
+    }
+
     /// Gives back `n` bytes taken by [`acquire`](Self::acquire).
     pub fn release(&self, n: u64) {
         if let Ok(mut st) = self.state.lock() {
@@ -271,6 +285,21 @@ mod budget_tests {
         // Nothing held: an item above the limit goes through alone.
         assert!(b.acquire(1000));
         b.release(1000);
+    }
+
+    #[test]
+    fn try_acquire_takes_what_fits_and_never_waits() {
+        let b = ByteBudget::new(100);
+        assert_eq!(b.try_acquire(70), Some(true));
+        assert_eq!(b.try_acquire(31), Some(false));
+        assert_eq!(b.try_acquire(30), Some(true));
+        assert_eq!(b.try_acquire(1), Some(false));
+        b.release(100);
+        // Nothing held: an item above the limit goes through alone.
+        assert_eq!(b.try_acquire(500), Some(true));
+        assert_eq!(b.try_acquire(1), Some(false));
+        b.stop();
+        assert_eq!(b.try_acquire(1), None);
     }
 
     #[test]
